@@ -1,0 +1,173 @@
+"""The one error tree shared by ``lume_async`` and ``lume_sync``.
+
+::
+
+    LumeError
+     ├─ APIError                      status_code, code, message, error_id, request_id, body
+     │   ├─ AuthenticationError       401
+     │   ├─ PermissionDeniedError     403
+     │   ├─ NotFoundError             404   └─ RunNotFoundError
+     │   ├─ InvalidRequestError       400/409/422   └─ DuplicateRunError (existing_run_id)
+     │   ├─ RateLimitError            429 (retry_after)
+     │   └─ ServerError               5xx
+     ├─ APIConnectionError            └─ APITimeoutError (also a TimeoutError)
+     ├─ ResponseValidationError       the server's answer did not match the schema
+     ├─ RunError                      ├─ RunFailedError (run)   └─ RunTimeoutError (also a TimeoutError)
+     ├─ WebhookVerificationError
+     └─ SyncFacadeError               misuse of lume_sync
+
+Transport, JSON and cattrs exceptions never escape unwrapped: they are chained as ``__cause__``.
+No message built here ever contains an API key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._run import AsyncRun
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "DuplicateRunError",
+    "InvalidRequestError",
+    "LumeError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "RunError",
+    "RunFailedError",
+    "RunNotFoundError",
+    "RunTimeoutError",
+    "ServerError",
+    "SyncFacadeError",
+    "WebhookVerificationError",
+]
+
+
+class LumeError(Exception):
+    """The root of every error this SDK raises on purpose."""
+
+
+class APIError(LumeError):
+    """The service answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        error_id: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.error_id = error_id
+        self.request_id = request_id
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [f"{self.status_code}"]
+        if self.code:
+            parts.append(self.code)
+        text = f"[{' '.join(parts)}] {self.message}"
+        ids = [f"{k}={v}" for k, v in (("request_id", self.request_id), ("error_id", self.error_id)) if v]
+        return f"{text} ({', '.join(ids)})" if ids else text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing or not valid."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: no such resource for this tenant."""
+
+
+class RunNotFoundError(NotFoundError):
+    """404 for a run id (another tenant's run reads as missing too)."""
+
+
+class InvalidRequestError(APIError):
+    """400, 409 or 422: the service refused the request as sent."""
+
+
+class DuplicateRunError(InvalidRequestError):
+    """409 ``duplicate_source_path``: this (flow_version, source_path) already SUCCEEDED."""
+
+    def __init__(self, message: str, *, existing_run_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.existing_run_id = existing_run_id
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the service failed; retried within the policy before it reaches you."""
+
+
+class APIConnectionError(LumeError):
+    """No usable answer: connection refused or reset, a cut body, a TLS failure."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """A request (or its retry deadline) ran out of time."""
+
+
+class ResponseValidationError(LumeError):
+    """The service's answer did not match the schema the SDK expects."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class RunError(LumeError):
+    """A run-level outcome the caller asked to treat as an error."""
+
+
+class RunFailedError(RunError):
+    """``raise_for_status()`` on a FAILED, CRASHED or CANCELED run."""
+
+    def __init__(self, message: str, *, run: AsyncRun | Any) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class RunTimeoutError(RunError, TimeoutError):
+    """``wait()`` ran past its timeout; the run itself goes on."""
+
+    def __init__(self, message: str, *, run: AsyncRun | Any = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class WebhookVerificationError(LumeError):
+    """A webhook delivery was unsigned, tampered with, stale or replayed."""
+
+
+class SyncFacadeError(LumeError):
+    """``lume_sync`` was misused: a call from its own loop thread, or use after close."""
