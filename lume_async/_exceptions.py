@@ -3,7 +3,7 @@
 ::
 
     LumeError
-     ├─ APIError                      status_code, code, message, error_id, request_id, body
+     ├─ APIError                      status_code, code, message, error_id, request_id, retry_after
      │   ├─ AuthenticationError       401
      │   ├─ PermissionDeniedError     403
      │   ├─ NotFoundError             404   └─ RunNotFoundError
@@ -12,7 +12,8 @@
      │   └─ ServerError               5xx
      ├─ APIConnectionError            └─ APITimeoutError (also a TimeoutError)
      ├─ ResponseValidationError       the server's answer did not match the schema
-     ├─ RunError                      ├─ RunFailedError (run)   └─ RunTimeoutError (also a TimeoutError)
+     ├─ RunError                      ├─ RunFailedError (run)
+     │                                └─ RunTimeoutError (also a TimeoutError)
      ├─ WebhookVerificationError
      └─ SyncFacadeError               misuse of lume_sync
 
@@ -65,9 +66,11 @@ class APIError(LumeError):
         error_id: str | None = None,
         request_id: str | None = None,
         body: Any = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
         self.status_code = status_code
         self.code = code
         self.error_id = error_id
@@ -79,7 +82,11 @@ class APIError(LumeError):
         if self.code:
             parts.append(self.code)
         text = f"[{' '.join(parts)}] {self.message}"
-        ids = [f"{k}={v}" for k, v in (("request_id", self.request_id), ("error_id", self.error_id)) if v]
+        ids = [
+            f"{k}={v}"
+            for k, v in (("request_id", self.request_id), ("error_id", self.error_id))
+            if v
+        ]
         return f"{text} ({', '.join(ids)})" if ids else text
 
     def __repr__(self) -> str:
@@ -119,10 +126,6 @@ class DuplicateRunError(InvalidRequestError):
 
 class RateLimitError(APIError):
     """429: too many requests; ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class ServerError(APIError):

@@ -1,0 +1,213 @@
+"""``AsyncLume``: the asyncio client, its settings, and the seed-compatible top-level calls."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+import attrs
+
+from ._config import ClientConfig, RetryPolicy, Timeout
+from ._flows import AsyncFlows
+from ._run import AsyncRun
+from ._runs import AsyncRuns
+from ._transport import RequestOptions, Transport
+from ._waiting import Waiting
+from .models import RejectedRow, RunData
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookReceiver
+
+__all__ = ["AsyncLume", "ProcessResult"]
+
+R = TypeVar("R")
+
+_UNSET: Any = object()
+
+
+@attrs.frozen
+class ProcessResult(Generic[R]):
+    """What ``process()`` returns: the terminal run, its mapped rows and its rejected rows."""
+
+    run: R
+    rows: list[dict[str, Any]]
+    rejects: list[RejectedRow]
+
+
+class AsyncLume:
+    """The asyncio client for Lume runs.
+
+    One aiohttp session is created lazily on the loop of the first request and reused for every
+    call; close it with ``await lume.aclose()`` or ``async with AsyncLume(...) as lume``. The API
+    key comes from ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
+    """
+
+    runs: AsyncRuns
+    flows: AsyncFlows
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: Timeout | float | None = 60.0,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 100,
+        webhooks: WebhookReceiver | None = None,
+        allow_insecure_http: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._config = ClientConfig.resolve(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            max_connections=max_connections,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._transport = Transport(self._config, ssl_context=ssl_context)
+        self._options: RequestOptions | None = None
+        self._waiting = Waiting(self._batch_fetch)
+        self._unsubscribe: Callable[[], None] | None = None
+        if webhooks is not None:
+            self._unsubscribe = webhooks.add_listener(self._waiting.on_event)
+            self._waiting.enable_push()
+        self._wire(self._options)
+
+    def _wire(self, options: RequestOptions | None) -> None:
+        self.runs = AsyncRuns(self._transport, options, self._waiting)
+        self.flows = AsyncFlows(self._transport, options)
+
+    async def _batch_fetch(self, ids: list[str]) -> dict[str, RunData]:
+        return await self.runs.batch_get(ids)
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        return (self._options or self._transport.default_options).timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return (self._options or self._transport.default_options).retry
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | float | None = _UNSET,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncLume:
+        """A view of this client with other per-call settings; it shares connections and waiting."""
+        current = self._options or self._transport.default_options
+        if retry is not None and max_retries is not None:
+            raise TypeError("pass either max_retries or retry=RetryPolicy(...), not both")
+        if max_retries is not None:
+            retry = attrs.evolve(current.retry, max_retries=max_retries)
+        options = RequestOptions(
+            timeout=current.timeout if timeout is _UNSET else Timeout.coerce(timeout),
+            retry=retry or current.retry,
+        )
+        view = object.__new__(AsyncLume)
+        view._config = self._config
+        view._transport = self._transport
+        view._waiting = self._waiting
+        view._unsubscribe = None
+        view._options = options
+        view._wire(options)
+        return view
+
+    # -- seed-compatible top level -------------------------------------------------------------
+    async def run(
+        self,
+        flow_version: str,
+        source_path: str | None = None,
+        *,
+        run_metadata: Mapping[str, Any] | None = None,
+        force_rerun: bool = False,
+        label: str | None = None,
+        tags: Iterable[str] = (),
+        source_data: Sequence[Mapping[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncRun:
+        """Start a run and return at once (same as ``runs.create``)."""
+        return await self.runs.create(
+            flow_version,
+            source_path,
+            source_data=source_data,
+            run_metadata=run_metadata,
+            force_rerun=force_rerun,
+            label=label,
+            tags=tags,
+            idempotency_key=idempotency_key,
+        )
+
+    async def run_status(self, run_id: str) -> AsyncRun:
+        """The run with this id, fresh from the service (same as ``runs.get``)."""
+        return await self.runs.get(run_id)
+
+    async def process(
+        self,
+        flow_version: str,
+        source_path: str | None = None,
+        *,
+        source_data: Sequence[Mapping[str, Any]] | None = None,
+        run_metadata: Mapping[str, Any] | None = None,
+        force_rerun: bool = False,
+        label: str | None = None,
+        tags: Iterable[str] = (),
+        timeout: float | None = 3600,
+        poll_interval: float = 5,
+    ) -> ProcessResult[AsyncRun]:
+        """Create a run, wait for it, and collect its mapped and rejected rows.
+
+        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
+        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        """
+        run = await self.run(
+            flow_version,
+            source_path,
+            source_data=source_data,
+            run_metadata=run_metadata,
+            force_rerun=force_rerun,
+            label=label,
+            tags=tags,
+        )
+        await run.wait(timeout=timeout, poll_interval=poll_interval)
+        run.raise_for_status()
+        rows = await run.results().collect()
+        rejects = await run.rejects().collect()
+        return ProcessResult(run=run, rows=rows, rejects=rejects)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def is_closed(self) -> bool:
+        return self._transport.closed
+
+    async def aclose(self) -> None:
+        """Stop waiting, close the connections. Safe to call twice."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await self._waiting.aclose()
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncLume base_url={self._config.base_url!r}>"

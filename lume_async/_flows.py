@@ -1,0 +1,59 @@
+"""``lume.flows``: the transformation flows and their published versions."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from . import _converter
+from ._pagination import AsyncPaginator
+from ._validation import check_page_size
+from .models import Flow, Page
+
+if TYPE_CHECKING:
+    from ._transport import RequestOptions, Transport
+
+__all__ = ["AsyncFlows"]
+
+_FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+
+
+class AsyncFlows:
+    """The flows resource of one client (``lume.flows``)."""
+
+    def __init__(self, transport: Transport, options: RequestOptions | None) -> None:
+        self._transport = transport
+        self._options = options
+
+    def list(self, *, page_size: int = 100) -> AsyncPaginator[Flow]:
+        """Every flow this API key can run."""
+        check_page_size(page_size)
+
+        async def fetch(page: int) -> Page[Flow]:
+            response = await self._transport.request(
+                "GET",
+                "/v1/flows",
+                route="/v1/flows",
+                params={"page": page, "size": page_size},
+                retryable=True,
+                options=self._options,
+            )
+            return _converter.decode_page(response.body, Flow)
+
+        return AsyncPaginator(fetch_page=fetch, page_size=page_size)
+
+    async def get(self, name: str) -> Flow:
+        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        base = name.split(":", 1)[0]
+        if not _FLOW_NAME.fullmatch(base):
+            raise ValueError(f"{name!r} is not a flow name (expected e.g. 'customer_cleaner')")
+        response = await self._transport.request(
+            "GET",
+            f"/v1/flows/{base}",
+            route="/v1/flows/{name}",
+            retryable=True,
+            options=self._options,
+        )
+        return _converter.structure(response.json(), Flow, what="flow")

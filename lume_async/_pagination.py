@@ -1,0 +1,105 @@
+"""``AsyncPaginator``: one way to walk every listing, by page number or by cursor.
+
+Page-numbered listings (results, rejects, logs, flows) fetch the next pages ahead while the caller
+consumes the current one, with at most ``prefetch`` requests in flight and so at most
+``prefetch + 1`` pages in memory. Cursor listings (runs) follow ``next_cursor`` one page at a time.
+Every page is read whole before its first item is yielded, so breaking out of a loop never holds a
+connection; in-flight read-ahead is cancelled when the iteration is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+from .models import Page
+
+__all__ = ["AsyncPaginator"]
+
+T = TypeVar("T")
+
+PageFetcher = Callable[[int], Awaitable[Page[T]]]
+CursorFetcher = Callable[[str | None], Awaitable[Page[T]]]
+
+
+class AsyncPaginator(Generic[T]):
+    """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``."""
+
+    def __init__(
+        self,
+        *,
+        fetch_page: PageFetcher[T] | None = None,
+        fetch_cursor: CursorFetcher[T] | None = None,
+        page_size: int,
+        prefetch: int = 2,
+    ) -> None:
+        if (fetch_page is None) == (fetch_cursor is None):
+            raise TypeError("give exactly one of fetch_page / fetch_cursor")
+        self._fetch_page = fetch_page
+        self._fetch_cursor = fetch_cursor
+        self._page_size = page_size
+        self._prefetch = max(0, prefetch)
+
+    @property
+    def page_size(self) -> int:
+        return self._page_size
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[T]:
+        pages = self.pages()
+        try:
+            async for page in pages:
+                for item in page.items:
+                    yield item
+        finally:
+            await pages.aclose()  # type: ignore[attr-defined]
+
+    def pages(self) -> AsyncIterator[Page[T]]:
+        """The pages in order (each read whole before it is yielded)."""
+        if self._fetch_page is not None:
+            return self._numbered_pages(self._fetch_page)
+        assert self._fetch_cursor is not None
+        return self._cursor_pages(self._fetch_cursor)
+
+    async def collect(self) -> list[T]:
+        """Every item of every page, in order, as one list."""
+        items: list[T] = []
+        async for page in self.pages():
+            items.extend(page.items)
+        return items
+
+    async def _numbered_pages(self, fetch: PageFetcher[T]) -> AsyncIterator[Page[T]]:
+        first = await fetch(1)
+        yield first
+        last = first.pages or 1
+        if last <= 1 or not first.items:
+            return
+        ahead: deque[asyncio.Task[Page[T]]] = deque()
+        next_page = 2
+        try:
+            while ahead or next_page <= last:
+                while next_page <= last and len(ahead) < max(1, self._prefetch):
+                    ahead.append(asyncio.ensure_future(fetch(next_page)))
+                    next_page += 1
+                page = await ahead.popleft()
+                if not page.items:
+                    return  # the listing shrank under us: stop at its new end
+                yield page
+        finally:
+            for task in ahead:
+                task.cancel()
+            if ahead:
+                await asyncio.gather(*ahead, return_exceptions=True)
+
+    async def _cursor_pages(self, fetch: CursorFetcher[T]) -> AsyncIterator[Page[T]]:
+        cursor: str | None = None
+        while True:
+            page = await fetch(cursor)
+            yield page
+            if page.next_cursor is None or not page.items:
+                return
+            cursor = page.next_cursor

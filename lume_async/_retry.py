@@ -1,0 +1,130 @@
+"""Retry decisions: backoff with full jitter, Retry-After, and the client-wide retry budget.
+
+The transport is the only layer that retries; this module only decides *whether* and *how long*.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import attrs
+
+from ._config import RetryPolicy
+from ._exceptions import APIConnectionError, LumeError, RateLimitError, ServerError
+
+__all__ = ["RetryBudget", "RetryEvent", "instant_retries", "retry_sleep"]
+
+logger = logging.getLogger("lume_async.retry")
+
+_instant = False
+
+
+@contextmanager
+def instant_retries() -> Iterator[None]:
+    """Inside this block retry waits take no real time (they are still computed and reported)."""
+    global _instant
+    previous, _instant = _instant, True
+    try:
+        yield
+    finally:
+        _instant = previous
+
+
+async def retry_sleep(seconds: float) -> None:
+    await anyio.sleep(0 if _instant else seconds)
+
+
+@attrs.frozen
+class RetryEvent:
+    """One retry about to happen: handed to ``RetryPolicy.on_retry`` and logged."""
+
+    method: str
+    route: str
+    attempt: int  # the attempt that just failed, from 1
+    wait: float  # seconds before the next attempt
+    cause: BaseException
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimitError | ServerError | APIConnectionError)
+
+
+def backoff(policy: RetryPolicy, retry_index: int, exc: LumeError, rng: random.Random) -> float:
+    """Seconds to wait before retry number ``retry_index`` (from 0) after ``exc``.
+
+    Full jitter keeps many clients that failed together from retrying together.
+    """
+    if isinstance(exc, RateLimitError | ServerError) and exc.retry_after is not None:
+        return exc.retry_after
+    base = policy.rate_limit_base_delay if isinstance(exc, RateLimitError) else policy.base_delay
+    return rng.uniform(0.0, min(policy.max_delay, base * (2**retry_index)))
+
+
+class RetryBudget:
+    """A client-wide cap on retries: a share of recent requests plus a small floor.
+
+    Each original request deposits ``ratio`` tokens into the current one-second slot of a ten-second
+    window; each retry withdraws one; a retry that succeeds returns its token, so a flaky service
+    keeps its retries while a dead one stops getting them. The balance is
+    ``floor * window + ratio * deposits - withdrawals`` over the window.
+    """
+
+    __slots__ = ("_deposits", "_floor", "_last_slot", "_ratio", "_window", "_withdrawals")
+
+    def __init__(self, ratio: float, floor: float, window: int = 10) -> None:
+        self._ratio = ratio
+        self._floor = floor
+        self._window = window
+        self._deposits = [0] * window
+        self._withdrawals = [0.0] * window
+        self._last_slot = int(time.monotonic())
+
+    def _slot(self) -> int:
+        now = int(time.monotonic())
+        if now != self._last_slot:
+            stale = min(now - self._last_slot, self._window)
+            for i in range(1, stale + 1):
+                j = (self._last_slot + i) % self._window
+                self._deposits[j] = 0
+                self._withdrawals[j] = 0.0
+            self._last_slot = now
+        return now % self._window
+
+    def deposit(self) -> None:
+        self._deposits[self._slot()] += 1
+
+    def balance(self) -> float:
+        self._slot()
+        return (
+            self._floor * self._window + self._ratio * sum(self._deposits) - sum(self._withdrawals)
+        )
+
+    def try_withdraw(self) -> bool:
+        if self.balance() < 1.0:
+            return False
+        self._withdrawals[self._slot()] += 1.0
+        return True
+
+    def refund(self) -> None:
+        self._withdrawals[self._slot()] -= 1.0
+
+
+def log_retry(event: RetryEvent, policy: RetryPolicy) -> None:
+    logger.info(
+        "retrying %s %s after attempt %d in %.3f s: %s",
+        event.method,
+        event.route,
+        event.attempt,
+        event.wait,
+        event.cause,
+    )
+    if policy.on_retry is not None:
+        try:
+            policy.on_retry(event)
+        except Exception:
+            logger.exception("the on_retry hook raised; the retry goes on")

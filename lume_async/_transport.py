@@ -1,0 +1,348 @@
+"""The HTTP transport: one aiohttp session per client, error mapping, and the only retry loop.
+
+The session is created lazily on the loop of the first request. Every answer is read whole before
+it is handed on, so a connection goes back to the pool before any row reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+import attrs
+from multidict import CIMultiDictProxy
+
+from . import _converter
+from ._config import ClientConfig, RetryPolicy, Timeout
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    DuplicateRunError,
+    InvalidRequestError,
+    LumeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry, retry_sleep
+from ._version import __version__
+
+__all__ = ["RequestOptions", "Response", "Transport"]
+
+USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
+
+_STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+# Sessions that belong to a parent process's loop. Closing them from a forked child would touch
+# the parent's epoll set and sockets, so the child keeps them unreferenced-by-nobody-else, quietly.
+_ORPHANED_AFTER_FORK: list[aiohttp.ClientSession] = []
+
+
+@attrs.frozen
+class RequestOptions:
+    """Per-call settings: the client's defaults, or those of ``with_options(...)``."""
+
+    timeout: Timeout
+    retry: RetryPolicy
+
+
+@attrs.frozen
+class Response:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id")
+
+    def json(self) -> Any:
+        try:
+            return _converter.loads(self.body)
+        except ResponseValidationError as exc:
+            raise ResponseValidationError(str(exc), request_id=self.request_id) from exc
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare for this API; fall back to our own backoff
+    return max(0.0, seconds)
+
+
+def error_from_response(
+    response: Response, *, not_found: type[NotFoundError] = NotFoundError
+) -> APIError:
+    """Build the typed error for a 4xx/5xx answer, whatever its body looks like."""
+    status = response.status
+    body: Any = None
+    try:
+        body = _converter.loads(response.body) if response.body else None
+    except ResponseValidationError:
+        body = None
+    detail: Any = body.get("detail") if isinstance(body, dict) else None
+    code = body.get("code") if isinstance(body, dict) else None
+    error_id = body.get("error_id") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        message = "; ".join(_describe_issue(item) for item in detail) or "invalid request"
+    elif isinstance(detail, str) and detail:
+        message = detail
+    else:
+        text = response.body[:200].decode("utf-8", "replace").strip()
+        message = text or f"HTTP {status}"
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "code": code if isinstance(code, str) else None,
+        "error_id": error_id if isinstance(error_id, str) else None,
+        "request_id": response.request_id,
+        "body": body,
+        "retry_after": _parse_retry_after(response.headers.get("Retry-After")),
+    }
+    if status == 409 and kwargs["code"] == "duplicate_source_path":
+        existing = body.get("existing_run_id") if isinstance(body, dict) else None
+        return DuplicateRunError(message, existing_run_id=existing, **kwargs)
+    if status == 404:
+        return not_found(message, **kwargs)
+    cls = _STATUS_ERRORS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIError
+    return cls(message, **kwargs)
+
+
+def _describe_issue(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    loc = item.get("loc")
+    where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+    msg = str(item.get("msg", "invalid"))
+    return f"{where}: {msg}" if where else msg
+
+
+class Transport:
+    """Sends requests, retries what is safe to repeat, and maps failures onto the error tree."""
+
+    def __init__(self, config: ClientConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._config = config
+        self._base_url = config.base_url
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._session_pid = 0
+        self._closed = False
+        self._budget = RetryBudget(config.retry.budget_ratio, config.retry.budget_floor)
+        self._rng = random.Random()
+        self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def budget(self) -> RetryBudget:
+        return self._budget
+
+    def _client_timeout(self, timeout: Timeout, remaining: float | None) -> aiohttp.ClientTimeout:
+        if remaining is not None and (timeout.total is None or remaining < timeout.total):
+            return aiohttp.ClientTimeout(
+                total=max(remaining, 0.001), sock_connect=timeout.connect, sock_read=timeout.read
+            )
+        cached = self._timeouts.get(timeout)
+        if cached is None:
+            cached = aiohttp.ClientTimeout(
+                total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+            )
+            self._timeouts[timeout] = cached
+        return cached
+
+    def _session_for_this_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._session_loop is loop:
+            return session
+        if self._closed:
+            raise LumeError("this client is closed; create a new one")
+        if session is not None:
+            if self._session_pid != os.getpid():
+                _ORPHANED_AFTER_FORK.append(session)
+                session.detach()
+            elif self._session_loop is not None and not self._session_loop.is_closed():
+                raise LumeError(
+                    "this client is in use on another running event loop; "
+                    "create one client per event loop"
+                )
+            else:
+                raise LumeError(
+                    "this client's connections belong to an event loop that has closed; "
+                    "create a new client inside each event loop (e.g. `async with AsyncLume(...)`)"
+                )
+        connector = aiohttp.TCPConnector(
+            limit=self._config.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={
+                "lume-api-key": self._config.api_key,
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            skip_auto_headers=("Accept-Encoding",),
+            raise_for_status=False,
+            trust_env=False,
+        )
+        self._session_loop = loop
+        self._session_pid = os.getpid()
+        return self._session
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        if self._session_pid != os.getpid():
+            _ORPHANED_AFTER_FORK.append(session)
+            session.detach()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._session_loop:
+            await session.close()
+        elif self._session_loop is not None and not self._session_loop.is_closed():
+            fut = asyncio.run_coroutine_threadsafe(session.close(), self._session_loop)
+            await asyncio.wrap_future(fut)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        route: str,
+        params: Mapping[str, str | int] | list[tuple[str, str | int]] | None = None,
+        body: bytes | None = None,
+        retryable: bool,
+        idempotency_key: str | None = None,
+        options: RequestOptions | None = None,
+        not_found: type[NotFoundError] = NotFoundError,
+    ) -> Response:
+        """Send one logical request; return a 2xx answer or raise a LumeError.
+
+        ``route`` is the path template, used in retry logs. ``retryable`` says whether repeating the
+        request is safe (reads, PATCH, cancel, and creates that carry an ``Idempotency-Key``).
+        """
+        opts = options or self.default_options
+        policy = opts.retry
+        session = self._session_for_this_loop()
+        url = self._base_url + path
+        headers: dict[str, str] | None = None
+        if body is not None:
+            headers = {"Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers = headers or {}
+            headers["Idempotency-Key"] = idempotency_key
+        deadline = None if policy.deadline is None else time.monotonic() + policy.deadline
+        self._budget.deposit()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = None if deadline is None else deadline - time.monotonic()
+            timeout = self._client_timeout(opts.timeout, remaining)
+            failure: LumeError
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    ssl=self._ssl,
+                ) as resp:
+                    payload = await resp.read()
+                    response = Response(resp.status, resp.headers, payload)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                failure = _wrap_transport_error(exc, method, route)
+            else:
+                if response.status < 300:
+                    if attempt > 1:
+                        self._budget.refund()
+                    return response
+                if response.status < 400:
+                    raise APIError(
+                        f"unexpected redirect ({response.status}) to "
+                        f"{response.headers.get('Location', '?')!r}; redirects are not followed",
+                        status_code=response.status,
+                        request_id=response.request_id,
+                    )
+                failure = error_from_response(response, not_found=not_found)
+            if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
+                raise failure
+            wait = backoff(policy, attempt - 1, failure, self._rng)
+            if wait > policy.max_retry_after:
+                failure.add_note(
+                    f"not retried: the server asked to wait {wait:g} s, over max_retry_after"
+                )
+                raise failure
+            if deadline is not None and time.monotonic() + wait > deadline:
+                failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
+                raise failure
+            if not self._budget.try_withdraw():
+                failure.add_note(
+                    "not retried: the client's retry budget is spent (see RetryPolicy)"
+                )
+                raise failure
+            log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
+            await retry_sleep(wait)
+
+
+def _worth_retrying(failure: LumeError) -> bool:
+    # A certificate that failed verification will fail the same way next time.
+    return is_retryable(failure) and not isinstance(failure.__cause__, aiohttp.ClientSSLError)
+
+
+def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeError:
+    where = f"{method} {route}"
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        err: LumeError = APITimeoutError(f"{where} timed out")
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        err = APIConnectionError(
+            f"{where}: TLS certificate verification failed: {exc.certificate_error}"
+        )
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        err = APIConnectionError(
+            f"{where}: cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
+        )
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        err = APIConnectionError(f"{where}: the server closed the connection without answering")
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        err = APIConnectionError(f"{where}: the answer was cut short ({exc})")
+    else:
+        err = APIConnectionError(f"{where}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err

@@ -1,0 +1,58 @@
+"""Argument checks shared by the resources: bad input fails here, before any request is sent."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+__all__ = ["check_page", "check_page_size", "check_run_id", "check_tags", "check_timeout"]
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+MAX_PAGE_SIZE = 100
+
+
+def check_run_id(run_id: object) -> None:
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run_id {run_id!r} is not a run id (expected e.g. 'run_01HY...')")
+
+
+def check_page_size(page_size: object) -> None:
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+
+
+def check_page(page: object) -> None:
+    if isinstance(page, bool) or not isinstance(page, int):
+        raise TypeError(f"page must be an int, not {type(page).__name__}")
+    if page < 1:
+        raise ValueError(f"page numbers start at 1, got {page}")
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {timeout!r}")
+
+
+def check_interval(value: object, name: str = "poll_interval") -> None:
+    check_timeout(value, name)
+    if value is None or value == 0 or value == math.inf:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str | bytes):
+        raise TypeError("tags must be a list of strings, not a single string")
+    out = list(tags)
+    for i, tag in enumerate(out):
+        if not isinstance(tag, str):
+            raise TypeError(f"tags[{i}] must be a str, not {type(tag).__name__}")
+    return out
