@@ -1,0 +1,91 @@
+"""The control plane under ``/_emulator/`` (loopback only): reset, faults, stats, clock, config."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._errors import validation_error
+from ._faults import FaultProfile
+from ._http import SERVICE, json_response
+
+__all__ = ["add_control_routes"]
+
+
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[SERVICE].reset()
+    return json_response(200, {"ok": True})
+
+
+async def faults(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    if request.method == "GET":
+        profile = svc.faults.profile
+        return json_response(200, profile.to_json() if profile else {"rate": 0.0})
+    try:
+        profile = FaultProfile.from_json(await _json(request))
+    except (TypeError, ValueError) as exc:
+        raise validation_error(["body"], str(exc), "fault_profile") from exc
+    svc.faults.set(profile)
+    return json_response(200, profile.to_json())
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json_response(200, request.app[SERVICE].stats())
+
+
+async def advance(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    body = await _json(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise validation_error(["body", "seconds"], "seconds must be a number >= 0", "advance")
+    svc.advance(float(seconds))
+    return json_response(200, {"now": svc.clock.iso(svc.clock.now())})
+
+
+async def config(request: web.Request) -> web.Response:
+    """Change the rate limit (requests/s per key; null turns it off) and its burst."""
+    svc = request.app[SERVICE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise validation_error(["body"], "a JSON object is required", "type_error")
+    if "rate_limit" in body:
+        rate = body["rate_limit"]
+        if rate is not None and (not isinstance(rate, int | float) or rate <= 0):
+            raise validation_error(["body", "rate_limit"], "must be > 0 or null", "config")
+        svc.rate_limit = float(rate) if rate else None
+    if "rate_burst" in body:
+        burst = body["rate_burst"]
+        if burst is not None and (not isinstance(burst, int) or burst < 1):
+            raise validation_error(["body", "rate_burst"], "must be an integer >= 1", "config")
+        svc.rate_burst = burst
+    return json_response(200, {"rate_limit": svc.rate_limit, "rate_burst": svc.rate_burst})
+
+
+def add_control_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/_emulator/reset", reset)
+    r.add_post("/_emulator/faults", faults)
+    r.add_get("/_emulator/faults", faults)
+    r.add_get("/_emulator/stats", stats)
+    r.add_post("/_emulator/advance", advance)
+    r.add_post("/_emulator/config", config)

@@ -1,0 +1,203 @@
+"""``Emulator``: the Lume service on a local port, in the caller's loop or a background thread.
+
+``async with Emulator() as emu`` serves on the running loop; ``with Emulator() as emu`` starts a
+private loop in a daemon thread and blocks until it listens. The plain methods (``set_faults``,
+``stats``, ``add_tenant``, ``reset``, ``advance``) hop onto the serving loop, so they are safe from
+any thread in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ._app import create_app
+from ._faults import FaultProfile
+from ._service import Service
+
+__all__ = ["Emulator"]
+
+T = TypeVar("T")
+
+
+class Emulator:
+    """A faithful, stateful stand-in for the Lume API, for tests and local development.
+
+    ``url``, ``port`` and ``api_key`` are set once it is started. ``time_scale`` speeds the run
+    clock up (100 makes a 5 s run end in 50 ms); ``advance()`` skips virtual time outright.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        time_scale: float = 1.0,
+        faults: FaultProfile | None = None,
+        seed: int = 0,
+        rate_limit: float | None = None,
+        rate_burst: int | None = None,
+        webhook_retry_base: float = 0.5,
+        webhook_max_attempts: int = 6,
+    ) -> None:
+        self._service = Service(
+            api_key=api_key,
+            time_scale=time_scale,
+            faults=faults,
+            seed=seed,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            webhook_retry_base=webhook_retry_base,
+            webhook_max_attempts=webhook_max_attempts,
+        )
+        self.app: web.Application = create_app(service=self._service)
+        self.host = host
+        self.port = port
+        self.api_key: str = self._service.api_key
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Emulator(url={self.url!r})"
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    async def _astart(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("this Emulator is already running")
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    async def _astop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._loop = None
+        self._loop_thread = None
+
+    async def __aenter__(self) -> Emulator:
+        await self._astart()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._astop()
+
+    def __enter__(self) -> Emulator:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._serve_in_thread, args=(ready, failure), name="lume-emulator", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = None
+
+    def _serve_in_thread(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            try:
+                loop.run_until_complete(self._astart())
+            except BaseException as exc:
+                failure.append(exc)
+                return
+            finally:
+                ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._astop())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+    # -- plain controls, safe from any thread ------------------------------------------------------
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            return fn(*args)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=30)
+
+    def set_faults(self, faults: FaultProfile | None) -> None:
+        """Arm (or, with None or rate 0, disarm) fault injection on ``/v1`` requests."""
+        self._call(self._service.faults.set, faults)
+
+    def stats(self) -> dict[str, Any]:
+        """The same JSON as ``GET /_emulator/stats``."""
+        return self._call(self._service.stats)
+
+    def add_tenant(self, api_key: str | None = None) -> str:
+        """Create another tenant and return its API key (runs are isolated per key)."""
+        return self._call(self._service.add_tenant, api_key)
+
+    def reset(self) -> None:
+        """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants."""
+        self._call(self._service.reset)
+
+    def advance(self, seconds: float) -> None:
+        """Move the run clock forward by ``seconds`` of virtual time."""
+        self._call(self._service.advance, seconds)
+
+    def set_rate_limit(self, rate_limit: float | None, burst: int | None = None) -> None:
+        """Limit each key to ``rate_limit`` requests/s (token bucket; None turns it off)."""
+
+        def apply() -> None:
+            self._service.rate_limit = rate_limit
+            self._service.rate_burst = burst
+
+        self._call(apply)

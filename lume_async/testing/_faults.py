@@ -1,0 +1,104 @@
+"""Fault injection: what can go wrong on a ``/v1`` request, and a seeded draw of it.
+
+A :class:`FaultProfile` is a small frozen value; the injector draws from ``random.Random(seed)``
+so a test that sends the same requests in the same order sees the same faults.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["FAULT_KINDS", "FaultInjector", "FaultProfile"]
+
+FAULT_KINDS = ("500", "502", "503", "429", "reset", "delay", "truncate")
+Phase = Literal["before", "after", "both"]
+
+
+def _check_rate(_: object, __: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("rate must be between 0 and 1")
+
+
+def _check_kinds(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+    unknown = [k for k in value if k not in FAULT_KINDS]
+    if unknown or not value:
+        raise ValueError(f"kinds must be a non-empty subset of {FAULT_KINDS}, got {value!r}")
+
+
+def _check_phase(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if value not in ("before", "after", "both"):
+        raise ValueError("phase must be 'before', 'after' or 'both'")
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0")
+
+
+def _to_kinds(value: Any) -> tuple[str, ...]:
+    return tuple(str(kind) for kind in value)
+
+
+@attrs.frozen(kw_only=True)
+class FaultProfile:
+    """Which faults to inject into ``/v1`` requests, and how often.
+
+    ``rate`` is the probability that a request is hit; ``kinds`` are drawn uniformly; ``phase``
+    ``before`` loses the request before the handler runs, ``after`` does the work and then loses
+    the answer (as a proxy would), ``both`` picks one of the two per fault.
+    """
+
+    rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
+    kinds: tuple[str, ...] = attrs.field(
+        default=("500", "503", "429", "reset"),
+        converter=_to_kinds,
+        validator=_check_kinds,
+    )
+    phase: Phase = attrs.field(default="both", validator=_check_phase)
+    seed: int = attrs.field(default=0, converter=int)
+    delay: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
+    retry_after: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+
+    @classmethod
+    def from_json(cls, data: Any) -> FaultProfile:
+        """Build a profile from the control plane's JSON body (unknown keys are refused)."""
+        if not isinstance(data, dict):
+            raise TypeError("a fault profile must be a JSON object")
+        allowed = {"rate", "kinds", "phase", "seed", "delay", "retry_after"}
+        extra = set(data) - allowed
+        if extra:
+            raise ValueError(f"unknown fault profile fields: {sorted(extra)}")
+        if "kinds" in data and not isinstance(data["kinds"], list | tuple):
+            raise TypeError("kinds must be a list")
+        return cls(**data)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class FaultInjector:
+    """Draws, per request, either no fault or a ``(kind, phase)`` pair."""
+
+    __slots__ = ("_rng", "profile")
+
+    def __init__(self, profile: FaultProfile | None = None) -> None:
+        self.profile = profile
+        self._rng = random.Random(profile.seed if profile else 0)
+
+    def set(self, profile: FaultProfile | None) -> None:
+        self.profile = profile if profile is not None and profile.rate > 0 else None
+        self._rng = random.Random(profile.seed if profile else 0)
+
+    def draw(self) -> tuple[str, str] | None:
+        profile = self.profile
+        if profile is None:
+            return None
+        rng = self._rng
+        if rng.random() >= profile.rate:
+            return None
+        kind = rng.choice(profile.kinds)
+        phase = profile.phase if profile.phase != "both" else rng.choice(("before", "after"))
+        return kind, phase

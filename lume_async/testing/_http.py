@@ -1,0 +1,278 @@
+"""The one middleware: request ids, auth, rate limits, faults, idempotency and stats.
+
+Keeping all cross-cutting work in a single middleware keeps the hot path short: one dict lookup
+for the route key, one for the tenant, and faults and idempotency only when armed or asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._errors import ApiError
+from ._service import Service
+from ._state import IdempotencyRecord, Tenant
+
+__all__ = ["SERVICE", "TENANT", "error_response", "json_response", "middleware"]
+
+SERVICE = web.AppKey("lume_service", Service)
+TENANT = web.RequestKey("lume_tenant", Tenant)
+FAULT_STATUS = web.RequestKey("lume_fault_status", str)
+IDEMPOTENCY_TTL = 24 * 3600.0
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+_JSON = "application/json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# (method, resource) -> (stats key, kind); kind is "api", "open" or "control".
+_ROUTES: dict[tuple[str, Any], tuple[str, str]] = {}
+
+
+def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type=_JSON, headers=headers)
+
+
+def error_response(err: ApiError) -> web.Response:
+    body: dict[str, Any] = {"detail": err.detail, "error_id": str(uuid.uuid4()), "code": err.code}
+    body.update(err.extra)
+    return json_response(err.status, body, err.headers or None)
+
+
+def _retry_headers(seconds: float) -> dict[str, str]:
+    return {
+        "Retry-After": str(max(1, math.ceil(seconds))),
+        "retry-after-ms": str(max(1, math.ceil(seconds * 1000))),
+    }
+
+
+def _route(request: web.Request) -> tuple[str, str]:
+    resource = request.match_info.route.resource
+    cache_key = (request.method, resource)
+    hit = _ROUTES.get(cache_key)
+    if hit is not None and resource is not None:
+        return hit
+    template = resource.canonical if resource is not None else None
+    path = template or request.path
+    kind = "control" if path.startswith("/_emulator/") else "api"
+    if template == "/v1/openapi.json":
+        kind = "open"
+    hit = (f"{request.method} {template or '<unmatched>'}", kind)
+    if resource is not None:
+        _ROUTES[cache_key] = hit
+    return hit
+
+
+def _api_key(request: web.Request) -> str | None:
+    headers = request.headers
+    key = headers.get("lume-api-key")
+    if key is None:
+        auth = headers.get("Authorization")
+        if auth is not None and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+    return key
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    svc = request.app[SERVICE]
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    route_key, kind = _route(request)
+    http_exc = request.match_info.http_exception
+    if http_exc is not None:
+        resp: web.StreamResponse = _http_error(http_exc)
+    elif kind == "api":
+        resp = await _api(request, handler, svc)
+    elif kind == "control" and not _is_loopback(request):
+        resp = error_response(ApiError(403, "forbidden", "The control plane is loopback-only"))
+    else:
+        resp = await _invoke(request, handler)
+    if not resp.prepared:
+        resp.headers["x-request-id"] = request_id
+    status = request.get(FAULT_STATUS)
+    svc.count(route_key, status if status is not None else str(resp.status))
+    return resp
+
+
+def _is_loopback(request: web.Request) -> bool:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer is not None and peer[0] in _LOOPBACK
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    headers = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        err = ApiError(405, "method_not_allowed", "Method not allowed", headers=headers)
+    elif exc.status == 404:
+        err = ApiError(404, "not_found", "No such route")
+    else:
+        err = ApiError(exc.status, "http_error", exc.reason)
+    return error_response(err)
+
+
+async def _invoke(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except Exception as exc:  # a bug in the emulator: still answer in the documented shape
+        return error_response(ApiError(500, "internal", f"{type(exc).__name__}: {exc}"))
+
+
+async def _api(request: web.Request, handler: Handler, svc: Service) -> web.StreamResponse:
+    key = _api_key(request)
+    tenant = svc.keys.get(key) if key is not None else None
+    if tenant is None or key is None:
+        return error_response(ApiError(401, "unauthorized", "Missing or invalid API key"))
+    if svc.rate_limit:
+        wait = svc.rate_check(key)
+        if wait is not None:
+            return error_response(
+                ApiError(429, "rate_limited", "Rate limit exceeded", headers=_retry_headers(wait))
+            )
+    request[TENANT] = tenant
+    fault = svc.faults.draw() if svc.faults.profile is not None else None
+    if fault is None:
+        if request.method == "POST" and "Idempotency-Key" in request.headers:
+            return await _idempotent(request, handler, svc, tenant, None)
+        return await _invoke(request, handler)
+    kind, phase = fault
+    if phase == "before" and kind != "delay":
+        return await _fault(request, svc, kind, None)
+    if request.method == "POST" and "Idempotency-Key" in request.headers:
+        resp = await _idempotent(request, handler, svc, tenant, fault)
+    else:
+        resp = await _work(request, handler, svc, fault)
+    if phase == "after" and kind != "delay":
+        return await _fault(request, svc, kind, resp)
+    return resp
+
+
+async def _work(
+    request: web.Request, handler: Handler, svc: Service, fault: tuple[str, str] | None
+) -> web.StreamResponse:
+    """Run the handler; a ``delay`` fault makes it late before or after the work."""
+    delay = svc.faults.profile.delay if svc.faults.profile is not None else 0.0
+    if fault == ("delay", "before"):
+        await asyncio.sleep(delay)
+    resp = await _invoke(request, handler)
+    if fault == ("delay", "after"):
+        await asyncio.sleep(delay)
+    return resp
+
+
+def _fingerprint(request: web.Request, body: bytes) -> bytes:
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = body
+    return f"{request.method} {request.path}\n".encode() + canonical
+
+
+async def _idempotent(
+    request: web.Request,
+    handler: Handler,
+    svc: Service,
+    tenant: Tenant,
+    fault: tuple[str, str] | None,
+) -> web.StreamResponse:
+    """Replay the first answer to a key; refuse reuse with another body or while in flight."""
+    key = request.headers["Idempotency-Key"]
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        return error_response(
+            ApiError(
+                422,
+                "validation_error",
+                [
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                        "type": "pattern_mismatch",
+                    }
+                ],
+            )
+        )
+    fingerprint = _fingerprint(request, await request.read())
+    now = svc.clock.now()
+    record = tenant.idempotency.get(key)
+    if record is not None and record.created + IDEMPOTENCY_TTL < now:
+        record = None
+    if record is not None:
+        if record.fingerprint != fingerprint:
+            return error_response(
+                ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used with a different request",
+                )
+            )
+        if record.status == 0:
+            return error_response(
+                ApiError(
+                    409,
+                    "idempotency_in_flight",
+                    "A request with this Idempotency-Key is still being processed",
+                )
+            )
+        svc.replays += 1
+        return web.Response(
+            status=record.status,
+            body=record.body,
+            content_type=_JSON,
+            headers={"idempotent-replayed": "true"},
+        )
+    record = tenant.idempotency[key] = IdempotencyRecord(fingerprint, now)
+    try:
+        resp = await _work(request, handler, svc, fault)
+    except BaseException:
+        tenant.idempotency.pop(key, None)
+        raise
+    body = resp.body if isinstance(resp, web.Response) else None
+    replayable = resp.status < 500 and resp.status not in (401, 422, 429)
+    if replayable and isinstance(body, bytes):
+        record.status, record.body = resp.status, body
+    elif tenant.idempotency.get(key) is record:
+        del tenant.idempotency[key]
+    return resp
+
+
+async def _fault(
+    request: web.Request, svc: Service, kind: str, resp: web.StreamResponse | None
+) -> web.StreamResponse:
+    """The answer a fault leaves: an error status, a reset connection or a truncated body."""
+    profile = svc.faults.profile
+    retry_after = profile.retry_after if profile is not None else 1.0
+    if kind == "reset":
+        request[FAULT_STATUS] = "reset"
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
+    if kind == "truncate":
+        request[FAULT_STATUS] = "truncate"
+        full = resp.body if isinstance(resp, web.Response) else None
+        body = full if isinstance(full, bytes) and full else b'{"detail": "truncated", "code": "x"}'
+        out = web.StreamResponse(status=resp.status if resp is not None else 200)
+        out.content_type = _JSON
+        out.content_length = len(body) + 64
+        out.headers["x-request-id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+        await out.prepare(request)
+        await out.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return out
+    if kind == "429":
+        err = ApiError(429, "rate_limited", "Injected fault", headers=_retry_headers(retry_after))
+    elif kind == "503":
+        err = ApiError(503, "unavailable", "Injected fault", headers=_retry_headers(retry_after))
+    elif kind == "502":
+        err = ApiError(502, "bad_gateway", "Injected fault")
+    else:
+        err = ApiError(500, "internal", "Injected fault")
+    return error_response(err)

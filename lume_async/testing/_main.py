@@ -1,0 +1,88 @@
+"""Command line of the emulator, shared by ``python -m lume_async.testing`` and ``lume emulator``.
+
+On start it prints a human-readable URL and key, then one machine-readable line
+``LUME_EMULATOR {"url": ..., "api_key": ...}`` for scripts that start it as a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+import orjson
+
+from ._emulator import Emulator
+from ._faults import FaultProfile
+
+__all__ = ["build_parser", "main", "serve"]
+
+READY_PREFIX = "LUME_EMULATOR "
+
+
+def build_parser(prog: str = "python -m lume_async.testing") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Serve the Lume API emulator.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    parser.add_argument("--api-key", default=None, help="API key to accept (default: generated)")
+    parser.add_argument(
+        "--faults", type=float, default=0.0, metavar="RATE", help="fault rate between 0 and 1"
+    )
+    parser.add_argument(
+        "--fault-kinds",
+        default="500,503,429,reset",
+        help="comma-separated kinds: 500,502,503,429,reset,delay,truncate",
+    )
+    parser.add_argument("--time-scale", type=float, default=1.0, help="run clock speed-up")
+    parser.add_argument("--seed", type=int, default=0, help="seed for ids, data and faults")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="requests/s per key (default: unlimited)"
+    )
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    faults = None
+    if args.faults:
+        kinds = tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip())
+        faults = FaultProfile(rate=args.faults, kinds=kinds, seed=args.seed)
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        time_scale=args.time_scale,
+        faults=faults,
+        seed=args.seed,
+        rate_limit=args.rate_limit,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with emulator:
+        print(f"Lume emulator listening on {emulator.url}")
+        print(f"API key: {emulator.api_key}")
+        ready = {"url": emulator.url, "api_key": emulator.api_key, "port": emulator.port}
+        print(READY_PREFIX + orjson.dumps(ready).decode(), flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    parser = build_parser(prog or "python -m lume_async.testing")
+    args = parser.parse_args(argv)
+    try:
+        FaultProfile(rate=args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,223 @@
+"""Handlers of the ``/v1`` API. Auth, faults and idempotency happen in the middleware."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._errors import ApiError, validation_error
+from ._flows import FLOWS, flow_json
+from ._http import SERVICE, TENANT, json_response
+from ._listing import int_param, list_runs
+from ._schema import openapi_bytes, validate
+from ._service import EVENT_TYPES, Service
+from ._state import Tenant
+from ._webhooks import new_secret, secret_key
+
+__all__ = ["add_routes"]
+
+
+def _ctx(request: web.Request) -> tuple[Service, Tenant]:
+    return request.app[SERVICE], request[TENANT]
+
+
+async def _body(request: web.Request, schema: str) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        raise validation_error(["body"], "A JSON body is required", "missing")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
+    issues = validate(schema, data)
+    if issues:
+        raise ApiError(422, "validation_error", issues)
+    result: dict[str, Any] = data
+    return result
+
+
+def _page(request: web.Request, total: int) -> tuple[int, int, int, dict[str, Any]]:
+    """Offset, limit, and the envelope without items, from ``page``/``size``."""
+    page = int_param(request, "page", 1, 1, 1_000_000_000)
+    size = int_param(request, "size", 50, 1, 100)
+    envelope = {"total": total, "page": page, "size": size, "pages": math.ceil(total / size)}
+    return (page - 1) * size, size, total, envelope
+
+
+def _paged(items: list[Any], envelope: dict[str, Any]) -> web.Response:
+    return json_response(200, {"items": items, **envelope})
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+async def create_run(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    body = await _body(request, "RunCreate")
+    status, run = svc.create_run(tenant, body)
+    # A new run is answered as of its creation instant, so it reads CREATED.
+    t = run.plan.created if status == 201 else svc.clock.now()
+    return json_response(status, run.to_json(svc.clock, t))
+
+
+async def get_run(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    run = svc.get_run(tenant, request.match_info["run_id"])
+    return json_response(200, run.to_json(svc.clock, svc.clock.now()))
+
+
+async def get_runs(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    return json_response(200, list_runs(request, svc.clock, tenant))
+
+
+async def batch_get(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    ids = (await _body(request, "BatchGetRequest"))["ids"]
+    t = svc.clock.now()
+    items: list[dict[str, Any]] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+    runs = tenant.runs
+    for run_id in ids:
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        run = runs.get(run_id)
+        if run is None:
+            missing.append(run_id)
+        else:
+            items.append(run.to_json(svc.clock, t))
+    return json_response(200, {"items": items, "missing": missing})
+
+
+async def patch_run(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    body = await _body(request, "RunPatch")
+    run = svc.patch_run(tenant, request.match_info["run_id"], body)
+    return json_response(200, run.to_json(svc.clock, svc.clock.now()))
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    run = svc.cancel_run(tenant, request.match_info["run_id"])
+    return json_response(200, run.to_json(svc.clock, svc.clock.now()))
+
+
+async def _rows(request: web.Request, kind: str) -> web.Response:
+    svc, tenant = _ctx(request)
+    run = svc.get_run(tenant, request.match_info["run_id"])
+    t = svc.clock.now()
+    if not run.is_terminal(t):
+        raise ApiError(
+            409, "run_not_finished", f"Run {run.id} is {run.status(t)}; rows exist once it ends"
+        )
+    src = run.source
+    ok = run.has_rows(t)
+    total = (src.mapped_rows if kind == "results" else src.rejected_rows) if ok else 0
+    offset, limit, _, envelope = _page(request, total)
+    if not ok or offset >= total:
+        return _paged([], envelope)
+    rows = src.results(offset, limit) if kind == "results" else src.rejects(offset, limit)
+    return _paged(rows, envelope)
+
+
+async def get_results(request: web.Request) -> web.Response:
+    return await _rows(request, "results")
+
+
+async def get_rejects(request: web.Request) -> web.Response:
+    return await _rows(request, "rejects")
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    run = svc.get_run(tenant, request.match_info["run_id"])
+    logs = run.logs(svc.clock, svc.clock.now())
+    offset, limit, _, envelope = _page(request, len(logs))
+    return _paged(logs[offset : offset + limit], envelope)
+
+
+# -- flows -------------------------------------------------------------------------------------
+
+
+async def get_flows(request: web.Request) -> web.Response:
+    flows = [flow_json(name) for name in FLOWS]
+    offset, limit, _, envelope = _page(request, len(flows))
+    return _paged(flows[offset : offset + limit], envelope)
+
+
+async def get_flow(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in FLOWS:
+        raise ApiError(404, "not_found", f"Flow {name} not found")
+    return json_response(200, flow_json(name))
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+async def create_webhook(request: web.Request) -> web.Response:
+    svc, tenant = _ctx(request)
+    body = await _body(request, "WebhookCreate")
+    secret = body.get("secret") or new_secret()
+    try:
+        secret_key(secret)
+    except ValueError as exc:
+        raise validation_error(["body", "secret"], str(exc), "secret") from exc
+    events = list(dict.fromkeys(body.get("events") or EVENT_TYPES))
+    hook = svc.add_webhook(tenant, body["url"], events, secret)
+    return json_response(201, hook.to_json())
+
+
+async def get_webhooks(request: web.Request) -> web.Response:
+    _, tenant = _ctx(request)
+    hooks = [h.to_json() for h in tenant.webhooks.values()]
+    offset, limit, _, envelope = _page(request, len(hooks))
+    return _paged(hooks[offset : offset + limit], envelope)
+
+
+def _webhook(request: web.Request) -> tuple[Tenant, str]:
+    _, tenant = _ctx(request)
+    hook_id = request.match_info["webhook_id"]
+    if hook_id not in tenant.webhooks:
+        raise ApiError(404, "not_found", f"Webhook {hook_id} not found")
+    return tenant, hook_id
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    tenant, hook_id = _webhook(request)
+    return json_response(200, tenant.webhooks[hook_id].to_json())
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    tenant, hook_id = _webhook(request)
+    del tenant.webhooks[hook_id]
+    return web.Response(status=204)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=openapi_bytes(), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/openapi.json", openapi)
+    r.add_post("/v1/runs", create_run)
+    r.add_get("/v1/runs", get_runs)
+    r.add_post("/v1/runs/batch-get", batch_get)
+    r.add_get("/v1/runs/{run_id:run_[^/]+}", get_run)
+    r.add_patch("/v1/runs/{run_id:run_[^/]+}", patch_run)
+    r.add_post("/v1/runs/{run_id:run_[^/]+}/cancel", cancel_run)
+    r.add_get("/v1/runs/{run_id:run_[^/]+}/results", get_results)
+    r.add_get("/v1/runs/{run_id:run_[^/]+}/rejects", get_rejects)
+    r.add_get("/v1/runs/{run_id:run_[^/]+}/logs", get_logs)
+    r.add_get("/v1/flows", get_flows)
+    r.add_get("/v1/flows/{name}", get_flow)
+    r.add_post("/v1/webhooks", create_webhook)
+    r.add_get("/v1/webhooks", get_webhooks)
+    r.add_get("/v1/webhooks/{webhook_id}", get_webhook)
+    r.add_delete("/v1/webhooks/{webhook_id}", delete_webhook)

@@ -1,0 +1,301 @@
+"""The emulated service: tenants and runs, the completion scheduler, webhooks, limits and stats.
+
+Everything here runs on the event loop that serves HTTP; the ``Emulator`` hops onto that loop for
+its plain methods, so no lock is needed. One scheduler task keeps a heap of completion times and
+notices terminal transitions without anyone reading the run (runs own no tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import secrets
+import time
+from typing import Any
+
+import orjson
+
+from ._errors import ApiError
+from ._faults import FaultInjector, FaultProfile
+from ._flows import FLOW_VERSIONS
+from ._lifecycle import Plan, VirtualClock
+from ._state import Run, Tenant, UlidFactory, Webhook
+from ._synthetic import INLINE_SECONDS, InlineSource, Source, parse_source_path
+from ._webhooks import Deliverer
+
+__all__ = ["EVENT_TYPES", "Service"]
+
+EVENT_TYPES = ("run.succeeded", "run.partial_failed", "run.failed", "run.crashed", "run.canceled")
+
+
+def new_api_key() -> str:
+    return "lume_test_" + secrets.token_urlsafe(24)
+
+
+class Service:
+    """All mutable emulator state, plus the two background activities (scheduler, deliveries)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        time_scale: float = 1.0,
+        faults: FaultProfile | None = None,
+        seed: int = 0,
+        rate_limit: float | None = None,
+        rate_burst: int | None = None,
+        webhook_retry_base: float = 0.5,
+        webhook_max_attempts: int = 6,
+    ) -> None:
+        self.clock = VirtualClock(time_scale)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.ulids = UlidFactory(self._rng)
+        self.api_key = api_key or new_api_key()
+        self.keys: dict[str, Tenant] = {}
+        self.tenants: dict[str, Tenant] = {}
+        self._add_key(self.api_key)
+        self.faults = FaultInjector()
+        self.faults.set(faults)
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
+        self._buckets: dict[str, list[float]] = {}
+        self._heap: list[tuple[float, int, Run]] = []
+        self._seq = 0
+        self._wake: asyncio.Event | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self.deliverer = Deliverer(
+            retry_base=webhook_retry_base,
+            max_attempts=webhook_max_attempts,
+            real_delay=self.clock.real_delay,
+            on_attempt=self._count_delivery,
+        )
+        self._reset_stats()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        await self.deliverer.start()
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
+            self._scheduler = None
+        await self.deliverer.stop()
+
+    # -- tenants, limits, stats ------------------------------------------------------------------
+
+    def _add_key(self, key: str) -> str:
+        tenant = Tenant(f"tenant_{len(self.tenants) + 1}")
+        self.keys[key] = tenant
+        self.tenants[tenant.name] = tenant
+        return key
+
+    def add_tenant(self, api_key: str | None = None) -> str:
+        return self._add_key(api_key or new_api_key())
+
+    def _reset_stats(self) -> None:
+        self.requests: dict[str, dict[str, int]] = {}
+        self.runs_created = 0
+        self.duplicates_refused = 0
+        self.replays = 0
+        self.deliveries = {"attempted": 0, "succeeded": 0}
+
+    def _count_delivery(self, ok: bool) -> None:
+        self.deliveries["attempted"] += 1
+        if ok:
+            self.deliveries["succeeded"] += 1
+
+    def count(self, route: str, status: str) -> None:
+        by_status = self.requests.get(route)
+        if by_status is None:
+            by_status = self.requests[route] = {}
+        by_status[status] = by_status.get(status, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": {route: dict(v) for route, v in self.requests.items()},
+            "runs_created": self.runs_created,
+            "duplicate_creates_refused": self.duplicates_refused,
+            "idempotent_replays": self.replays,
+            "webhook_deliveries": dict(self.deliveries),
+        }
+
+    def reset(self) -> None:
+        """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants' keys."""
+        for tenant in self.tenants.values():
+            tenant.clear()
+        self._heap.clear()
+        self._buckets.clear()
+        self.deliverer.cancel_all()
+        self.faults.set(None)
+        self._reset_stats()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        if self._wake is not None:
+            self._wake.set()
+
+    def rate_check(self, key: str) -> float | None:
+        """Take a token from ``key``'s bucket; the seconds to wait when there is none."""
+        rate = self.rate_limit
+        if not rate:
+            return None
+        burst = float(self.rate_burst or max(1, int(rate)))
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [burst, now]
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return None
+        bucket[0] = tokens
+        return (1.0 - tokens) / rate
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def get_run(self, tenant: Tenant, run_id: str) -> Run:
+        run = tenant.runs.get(run_id)
+        if run is None:
+            raise ApiError(404, "not_found", f"Run {run_id} not found")
+        return run
+
+    def create_run(self, tenant: Tenant, body: dict[str, Any]) -> tuple[int, Run]:
+        flow_version = body["flow_version"]
+        flow = FLOW_VERSIONS.get(flow_version)
+        if flow is None:
+            raise ApiError(404, "not_found", f"Flow version {flow_version} not found")
+        t = self.clock.now()
+        path = body.get("source_path")
+        source: Source
+        if path is not None:
+            prior = tenant.by_pair.get((flow_version, path), ())
+            for run in reversed(prior):
+                if not run.is_terminal(t):
+                    return 200, run
+            if not body.get("force_rerun"):
+                for run in reversed(prior):
+                    if run.status(t) == "SUCCEEDED":
+                        self.duplicates_refused += 1
+                        raise ApiError(
+                            409,
+                            "duplicate_source_path",
+                            f"{flow_version} already succeeded on {path} (run {run.id}); "
+                            "pass force_rerun to run it again",
+                            extra={"existing_run_id": run.id},
+                        )
+            source, duration, forced = parse_source_path(flow, path, self.seed)
+        else:
+            source, duration, forced = InlineSource(flow, body["source_data"]), INLINE_SECONDS, None
+        if forced:
+            outcome = forced
+        elif source.input_rows and not source.mapped_rows:
+            outcome = "FAILED"
+        else:
+            outcome = "PARTIAL_FAILED" if source.rejected_rows else "SUCCEEDED"
+        ms = self.clock.ms(t)
+        run = Run(
+            id="run_" + self.ulids.new(ms),
+            tenant=tenant.name,
+            flow_version=flow_version,
+            source_path=path,
+            label=body.get("label"),
+            tags=list(body.get("tags") or ()),
+            run_metadata=body.get("run_metadata"),
+            plan=Plan(t, duration, outcome),
+            source=source,
+            tests_per_row=flow.fields_checked,
+            created_ms=ms,
+        )
+        tenant.runs[run.id] = run
+        tenant.order.append(run.id)
+        if path is not None:
+            tenant.by_pair.setdefault((flow_version, path), []).append(run)
+        self.runs_created += 1
+        self._schedule_completion(run)
+        return 201, run
+
+    def cancel_run(self, tenant: Tenant, run_id: str) -> Run:
+        run = self.get_run(tenant, run_id)
+        t = self.clock.now()
+        if not run.is_terminal(t):
+            run.canceled = t
+            run.invalidate()
+            self._notify(run, t)
+        return run
+
+    def patch_run(self, tenant: Tenant, run_id: str, body: dict[str, Any]) -> Run:
+        run = self.get_run(tenant, run_id)
+        if "label" in body:
+            run.label = body["label"]
+        if "tags" in body:
+            run.tags = list(body["tags"] or ())
+        run.patched = self.clock.now()
+        run.invalidate()
+        return run
+
+    # -- completion scheduler and webhooks ---------------------------------------------------------
+
+    def _schedule_completion(self, run: Run) -> None:
+        self._seq += 1
+        entry = (run.plan.end, self._seq, run)
+        heapq.heappush(self._heap, entry)
+        if self._heap[0] is entry and self._wake is not None:
+            self._wake.set()
+
+    async def _schedule(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        heap = self._heap
+        while True:
+            t = self.clock.now()
+            while heap and heap[0][0] <= t:
+                _, _, run = heapq.heappop(heap)
+                self._notify(run, t)
+            delay = self.clock.real_delay(heap[0][0] - t) if heap else None
+            wake.clear()
+            try:
+                async with asyncio.timeout(delay):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+
+    def _notify(self, run: Run, t: float) -> None:
+        """Send the terminal event of ``run`` to its tenant's webhooks, once."""
+        tenant = self.tenants[run.tenant]
+        if run.notified or not run.is_terminal(t) or tenant.runs.get(run.id) is not run:
+            return
+        run.notified = True
+        status = run.status(t)
+        event_type = "run." + status.lower()
+        hooks = [h for h in tenant.webhooks.values() if event_type in h.events]
+        if not hooks:
+            return
+        event_id = "evt_" + self.ulids.new(self.clock.ms(t))
+        body = orjson.dumps(
+            {
+                "id": event_id,
+                "type": event_type,
+                "created_at": self.clock.iso(run.finished_at()),
+                "data": {
+                    "run_id": run.id,
+                    "status": status,
+                    "flow_version": run.flow_version,
+                    "source_path": run.source_path,
+                    "run_metadata": run.run_metadata,
+                },
+            }
+        )
+        for hook in hooks:
+            self.deliverer.submit(hook.url, hook.secret, event_id, body)
+
+    def add_webhook(self, tenant: Tenant, url: str, events: list[str], secret: str) -> Webhook:
+        hook = Webhook("wh_" + self.ulids.new(self.clock.ms(self.clock.now())), url, events, secret)
+        tenant.webhooks[hook.id] = hook
+        return hook
