@@ -51,9 +51,9 @@ _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
     429: RateLimitError,
 }
 
-# Sessions that belong to a parent process's loop. Closing them from a forked child would touch
-# the parent's epoll set and sockets, so the child keeps them unreferenced-by-nobody-else, quietly.
-_ORPHANED_AFTER_FORK: list[aiohttp.ClientSession] = []
+# Pools left behind by a fork or by a closed event loop. Closing them would touch another loop's
+# selector (after a fork, the parent's epoll set), so they are only kept from being collected.
+_ABANDONED: list[tuple[aiohttp.ClientSession, aiohttp.BaseConnector | None]] = []
 
 
 @attrs.frozen
@@ -176,6 +176,9 @@ class Transport:
             self._timeouts[timeout] = cached
         return cached
 
+    def _session_loop_closed(self) -> bool:
+        return self._session_loop is None or self._session_loop.is_closed()
+
     def _session_for_this_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._session
@@ -184,19 +187,16 @@ class Transport:
         if self._closed:
             raise LumeError("this client is closed; create a new one")
         if session is not None:
-            if self._session_pid != os.getpid():
-                _ORPHANED_AFTER_FORK.append(session)
-                session.detach()
-            elif self._session_loop is not None and not self._session_loop.is_closed():
+            if self._session_pid == os.getpid() and not self._session_loop_closed():
                 raise LumeError(
                     "this client is in use on another running event loop; "
                     "create one client per event loop"
                 )
-            else:
-                raise LumeError(
-                    "this client's connections belong to an event loop that has closed; "
-                    "create a new client inside each event loop (e.g. `async with AsyncLume(...)`)"
-                )
+            # The old pool belongs to a forked parent or to a loop that has closed: it cannot be
+            # closed from here without touching another loop's selector, so it is set aside
+            # (kept referenced, never used again) and a new pool is made on this loop.
+            _ABANDONED.append((session, session.connector))
+            session.detach()
         connector = aiohttp.TCPConnector(
             limit=self._config.max_connections,
             limit_per_host=0,
@@ -224,7 +224,7 @@ class Transport:
         if session is None or session.closed:
             return
         if self._session_pid != os.getpid():
-            _ORPHANED_AFTER_FORK.append(session)
+            _ABANDONED.append((session, session.connector))
             session.detach()
             return
         try:
