@@ -30,7 +30,10 @@ class Answer:
     headers: dict[str, str] = attrs.Factory(dict)
 
 
-def run_json(run_id: str = "run_01HY0000000000000000000000", status: str = "PENDING") -> dict[str, Any]:
+RUN_ID = "run_01HY0000000000000000000000"
+
+
+def run_json(run_id: str = RUN_ID, status: str = "PENDING") -> dict[str, Any]:
     return {
         "id": run_id,
         "status": status,
@@ -66,7 +69,11 @@ class ScriptedServer:
         return web.Response(
             status=answer.status,
             body=body,
-            headers={"Content-Type": "application/json", "x-request-id": "req_test", **answer.headers},
+            headers={
+                "Content-Type": "application/json",
+                "x-request-id": "req_test",
+                **answer.headers,
+            },
         )
 
     async def __aenter__(self) -> ScriptedServer:

@@ -5,8 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from lume_async import AsyncLume
-from lume_async._retry import instant_retries
-from lume_async.testing import Emulator
+from lume_async.testing import Emulator, instant_retries
 
 from ._scripted import ScriptedServer
 
