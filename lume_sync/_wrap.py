@@ -1,0 +1,183 @@
+"""What the generated sync classes share: a ``Bridge`` per client, and typed wrapping helpers.
+
+Every object of one ``Lume`` client (the client, its ``with_options()`` views, ``runs``, ``flows``,
+each ``Run`` and ``Paginator``) holds the same ``Bridge``. The bridge owns the client's place on
+the private loop: its ``AsyncLume`` is closed when ``close()`` is called, or once the last object
+holding the bridge is garbage-collected. Calls after ``close()`` raise ``SyncFacadeError``; in a
+forked child the bridge moves the client onto the child's own loop on its first call.
+
+The helpers turn values that hold ``lume_async`` handles into values that hold their sync twins;
+each takes the twin's constructor (``Run``, called as ``Run(bridge, async_run)``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+)
+from typing import Any, TypeVar, cast, final, overload
+
+import attrs
+
+from lume_async import BatchOutcome, Page, ProcessResult, RunError, SyncFacadeError
+from lume_async._run import AsyncRun
+
+from . import _loop
+
+__all__ = ["Bridge", "each", "outcomes", "pages", "process_result", "same", "twin_repr"]
+
+A = TypeVar("A")
+S = TypeVar("S")
+T = TypeVar("T")
+
+Wrap = Callable[["Bridge", A], S]
+
+
+@final
+class Bridge:
+    """One client's link to the private loop, shared by every sync object made from it."""
+
+    __slots__ = ("__weakref__", "_aclose", "_closed", "_handle", "_pid")
+
+    def __init__(self, aclose: Callable[[], Awaitable[object]]) -> None:
+        # ``aclose`` must not refer to the bridge's holders, or they would never be collected.
+        self._aclose = aclose
+        self._closed = False
+        self._pid = os.getpid()
+        self._handle = _loop.register_resource(self, aclose)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the private loop and return its result."""
+        try:
+            handle = self._live()
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            return handle.run(coro)
+        except RunError as exc:
+            _rewrap_run(self, exc)
+            raise
+
+    @overload
+    def iterate(self, aiterator: AsyncIterator[A]) -> Generator[A, None, None]: ...
+    @overload
+    def iterate(
+        self, aiterator: AsyncIterator[A], wrap: Wrap[A, S]
+    ) -> Generator[S, None, None]: ...
+    def iterate(
+        self, aiterator: AsyncIterator[Any], wrap: Wrap[Any, Any] | None = None
+    ) -> Generator[Any, None, None]:
+        """Iterate ``aiterator`` on the private loop; closing the iterator closes it there."""
+        self._live()
+        items = cast("Generator[Any, None, None]", _loop.iterate(aiterator))
+        try:
+            for item in items:
+                yield item if wrap is None else wrap(self, item)
+        except RunError as exc:
+            _rewrap_run(self, exc)
+            raise
+        finally:
+            items.close()
+
+    def close(self) -> None:
+        """Close the client's ``AsyncLume`` on the loop; later calls do nothing."""
+        self._closed = True
+        self._handle.close()
+
+    def _live(self) -> _loop.ResourceHandle:
+        if self._closed:
+            raise SyncFacadeError("this lume_sync client is closed")
+        if self._pid != os.getpid():
+            self._adopt()
+        if self._handle.closed:  # the loop was shut down under the client
+            raise SyncFacadeError("lume_sync's event loop was shut down; create a new client")
+        return self._handle
+
+    def _adopt(self) -> None:
+        # In a forked child: the parent's loop is not ours. The AsyncLume leaves the parent's
+        # connections alone and opens its own on the child's loop, where it is registered now.
+        with _adopt_lock:
+            if self._pid != os.getpid():
+                self._handle = _loop.register_resource(self, self._aclose)
+                self._pid = os.getpid()
+
+
+#: Serialises adoption by a forked child's threads; replaced in the child, where the parent's
+#: copy may have been inherited locked.
+_adopt_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _adopt_lock
+    _adopt_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def same(bridge: Bridge, value: A) -> A:
+    """The wrapper for values that need none."""
+    return value
+
+
+def each(bridge: Bridge, wrap: Wrap[A, S], items: Iterable[A]) -> list[S]:
+    """``[wrap(bridge, item) for item in items]``."""
+    return [wrap(bridge, item) for item in items]
+
+
+def outcomes(
+    bridge: Bridge, wrap: Wrap[A, S], items: Iterable[BatchOutcome[A]]
+) -> list[BatchOutcome[S]]:
+    """Batch outcomes with each successful value wrapped."""
+    return [
+        BatchOutcome.success(o.index, wrap(bridge, o.unwrap()))
+        if o.ok
+        else BatchOutcome.failure(o.index, cast(BaseException, o.error))
+        for o in items
+    ]
+
+
+def process_result(bridge: Bridge, wrap: Wrap[A, S], result: ProcessResult[A]) -> ProcessResult[S]:
+    """A ``ProcessResult`` whose run is wrapped."""
+    return ProcessResult(run=wrap(bridge, result.run), rows=result.rows, rejects=result.rejects)
+
+
+def pages(bridge: Bridge, wrap: Wrap[A, S], aiterator: AsyncIterator[Page[A]]) -> Iterator[Page[S]]:
+    """Iterate pages on the private loop, wrapping the items of each."""
+    inner = bridge.iterate(aiterator)
+    try:
+        for page in inner:
+            items = tuple(wrap(bridge, item) for item in page.items)
+            yield cast("Page[S]", attrs.evolve(cast("Page[Any]", page), items=items))
+    finally:
+        inner.close()
+
+
+def twin_repr(wrapped: object) -> str:
+    """The wrapped object's repr, named as its twin: ``<AsyncRun ...>`` reads ``<Run ...>``."""
+    text = repr(wrapped)
+    return "<" + text[len("<Async") :] if text.startswith("<Async") else text
+
+
+def _rewrap_run(bridge: Bridge, exc: RunError) -> None:
+    # RunFailedError / RunTimeoutError carry the run they are about: hand the sync caller a Run.
+    run = getattr(exc, "run", None)
+    if isinstance(run, AsyncRun):
+        from ._run import Run  # the generated module imports this one
+
+        exc.run = Run(bridge, run)  # type: ignore[attr-defined]

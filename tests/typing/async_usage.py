@@ -1,0 +1,55 @@
+"""Type-checked only (mypy --strict), never run: the asyncio API as users write it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, assert_type
+
+from lume_async import (
+    AsyncFlows,
+    AsyncLume,
+    AsyncPaginator,
+    AsyncRun,
+    AsyncRuns,
+    BatchOutcome,
+    Flow,
+    LogEntry,
+    Page,
+    ProcessResult,
+    RejectedRow,
+    RunStatus,
+)
+
+
+async def usage() -> None:
+    async with AsyncLume(api_key="key", base_url="http://127.0.0.1:8080") as lume:
+        assert_type(lume, AsyncLume)
+        assert_type(lume.runs, AsyncRuns)
+        assert_type(lume.flows, AsyncFlows)
+        assert_type(lume.with_options(timeout=5), AsyncLume)
+
+        run = await lume.run("customer_cleaner:v1", "s3://bucket/batch_001")
+        assert_type(run, AsyncRun)
+        assert_type(await lume.run_status(run.id), AsyncRun)
+        assert_type(await run.wait(timeout=60), AsyncRun)
+        assert_type(run.raise_for_status(), AsyncRun)
+        assert_type(run.status, RunStatus)
+
+        rows = run.results(page_size=50)
+        assert_type(rows, AsyncPaginator[dict[str, Any]])
+        async for row in rows:
+            assert_type(row, dict[str, Any])
+        assert_type(rows.pages(), AsyncIterator[Page[dict[str, Any]]])
+        assert_type(await rows.collect(), list[dict[str, Any]])
+        assert_type(await run.rejects().collect(), list[RejectedRow])
+        assert_type(await anext(aiter(run.logs())), LogEntry)
+
+        assert_type(lume.runs.list(), AsyncPaginator[AsyncRun])
+        assert_type(await lume.runs.get_many([run.id]), list[BatchOutcome[AsyncRun]])
+        assert_type(await lume.runs.wait_all([run]), list[AsyncRun])
+        assert_type(lume.runs.as_completed([run]), AsyncIterator[AsyncRun])
+        assert_type(await lume.flows.get("customer_cleaner"), Flow)
+
+        result = await lume.process("customer_cleaner:v1", source_data=[{"name": "a"}])
+        assert_type(result, ProcessResult[AsyncRun])
+    await lume.aclose()

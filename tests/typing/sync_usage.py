@@ -1,0 +1,75 @@
+"""Type-checked only (mypy --strict), never run: the blocking API as users write it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, assert_type
+
+import lume_async
+from lume_sync import (
+    BatchOutcome,
+    Flow,
+    Flows,
+    LogEntry,
+    Lume,
+    Page,
+    Paginator,
+    ProcessResult,
+    RejectedRow,
+    Run,
+    Runs,
+    RunStatus,
+    SyncFacadeError,
+)
+
+
+def usage() -> None:
+    with Lume(api_key="key", base_url="http://127.0.0.1:8080", timeout=5.0) as lume:
+        assert_type(lume, Lume)
+        assert_type(lume.runs, Runs)
+        assert_type(lume.flows, Flows)
+        assert_type(lume.with_options(max_retries=0), Lume)
+
+        run = lume.run("customer_cleaner:v1", "s3://bucket/batch_001", label="nightly")
+        assert_type(run, Run)
+        assert_type(lume.run_status(run.id), Run)
+        assert_type(run.wait(timeout=60, poll_interval=1), Run)
+        assert_type(run.refresh(), Run)
+        assert_type(run.cancel(), Run)
+        assert_type(run.update(label="x", tags=["a"]), Run)
+        assert_type(run.raise_for_status(), Run)
+        assert_type(run.status, RunStatus)
+        assert_type(run.is_terminal, bool)
+
+        rows = run.results(page_size=50)
+        assert_type(rows, Paginator[dict[str, Any]])
+        for row in rows:
+            assert_type(row, dict[str, Any])
+        assert_type(iter(rows), Iterator[dict[str, Any]])
+        assert_type(rows.pages(), Iterator[Page[dict[str, Any]]])
+        assert_type(rows.collect(), list[dict[str, Any]])
+        assert_type(run.results_page(page=2), Page[dict[str, Any]])
+        assert_type(run.rejects().collect(), list[RejectedRow])
+        assert_type(next(iter(run.logs())), LogEntry)
+
+        assert_type(lume.runs.list(status=RunStatus.RUNNING), Paginator[Run])
+        assert_type(lume.runs.create_many([{"flow_version": "f:v1"}]), list[BatchOutcome[Run]])
+        assert_type(lume.runs.get_many([run.id]), list[BatchOutcome[Run]])
+        assert_type(lume.runs.cancel_many([run.id]), list[BatchOutcome[Run]])
+        assert_type(lume.runs.wait_all([run], timeout=10), list[Run])
+        assert_type(lume.runs.as_completed([run]), Iterator[Run])
+        assert_type(lume.flows.get("customer_cleaner"), Flow)
+        assert_type(lume.flows.list().collect(), list[Flow])
+
+        result = lume.process("customer_cleaner:v1", source_data=[{"name": "a"}])
+        assert_type(result, ProcessResult[Run])
+        assert_type(result.run, Run)
+        assert_type(result.rows, list[dict[str, Any]])
+
+        try:
+            lume.run_status("run_01")
+        except lume_async.RunNotFoundError:  # the very same class as lume_sync.RunNotFoundError
+            pass
+        except SyncFacadeError:
+            pass
+    lume.close()
