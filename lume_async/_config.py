@@ -30,6 +30,12 @@ def _non_negative(_: object, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _non_negative(_, attribute, value)
+    if value == 0:
+        raise ValueError(f"{attribute.name} must be > 0 seconds, or None for no limit")
+
+
 @attrs.frozen
 class Timeout:
     """Per-request time limits in seconds (``None`` means no limit).
@@ -38,9 +44,9 @@ class Timeout:
     connection from the pool or the network; ``read`` bounds the wait for each chunk of the answer.
     """
 
-    total: float | None = attrs.field(default=60.0, validator=_non_negative)
-    connect: float | None = attrs.field(default=10.0, validator=_non_negative)
-    read: float | None = attrs.field(default=None, validator=_non_negative)
+    total: float | None = attrs.field(default=60.0, validator=_positive)
+    connect: float | None = attrs.field(default=10.0, validator=_positive)
+    read: float | None = attrs.field(default=None, validator=_positive)
 
     @classmethod
     def coerce(cls, value: Timeout | float | None) -> Timeout:
@@ -48,7 +54,8 @@ class Timeout:
             return value
         if value is None:
             return cls(total=None, connect=None)
-        return cls(total=value, connect=min(10.0, value) if value else value)
+        _positive(None, attrs.fields(cls).total, value)
+        return cls(total=value, connect=min(10.0, value))
 
 
 def _int_at_least_zero(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
