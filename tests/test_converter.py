@@ -22,7 +22,9 @@ def encode(obj: Any) -> bytes:
 
 def decode(data: bytes, item_cls: type[Any] | None) -> object:
     if item_cls is None:
-        return _converter.decode_run(data)
+        run = _converter.decode_run(data)
+        run.metadata  # noqa: B018 - the metadata tree is decoded (and checked) on first read
+        return run
     return _converter.decode_page(data, item_cls)
 
 
@@ -254,6 +256,8 @@ def mutations(draw: st.DrawFn, template: Any) -> Any:
 def test_fast_run_decoder_agrees_with_the_generated_hooks(run: dict[str, Any]) -> None:
     try:
         fast: RunData | None = _converter._fast_run(run)
+        assert fast is not None
+        fast.metadata  # noqa: B018 - decoded on first read
     except Exception:
         fast = None
     try:
