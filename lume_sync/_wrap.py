@@ -83,7 +83,7 @@ class Bridge:
     ) -> Generator[Any, None, None]:
         """Iterate ``aiterator`` on the private loop; closing the iterator closes it there."""
         self._live()
-        items = cast("Generator[Any, None, None]", _loop.iterate(aiterator))
+        items = _loop.iterate(aiterator)
         try:
             for item in items:
                 yield item if wrap is None else wrap(self, item)

@@ -1,0 +1,56 @@
+"""Every ```python block of README.md runs green, each in a fresh interpreter.
+
+A block that defines ``test_*`` functions is a test module and runs under pytest; any other block
+runs as a script. Each block starts the emulator it needs, as the README shows readers to.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_FENCE = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+_HEADING = re.compile(r"^## (.+)$", re.MULTILINE)
+
+
+def python_blocks() -> list[Any]:
+    text = README.read_text(encoding="utf-8")
+    blocks = []
+    for match in _FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        headings = _HEADING.findall(text, 0, match.start())
+        section = re.sub(r"\W+", "-", headings[-1].lower()).strip("-") if headings else "top"
+        blocks.append(pytest.param(match.group(1), id=f"{section}-line{line}"))
+    return blocks
+
+
+def test_the_readme_has_its_examples() -> None:
+    assert len(python_blocks()) >= 8
+
+
+def test_the_readme_keeps_its_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "python -m pip install -e '.[dev]' && lume demo" in text
+    assert "```sh\npython -m pytest\n```" in text
+
+
+@pytest.mark.parametrize("code", python_blocks())
+def test_readme_block_runs(code: str, tmp_path: Path) -> None:
+    if re.search(r"^def test_", code, re.MULTILINE):
+        path = tmp_path / "test_example.py"
+        command = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
+        command += ["--rootdir", str(tmp_path), str(path)]
+    else:
+        path = tmp_path / "example.py"
+        command = [sys.executable, "-W", "error", str(path)]
+    path.write_text(code, encoding="utf-8")
+    done = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=45, check=False
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
