@@ -14,6 +14,7 @@ from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
 from ._transport import RequestOptions, Transport
+from ._validation import check_interval, check_timeout
 from ._waiting import Waiting
 from .models import RejectedRow, RunData
 
@@ -170,6 +171,8 @@ class AsyncLume:
         Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
         it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
         """
+        check_timeout(timeout)
+        check_interval(poll_interval)
         run = await self.run(
             flow_version,
             source_path,

@@ -60,7 +60,9 @@ def backoff(policy: RetryPolicy, retry_index: int, exc: LumeError, rng: random.R
     Full jitter keeps many clients that failed together from retrying together.
     """
     if isinstance(exc, RateLimitError | ServerError) and exc.retry_after is not None:
-        return exc.retry_after
+        # Everyone told to come back in N seconds must not come back together: up to a quarter
+        # more, drawn at random (never less than the server asked for).
+        return exc.retry_after * (1.0 + rng.uniform(0.0, 0.25))
     base = policy.rate_limit_base_delay if isinstance(exc, RateLimitError) else policy.base_delay
     return rng.uniform(0.0, min(policy.max_delay, base * (2**retry_index)))
 

@@ -56,6 +56,16 @@ _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
 _ABANDONED: list[tuple[aiohttp.ClientSession, aiohttp.BaseConnector | None]] = []
 
 
+class _Secret(str):
+    """The API key as sent: a str whose repr hides it, so headers captured in a traceback's
+    locals (as error reporters do) or printed while debugging never show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 @attrs.frozen
 class RequestOptions:
     """Per-call settings: the client's defaults, or those of ``with_options(...)``."""
@@ -79,6 +89,14 @@ class Response:
             return _converter.loads(self.body)
         except ResponseValidationError as exc:
             raise ResponseValidationError(str(exc), request_id=self.request_id) from exc
+
+
+def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
+    """The server's wait hint: ``retry-after-ms`` when sent (finer), else ``Retry-After``."""
+    millis = _parse_retry_after(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    return _parse_retry_after(headers.get("Retry-After"))
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -117,7 +135,7 @@ def error_from_response(
         "error_id": error_id if isinstance(error_id, str) else None,
         "request_id": response.request_id,
         "body": body,
-        "retry_after": _parse_retry_after(response.headers.get("Retry-After")),
+        "retry_after": _retry_after(response.headers),
     }
     if status == 409 and kwargs["code"] == "duplicate_source_path":
         existing = body.get("existing_run_id") if isinstance(body, dict) else None
@@ -206,7 +224,7 @@ class Transport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={
-                "lume-api-key": self._config.api_key,
+                "lume-api-key": _Secret(self._config.api_key),
                 "User-Agent": USER_AGENT,
                 "Accept": "application/json",
             },
@@ -303,12 +321,13 @@ class Transport:
                 failure = error_from_response(response, not_found=not_found)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
                 raise failure
-            wait = backoff(policy, attempt - 1, failure, self._rng)
-            if wait > policy.max_retry_after:
+            asked = getattr(failure, "retry_after", None)
+            if asked is not None and asked > policy.max_retry_after:
                 failure.add_note(
-                    f"not retried: the server asked to wait {wait:g} s, over max_retry_after"
+                    f"not retried: the server asked to wait {asked:g} s, over max_retry_after"
                 )
                 raise failure
+            wait = min(backoff(policy, attempt - 1, failure, self._rng), policy.max_retry_after)
             if deadline is not None and time.monotonic() + wait > deadline:
                 failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
                 raise failure
@@ -322,6 +341,10 @@ class Transport:
 
 
 def _worth_retrying(failure: LumeError) -> bool:
+    if isinstance(failure, InvalidRequestError):
+        # The first attempt of this create is still being handled (it timed out on our side):
+        # asking again with the same key soon gets its answer replayed.
+        return failure.status_code == 409 and failure.code == "idempotency_in_flight"
     # A certificate that failed verification will fail the same way next time.
     return is_retryable(failure) and not isinstance(failure.__cause__, aiohttp.ClientSSLError)
 

@@ -38,7 +38,8 @@ async def test_retry_after_is_waited_out(scripted: ScriptedServer, no_retry_slee
     async with AsyncLume(api_key="k", base_url=scripted.url, retry=recording(events)) as lume:
         run = await lume.runs.get(RUN_ID)
     assert run.id == RUN_ID
-    assert [(e.attempt, e.wait) for e in events] == [(1, 2.0)]
+    assert [e.attempt for e in events] == [1]
+    assert 2.0 <= events[0].wait <= 2.5  # the server's hint plus a little jitter
     assert isinstance(events[0].cause, RateLimitError)
     assert events[0].route == "/v1/runs/{run_id}"
 
