@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from lume_async.testing import Emulator, instant_retries
+
+
+@pytest.fixture
+def no_retry_sleep() -> Iterator[None]:
+    with instant_retries():
+        yield
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    # 100x: a 2 s synthetic run ends in 20 ms of real time.
+    async with Emulator(time_scale=100, seed=7) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, object]]]:
+    """What reached the event loop's exception handler: unhandled errors in tasks and callbacks."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+    try:
+        yield seen
+    finally:
+        loop.set_exception_handler(previous)

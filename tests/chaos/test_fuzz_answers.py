@@ -1,0 +1,355 @@
+"""Bad answers from the server: whatever comes back, only a LumeError ever reaches the caller.
+
+A raw HTTP server answers every request with what hypothesis draws: any status, any content
+type, malformed JSON, JSON of the wrong shape, valid documents with fields dropped or of the
+wrong type, wrong lengths, bogus encodings and huge bodies. Each SDK call either returns or
+raises a LumeError subclass; a KeyError, TypeError or AttributeError escaping is a bug, and so
+is an error left unhandled in a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import attrs
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lume_async import AsyncLume, LumeError, RetryPolicy, Timeout
+from lume_async.testing import instant_retries
+
+RUN_ID = "run_01HY0000000000000000000000"
+NOW = "2026-01-01T00:00:00.000Z"
+
+RUN: dict[str, Any] = {
+    "id": RUN_ID,
+    "status": "SUCCEEDED",
+    "flow_version": "customer_cleaner:v1",
+    "source_path": "s3://bucket/batch_001",
+    "label": None,
+    "tags": ["a"],
+    "run_metadata": {"k": "v"},
+    "created_at": NOW,
+    "updated_at": NOW,
+    "metadata": {
+        "run": {"id": RUN_ID, "flow_version": "customer_cleaner:v1", "status": "SUCCEEDED"},
+        "pipeline": {
+            "created_at": NOW,
+            "completed_at": NOW,
+            "duration_seconds": 1.5,
+            "stages": {"sync_source_seconds": 0.5, "transform_seconds": 0.5},
+        },
+        "results": {"input_rows": 3, "mapped_rows": 3, "rejected_rows": 0},
+        "validation": {"tests_executed": 9, "tests_failed": 0, "error_rate": 0.0},
+        "errors": [],
+    },
+    "error": None,
+}
+REJECT = {"index": 0, "source_record": {"a": 1}, "errors": [{"field": "a", "error_code": "x"}]}
+LOG = {"time": NOW, "level": "INFO", "code": "run.created", "message": "hi", "details": {}}
+FLOW = {
+    "name": "customer_cleaner",
+    "description": "d",
+    "versions": [{"version": "v1", "id": "fv_1", "created_at": NOW}],
+}
+
+
+def _page(item: Any) -> dict[str, Any]:
+    return {"items": [item, item], "total": 2, "page": 1, "size": 50, "pages": 1}
+
+
+VALID_DOCUMENTS: list[Any] = [
+    RUN,
+    _page({"full_name": "x"}),
+    _page(REJECT),
+    _page(LOG),
+    _page(FLOW),
+    FLOW,
+    {"items": [RUN], "next_cursor": "c1"},
+    {"items": [RUN], "missing": []},
+    {"detail": "nope", "error_id": "e1", "code": "not_found"},
+    {"detail": [{"loc": ["body", "x"], "msg": "bad", "type": "t"}], "code": "validation_error"},
+    {"detail": "dup", "code": "duplicate_source_path", "existing_run_id": RUN_ID},
+]
+
+HUGE: list[bytes] = [
+    orjson.dumps({**RUN, "label": "x" * 2_000_000}),
+    orjson.dumps({"items": [{"full_name": "y"}] * 20_000, "total": 1, "page": 1, "size": 50}),
+    orjson.dumps({"items": [RUN] * 2_000, "next_cursor": None, "missing": []}),
+    b"[" * 50_000 + b"]" * 50_000,
+    b" " * 1_000_000 + b"{}",
+    b'{"id": "' + b"\xff\xfe" * 1000 + b'"}',
+    b'{"total": 1e999999, "items": [], "page": 1, "size": 1, "pages": 1}',
+    b'{"total": 123456789012345678901234567890, "items": [], "page": 1, "size": 1}',
+]
+
+
+def _huge(index: int) -> bytes:
+    return HUGE[index]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield (*prefix, key)
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield (*prefix, i)
+            yield from _paths(value, (*prefix, i))
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn) -> bytes:
+    """A valid answer with some fields dropped and others given values of the wrong type."""
+    doc = orjson.loads(orjson.dumps(draw(st.sampled_from(VALID_DOCUMENTS))))
+    paths = list(_paths(doc))
+    for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=4)):
+        parent: Any = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            if draw(st.booleans()) and isinstance(parent, dict):
+                parent.pop(path[-1], None)
+            else:
+                parent[path[-1]] = draw(json_values)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed or replaced this path
+    return orjson.dumps(doc)
+
+
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(orjson.dumps),
+    st.sampled_from(VALID_DOCUMENTS).map(orjson.dumps),
+    mutated_documents(),
+    mutated_documents(),
+    st.sampled_from(range(len(HUGE))).map(_huge),
+)
+
+
+@attrs.frozen
+class Answer:
+    status: int
+    body: bytes = attrs.field(repr=lambda b: repr(b) if len(b) < 200 else f"<{len(b)} bytes>")
+    content_type: str | None
+    headers: tuple[tuple[str, str], ...]
+    length: str  # "exact", "short" (the body is cut), "none" (read until close)
+
+    def encode(self) -> tuple[bytes, bool]:
+        """The raw HTTP/1.1 answer, and whether the connection is closed after it."""
+        lines = [f"HTTP/1.1 {self.status} Fuzzed", "x-request-id: req_fuzz"]
+        if self.content_type is not None:
+            lines.append(f"Content-Type: {self.content_type}")
+        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        body, close = self.body, False
+        if self.length == "exact":
+            lines.append(f"Content-Length: {len(body)}")
+        elif self.length == "short":
+            lines.append(f"Content-Length: {len(body) + 10}")
+            close = True
+        else:
+            lines.append("Connection: close")
+            close = True
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body, close
+
+
+STATUSES = [200, 200, 200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404]
+STATUSES += [405, 409, 410, 413, 418, 422, 429, 500, 502, 503, 504, 599]
+CONTENT_TYPES = ["application/json", "application/json; charset=latin-1", "text/html", None]
+CONTENT_TYPES += ["text/plain", "application/octet-stream", "application/problem+json"]
+HEADER_VALUES = ["", "0", "1", "-1", "abc", "nan", "inf", "1e309", "0.001", "gzip", "deflate"]
+HEADER_VALUES += ["br", "x-unknown", "Wed, 21 Oct 2015 07:28:00 GMT", "http://elsewhere/"]
+
+answers = st.builds(
+    Answer,
+    status=st.sampled_from(STATUSES),
+    body=bodies,
+    content_type=st.sampled_from(CONTENT_TYPES),
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(["Retry-After", "retry-after-ms", "Content-Encoding", "Location"]),
+            st.sampled_from(HEADER_VALUES),
+        ),
+        max_size=3,
+        unique_by=lambda h: h[0],
+    ).map(tuple),
+    length=st.sampled_from(["exact", "exact", "exact", "short", "none"]),
+)
+
+
+class FuzzServer:
+    """Answers every request with ``self.answer``, in a loop thread shared with the client."""
+
+    def __init__(self) -> None:
+        self.answer = Answer(200, orjson.dumps(RUN), "application/json", (), "exact")
+        self.loop = asyncio.new_event_loop()
+        self.loop_errors: list[dict[str, Any]] = []
+        self.loop.set_exception_handler(lambda _, context: self.loop_errors.append(context))
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                raw, close = self.answer.encode()
+                writer.write(raw)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def run(self, coro: Awaitable[Any], timeout: float = 20) -> Any:
+        async def wrapped() -> Any:
+            return await coro
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
+
+    def __enter__(self) -> FuzzServer:
+        self._thread.start()
+
+        async def start() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+        self.run(start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+
+        self.run(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FuzzServer]:
+    with FuzzServer() as fuzz, instant_retries():
+        yield fuzz
+
+
+@pytest.fixture(scope="module")
+def lume(server: FuzzServer) -> Iterator[AsyncLume]:
+    # One retry is enough to exercise the retry path on every retryable answer.
+    client = AsyncLume(
+        api_key="k", base_url=server.url, timeout=Timeout(total=5), retry=RetryPolicy(max_retries=1)
+    )
+    yield client
+    server.run(client.aclose())
+
+
+async def _first_page(paginator: Any) -> Any:
+    async for page in paginator.pages():
+        return page
+    return None
+
+
+async def _get_many(lume: AsyncLume) -> None:
+    for outcome in await lume.runs.get_many([RUN_ID, "run_01HY0000000000000000000001"]):
+        if not outcome.ok and not isinstance(outcome.error, LumeError):
+            raise AssertionError(f"get_many outcome holds a non-LumeError: {outcome.error!r}")
+
+
+async def _create_many(lume: AsyncLume) -> None:
+    items = [{"flow_version": "customer_cleaner:v1", "source_path": f"s3://b/{i}"} for i in (1, 2)]
+    for outcome in await lume.runs.create_many(items):
+        if not outcome.ok and not isinstance(outcome.error, LumeError):
+            raise AssertionError(f"create_many outcome holds a non-LumeError: {outcome.error!r}")
+
+
+CALLS: dict[str, Callable[[AsyncLume], Awaitable[Any]]] = {
+    "get": lambda c: c.runs.get(RUN_ID),
+    "create": lambda c: c.run("customer_cleaner:v1", "s3://bucket/x"),
+    "create_many": _create_many,
+    "update": lambda c: c.runs.update(RUN_ID, label="x"),
+    "cancel": lambda c: c.runs.cancel(RUN_ID),
+    "results_page": lambda c: c.runs.results_page(RUN_ID, page_size=50),
+    "rejects": lambda c: _first_page(c.runs.rejects(RUN_ID)),
+    "logs": lambda c: _first_page(c.runs.logs(RUN_ID)),
+    "list": lambda c: _first_page(c.runs.list()),
+    "get_many": _get_many,
+    "flows_list": lambda c: _first_page(c.flows.list()),
+    "flows_get": lambda c: c.flows.get("customer_cleaner"),
+}
+
+OUTCOMES: Counter[str] = Counter()
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
+@FUZZ
+@given(answer=answers)
+def test_only_lume_errors_escape_whatever_the_server_answers(
+    server: FuzzServer, lume: AsyncLume, call: str, answer: Answer
+) -> None:
+    server.answer = answer
+    try:
+        server.run(CALLS[call](lume))
+    except LumeError as exc:
+        OUTCOMES[type(exc).__name__] += 1
+    else:
+        OUTCOMES["returned"] += 1
+    assert server.loop_errors == []
+
+
+@pytest.mark.timeout(120)
+@settings(FUZZ, max_examples=25)
+@given(answer=answers)
+def test_waiting_ends_in_a_result_or_a_lume_error_whatever_the_poller_hears(
+    server: FuzzServer, lume: AsyncLume, answer: Answer
+) -> None:
+    server.answer = Answer(200, orjson.dumps({**RUN, "status": "RUNNING"}), None, (), "exact")
+    run = server.run(lume.runs.get(RUN_ID))
+    server.answer = answer
+    with contextlib.suppress(LumeError):
+        server.run(run.wait(timeout=0.5, poll_interval=0.01))
+    assert server.loop_errors == []
+
+
+def test_the_fuzzing_reached_every_kind_of_outcome() -> None:
+    # Guards against a vacuous run (e.g. every example ending as a connection error).
+    print(dict(OUTCOMES))
+    expected = {"returned", "ResponseValidationError", "APIConnectionError", "ServerError"}
+    expected |= {"RateLimitError", "NotFoundError", "InvalidRequestError", "APIError"}
+    assert expected <= set(OUTCOMES)
