@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lume_async import AsyncLume, InvalidRequestError, RetryPolicy, Timeout
+from lume_async import AsyncLume, RetryPolicy, Timeout
 from lume_async.testing import Emulator, FaultProfile
 
 from ._fanout import (
