@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,7 +84,7 @@ class AsyncRuns:
             run_metadata=run_metadata,
             force_rerun=force_rerun,
             label=label,
-            tags=tuple(tags),
+            tags=tags,
             idempotency_key=idempotency_key,
         )
         return await self._create(request)
@@ -293,36 +293,44 @@ class AsyncRuns:
         items = list(requests)
 
         async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
+            # Built here, inside the worker, so a bad item is that item's failure alone.
             request = item if isinstance(item, RunRequest) else RunRequest(**item)
-            if request.idempotency_key is None:
-                request = _with_key(request)
             return await self._create(request)
 
         return await _run_batch(items, create_one, concurrency, on_progress)
 
     async def get_many(
-        self, run_ids: Iterable[str], *, on_progress: ProgressCallback | None = None
+        self,
+        run_ids: Iterable[str],
+        *,
+        concurrency: int = 8,
+        on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
-        """Fetch many runs, 100 per request; an unknown id gives a RunNotFoundError outcome."""
+        """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
+
+        Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
+        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        """
         ids = list(run_ids)
-        chunks = [ids[i : i + _BATCH_GET_MAX] for i in range(0, len(ids), _BATCH_GET_MAX)]
-        outcomes: builtins.list[BatchOutcome[AsyncRun]] = []
+        total = len(ids)
+        outcomes: builtins.list[BatchOutcome[AsyncRun] | None] = [None] * total
         done = failed = 0
-        for chunk in chunks:
+
+        async def fetch_chunk(start: int) -> None:
+            nonlocal done, failed
+            chunk = ids[start : start + _BATCH_GET_MAX]
             valid = [run_id for run_id in chunk if _valid_id(run_id)]
             found: dict[str, RunData] = {}
-            error: BaseException | None = None
+            error: Exception | None = None
             if valid:
                 try:
                     found = await self.batch_get(valid)
                 except Exception as exc:
                     error = exc
-            for run_id in chunk:
-                index = len(outcomes)
+            for index, run_id in enumerate(chunk, start):
+                outcome: BatchOutcome[AsyncRun]
                 if not _valid_id(run_id):
-                    outcome: BatchOutcome[AsyncRun] = BatchOutcome.failure(
-                        index, ValueError(f"not a run id: {run_id!r}")
-                    )
+                    outcome = BatchOutcome.failure(index, ValueError(f"not a run id: {run_id!r}"))
                 elif error is not None:
                     outcome = BatchOutcome.failure(index, error)
                 elif run_id in found:
@@ -334,12 +342,19 @@ class AsyncRuns:
                             f"run {run_id} not found", status_code=404, code="not_found"
                         ),
                     )
-                outcomes.append(outcome)
-                done += 1
+                outcomes[index] = outcome
                 failed += not outcome.ok
+            done += len(chunk)
+
+        def progress(*_: int) -> None:
+            # Counted in runs, not in requests; called by _run_batch so that an exception in
+            # on_progress propagates rather than becoming a failed chunk.
             if on_progress is not None:
-                on_progress(done, len(ids), failed)
-        return outcomes
+                on_progress(done, total, failed)
+
+        starts = list(range(0, total, _BATCH_GET_MAX))
+        await _run_batch(starts, fetch_chunk, concurrency, progress)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
         """One ``batch-get`` request for up to 100 ids: the runs found, by id."""
@@ -406,12 +421,6 @@ class AsyncRuns:
         return self._waiting.as_completed(list(runs), timeout=timeout, poll_interval=poll_interval)
 
 
-def _with_key(request: RunRequest) -> RunRequest:
-    import attrs
-
-    return attrs.evolve(request, idempotency_key=_new_idempotency_key())
-
-
 def _valid_id(run_id: object) -> bool:
     try:
         check_run_id(run_id)
@@ -422,35 +431,50 @@ def _valid_id(run_id: object) -> bool:
 
 async def _run_batch(
     items: builtins.list[T],
-    call: Callable[[T], Any],
+    call: Callable[[T], Awaitable[R]],
     concurrency: int,
     on_progress: ProgressCallback | None,
 ) -> builtins.list[BatchOutcome[R]]:
-    """Run ``call`` on each item with ``concurrency`` workers (never one task per item)."""
+    """Run ``call`` on each item with ``concurrency`` workers (never one task per item).
+
+    The workers take the next index from one shared iterator, so memory stays at one outcome per
+    item whatever the count. An ``Exception`` from ``call`` becomes that item's failed outcome;
+    cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
+    they have all stopped.
+    """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
     total = len(items)
     outcomes: builtins.list[BatchOutcome[R] | None] = [None] * total
-    cursor = iter(range(total))
+    indexes = iter(range(total))
     done = failed = 0
+    callback_error: Exception | None = None
 
-    async def worker() -> None:
-        nonlocal done, failed
-        for index in cursor:
+    async def worker(scope: anyio.CancelScope) -> None:
+        nonlocal done, failed, callback_error
+        for index in indexes:
+            outcome: BatchOutcome[R]
             try:
-                value = await call(items[index])
+                outcome = BatchOutcome.success(index, await call(items[index]))
             except Exception as exc:
-                outcomes[index] = BatchOutcome.failure(index, exc)
+                outcome = BatchOutcome.failure(index, exc)
                 failed += 1
-            else:
-                outcomes[index] = BatchOutcome.success(index, value)
+            outcomes[index] = outcome
             done += 1
             if on_progress is not None:
-                on_progress(done, total, failed)
+                try:
+                    on_progress(done, total, failed)
+                except Exception as exc:
+                    callback_error = callback_error or exc
+                    scope.cancel()
+                    return
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(concurrency, total)):
-            tg.start_soon(worker)
+    if total:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(concurrency, total)):
+                tg.start_soon(worker, tg.cancel_scope)
+    if callback_error is not None:
+        raise callback_error
     return [outcome for outcome in outcomes if outcome is not None]
 
 

@@ -103,7 +103,9 @@ class Lume:
         """A view of this client with other per-call settings; it shares connections and waiting."""
         return Lume._view(
             self._bridge,
-            self._async.with_options(timeout=timeout, max_retries=max_retries, retry=retry),
+            self._bridge.local(
+                self._async.with_options, timeout=timeout, max_retries=max_retries, retry=retry
+            ),
         )
 
     def run(

@@ -33,7 +33,7 @@ class Flows:
 
     def list(self, *, page_size: int = 100) -> Paginator[Flow]:
         """Every flow this API key can run."""
-        return Paginator(self._bridge, self._async.list(page_size=page_size))
+        return Paginator(self._bridge, self._bridge.local(self._async.list, page_size=page_size))
 
     def get(self, name: str) -> Flow:
         """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""

@@ -57,11 +57,11 @@ class Paginator(Generic[T]):
         return self._async.page_size
 
     def __iter__(self) -> Iterator[T]:
-        return self._bridge.iterate(self._async.__aiter__(), self._item)
+        return self._bridge.iterate(self._bridge.local(self._async.__aiter__), self._item)
 
     def pages(self) -> Iterator[Page[T]]:
         """The pages in order (each read whole before it is yielded)."""
-        return _wrap.pages(self._bridge, self._item, self._async.pages())
+        return _wrap.pages(self._bridge, self._item, self._bridge.local(self._async.pages))
 
     def collect(self) -> list[T]:
         """Every item of every page, in order, as one list."""

@@ -124,7 +124,7 @@ class Run:
 
     def raise_for_status(self) -> Run:
         """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
-        return self._same(self._async.raise_for_status())
+        return self._same(self._bridge.local(self._async.raise_for_status))
 
     def cancel(self) -> Run:
         """Cancel the run (a run already terminal is left as it is); return this handle."""
@@ -138,7 +138,7 @@ class Run:
 
     def results(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
         """The mapped rows, in order."""
-        return Paginator(self._bridge, self._async.results(page_size=page_size))
+        return Paginator(self._bridge, self._bridge.local(self._async.results, page_size=page_size))
 
     def results_page(self, *, page: int = 1, page_size: int = 50) -> Page[dict[str, Any]]:
         """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
@@ -146,11 +146,11 @@ class Run:
 
     def rejects(self, *, page_size: int = 100) -> Paginator[RejectedRow]:
         """The source rows the flow rejected, with the reasons."""
-        return Paginator(self._bridge, self._async.rejects(page_size=page_size))
+        return Paginator(self._bridge, self._bridge.local(self._async.rejects, page_size=page_size))
 
     def logs(self, *, page_size: int = 100) -> Paginator[LogEntry]:
         """The run's log entries, oldest first."""
-        return Paginator(self._bridge, self._async.logs(page_size=page_size))
+        return Paginator(self._bridge, self._bridge.local(self._async.logs, page_size=page_size))
 
     def _same(self, wrapped: AsyncRun) -> Run:
         return self if wrapped is self._async else Run(self._bridge, wrapped)

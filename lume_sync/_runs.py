@@ -114,7 +114,8 @@ class Runs:
         """
         return Paginator(
             self._bridge,
-            self._async.list(
+            self._bridge.local(
+                self._async.list,
                 flow_version=flow_version,
                 status=status,
                 label=label,
@@ -130,7 +131,9 @@ class Runs:
 
     def results(self, run_id: str, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
         """The mapped rows of a terminal run, in order."""
-        return Paginator(self._bridge, self._async.results(run_id, page_size=page_size))
+        return Paginator(
+            self._bridge, self._bridge.local(self._async.results, run_id, page_size=page_size)
+        )
 
     def results_page(
         self, run_id: str, *, page: int = 1, page_size: int = 50
@@ -140,11 +143,15 @@ class Runs:
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> Paginator[RejectedRow]:
         """The rows a run rejected, with the reasons."""
-        return Paginator(self._bridge, self._async.rejects(run_id, page_size=page_size))
+        return Paginator(
+            self._bridge, self._bridge.local(self._async.rejects, run_id, page_size=page_size)
+        )
 
     def logs(self, run_id: str, *, page_size: int = 100) -> Paginator[LogEntry]:
         """A run's log entries, oldest first."""
-        return Paginator(self._bridge, self._async.logs(run_id, page_size=page_size))
+        return Paginator(
+            self._bridge, self._bridge.local(self._async.logs, run_id, page_size=page_size)
+        )
 
     def create_many(
         self,
@@ -167,13 +174,23 @@ class Runs:
         )
 
     def get_many(
-        self, run_ids: Iterable[str], *, on_progress: ProgressCallback | None = None
+        self,
+        run_ids: Iterable[str],
+        *,
+        concurrency: int = 8,
+        on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[Run]]:
-        """Fetch many runs, 100 per request; an unknown id gives a RunNotFoundError outcome."""
+        """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
+
+        Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
+        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        """
         return _wrap.outcomes(
             self._bridge,
             Run,
-            self._bridge.run(self._async.get_many(run_ids, on_progress=on_progress)),
+            self._bridge.run(
+                self._async.get_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+            ),
         )
 
     def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
@@ -226,8 +243,11 @@ class Runs:
     ) -> Iterator[Run]:
         """Yield each run as it becomes terminal, in completion order."""
         return self._bridge.iterate(
-            self._async.as_completed(
-                [item._async for item in runs], timeout=timeout, poll_interval=poll_interval
+            self._bridge.local(
+                self._async.as_completed,
+                [item._async for item in runs],
+                timeout=timeout,
+                poll_interval=poll_interval,
             ),
             Run,
         )

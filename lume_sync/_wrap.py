@@ -23,7 +23,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any, TypeVar, cast, final, overload
+from typing import Any, ParamSpec, TypeVar, cast, final, overload
 
 import attrs
 
@@ -37,6 +37,7 @@ __all__ = ["Bridge", "each", "outcomes", "pages", "process_result", "same", "twi
 A = TypeVar("A")
 S = TypeVar("S")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 Wrap = Callable[["Bridge", A], S]
 
@@ -68,6 +69,14 @@ class Bridge:
             raise
         try:
             return handle.run(coro)
+        except RunError as exc:
+            _rewrap_run(self, exc)
+            raise
+
+    def local(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call a plain (non-async) method of the async object, with the same error rewrap."""
+        try:
+            return fn(*args, **kwargs)
         except RunError as exc:
             _rewrap_run(self, exc)
             raise

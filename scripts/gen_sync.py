@@ -441,9 +441,10 @@ class ClassWriter:
             raise GenerationError(f"{self.where(name)}: no rule for this special method")
         if "property" in [ast.unparse(d) for d in fn.decorator_list]:
             return f"return {self.wrap(fn.returns, f'self._async.{name}', name)}"
-        expr = f"self._async.{name}({args})"
         if is_async:
-            expr = f"self._bridge.run({expr})"
+            expr = f"self._bridge.run(self._async.{name}({args}))"
+        else:
+            expr = f"self._bridge.local(self._async.{name}{', ' if args else ''}{args})"
         if fn.returns is None or ast.unparse(fn.returns) == "None":
             return expr
         return f"return {self.wrap(fn.returns, expr, name)}"

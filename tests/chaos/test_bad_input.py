@@ -230,23 +230,8 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
 ]
 
 
-# Known SDK bugs, each with its fix; strict, so the mark must go when the fix lands.
-KNOWN_BUGS = {
-    "tags a single string": (
-        "AsyncRuns.create converts tags with tuple(tags) before RunRequest checks them, so "
-        "tags='nightly' creates a run tagged n,i,g,h,t,l,y; pass tags through unconverted"
-    ),
-}
-
-
 def _params() -> list[Any]:
-    params = []
-    for name, call, error, word in CASES:
-        marks = []
-        if name in KNOWN_BUGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name]))
-        params.append(pytest.param(call, error, word, id=name, marks=marks))
-    return params
+    return [pytest.param(call, error, word, id=name) for name, call, error, word in CASES]
 
 
 @pytest.fixture(scope="module")

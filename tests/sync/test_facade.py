@@ -132,6 +132,15 @@ def test_a_failed_run_error_carries_the_sync_run(lume: Lume) -> None:
     assert isinstance(caught.value.run, Run)
 
 
+def test_raise_for_status_hands_back_the_sync_run(lume: Lume) -> None:
+    run = lume.run(FLOW, synthetic("crashes", outcome="CRASHED")).wait(poll_interval=0.05)
+    with pytest.raises(lume_async.RunFailedError) as caught:
+        run.raise_for_status()
+
+    assert isinstance(caught.value.run, Run)
+    assert caught.value.run == run
+
+
 def test_use_after_close_raises_sync_facade_error(emu: Emulator) -> None:
     lume = Lume(api_key=emu.api_key, base_url=emu.url)
     run = lume.run(FLOW, synthetic("closed"))
