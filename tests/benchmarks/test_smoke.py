@@ -1,6 +1,6 @@
-"""The sync-overhead benchmark runs end to end (no-op, GET against nginx, create_many).
+"""The benchmarks run end to end in their quick mode and write their results files.
 
-Only that it works is checked: speed depends on the machine and is for people to read.
+Only that they work is checked: speed depends on the machine and is for people to read.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "sync_overhead.py"
 
 
 def _nginx() -> str | None:
@@ -32,24 +32,42 @@ pytestmark = [
 ]
 
 
-def test_quick_run_exits_0_and_writes_json(tmp_path: Path) -> None:
-    output = tmp_path / "sync_overhead.json"
+def run_quick(script: str, output: Path, *extra: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--output", str(output)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / script),
+            "--quick",
+            *extra,
+            "--output",
+            str(output),
+        ],
         capture_output=True,
         text=True,
         timeout=280,
         env=env,
         check=False,
     )
-
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    results = json.loads(output.read_text())
+    results: dict[str, Any] = json.loads(output.read_text())
+    return results
+
+
+def test_transport_quick_run_against_nginx(tmp_path: Path) -> None:
+    results = run_quick("transport.py", tmp_path / "transport.json", "--servers", "nginx")
+
+    assert results["benchmark"] == "transport"
+    clients = {row["client"] for row in results["servers"]["nginx"]["rows"]}
+    assert clients == {"lume-sdk", "aiohttp", "httpx", "requests"}
+
+
+def test_sync_overhead_quick_run(tmp_path: Path) -> None:
+    results = run_quick("sync_overhead.py", tmp_path / "sync_overhead.json")
+
     assert results["benchmark"] == "sync_overhead"
     assert results["skipped"] == {}
     sections = results["sections"]
