@@ -31,6 +31,7 @@ from ._retry import RetryEvent
 from ._run import AsyncRun
 from ._runs import AsyncRuns
 from ._version import __version__
+from ._webhook_endpoints import AsyncWebhookEndpoints
 from .models import (
     BatchOutcome,
     FieldError,
@@ -52,6 +53,7 @@ from .models import (
     TargetLocations,
     TopError,
     ValidationMetadata,
+    WebhookEndpoint,
     WebhookEvent,
     WebhookRunData,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "AsyncPaginator",
     "AsyncRun",
     "AsyncRuns",
+    "AsyncWebhookEndpoints",
     "AuthenticationError",
     "BatchOutcome",
     "DuplicateRunError",
@@ -103,6 +106,7 @@ __all__ = [
     "Timeout",
     "TopError",
     "ValidationMetadata",
+    "WebhookEndpoint",
     "WebhookEvent",
     "WebhookRunData",
     "WebhookVerificationError",

@@ -16,6 +16,7 @@ from ._runs import AsyncRuns
 from ._transport import RequestOptions, Transport
 from ._validation import check_interval, check_timeout
 from ._waiting import Waiting
+from ._webhook_endpoints import AsyncWebhookEndpoints
 from .models import RejectedRow, RunData
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class AsyncLume:
 
     runs: AsyncRuns
     flows: AsyncFlows
+    webhook_endpoints: AsyncWebhookEndpoints
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class AsyncLume:
     def _wire(self, options: RequestOptions | None) -> None:
         self.runs = AsyncRuns(self._transport, options, self._waiting)
         self.flows = AsyncFlows(self._transport, options)
+        self.webhook_endpoints = AsyncWebhookEndpoints(self._transport, options)
 
     async def _batch_fetch(self, ids: list[str]) -> dict[str, RunData]:
         return await self.runs.batch_get(ids)

@@ -45,6 +45,7 @@ from .models import (
     TargetLocations,
     TopError,
     ValidationMetadata,
+    WebhookEndpoint,
     WebhookEvent,
 )
 
@@ -539,7 +540,7 @@ def _warm_up() -> None:
     for cls in (RunData, WebhookEvent, RejectedRow, LogEntry, Flow, FieldError):
         converter.get_structure_hook(cls)
         converter.get_unstructure_hook(cls)
-    for item in (dict[str, Any], RejectedRow, LogEntry, RunData, Flow):
+    for item in (dict[str, Any], RejectedRow, LogEntry, RunData, Flow, WebhookEndpoint):
         converter.get_structure_hook(_page_types.setdefault(item, Page[item]))  # type: ignore[valid-type]
 
 

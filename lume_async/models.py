@@ -39,6 +39,7 @@ __all__ = [
     "TargetLocations",
     "TopError",
     "ValidationMetadata",
+    "WebhookEndpoint",
     "WebhookEvent",
     "WebhookRunData",
 ]
@@ -528,6 +529,16 @@ class BatchOutcome(Generic[T]):
 
 
 # --- webhooks -------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEndpoint:
+    """A URL the service sends run completion events to; ``secret`` signs them (never shown)."""
+
+    id: str
+    url: str
+    events: tuple[str, ...] = ()
+    secret: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -49,6 +49,7 @@ __all__ = [
     "WebhookEventStream",
     "WebhookReceiver",
     "WebhookVerificationError",
+    "new_secret",
     "sign",
     "verify",
 ]
@@ -98,6 +99,11 @@ def _standard_mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes
 
 
 # --- signing --------------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A fresh signing secret in the Standard Webhooks form: ``whsec_`` and 24 random bytes."""
+    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
 
 
 def sign(

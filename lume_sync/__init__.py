@@ -53,6 +53,7 @@ from lume_async import (
     Timeout,
     TopError,
     ValidationMetadata,
+    WebhookEndpoint,
     WebhookEvent,
     WebhookRunData,
     WebhookVerificationError,
@@ -64,6 +65,7 @@ from ._flows import Flows
 from ._pagination import Paginator
 from ._run import Run
 from ._runs import Runs
+from ._webhook_endpoints import WebhookEndpoints
 
 __all__ = [
     "APIConnectionError",
@@ -112,6 +114,8 @@ __all__ = [
     "Timeout",
     "TopError",
     "ValidationMetadata",
+    "WebhookEndpoint",
+    "WebhookEndpoints",
     "WebhookEvent",
     "WebhookRunData",
     "WebhookVerificationError",

@@ -13,6 +13,7 @@ from . import _wrap
 from ._flows import Flows
 from ._run import Run
 from ._runs import Runs
+from ._webhook_endpoints import WebhookEndpoints
 
 if TYPE_CHECKING:
     import ssl
@@ -38,10 +39,11 @@ class Lume:
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge", "flows", "runs")
+    __slots__ = ("_async", "_bridge", "flows", "runs", "webhook_endpoints")
 
     runs: Runs
     flows: Flows
+    webhook_endpoints: WebhookEndpoints
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class Lume:
         self._async = wrapped
         self.runs = Runs(self._bridge, wrapped.runs)
         self.flows = Flows(self._bridge, wrapped.flows)
+        self.webhook_endpoints = WebhookEndpoints(self._bridge, wrapped.webhook_endpoints)
 
     @property
     def base_url(self) -> str:

@@ -64,7 +64,7 @@ async def test_a_422_lists_the_fields_in_its_message(scripted: ScriptedServer) -
 
 
 async def test_rate_limiting_is_a_rate_limit_error_with_retry_after(emu: Emulator) -> None:
-    emu.set_rate_limit(1, burst=1)
+    emu.set_rate_limit(0.01, burst=1)  # one request, then none for 100 s
     async with AsyncLume(api_key=emu.api_key, base_url=emu.url, max_retries=0) as lume:
         await lume.flows.list().collect()
         with pytest.raises(RateLimitError) as caught:

@@ -24,6 +24,7 @@ TWINS = {
     lume_async.AsyncFlows: lume_sync.Flows,
     lume_async.AsyncRun: lume_sync.Run,
     lume_async.AsyncPaginator: lume_sync.Paginator,
+    lume_async.AsyncWebhookEndpoints: lume_sync.WebhookEndpoints,
 }
 RENAMED = {
     "aclose": "close",
@@ -37,19 +38,21 @@ PRIVATE_CONSTRUCTORS = {
     lume_async.AsyncFlows,
     lume_async.AsyncRun,
     lume_async.AsyncPaginator,
+    lume_async.AsyncWebhookEndpoints,
 }
 
 ASYNC_EXPORTS = [
     "APIConnectionError", "APIError", "APITimeoutError", "AsyncFlows", "AsyncLume",
-    "AsyncPaginator", "AsyncRun", "AsyncRuns", "AuthenticationError", "BatchOutcome",
+    "AsyncPaginator", "AsyncRun", "AsyncRuns", "AsyncWebhookEndpoints", "AuthenticationError",
+    "BatchOutcome",
     "DuplicateRunError", "FieldError", "Flow", "FlowVersion", "InvalidRequestError", "LogEntry",
     "LumeError", "NotFoundError", "Page", "PermissionDeniedError", "PipelineMetadata",
     "ProcessResult", "RateLimitError", "RejectedRow", "ResponseValidationError",
     "ResultsMetadata", "RetryEvent", "RetryPolicy", "RunData", "RunError", "RunErrorInfo",
     "RunFailedError", "RunInfo", "RunMetadata", "RunNotFoundError", "RunRequest", "RunStatus",
     "RunTimeoutError", "ServerError", "StageError", "StageTimings", "SyncFacadeError",
-    "TargetLocations", "Timeout", "TopError", "ValidationMetadata", "WebhookEvent",
-    "WebhookRunData", "WebhookVerificationError", "__version__",
+    "TargetLocations", "Timeout", "TopError", "ValidationMetadata", "WebhookEndpoint",
+    "WebhookEvent", "WebhookRunData", "WebhookVerificationError", "__version__",
 ]  # fmt: skip
 SYNC_EXPORTS = [
     "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BatchOutcome",
@@ -60,8 +63,8 @@ SYNC_EXPORTS = [
     "Run", "RunData", "RunError", "RunErrorInfo", "RunFailedError", "RunInfo", "RunMetadata",
     "RunNotFoundError", "RunRequest", "RunStatus", "RunTimeoutError", "Runs", "ServerError",
     "StageError", "StageTimings", "SyncFacadeError", "TargetLocations", "Timeout", "TopError",
-    "ValidationMetadata", "WebhookEvent", "WebhookRunData", "WebhookVerificationError",
-    "__version__",
+    "ValidationMetadata", "WebhookEndpoint", "WebhookEndpoints", "WebhookEvent",
+    "WebhookRunData", "WebhookVerificationError", "__version__",
 ]  # fmt: skip
 
 
@@ -86,7 +89,8 @@ def members() -> list[tuple[type, type, str]]:
 def unasync(annotation: Any) -> Any:
     if not isinstance(annotation, str):
         return annotation
-    return re.sub(r"\bAsync(Lume|Runs|Flows|Run|Paginator|Iterator)\b", r"\1", annotation)
+    pattern = r"\bAsync(Lume|Runs|Flows|Run|Paginator|Iterator|WebhookEndpoints)\b"
+    return re.sub(pattern, r"\1", annotation)
 
 
 @pytest.mark.parametrize(

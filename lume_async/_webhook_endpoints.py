@@ -1,0 +1,124 @@
+"""``lume.webhook_endpoints``: where the service sends run completion events."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from . import _converter
+from ._pagination import AsyncPaginator
+from ._validation import check_page_size
+from .models import Page, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from ._transport import RequestOptions, Transport
+
+__all__ = ["AsyncWebhookEndpoints"]
+
+EVENT_TYPES = (
+    "run.succeeded",
+    "run.partial_failed",
+    "run.failed",
+    "run.crashed",
+    "run.canceled",
+)
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+
+
+def _check_id(endpoint_id: object) -> str:
+    if not isinstance(endpoint_id, str):
+        raise TypeError(f"endpoint_id must be a str, not {type(endpoint_id).__name__}")
+    if not _ENDPOINT_ID.fullmatch(endpoint_id):
+        raise ValueError(f"{endpoint_id!r} is not a webhook endpoint id (expected e.g. 'wh_01...')")
+    return endpoint_id
+
+
+class AsyncWebhookEndpoints:
+    """The webhook endpoints of one API key (``lume.webhook_endpoints``)."""
+
+    def __init__(self, transport: Transport, options: RequestOptions | None) -> None:
+        self._transport = transport
+        self._options = options
+
+    async def create(
+        self,
+        url: str,
+        *,
+        events: Iterable[str] | None = None,
+        secret: str | None = None,
+    ) -> WebhookEndpoint:
+        """Send completion events to ``url`` (every run.* type unless ``events`` narrows it).
+
+        The service signs each delivery with ``secret`` (one of the form ``whsec_<base64>`` is
+        made when none is given; read it from the result). Hand the same secret to a
+        ``WebhookReceiver`` to verify them.
+        """
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, not {type(url).__name__}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an http(s) URL with a host, got {url!r}")
+        body: dict[str, object] = {"url": url}
+        if events is not None:
+            if isinstance(events, str):
+                raise TypeError("events must be a list of event types, not a single string")
+            chosen = list(events)
+            unknown = [e for e in chosen if e not in EVENT_TYPES]
+            if unknown or not chosen:
+                raise ValueError(f"events must be some of {', '.join(EVENT_TYPES)}; got {chosen!r}")
+            body["events"] = chosen
+        if secret is not None:
+            if not isinstance(secret, str) or not secret:
+                raise TypeError("secret must be a non-empty str")
+            body["secret"] = secret
+        response = await self._transport.request(
+            "POST",
+            "/v1/webhooks",
+            route="/v1/webhooks",
+            body=_converter.dumps(body),
+            retryable=True,
+            idempotency_key=f"lume-{uuid.uuid4().hex}",
+            options=self._options,
+        )
+        return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
+
+    def list(self, *, page_size: int = 100) -> AsyncPaginator[WebhookEndpoint]:
+        """Every webhook endpoint of this API key."""
+        check_page_size(page_size)
+
+        async def fetch(page: int) -> Page[WebhookEndpoint]:
+            response = await self._transport.request(
+                "GET",
+                "/v1/webhooks",
+                route="/v1/webhooks",
+                params={"page": page, "size": page_size},
+                retryable=True,
+                options=self._options,
+            )
+            return _converter.decode_page(response.body, WebhookEndpoint)
+
+        return AsyncPaginator(fetch_page=fetch, page_size=page_size)
+
+    async def get(self, endpoint_id: str) -> WebhookEndpoint:
+        """One webhook endpoint by id."""
+        response = await self._transport.request(
+            "GET",
+            f"/v1/webhooks/{_check_id(endpoint_id)}",
+            route="/v1/webhooks/{webhook_id}",
+            retryable=True,
+            options=self._options,
+        )
+        return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
+
+    async def delete(self, endpoint_id: str) -> None:
+        """Stop sending events to this endpoint."""
+        await self._transport.request(
+            "DELETE",
+            f"/v1/webhooks/{_check_id(endpoint_id)}",
+            route="/v1/webhooks/{webhook_id}",
+            retryable=True,
+            options=self._options,
+        )
