@@ -6,17 +6,31 @@ import math
 import re
 from collections.abc import Iterable
 
-__all__ = ["check_page", "check_page_size", "check_run_id", "check_tags", "check_timeout"]
+__all__ = [
+    "check_id",
+    "check_interval",
+    "check_page",
+    "check_page_size",
+    "check_run_id",
+    "check_tags",
+    "check_timeout",
+]
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 MAX_PAGE_SIZE = 100
 
 
+def check_id(value: object, name: str, what: str, example: str) -> str:
+    """An id that goes into a URL path: a short token of letters, digits, ``_`` and ``-``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not _ID.fullmatch(value):
+        raise ValueError(f"{name} {value!r} is not {what} (expected e.g. {example!r})")
+    return value
+
+
 def check_run_id(run_id: object) -> None:
-    if not isinstance(run_id, str):
-        raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
-    if not _RUN_ID.fullmatch(run_id):
-        raise ValueError(f"run_id {run_id!r} is not a run id (expected e.g. 'run_01HY...')")
+    check_id(run_id, "run_id", "a run id", "run_01HY...")
 
 
 def check_page_size(page_size: object) -> None:

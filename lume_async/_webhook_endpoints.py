@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 
 from . import _converter
 from ._pagination import AsyncPaginator
-from ._validation import check_page_size
+from ._validation import check_id, check_page_size
 from .models import Page, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -25,15 +24,10 @@ EVENT_TYPES = (
     "run.crashed",
     "run.canceled",
 )
-_ENDPOINT_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 
 def _check_id(endpoint_id: object) -> str:
-    if not isinstance(endpoint_id, str):
-        raise TypeError(f"endpoint_id must be a str, not {type(endpoint_id).__name__}")
-    if not _ENDPOINT_ID.fullmatch(endpoint_id):
-        raise ValueError(f"{endpoint_id!r} is not a webhook endpoint id (expected e.g. 'wh_01...')")
-    return endpoint_id
+    return check_id(endpoint_id, "endpoint_id", "a webhook endpoint id", "wh_01...")
 
 
 class AsyncWebhookEndpoints:
