@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import _common
 import cattrs
 import orjson
 from cattrs.preconf.orjson import make_converter
@@ -31,61 +32,8 @@ RESULTS = Path(__file__).parent / "results" / "models.json"
 
 
 def sample_run(i: int = 0) -> dict[str, Any]:
-    """A finished run with every metadata section filled in, as the service returns it."""
-    ts = "2024-05-01T10:00:00Z"
-    return {
-        "id": f"run_01HYB6ZX8R4J5K0000000000{i:02d}",
-        "status": "PARTIAL_FAILED",
-        "flow_version": "customer_cleaner:v1",
-        "source_path": f"s3://acme-ingest/customers/batch_{i:04d}.csv",
-        "label": "nightly",
-        "tags": ["nightly", "customers", "eu"],
-        "run_metadata": {"triggered_by": "airflow", "dag": "customers_nightly", "attempt": 1},
-        "created_at": ts,
-        "updated_at": "2024-05-01T10:05:12.345678Z",
-        "metadata": {
-            "run": {
-                "run_id": f"run_01HYB6ZX8R4J5K0000000000{i:02d}",
-                "flow_version": "customer_cleaner:v1",
-                "source_path": f"s3://acme-ingest/customers/batch_{i:04d}.csv",
-                "started_at": "2024-05-01T10:00:01.5Z",
-                "finished_at": "2024-05-01T10:05:12Z",
-            },
-            "pipeline": {
-                "created_at": ts,
-                "completed_at": "2024-05-01T10:05:12Z",
-                "duration_seconds": 311.2,
-                "stages": {
-                    "sync_source_seconds": 20.4,
-                    "transform_seconds": 250.0,
-                    "sync_target_seconds": 40.8,
-                },
-            },
-            "results": {
-                "input_rows": 10000,
-                "mapped_rows": 9875,
-                "rejected_rows": 125,
-                "target_locations": {
-                    "mapped": "s3://acme-out/customers/mapped/",
-                    "rejects": "s3://acme-out/customers/rejects/",
-                },
-            },
-            "validation": {
-                "tests_executed": 48,
-                "tests_failed": 3,
-                "error_rate": 0.0125,
-                "top_errors": [
-                    {"error_code": "invalid_email", "field": "email", "count": 80},
-                    {"error_code": "missing_required", "field": "customer_id", "count": 30},
-                    {"error_code": "invalid_date", "field": "signup_date", "count": 15},
-                ],
-            },
-            "errors": [
-                {"stage": "transform", "error_code": "row_rejected", "message": "125 rows rejected"}
-            ],
-        },
-        "error": None,
-    }
+    """A finished run with every metadata section filled in (the shared benchmark sample)."""
+    return _common.sample_run(f"run_01HYB6ZX8R4J5K0000000000{i:02d}")
 
 
 def _plain_converter() -> cattrs.Converter:

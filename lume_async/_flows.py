@@ -6,9 +6,8 @@ import re
 from typing import TYPE_CHECKING
 
 from . import _converter
-from ._pagination import AsyncPaginator
-from ._validation import check_page_size
-from .models import Flow, Page
+from ._pagination import AsyncPaginator, numbered_listing
+from .models import Flow
 
 if TYPE_CHECKING:
     from ._transport import RequestOptions, Transport
@@ -27,20 +26,9 @@ class AsyncFlows:
 
     def list(self, *, page_size: int = 100) -> AsyncPaginator[Flow]:
         """Every flow this API key can run."""
-        check_page_size(page_size)
-
-        async def fetch(page: int) -> Page[Flow]:
-            response = await self._transport.request(
-                "GET",
-                "/v1/flows",
-                route="/v1/flows",
-                params={"page": page, "size": page_size},
-                retryable=True,
-                options=self._options,
-            )
-            return _converter.decode_page(response.body, Flow)
-
-        return AsyncPaginator(fetch_page=fetch, page_size=page_size)
+        return numbered_listing(
+            self._transport, "/v1/flows", "/v1/flows", Flow, page_size, options=self._options
+        )
 
     async def get(self, name: str) -> Flow:
         """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""

@@ -12,11 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from . import _converter
+from ._exceptions import NotFoundError
+from ._validation import check_page_size
 from .models import Page
 
-__all__ = ["AsyncPaginator"]
+if TYPE_CHECKING:
+    from ._transport import RequestOptions, Transport
+
+__all__ = ["AsyncPaginator", "get_page", "numbered_listing"]
 
 T = TypeVar("T")
 
@@ -103,3 +109,53 @@ class AsyncPaginator(Generic[T]):
             if page.next_cursor is None or not page.items:
                 return
             cursor = page.next_cursor
+
+
+async def get_page(
+    transport: Transport,
+    path: str,
+    route: str,
+    item_cls: type[T],
+    page: int,
+    size: int,
+    *,
+    options: RequestOptions | None,
+    not_found: type[NotFoundError] = NotFoundError,
+) -> Page[T]:
+    """One page of a page-numbered listing, its items decoded as ``item_cls``."""
+    response = await transport.request(
+        "GET",
+        path,
+        route=route,
+        params={"page": page, "size": size},
+        retryable=True,
+        options=options,
+        not_found=not_found,
+    )
+    try:
+        return _converter.decode_page(response.body, item_cls)
+    except Exception as exc:
+        if response.request_id and getattr(exc, "request_id", "") is None:
+            exc.request_id = response.request_id  # type: ignore[attr-defined]
+        raise
+
+
+def numbered_listing(
+    transport: Transport,
+    path: str,
+    route: str,
+    item_cls: type[T],
+    page_size: int,
+    *,
+    options: RequestOptions | None,
+    not_found: type[NotFoundError] = NotFoundError,
+) -> AsyncPaginator[T]:
+    """A paginator over a page-numbered listing (checked ``page_size``, read-ahead included)."""
+    check_page_size(page_size)
+
+    async def fetch(page: int) -> Page[T]:
+        return await get_page(
+            transport, path, route, item_cls, page, page_size, options=options, not_found=not_found
+        )
+
+    return AsyncPaginator(fetch_page=fetch, page_size=page_size)

@@ -12,7 +12,7 @@ import anyio
 
 from . import _converter
 from ._exceptions import ResponseValidationError, RunNotFoundError
-from ._pagination import AsyncPaginator
+from ._pagination import AsyncPaginator, get_page, numbered_listing
 from ._run import AsyncRun
 from ._validation import (
     check_interval,
@@ -238,7 +238,16 @@ class AsyncRuns:
         check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
-        return await self._page(run_id, "results", dict, page, page_size)
+        return await get_page(
+            self._transport,
+            f"/v1/runs/{run_id}/results",
+            "/v1/runs/{run_id}/results",
+            dict,
+            page,
+            page_size,
+            options=self._options,
+            not_found=RunNotFoundError,
+        )
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
         """The rows a run rejected, with the reasons."""
@@ -252,30 +261,15 @@ class AsyncRuns:
         self, run_id: str, what: str, item_cls: type[T], page_size: int
     ) -> AsyncPaginator[T]:
         check_run_id(run_id)
-        check_page_size(page_size)
-
-        async def fetch(page: int) -> Page[T]:
-            return await self._page(run_id, what, item_cls, page, page_size)
-
-        return AsyncPaginator(fetch_page=fetch, page_size=page_size)
-
-    async def _page(
-        self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
-    ) -> Page[T]:
-        response = await self._transport.request(
-            "GET",
+        return numbered_listing(
+            self._transport,
             f"/v1/runs/{run_id}/{what}",
-            route=f"/v1/runs/{{run_id}}/{what}",
-            params={"page": page, "size": page_size},
-            retryable=True,
+            f"/v1/runs/{{run_id}}/{what}",
+            item_cls,
+            page_size,
             options=self._options,
             not_found=RunNotFoundError,
         )
-        try:
-            return _converter.decode_page(response.body, item_cls)
-        except Exception as exc:
-            _attach_request_id(exc, response.request_id)
-            raise
 
     # -- many runs ---------------------------------------------------------------------------
     async def create_many(

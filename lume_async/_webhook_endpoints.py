@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import _converter
-from ._pagination import AsyncPaginator
-from ._validation import check_id, check_page_size
-from .models import Page, WebhookEndpoint
+from ._pagination import AsyncPaginator, numbered_listing
+from ._validation import check_id
+from .models import WebhookEndpoint
 
 if TYPE_CHECKING:
     from ._transport import RequestOptions, Transport
@@ -81,20 +81,14 @@ class AsyncWebhookEndpoints:
 
     def list(self, *, page_size: int = 100) -> AsyncPaginator[WebhookEndpoint]:
         """Every webhook endpoint of this API key."""
-        check_page_size(page_size)
-
-        async def fetch(page: int) -> Page[WebhookEndpoint]:
-            response = await self._transport.request(
-                "GET",
-                "/v1/webhooks",
-                route="/v1/webhooks",
-                params={"page": page, "size": page_size},
-                retryable=True,
-                options=self._options,
-            )
-            return _converter.decode_page(response.body, WebhookEndpoint)
-
-        return AsyncPaginator(fetch_page=fetch, page_size=page_size)
+        return numbered_listing(
+            self._transport,
+            "/v1/webhooks",
+            "/v1/webhooks",
+            WebhookEndpoint,
+            page_size,
+            options=self._options,
+        )
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
         """One webhook endpoint by id."""
