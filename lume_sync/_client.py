@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Lume"]
 
 
-class Lume:
+class Lume(_wrap.Twin[AsyncLume]):
     """The blocking client for Lume runs.
 
     One aiohttp session is created lazily on the loop of the first request and reused for every
@@ -39,8 +39,7 @@ class Lume:
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge", "flows", "runs", "webhook_endpoints")
-
+    __slots__ = ("flows", "runs", "webhook_endpoints")
     runs: Runs
     flows: Flows
     webhook_endpoints: WebhookEndpoints
@@ -70,19 +69,6 @@ class Lume:
             ssl_context=ssl_context,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
-
-    @classmethod
-    def _view(cls, bridge: _wrap.Bridge, wrapped: AsyncLume) -> Lume:
-        view = object.__new__(cls)
-        view._bind(bridge, wrapped)
-        return view
-
-    def _bind(self, bridge: _wrap.Bridge, wrapped: AsyncLume) -> None:
-        self._bridge = bridge
-        self._async = wrapped
-        self.runs = Runs(self._bridge, wrapped.runs)
-        self.flows = Flows(self._bridge, wrapped.flows)
-        self.webhook_endpoints = WebhookEndpoints(self._bridge, wrapped.webhook_endpoints)
 
     @property
     def base_url(self) -> str:
@@ -201,3 +187,9 @@ class Lume:
 
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
+
+    def _bind(self, bridge: _wrap.Bridge, wrapped: AsyncLume) -> None:
+        super()._bind(bridge, wrapped)
+        self.runs = Runs(self._bridge, wrapped.runs)
+        self.flows = Flows(self._bridge, wrapped.flows)
+        self.webhook_endpoints = WebhookEndpoints(self._bridge, wrapped.webhook_endpoints)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lume_async._runs import AsyncRuns
+
 from . import _wrap
 from ._pagination import Paginator
 from ._run import Run
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from lume_async._runs import AsyncRuns, ProgressCallback
+    from lume_async._runs import ProgressCallback
     from lume_async.models import (
         BatchOutcome,
         LogEntry,
@@ -31,18 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Runs"]
 
 
-class Runs:
+class Runs(_wrap.Twin[AsyncRuns]):
     """The runs resource of one client (``lume.runs``).
 
     The blocking twin of ``lume_async.AsyncRuns``: each call runs the same coroutine on lume_sync's
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncRuns) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     def create(
         self,

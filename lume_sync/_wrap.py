@@ -23,7 +23,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any, ParamSpec, TypeVar, cast, final, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, cast, final, overload
 
 import attrs
 
@@ -32,7 +32,17 @@ from lume_async._run import AsyncRun
 
 from . import _loop
 
-__all__ = ["Bridge", "each", "outcomes", "pages", "process_result", "same", "twin_repr"]
+__all__ = [
+    "Bridge",
+    "Container",
+    "Twin",
+    "each",
+    "outcomes",
+    "pages",
+    "process_result",
+    "same",
+    "twin_repr",
+]
 
 A = TypeVar("A")
 S = TypeVar("S")
@@ -142,6 +152,40 @@ if hasattr(os, "register_at_fork"):
 def same(bridge: Bridge, value: A) -> A:
     """The wrapper for values that need none."""
     return value
+
+
+class Twin(Generic[A]):
+    """The base of the generated twins: the async object wrapped and the bridge its calls take."""
+
+    __slots__ = ("_async", "_bridge")
+
+    def __init__(self, bridge: Bridge, wrapped: A) -> None:
+        self._bind(bridge, wrapped)
+
+    def _bind(self, bridge: Bridge, wrapped: A) -> None:
+        self._bridge = bridge
+        self._async = wrapped
+
+    @classmethod
+    def _view(cls, bridge: Bridge, wrapped: A) -> Self:
+        """A twin of ``wrapped``, made without the constructor (the client's is for users)."""
+        view = cls.__new__(cls)
+        view._bind(bridge, wrapped)
+        return view
+
+    def _same(self, wrapped: A) -> Self:
+        """This twin if ``wrapped`` is its own async object (a method returned self), else a new."""
+        return self if wrapped is self._async else self._view(self._bridge, wrapped)
+
+
+class Container(Twin[A], Generic[A, T]):
+    """A twin of a generic async container (a paginator), which wraps the items it hands out."""
+
+    __slots__ = ("_item",)
+
+    def __init__(self, bridge: Bridge, wrapped: A, item: Wrap[Any, T] = same) -> None:
+        super().__init__(bridge, wrapped)
+        self._item = item
 
 
 def each(bridge: Bridge, wrap: Wrap[A, S], items: Iterable[A]) -> list[S]:
