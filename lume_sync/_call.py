@@ -1,11 +1,12 @@
-"""One blocking call's hand-off to the private loop: ``Call``, created by the caller, run there."""
+"""A blocking call handed to the private loop, and the callbacks it hands back to its caller."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from lume_async._exceptions import SyncFacadeError
@@ -13,9 +14,26 @@ from lume_async._exceptions import SyncFacadeError
 if TYPE_CHECKING:
     from ._loop_thread import LoopThread
 
-__all__ = ["Call", "discard"]
+__all__ = ["Call", "discard", "hand_to_caller"]
 
 T = TypeVar("T")
+
+#: The call the code running on the loop serves (set in each call's own context).
+_CURRENT: contextvars.ContextVar[Call[Any]] = contextvars.ContextVar("lume_sync_call")
+
+
+def hand_to_caller(callback: Callable[[], object]) -> bool:
+    """Have the thread blocked in the lume_sync call that the running code serves run ``callback``.
+
+    The caller runs it while it waits, after the callbacks handed over before it, and before the
+    call returns; this returns at once. False, and nothing is done, when no call waits: the code
+    runs outside any call, or in a task that has outlived the call that started it.
+    """
+    call = _CURRENT.get(None)
+    if call is None or call.finished:
+        return False
+    call.post(callback)
+    return True
 
 
 @final
@@ -29,6 +47,7 @@ class Call(Generic[T]):
         "done",
         "error",
         "finished",
+        "inbox",
         "result",
         "started",
         "task",
@@ -39,8 +58,9 @@ class Call(Generic[T]):
         self.awaitable: Awaitable[T] | None = awaitable
         self.timeout = timeout
         self.context = contextvars.copy_context()
-        # Released by the loop when the call is over. A bare lock is the cheapest cross-thread
-        # signal there is, and waiting on it can be interrupted by Ctrl-C.
+        # Released by the loop when the call is over or has a callback for the caller. A bare lock
+        # is the cheapest cross-thread signal there is, and waiting on it can be interrupted by
+        # Ctrl-C.
         self.done = threading.Lock()
         self.done.acquire()
         self.started = False  # the awaitable has begun to run (set on the loop)
@@ -49,6 +69,7 @@ class Call(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
+        self.inbox: deque[Callable[[], object]] | None = None  # callbacks for the caller to run
 
     def start(self, runner: LoopThread) -> None:
         if self.abandoned or runner.closing:
@@ -74,10 +95,29 @@ class Call(Generic[T]):
         self.error = error
         self._finish()
 
+    def post(self, callback: Callable[[], object]) -> None:
+        """On the loop: hand ``callback`` to the caller (dropped if the caller has given up)."""
+        if self.inbox is None:
+            self.inbox = deque()
+        self.inbox.append(callback)
+        self._wake()
+
+    def serve(self) -> bool:
+        """On the caller, once woken: run the callbacks handed over; whether the call is over.
+
+        A callback's exception propagates: the caller abandons the call and raises it.
+        """
+        finished = self.finished  # read first: whatever was posted before the end is in the inbox
+        inbox = self.inbox
+        while inbox:
+            inbox.popleft()()
+        return finished
+
     async def _drive(self) -> None:
         if self.abandoned:
             self.discard()
             return
+        _CURRENT.set(self)
         self.started = True
         assert self.awaitable is not None
         try:
@@ -98,6 +138,12 @@ class Call(Generic[T]):
     def _finish(self) -> None:
         if not self.finished:
             self.finished = True
+            self._wake()
+
+    def _wake(self) -> None:
+        # Only the loop releases ``done``, and the caller takes it each time it wakes: if it is
+        # free, the caller has yet to take it, and will see this news too when it does.
+        if self.done.locked():
             self.done.release()
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lume_async._client import _UNSET, AsyncLume
 
-from . import _wrap
+from . import _callbacks, _wrap
 from ._flows import Flows
 from ._run import Run
 from ._runs import Runs
@@ -62,7 +62,7 @@ class Lume(_wrap.Twin[AsyncLume]):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            retry=retry,
+            retry=_callbacks.retry_on_caller(retry),
             max_connections=max_connections,
             webhooks=webhooks,
             allow_insecure_http=allow_insecure_http,
@@ -80,7 +80,7 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     @property
     def retry(self) -> RetryPolicy:
-        return self._async.retry
+        return _callbacks.user_retry(self._async.retry)
 
     def with_options(
         self,
@@ -93,7 +93,10 @@ class Lume(_wrap.Twin[AsyncLume]):
         return Lume._view(
             self._bridge,
             self._bridge.local(
-                self._async.with_options, timeout=timeout, max_retries=max_retries, retry=retry
+                self._async.with_options,
+                timeout=timeout,
+                max_retries=max_retries,
+                retry=_callbacks.retry_on_caller(retry),
             ),
         )
 

@@ -17,6 +17,10 @@ Behaviour, in brief (each point has a test in ``tests/sync/test_loop.py``):
 - **Ctrl-C.** A ``KeyboardInterrupt`` in a blocked caller cancels the coroutine's task, waits up to
   ``CANCEL_GRACE`` seconds for its cleanup (a second Ctrl-C cuts that short), then propagates.
   The caller waits on a lock in short slices, so signals are handled promptly on every platform.
+- **Callbacks.** Code running for a call can hand a callback back to its caller
+  (``_call.hand_to_caller``), which runs it on its own thread while it waits, in order, before the
+  call returns; an exception from one cancels the coroutine as Ctrl-C does, and is raised
+  (tests in ``tests/sync/test_callbacks.py``).
 - **Iteration.** ``iterate()`` drives an async iterator from blocking code and closes it on the
   loop as soon as the blocking iterator is closed (``break`` included).
 - **Misuse and failure raise ``SyncFacadeError``, never hang:** a call from the loop thread itself

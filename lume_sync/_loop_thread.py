@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -129,9 +130,14 @@ class LoopThread:
             except RuntimeError:  # the loop is closed
                 raise SyncFacadeError(self.closed_reason() or "the loop is closed") from None
             done = call.done
-            while not done.acquire(timeout=POLL_INTERVAL):
-                if not self._thread.is_alive() and not done.acquire(blocking=False):
-                    raise SyncFacadeError("lume_sync's event loop thread has died")
+            while True:
+                while not done.acquire(timeout=POLL_INTERVAL):
+                    if not self._thread.is_alive() and not done.acquire(blocking=False):
+                        raise SyncFacadeError("lume_sync's event loop thread has died")
+                if call.finished and call.inbox is None:  # the plain case, kept short
+                    break
+                if call.serve():  # woken: run the callbacks the call handed back; over?
+                    break
         except BaseException:
             # A refusal, or KeyboardInterrupt (or whatever a signal handler raised) while waiting:
             # the awaitable must neither run on unobserved nor be left never awaited.
@@ -141,7 +147,8 @@ class LoopThread:
                 self._abandon(call)
             raise
         if call.error is None:
-            return cast(T, call.result)
+            result, call.result = call.result, None  # a task it started may keep the call alive
+            return cast(T, result)
         error, call.error = call.error, None
         if isinstance(error, asyncio.CancelledError) and self.closing:
             raise SyncFacadeError("lume_sync's event loop shut down during this call") from error
@@ -160,7 +167,9 @@ class LoopThread:
             except RuntimeError:  # closed: the loop will not touch the call again
                 pass
             else:
-                call.done.acquire(timeout=CANCEL_GRACE)
+                deadline = time.monotonic() + CANCEL_GRACE
+                while not call.finished and (left := deadline - time.monotonic()) > 0:
+                    call.done.acquire(timeout=left)  # woken by the end, or by a dropped callback
                 return
         if not call.started:  # nothing runs on the loop any more: close it here
             call.discard()

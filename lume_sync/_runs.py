@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lume_async._runs import AsyncRuns
 
-from . import _wrap
+from . import _callbacks, _wrap
 from ._pagination import Paginator
 from ._run import Run
 
@@ -167,7 +167,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.create_many(requests, concurrency=concurrency, on_progress=on_progress)
+                self._async.create_many(
+                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -187,7 +189,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.get_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.get_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -207,7 +211,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.cancel_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.cancel_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -231,7 +237,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
                     [item._async for item in runs],
                     timeout=timeout,
                     poll_interval=poll_interval,
-                    on_progress=on_progress,
+                    on_progress=_callbacks.on_caller(on_progress),
                 )
             ),
         )

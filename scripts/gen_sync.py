@@ -52,10 +52,17 @@ RETURNS = {
     "AsyncPaginator[...]": "Paginator(self._bridge, {e})",
     "AsyncIterator[X]": "self._bridge.iterate({e}, {X})",
     "AsyncIterator[Page[X]]": "_wrap.pages(self._bridge, {X}, {e})",
+    "RetryPolicy": "_callbacks.user_retry({e})",
 }
-ARGUMENTS = {"Iterable[X]": "[item._async for item in {e}]"}
-#: Annotations that must match a rule: anything naming an async class.
-NEEDS_RULE = {"return": r"\bAsync[A-Z]", "argument": r"\bAsync[A-Z]"}
+#: Callbacks are run on the caller's thread (see lume_sync/_callbacks.py).
+ARGUMENTS = {
+    "Iterable[X]": "[item._async for item in {e}]",
+    "ProgressCallback | None": "_callbacks.on_caller({e})",
+    "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
+}
+#: Annotations that must match a rule: those naming an async class, or carrying a callback.
+ASYNC, CALLBACK = r"\bAsync[A-Z]", r"Callable|Callback\b|\bRetryPolicy\b"
+NEEDS_RULE = {"return": rf"{ASYNC}|\bRetryPolicy\b", "argument": rf"{ASYNC}|{CALLBACK}"}
 SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__init__": "wrapped = {A}({args})\nself._bind(_wrap.Bridge(wrapped.aclose), wrapped)",
     "__aenter__": "return self",
@@ -79,6 +86,7 @@ BIND = """def _bind(self, bridge: _wrap.Bridge, wrapped: {A}) -> None:
 #: Names the delegations use besides those of the async module.
 FACADE_IMPORTS = {
     "_wrap": "from . import _wrap",
+    "_callbacks": "from . import _callbacks",
     "Any": "from typing import Any",
     "Iterator": "from collections.abc import Iterator",
 }
@@ -87,6 +95,12 @@ INIT_DOCSTRING = '''"""lume_sync: the blocking client for Lume data-transformati
 The same API as ``lume_async`` without ``await``: each call runs lume_async's coroutine on one
 private event loop thread per process. Models, enums, configuration and errors are lume_async's own
 objects, re-exported, so ``isinstance`` and ``except`` work across both packages.
+
+Callbacks (``on_progress``, ``RetryPolicy.on_retry``) run on the thread blocked in the call they
+report on, in order, while it waits (so thread-locals, progress bars and lume_sync calls work in
+them); an exception from ``on_progress`` ends the call and is raised by it, one from ``on_retry`` is
+logged. With no call waiting (polling shared by several ``wait()`` calls, after the one that started
+it has returned), one runs on the private loop thread, where lume_sync calls raise SyncFacadeError.
 """'''
 
 Node = TypeVar("Node", bound=ast.AST)
@@ -136,9 +150,10 @@ class Twin:
 
     def wrap(self, annotation: ast.expr, expr: str, member: str) -> str:
         text, found = self.shape(annotation)
-        outer = isinstance(annotation, ast.Subscript) and f"{ast.unparse(annotation.value)}[...]"
-        if found is None and outer in RETURNS:
-            return RETURNS[outer].format(e=expr)
+        generic = isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value)
+        rule = RETURNS.get(text) or RETURNS.get(f"{generic}[...]")
+        if found is None and rule:
+            return rule.format(e=expr)
         if found is None and not re.search(NEEDS_RULE["return"], text):
             return expr
         if found is None or text not in RETURNS:
@@ -278,7 +293,7 @@ def module_source(module: str, twins: list[Twin], everyone: dict[str, Twin]) -> 
 def init_source(twins: list[Twin]) -> str:
     shared = sorted(set(importlib.import_module("lume_async").__all__) - {t.name for t in twins})
     return "\n".join(
-        [HEADER.format("lume_async/__init__.py"), INIT_DOCSTRING]
+        [HEADER.format("lume_async/__init__.py") + "\n", INIT_DOCSTRING]
         + ["from __future__ import annotations", f"from lume_async import {', '.join(shared)}"]
         + [f"from .{t.sync_module} import {t.sync}" for t in twins]
         + [f"__all__ = {sorted(shared + [t.sync for t in twins])!r}"]
@@ -326,8 +341,7 @@ def generate(old: dict[str, str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if anything is stale")
-    check = parser.parse_args(argv).check
-    old = on_disk()
+    check, old = parser.parse_args(argv).check, on_disk()
     try:
         files = generate(old)
     except GenerationError as exc:
@@ -335,15 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stale = sorted(path for path in files.keys() | old.keys() if files.get(path) != old.get(path))
     for path in stale:
+        before, after = old.get(path, ""), files.get(path, "")
         if check:
-            before, after = old.get(path, "").splitlines(True), files.get(path, "").splitlines(True)
-            print("".join(difflib.unified_diff(before, after, f"{path} (on disk)", path)))
-        elif path in files:
-            (ROOT / path).write_text(files[path])
-            print(f"wrote {path}")
-        else:
-            (ROOT / path).unlink()
-            print(f"removed {path}")
+            lines = before.splitlines(True), after.splitlines(True)
+            print("".join(difflib.unified_diff(*lines, f"{path} (on disk)", path)))
+            continue
+        (ROOT / path).write_text(after) if after else (ROOT / path).unlink()
+        print("wrote" if after else "removed", path)
     if check and stale:
         print("lume_sync is out of date: run `python scripts/gen_sync.py`.")
     return int(check and bool(stale))

@@ -202,6 +202,8 @@ RETURN_SHAPES = [
     "list[list[{}]]",
 ]
 ARGUMENT_SHAPES = ["{}", "{} | None", "list[{}]", "Mapping[str, {}]", "dict[{}, int]"]
+#: Arguments must also say how a callback in them reaches the caller's thread.
+CALLBACKS = ["Callable[[int], None]", "DoneCallback", "Callable[..., Awaitable[None]]"]
 
 
 @settings(
@@ -224,7 +226,7 @@ def test_a_return_annotation_no_rule_covers_fails_loudly(
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(shape=st.sampled_from(ARGUMENT_SHAPES), twin=st.sampled_from(TWINS))
+@given(shape=st.sampled_from(ARGUMENT_SHAPES), twin=st.sampled_from(TWINS + CALLBACKS))
 def test_an_argument_annotation_no_rule_covers_fails_loudly(
     gen: types.ModuleType, tmp_path: Path, shape: str, twin: str
 ) -> None:
