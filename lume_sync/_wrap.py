@@ -1,4 +1,4 @@
-"""What the generated sync classes share: a ``Bridge`` per client, and typed wrapping helpers.
+"""What the generated sync classes share: a ``Bridge`` per client, base classes, wrapping helpers.
 
 Every object of one ``Lume`` client (the client, its ``with_options()`` views, ``runs``, ``flows``,
 each ``Run`` and ``Paginator``) holds the same ``Bridge``. The bridge owns the client's place on
@@ -6,8 +6,10 @@ the private loop: its ``AsyncLume`` is closed when ``close()`` is called, or onc
 holding the bridge is garbage-collected. Calls after ``close()`` raise ``SyncFacadeError``; in a
 forked child the bridge moves the client onto the child's own loop on its first call.
 
-The helpers turn values that hold ``lume_async`` handles into values that hold their sync twins;
-each takes the twin's constructor (``Run``, called as ``Run(bridge, async_run)``).
+Every twin derives from ``Twin`` (``Container`` for a generic one, which also wraps its items):
+it holds the async object and the bridge. The helpers turn values that hold ``lume_async`` handles
+into values that hold their sync twins; each takes the twin's constructor (``Run``, called as
+``Run(bridge, async_run)``).
 """
 
 from __future__ import annotations

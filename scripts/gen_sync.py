@@ -60,9 +60,11 @@ ARGUMENTS = {
     "ProgressCallback | None": "_callbacks.on_caller({e})",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
 }
-#: Annotations that must match a rule: those naming an async class, or carrying a callback.
-ASYNC, CALLBACK = r"\bAsync[A-Z]", r"Callable|Callback\b|\bRetryPolicy\b"
-NEEDS_RULE = {"return": rf"{ASYNC}|\bRetryPolicy\b", "argument": rf"{ASYNC}|{CALLBACK}"}
+#: Annotations that must match a rule: those naming an async class or carrying a callback.
+NEEDS_RULE = {
+    "return": r"\bAsync[A-Z]|\bRetryPolicy\b",
+    "argument": r"\bAsync[A-Z]|\bRetryPolicy\b|Callable|Callback\b",
+}
 SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__init__": "wrapped = {A}({args})\nself._bind(_wrap.Bridge(wrapped.aclose), wrapped)",
     "__aenter__": "return self",
@@ -232,11 +234,9 @@ class Twin:
             and (not item.name.startswith("_") or re.fullmatch("__.+__", item.name))
             and (item.name != "__init__" or self.name == CLIENT)  # handles: made by _wrap.Twin
         ]
-        bind = _parse(BIND.format(A=self.name)) if fields else []
-        for item in fields:
-            field = ast.unparse(item.target)
-            value = self.wrap(item.annotation, f"wrapped.{field}", field)
-            bind[0].body += _parse(f"self.{field} = {value}")  # type: ignore[attr-defined]
+        bind = [BIND.format(A=self.name)] if fields else []
+        for name, item in ((ast.unparse(item.target), item) for item in fields):
+            bind.append(f"    self.{name} = {self.wrap(item.annotation, f'wrapped.{name}', name)}")
         params = ", ".join(self.params)
         base = f"Container[{self.name}[Any], {params}]" if params else f"Twin[{self.name}]"
         body = [
@@ -244,7 +244,7 @@ class Twin:
             *_parse(f"__slots__ = {tuple(sorted(ast.unparse(i.target) for i in fields))!r}"),
             *map(self.rename, fields),
             *sorted(members, key=lambda m: m.name != "__init__"),  # first, where readers look
-            *bind,
+            *_parse("\n".join(bind)),
         ]
         return ast.ClassDef(self.sync, [ast.parse(f"_wrap.{base}", mode="eval").body], [], body, [])
 

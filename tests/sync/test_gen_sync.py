@@ -159,6 +159,10 @@ def test_a_new_async_module_gets_a_sync_module_whose_twins_delegate(
         async def settle(self, runs: Iterable[AsyncRun]) -> list[AsyncRun]:
             """Runs, settled."""
             return [("settled", run) for run in runs]
+
+        async def polished(self, *, again: bool) -> AsyncWidget:
+            """This widget, or another."""
+            return type(self)() if again else self
     '''
     with async_class(tmp_path, body) as name:
         files = gen.generate(gen.on_disk())
@@ -182,6 +186,9 @@ def test_a_new_async_module_gets_a_sync_module_whose_twins_delegate(
     assert run._async == ("got", "r1", True)
     assert isinstance(widget.runs(page_size=3), lume_sync.Paginator)
     assert [(type(r), r._async) for r in settled] == [(lume_sync.Run, ("settled", run._async))]
+    assert widget.polished(again=False) is widget
+    assert type(widget.polished(again=True)) is module.Widget
+    assert widget.polished(again=True) is not widget
 
 
 async def noop() -> None:
