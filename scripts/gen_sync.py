@@ -317,7 +317,8 @@ def ruff(code: str, path: str) -> str:
 def on_disk() -> dict[str, str]:
     """The files of lume_sync that carry the generated header."""
     files = {p.relative_to(ROOT).as_posix(): p.read_text() for p in ROOT.glob("lume_sync/*.py")}
-    return {path: text for path, text in files.items() if text.startswith(HEADER[:34])}
+    mark = HEADER.split(" from ")[0]
+    return {path: text for path, text in files.items() if text.startswith(mark)}
 
 
 def generate(old: dict[str, str]) -> dict[str, str]:
