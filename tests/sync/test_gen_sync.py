@@ -78,13 +78,7 @@ def run_main(
     return code, capsys.readouterr().out
 
 
-# -- --check --------------------------------------------------------------------------------
-
-
-def test_check_passes_on_fresh_output_and_prints_nothing(
-    gen: types.ModuleType, sandbox: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run_main(gen, capsys, "--check") == (0, "")
+# -- --check (passing on fresh output: test_parity.test_the_generated_code_is_fresh) --------
 
 
 def test_check_fails_with_a_diff_when_a_generated_file_was_edited(
