@@ -1,0 +1,30 @@
+"""The event loop the SDK starts for itself: uvloop's when ``lume-sdk[speed]`` installed it.
+
+Only loops the SDK owns take it: lume_sync's private loop thread and the ``lume`` command. An
+application running ``lume_async`` keeps whatever loop it chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["new_event_loop", "uses_uvloop"]
+
+
+def uses_uvloop() -> bool:
+    """Whether ``new_event_loop()`` returns a uvloop loop (uvloop is importable)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when it is installed, else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
