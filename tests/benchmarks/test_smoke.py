@@ -62,7 +62,17 @@ def test_transport_quick_run_against_nginx(tmp_path: Path) -> None:
 
     assert results["benchmark"] == "transport"
     clients = {row["client"] for row in results["servers"]["nginx"]["rows"]}
-    assert clients == {"lume-sdk", "aiohttp", "httpx", "requests"}
+    assert clients == set(results["reads"])
+    assert clients == {
+        "lume-sdk",
+        "lume-sdk (status)",
+        "aiohttp",
+        "aiohttp+orjson",
+        "httpx",
+        "requests",
+    }
+    assert results["servers"]["nginx"]["body_bytes"] > 1000
+    assert results["machine"]["cpus"] >= 1
 
 
 def test_sync_overhead_quick_run(tmp_path: Path) -> None:
@@ -78,3 +88,14 @@ def test_sync_overhead_quick_run(tmp_path: Path) -> None:
         "Lume(...).runs.create_many (sync facade)",
     }
     assert "create_many: sync/async runs/s" in results["acceptance"]
+
+
+def test_rows_quick_run(tmp_path: Path) -> None:
+    results = run_quick("rows.py", tmp_path / "rows.json")
+
+    assert results["benchmark"] == "rows"
+    paths = {(row["listing"], row["path"]) for row in results["rows"]}
+    assert ("results", "sync") in paths
+    assert ("rejects", "async") in paths
+    assert {row["items"] for row in results["rows"]} == {2000}
+    assert "sync/async time, 2,000 results, asyncio loop" in results["acceptance"]
