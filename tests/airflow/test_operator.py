@@ -310,3 +310,52 @@ def test_killing_a_task_that_waits_in_the_worker_cancels_its_run(
     assert str(dag_run.state) == "failed"
     [run] = lume.runs.list().collect()
     assert run.status.value == "CANCELED"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"flow_version": 7}, TypeError, "flow_version"),
+        ({"poll_interval": 0}, ValueError, "poll_interval"),
+        ({"poll_interval": "5"}, TypeError, "poll_interval"),
+        ({"timeout": -1}, ValueError, "timeout"),
+        ({"wait": "yes"}, TypeError, "wait"),
+        ({"deferrable": None}, TypeError, "deferrable"),
+        ({"force_rerun": 1}, TypeError, "force_rerun"),
+        ({"fail_on_partial": "no"}, TypeError, "fail_on_partial"),
+        ({"lume_conn_id": ""}, ValueError, "lume_conn_id"),
+    ],
+)
+def test_bad_arguments_are_refused_when_the_dag_is_defined(
+    kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    arguments: dict[str, Any] = {"flow_version": FLOW, "source_path": "s3://x", **kwargs}
+    with pytest.raises(error, match=name):
+        LumeRunOperator(task_id="clean", **arguments)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"source_path": "s3://x", "source_data": [{"name": "Ada"}]}, "source"),
+        ({}, "source"),
+        ({"flow_version": "no-version", "source_path": "s3://x"}, "flow_version"),
+        ({"source_path": "s3://x", "tags": "nightly"}, "tags"),
+        ({"source_path": "s3://x", "tags": ["ok", 3]}, "tags"),
+        ({"source_path": "s3://x", "run_metadata": {"when": {1, 2}}}, "run_metadata"),
+        ({"source_path": "s3://x", "label": 5}, "label"),
+    ],
+)
+def test_a_bad_request_fails_the_task_before_any_request_is_sent(
+    run_dag: Any, emu: Any, kwargs: dict[str, Any], name: str
+) -> None:
+    errors: list[str] = []
+    arguments: dict[str, Any] = {"flow_version": FLOW, **kwargs}
+    with DAG("lume_bad_request", schedule=None, start_date=START) as dag:
+        LumeRunOperator(task_id="clean", on_failure_callback=failures(errors), **arguments)
+
+    dag_run = run_dag(dag, logical_date=DAY)
+
+    assert states(dag_run) == {("clean", -1): "failed"}
+    assert name in errors[0]
+    assert emu.stats()["requests"] == {}
