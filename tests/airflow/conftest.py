@@ -2,7 +2,7 @@
 
 They need the ``airflow`` extra, in a venv of their own (the main venv stays light):
 
-    python -m venv /tmp/af && . /tmp/af/bin/activate
+    python -m venv /tmp/lume-airflow && . /tmp/lume-airflow/bin/activate
     pip install -e '.[airflow]' pytest pytest-timeout hypothesis
     python -m pytest tests/airflow
 
