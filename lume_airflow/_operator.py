@@ -97,7 +97,7 @@ class LumeRunOperator(BaseOperator):
         self.timeout = check_timeout(timeout)
         self.fail_on_partial = check_bool(fail_on_partial, "fail_on_partial")
         self.lume_conn_id = check_conn_id(lume_conn_id)
-        self.run_id: str | None = None
+        self.lume_run_id: str | None = None  # the run this try started or found (on_kill)
 
     @cached_property
     def hook(self) -> LumeHook:
@@ -128,7 +128,7 @@ class LumeRunOperator(BaseOperator):
                 # The service refused the request itself (a repeat of a run that already
                 # succeeded, a bad field): another try would be refused the same way.
                 raise AirflowFailException(f"Lume refused the run: {exc}") from exc
-            self.run_id = run.id
+            self.lume_run_id = run.id
             ti.xcom_push(key="run_id", value=run.id)
             self.log.info("Lume run %s is %s", run.id, run.status.value)
             if not self.wait or run.is_terminal:
@@ -161,10 +161,10 @@ class LumeRunOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """The task is being killed: cancel the run it started."""
-        if self.run_id is None:
+        if self.lume_run_id is None:
             return
         with self.hook.get_client() as lume:
-            run = lume.runs.cancel(self.run_id)
+            run = lume.runs.cancel(self.lume_run_id)
         self.log.info("Cancelled Lume run %s: it is now %s", run.id, run.status.value)
 
     def _start(

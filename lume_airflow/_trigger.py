@@ -77,18 +77,18 @@ class LumeRunTrigger(BaseTrigger):
 
     async def wait(self) -> dict[str, Any]:
         """Wait for the run through the shared client; the event payload."""
-        async with shared_client(self.lume_conn_id) as shared:
-            try:
+        try:
+            async with shared_client(self.lume_conn_id) as shared:
                 run = await shared.get(self.run_id)
-            except LumeError as exc:
-                return self._failed_wait(exc)
-            try:
-                if not run.is_terminal:
-                    await run.wait(timeout=self._remaining(), poll_interval=self.poll_interval)
-            except RunTimeoutError:
-                return event_of(run, message=self._timed_out(run))
-            except LumeError as exc:
-                return event_of(run, message=f"{type(exc).__name__}: {exc}")
+                try:
+                    if not run.is_terminal:
+                        await run.wait(timeout=self._remaining(), poll_interval=self.poll_interval)
+                except RunTimeoutError:
+                    return event_of(run, message=self._timed_out(run))
+                except LumeError as exc:
+                    return event_of(run, message=f"{type(exc).__name__}: {exc}")
+        except LumeError as exc:  # no key, a refused key, a run that does not exist
+            return self._failed_wait(exc)
         return event_of(run)
 
     async def on_kill(self) -> None:

@@ -184,3 +184,19 @@ async def test_on_kill_leaves_the_run_alone_when_it_was_not_the_triggers(
 
     assert not lume.run_status(run.id).is_terminal
     assert emu.stats()["requests"].get("POST /v1/runs/{run_id}/cancel") is None
+
+
+@pytest.mark.parametrize("password", [None, "not-the-key"], ids=["no key", "a refused key"])
+async def test_a_key_that_does_not_work_ends_the_wait_with_a_message(
+    emu: Any, monkeypatch: pytest.MonkeyPatch, password: str | None
+) -> None:
+    monkeypatch.delenv("LUME_API_KEY", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LUME_KEYLESS",
+        json.dumps({"conn_type": "lume", "host": emu.url, "password": password}),
+    )
+
+    event = await first_event(LumeRunTrigger("run_01HZZZZZZZZZZZZZZZZZZZZZZZ", "lume_keyless"))
+
+    assert event["status"] is None
+    assert event["message"].startswith("AuthenticationError")
