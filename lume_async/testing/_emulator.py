@@ -20,6 +20,7 @@ from aiohttp import web
 from .._clock import SYSTEM_CLOCK, Clock
 from ._app import create_app
 from ._faults import FaultProfile
+from ._protocol import JsonErrorRunner
 from ._service import Service
 
 __all__ = ["Emulator"]
@@ -86,7 +87,7 @@ class Emulator:
     async def _astart(self) -> None:
         if self._runner is not None:
             raise RuntimeError("this Emulator is already running")
-        runner = web.AppRunner(
+        runner = JsonErrorRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await runner.setup()
