@@ -44,13 +44,15 @@ class RunClock:
     instant. Between anchors run time moves ``scale`` times as fast as the wall clock.
     """
 
-    __slots__ = ("_offset", "_runs", "_start", "_walls", "clock", "scale")
+    __slots__ = ("_monotonic", "_offset", "_runs", "_start", "_time", "_walls", "clock", "scale")
 
     def __init__(self, clock: Clock, scale: float = 1.0) -> None:
         if not scale > 0:
             raise ValueError("time_scale must be > 0")
         self.clock = clock
         self.scale = float(scale)
+        self._monotonic = clock.monotonic
+        self._time = clock.time
         self._start = clock.monotonic()
         self._offset = 0.0
         self._runs = [0.0]
@@ -58,7 +60,7 @@ class RunClock:
 
     def now(self) -> float:
         """The current run time."""
-        return (self.clock.monotonic() - self._start) * self.scale + self._offset
+        return (self._monotonic() - self._start) * self.scale + self._offset
 
     def advance(self, seconds: float) -> None:
         """Skip ``seconds`` of run time at once (never backwards)."""
@@ -83,13 +85,15 @@ class RunClock:
     def wall(self, at: float) -> float:
         """Unix time at which run time reached ``at`` (never later than now)."""
         runs = self._runs
-        i = bisect.bisect_right(runs, at) - 1
-        if i < 0:
-            i = 0
-        wall = self._walls[i] + (at - runs[i]) / self.scale
-        if i + 1 < len(runs):
-            wall = min(wall, self._walls[i + 1])
-        return min(wall, self.clock.time())
+        if len(runs) == 1:  # never advanced
+            wall = self._walls[0] + (at - runs[0]) / self.scale
+        else:
+            i = max(0, bisect.bisect_right(runs, at) - 1)
+            wall = self._walls[i] + (at - runs[i]) / self.scale
+            if i + 1 < len(runs):
+                wall = min(wall, self._walls[i + 1])
+        now = self._time()
+        return wall if wall < now else now
 
     def iso(self, at: float) -> str:
         """``wall(at)`` as an ISO-8601 timestamp."""
@@ -97,14 +101,22 @@ class RunClock:
 
     def wall_ms(self) -> int:
         """The current wall-clock time in whole milliseconds."""
-        return int(self.clock.time() * 1000)
+        return int(self._time() * 1000)
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted (swapped whole: threads)
 
 
 def iso(unix: float) -> str:
     """ISO-8601 UTC with microsecond precision (truncated) and a ``Z``."""
+    global _second
     us = int(unix * 1_000_000)
-    dt = datetime.fromtimestamp(us // 1_000_000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
+    second, fraction = divmod(us, 1_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+        _second = cached
+    return f"{cached[1]}{fraction:06d}Z"
 
 
 class Plan:

@@ -8,6 +8,7 @@ notices terminal transitions without anyone reading the run (runs own no tasks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 import secrets
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock, SystemClock
 from ._errors import ApiError
 from ._faults import FaultInjector, FaultProfile
 from ._flows import FLOW_VERSIONS
@@ -280,6 +281,8 @@ class Service:
         wake = self._wake
         assert wake is not None
         heap = self._heap
+        clock = self.clock.clock
+        system = isinstance(clock, SystemClock)
         loop = asyncio.get_running_loop()
         while True:
             t = self.clock.now()
@@ -290,10 +293,14 @@ class Service:
             if not heap:
                 await wake.wait()
                 continue
-            # Until the next completion on the injected clock, or until woken (new run, advance).
-            sleeper = loop.create_task(
-                self.clock.clock.sleep(self.clock.real_delay(heap[0][0] - t))
-            )
+            # Until the next completion, or until woken (a sooner run, advance()).
+            delay = self.clock.real_delay(heap[0][0] - t)
+            if system:  # the common case, without a task per wait: completions can be many
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await wake.wait()
+                continue
+            sleeper = loop.create_task(clock.sleep(delay))
             waiter = loop.create_task(wake.wait())
             try:
                 await asyncio.wait((sleeper, waiter), return_when=asyncio.FIRST_COMPLETED)
