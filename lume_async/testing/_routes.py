@@ -23,7 +23,6 @@ __all__ = ["add_routes"]
 
 PAGE_SIZE = 100
 _FLOW_VERSION = re.compile(r"[A-Za-z0-9_.-]{1,100}:v[0-9]{1,9}")
-_UNREAD: Any = object()
 
 
 def _ctx(request: web.Request) -> tuple[Service, Tenant]:
@@ -40,14 +39,16 @@ async def _json(request: web.Request) -> Any:
         raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
 
 
-async def _body(request: web.Request, schema: str, data: Any = _UNREAD) -> dict[str, Any]:
-    if data is _UNREAD:
-        data = await _json(request)
+def _validated(schema: str, data: Any) -> dict[str, Any]:
     issues = validate(schema, data)
     if issues:
         raise ApiError(422, "validation_error", issues)
     result: dict[str, Any] = data
     return result
+
+
+async def _body(request: web.Request, schema: str) -> dict[str, Any]:
+    return _validated(schema, await _json(request))
 
 
 def _page(request: web.Request, total: int) -> tuple[int, int, int, dict[str, Any]]:
@@ -75,7 +76,7 @@ async def create_run(request: web.Request) -> web.Response:
         and _FLOW_VERSION.fullmatch(flow_version)
     ):
         raise ApiError(404, "not_found", f"Flow version {flow_version} not found")
-    body = await _body(request, "RunCreate", data)
+    body = _validated("RunCreate", data)
     status, run = svc.create_run(tenant, body)
     # A new run is answered as of its creation instant, so it reads CREATED.
     t = run.plan.created if status == 201 else svc.clock.now()
