@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _wrap
+from lume_async._runs import AsyncRuns
+
+from . import _callbacks, _wrap
 from ._pagination import Paginator
 from ._run import Run
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from lume_async._runs import AsyncRuns, ProgressCallback
+    from lume_async._runs import ProgressCallback
     from lume_async.models import (
         BatchOutcome,
         LogEntry,
@@ -31,18 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Runs"]
 
 
-class Runs:
+class Runs(_wrap.Twin[AsyncRuns]):
     """The runs resource of one client (``lume.runs``).
 
     The blocking twin of ``lume_async.AsyncRuns``: each call runs the same coroutine on lume_sync's
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncRuns) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     def create(
         self,
@@ -169,7 +167,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.create_many(requests, concurrency=concurrency, on_progress=on_progress)
+                self._async.create_many(
+                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -189,7 +189,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.get_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.get_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -209,7 +211,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.cancel_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.cancel_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -233,7 +237,7 @@ class Runs:
                     [item._async for item in runs],
                     timeout=timeout,
                     poll_interval=poll_interval,
-                    on_progress=on_progress,
+                    on_progress=_callbacks.on_caller(on_progress),
                 )
             ),
         )
