@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from . import _converter
-from ._exceptions import ResponseValidationError, RunNotFoundError
+from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
 from ._pagination import AsyncPaginator, get_page, numbered_listing
 from ._run import AsyncRun
 from ._validation import (
@@ -157,14 +157,19 @@ class AsyncRuns:
 
     async def _cancel(self, run_id: str) -> RunData:
         check_run_id(run_id)
-        response = await self._transport.request(
-            "POST",
-            f"/v1/runs/{run_id}/cancel",
-            route="/v1/runs/{run_id}/cancel",
-            retryable=True,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
+        try:
+            response = await self._transport.request(
+                "POST",
+                f"/v1/runs/{run_id}/cancel",
+                route="/v1/runs/{run_id}/cancel",
+                retryable=True,
+                options=self._options,
+                not_found=RunNotFoundError,
+            )
+        except InvalidRequestError as exc:
+            if exc.code != "run_already_finished":
+                raise
+            return await self._fetch(run_id)  # it ended otherwise: nothing to cancel
         return _decode_run(response)
 
     # -- listings ----------------------------------------------------------------------------

@@ -89,7 +89,10 @@ async def test_a_reset_mid_answer_is_a_connection_error_when_not_retried(
         with pytest.raises(APIConnectionError) as caught:
             await lume.run_status(run.id)
     assert not isinstance(caught.value, APITimeoutError)
-    assert proxy.stats.resets == 1
+    # No retry by the client; aiohttp itself re-sends an idempotent request once when the
+    # connection drops before the answer's status line (where the seeded cut lands depends on
+    # the answer's size).
+    assert proxy.stats.resets in (1, 2)
 
 
 async def test_creates_through_resets_make_one_run_each(
