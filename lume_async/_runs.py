@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-
 from . import _converter
+from ._batch import ProgressCallback, run_batch
 from ._exceptions import ResponseValidationError, RunNotFoundError
 from ._pagination import AsyncPaginator, get_page, numbered_listing
 from ._run import AsyncRun
 from ._validation import (
     check_interval,
+    check_nonempty_str,
     check_page,
     check_page_size,
     check_run_id,
+    check_statuses,
     check_tags,
     check_timeout,
+    check_timestamp,
 )
 from ._waiting import Waiting
 from .models import BatchOutcome, LogEntry, Page, RejectedRow, RunData, RunRequest, RunStatus
@@ -32,9 +34,6 @@ __all__ = ["AsyncRuns", "ProgressCallback"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-ProgressCallback = Callable[[int, int, int], None]
-"""``on_progress(done, total, failed)``, called after each item of a batch finishes."""
 
 _BATCH_GET_MAX = 100
 _ORDER_BY = ("created_at", "updated_at")
@@ -194,17 +193,17 @@ class AsyncRuns:
             ("size", page_size),
         ]
         if flow_version is not None:
-            params.append(("flow_version", _string("flow_version", flow_version)))
-        for value in _statuses(status):
+            params.append(("flow_version", check_nonempty_str("flow_version", flow_version)))
+        for value in check_statuses(status):
             params.append(("status", value))
         if label is not None:
-            params.append(("label", _string("label", label)))
+            params.append(("label", check_nonempty_str("label", label)))
         if tags is not None:
             params.extend(("tag", tag) for tag in check_tags(tags))
         if created_after is not None:
-            params.append(("created_after", _timestamp("created_after", created_after)))
+            params.append(("created_after", check_timestamp("created_after", created_after)))
         if created_before is not None:
-            params.append(("created_before", _timestamp("created_before", created_before)))
+            params.append(("created_before", check_timestamp("created_before", created_before)))
 
         async def fetch(cursor: str | None) -> Page[AsyncRun]:
             query = params if cursor is None else [*params, ("cursor", cursor)]
@@ -291,7 +290,7 @@ class AsyncRuns:
             request = item if isinstance(item, RunRequest) else RunRequest(**item)
             return await self._create(request)
 
-        return await _run_batch(items, create_one, concurrency, on_progress)
+        return await run_batch(items, create_one, concurrency, on_progress)
 
     async def get_many(
         self,
@@ -347,7 +346,7 @@ class AsyncRuns:
                 on_progress(done, total, failed)
 
         starts = list(range(0, total, _BATCH_GET_MAX))
-        await _run_batch(starts, fetch_chunk, concurrency, progress)
+        await run_batch(starts, fetch_chunk, concurrency, progress)
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
@@ -378,7 +377,7 @@ class AsyncRuns:
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
-        return await _run_batch(list(run_ids), self.cancel, concurrency, on_progress)
+        return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait_all(
@@ -423,55 +422,6 @@ def _valid_id(run_id: object) -> bool:
     return True
 
 
-async def _run_batch(
-    items: builtins.list[T],
-    call: Callable[[T], Awaitable[R]],
-    concurrency: int,
-    on_progress: ProgressCallback | None,
-) -> builtins.list[BatchOutcome[R]]:
-    """Run ``call`` on each item with ``concurrency`` workers (never one task per item).
-
-    The workers take the next index from one shared iterator, so memory stays at one outcome per
-    item whatever the count. An ``Exception`` from ``call`` becomes that item's failed outcome;
-    cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
-    they have all stopped.
-    """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    total = len(items)
-    outcomes: builtins.list[BatchOutcome[R] | None] = [None] * total
-    indexes = iter(range(total))
-    done = failed = 0
-    callback_error: Exception | None = None
-
-    async def worker(scope: anyio.CancelScope) -> None:
-        nonlocal done, failed, callback_error
-        for index in indexes:
-            outcome: BatchOutcome[R]
-            try:
-                outcome = BatchOutcome.success(index, await call(items[index]))
-            except Exception as exc:
-                outcome = BatchOutcome.failure(index, exc)
-                failed += 1
-            outcomes[index] = outcome
-            done += 1
-            if on_progress is not None:
-                try:
-                    on_progress(done, total, failed)
-                except Exception as exc:
-                    callback_error = callback_error or exc
-                    scope.cancel()
-                    return
-
-    if total:
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(concurrency, total)):
-                tg.start_soon(worker, tg.cancel_scope)
-    if callback_error is not None:
-        raise callback_error
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
 def _decode_run(response: Response) -> RunData:
     try:
         return _converter.decode_run(response.body)
@@ -483,36 +433,6 @@ def _decode_run(response: Response) -> RunData:
 def _attach_request_id(exc: BaseException, request_id: str | None) -> None:
     if request_id and getattr(exc, "request_id", "") is None:
         exc.request_id = request_id  # type: ignore[attr-defined]
-
-
-def _string(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return value
-
-
-def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> builtins.list[str]:
-    if status is None:
-        return []
-    values = [status] if isinstance(status, str) else list(status)
-    out = []
-    for value in values:
-        if not isinstance(value, str):
-            raise TypeError(f"status must be a RunStatus or str, got {value!r}")
-        parsed = RunStatus(value)
-        if not parsed.is_known:
-            known = ", ".join(s.value for s in RunStatus)
-            raise ValueError(f"unknown status {value!r}; expected one of {known}")
-        out.append(parsed.value)
-    return out
-
-
-def _timestamp(name: str, value: datetime) -> str:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _malformed(what: str, why: str, response: Response) -> ResponseValidationError:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from ._status import RunStatus
 
 __all__ = [
     "check_id",
     "check_interval",
+    "check_nonempty_str",
     "check_page",
     "check_page_size",
     "check_run_id",
+    "check_statuses",
     "check_tags",
+    "check_timestamp",
     "check_timeout",
 ]
 
@@ -70,3 +76,33 @@ def check_tags(tags: Iterable[str]) -> list[str]:
         if not isinstance(tag, str):
             raise TypeError(f"tags[{i}] must be a str, not {type(tag).__name__}")
     return out
+
+
+def check_nonempty_str(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def check_statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> list[str]:
+    if status is None:
+        return []
+    values = [status] if isinstance(status, str) else list(status)
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f"status must be a RunStatus or str, got {value!r}")
+        parsed = RunStatus(value)
+        if not parsed.is_known:
+            known = ", ".join(s.value for s in RunStatus)
+            raise ValueError(f"unknown status {value!r}; expected one of {known}")
+        out.append(parsed.value)
+    return out
+
+
+def check_timestamp(name: str, value: datetime) -> str:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from lume_async._runs import AsyncRuns, ProgressCallback
+    from lume_async._batch import ProgressCallback
+    from lume_async._runs import AsyncRuns
     from lume_async.models import (
         BatchOutcome,
         LogEntry,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lume_async._demo import DemoProgress, run_demo
+from lume_async._cli._demo_run import DemoProgress, run_demo
 from lume_async.testing import Emulator
 
 pytestmark = pytest.mark.lume_emulator(time_scale=100)

@@ -1,4 +1,4 @@
-"""``lume demo``: a few hundred runs of mixed outcomes against the embedded emulator.
+"""The demo itself: a few hundred runs of mixed outcomes against the embedded emulator.
 
 The demo drives the public async API the way an application would: ``runs.create_many`` fans the
 runs out, the client's shared poller (``runs.as_completed``) waits for them, and paginators read
@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 
-from ._client import AsyncLume
-from ._run import AsyncRun
-from .models import RunRequest, RunStatus
-from .testing import Emulator
+from .._client import AsyncLume
+from .._run import AsyncRun
+from ..models import RunRequest, RunStatus
+from ..testing import Emulator
 
 __all__ = ["DemoProgress", "DemoSummary", "run_demo"]
 
