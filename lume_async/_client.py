@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import attrs
 
+from ._client_core import ClientCore
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
-from ._transport import RequestOptions, Transport
+from ._transport import RequestOptions
 from ._validation import check_interval, check_timeout
-from ._waiting import Waiting
 from ._webhook_endpoints import AsyncWebhookEndpoints
-from .models import RejectedRow, RunData
+from .models import RejectedRow
 
 if TYPE_CHECKING:
     from .webhooks import WebhookReceiver
@@ -63,7 +63,7 @@ class AsyncLume:
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._config = ClientConfig.resolve(
+        config = ClientConfig.resolve(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
@@ -72,34 +72,27 @@ class AsyncLume:
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
         )
-        self._transport = Transport(self._config, ssl_context=ssl_context)
-        self._options: RequestOptions | None = None
-        self._waiting = Waiting(self._batch_fetch)
-        self._unsubscribe: Callable[[], None] | None = None
-        if webhooks is not None:
-            self._unsubscribe = webhooks.add_listener(self._waiting.on_event)
-            self._waiting.enable_push()
-        self._wire(self._options)
+        self._attach(ClientCore(config, ssl_context=ssl_context, webhooks=webhooks), None)
 
-    def _wire(self, options: RequestOptions | None) -> None:
-        self.runs = AsyncRuns(self._transport, options, self._waiting)
-        self.flows = AsyncFlows(self._transport, options)
-        self.webhook_endpoints = AsyncWebhookEndpoints(self._transport, options)
-
-    async def _batch_fetch(self, ids: list[str]) -> dict[str, RunData]:
-        return await self.runs.batch_get(ids)
+    def _attach(self, core: ClientCore, options: RequestOptions | None) -> None:
+        """Bind this client (or view) to the shared core with its own per-call settings."""
+        self._core = core
+        self._options = options
+        self.runs = AsyncRuns(core.runs_with(options))
+        self.flows = AsyncFlows(core.transport, options)
+        self.webhook_endpoints = AsyncWebhookEndpoints(core.transport, options)
 
     @property
     def base_url(self) -> str:
-        return self._config.base_url
+        return self._core.config.base_url
 
     @property
     def timeout(self) -> Timeout:
-        return (self._options or self._transport.default_options).timeout
+        return (self._options or self._core.default_options).timeout
 
     @property
     def retry(self) -> RetryPolicy:
-        return (self._options or self._transport.default_options).retry
+        return (self._options or self._core.default_options).retry
 
     def with_options(
         self,
@@ -109,7 +102,7 @@ class AsyncLume:
         retry: RetryPolicy | None = None,
     ) -> AsyncLume:
         """A view of this client with other per-call settings; it shares connections and waiting."""
-        current = self._options or self._transport.default_options
+        current = self._options or self._core.default_options
         if retry is not None and max_retries is not None:
             raise TypeError("pass either max_retries or retry=RetryPolicy(...), not both")
         if max_retries is not None:
@@ -118,14 +111,7 @@ class AsyncLume:
             timeout=current.timeout if timeout is _UNSET else Timeout.coerce(timeout),
             retry=retry or current.retry,
         )
-        view = object.__new__(AsyncLume)
-        view._config = self._config
-        view._transport = self._transport
-        view._waiting = self._waiting
-        view._unsubscribe = None
-        view._options = options
-        view._wire(options)
-        return view
+        return _AsyncLumeView(self._core, options)
 
     # -- seed-compatible top level -------------------------------------------------------------
     async def run(
@@ -194,15 +180,11 @@ class AsyncLume:
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def is_closed(self) -> bool:
-        return self._transport.closed
+        return self._core.closed
 
     async def aclose(self) -> None:
         """Stop waiting, close the connections. Safe to call twice."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        await self._waiting.aclose()
-        await self._transport.aclose()
+        await self._core.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -216,4 +198,11 @@ class AsyncLume:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<AsyncLume base_url={self._config.base_url!r}>"
+        return f"<AsyncLume base_url={self._core.config.base_url!r}>"
+
+
+class _AsyncLumeView(AsyncLume):
+    """What ``with_options`` returns: an ``AsyncLume`` on its parent's core, other settings."""
+
+    def __init__(self, core: ClientCore, options: RequestOptions) -> None:
+        self._attach(core, options)

@@ -75,7 +75,9 @@ class RetryPolicy:
     attempts of one call together. ``budget_ratio`` and ``budget_floor`` form the client-wide retry
     budget: retries may spend ``budget_ratio`` tokens per original request over a ten-second window,
     plus ``budget_floor`` tokens per second, and a retry that succeeds gives its token back; so a
-    total outage costs at most about ``1 + budget_ratio`` times the original requests.
+    total outage costs at most about ``1 + budget_ratio`` times the original requests. A
+    ``with_options`` view whose policy sets other budget values draws on a budget of its own,
+    shared by every call made with those same values.
     """
 
     max_retries: int = attrs.field(default=3, validator=_int_at_least_zero)

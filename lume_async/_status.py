@@ -40,6 +40,14 @@ class RunStatus(enum.StrEnum):
         return self in _TERMINAL_STATUSES
 
     @property
+    def is_failure(self) -> bool:
+        """True for FAILED, CRASHED and CANCELED: the run ended without its results.
+
+        PARTIAL_FAILED is not a failure: the run finished, and rejected some rows.
+        """
+        return self in _FAILURE_STATUSES
+
+    @property
     def is_known(self) -> bool:
         """False for a status this version of the SDK does not know."""
         return self._name_ in type(self).__members__
@@ -66,12 +74,5 @@ class RunStatus(enum.StrEnum):
             return pseudo
 
 
-_TERMINAL_STATUSES = frozenset(
-    {
-        RunStatus.SUCCEEDED,
-        RunStatus.PARTIAL_FAILED,
-        RunStatus.FAILED,
-        RunStatus.CRASHED,
-        RunStatus.CANCELED,
-    }
-)
+_FAILURE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
+_TERMINAL_STATUSES = _FAILURE_STATUSES | {RunStatus.SUCCEEDED, RunStatus.PARTIAL_FAILED}

@@ -168,7 +168,9 @@ class Transport:
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._session_pid = 0
         self._closed = False
-        self._budget = RetryBudget(config.retry.budget_ratio, config.retry.budget_floor)
+        # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
+        # with_options view that asks for other budget settings.
+        self._budgets: dict[tuple[float, float], RetryBudget] = {}
         self._rng = random.Random()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
@@ -177,9 +179,14 @@ class Transport:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def budget(self) -> RetryBudget:
-        return self._budget
+    def budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
+        """The retry budget that calls made under ``policy`` (default: the client's) draw on."""
+        policy = policy or self._config.retry
+        key = (policy.budget_ratio, policy.budget_floor)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = RetryBudget(policy.budget_ratio, policy.budget_floor)
+        return budget
 
     def _client_timeout(self, timeout: Timeout, remaining: float | None) -> aiohttp.ClientTimeout:
         if remaining is not None and (timeout.total is None or remaining < timeout.total):
@@ -284,7 +291,8 @@ class Transport:
             headers = headers or {}
             headers["Idempotency-Key"] = idempotency_key
         deadline = None if policy.deadline is None else time.monotonic() + policy.deadline
-        self._budget.deposit()
+        budget = self.budget(policy)
+        budget.deposit()
         attempt = 0
         while True:
             attempt += 1
@@ -309,7 +317,7 @@ class Transport:
             else:
                 if response.status < 300:
                     if attempt > 1:
-                        self._budget.refund()
+                        budget.refund()
                     return response
                 if response.status < 400:
                     raise APIError(
@@ -331,7 +339,7 @@ class Transport:
             if deadline is not None and time.monotonic() + wait > deadline:
                 failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
                 raise failure
-            if not self._budget.try_withdraw():
+            if not budget.try_withdraw():
                 failure.add_note(
                     "not retried: the client's retry budget is spent (see RetryPolicy)"
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from ._status import RunStatus
@@ -39,11 +39,12 @@ def check_run_id(run_id: object) -> None:
     check_id(run_id, "run_id", "a run id", "run_01HY...")
 
 
-def check_page_size(page_size: object) -> None:
+def check_page_size(page_size: object) -> int:
     if isinstance(page_size, bool) or not isinstance(page_size, int):
         raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    return page_size
 
 
 def check_page(page: object) -> None:
@@ -68,9 +69,11 @@ def check_interval(value: object, name: str = "poll_interval") -> None:
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
 
 
-def check_tags(tags: Iterable[str]) -> list[str]:
+def check_tags(tags: object) -> list[str]:
     if isinstance(tags, str | bytes):
         raise TypeError("tags must be a list of strings, not a single string")
+    if not isinstance(tags, Iterable):
+        raise TypeError(f"tags must be a list of strings, not {type(tags).__name__}")
     out = list(tags)
     for i, tag in enumerate(out):
         if not isinstance(tag, str):
@@ -84,9 +87,13 @@ def check_nonempty_str(name: str, value: object) -> str:
     return value
 
 
-def check_statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> list[str]:
+def check_statuses(status: object) -> list[str]:
     if status is None:
         return []
+    if not isinstance(status, str | Iterable):
+        raise TypeError(
+            f"status must be a RunStatus, a str or a list of them, not {type(status).__name__}"
+        )
     values = [status] if isinstance(status, str) else list(status)
     out = []
     for value in values:
@@ -100,9 +107,72 @@ def check_statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -
     return out
 
 
-def check_timestamp(name: str, value: datetime) -> str:
+def check_timestamp(name: str, value: object) -> str:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_ORDER_BY = ("created_at", "updated_at")
+
+
+def check_list_filters(
+    *,
+    flow_version: object,
+    status: object,
+    label: object,
+    tags: object,
+    created_after: object,
+    created_before: object,
+    order_by: object,
+    descending: object,
+    page_size: object,
+) -> list[tuple[str, str | int]]:
+    """The query of ``runs.list(...)``, every filter checked."""
+    size = check_page_size(page_size)
+    if order_by not in _ORDER_BY:
+        raise ValueError(f"order_by must be one of {', '.join(_ORDER_BY)}, got {order_by!r}")
+    params: list[tuple[str, str | int]] = [
+        ("order_by", str(order_by)),
+        ("order", "desc" if descending else "asc"),
+        ("size", size),
+    ]
+    if flow_version is not None:
+        params.append(("flow_version", check_nonempty_str("flow_version", flow_version)))
+    for value in check_statuses(status):
+        params.append(("status", value))
+    if label is not None:
+        params.append(("label", check_nonempty_str("label", label)))
+    if tags is not None:
+        params.extend(("tag", tag) for tag in check_tags(tags))
+    if created_after is not None:
+        params.append(("created_after", check_timestamp("created_after", created_after)))
+    if created_before is not None:
+        params.append(("created_before", check_timestamp("created_before", created_before)))
+    return params
+
+
+def check_update(*, label: object, tags: object) -> dict[str, object]:
+    """The body of a run update: a label and/or tags, at least one of them."""
+    body: dict[str, object] = {}
+    if label is not None:
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
+        body["label"] = label
+    if tags is not None:
+        body["tags"] = check_tags(tags)
+    if not body:
+        raise ValueError("update() needs label=... and/or tags=...")
+    return body
+
+
+def check_batch_ids(run_ids: object, most: int) -> None:
+    """Ids for one ``batch-get`` request: 1 to ``most`` run ids."""
+    if isinstance(run_ids, str | bytes) or not isinstance(run_ids, Sequence):
+        raise TypeError(f"run_ids must be a sequence of run ids, not {type(run_ids).__name__}")
+    if not 1 <= len(run_ids) <= most:
+        raise ValueError(f"batch_get takes 1 to {most} ids, got {len(run_ids)}")
+    for run_id in run_ids:
+        check_run_id(run_id)

@@ -23,8 +23,8 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -37,10 +37,10 @@ from ._exceptions import (
     ServerError,
 )
 from ._validation import check_interval, check_timeout
-from .models import RunData, RunStatus
+from .models import RunData
 
 if TYPE_CHECKING:
-    from ._run import AsyncRun
+    from ._runs_core import RunCell
     from .models import WebhookEvent
 
 __all__ = ["Waiting"]
@@ -48,6 +48,7 @@ __all__ = ["Waiting"]
 logger = logging.getLogger("lume_async.waiting")
 
 BatchFetch = Callable[[list[str]], Awaitable[dict[str, RunData]]]
+T = TypeVar("T")
 
 BATCH_SIZE = 100
 _CONCURRENT_BATCHES = 8
@@ -59,26 +60,25 @@ _JITTER = 0.1
 _PUSH_WINDOW = 0.005
 # Completion events remembered for runs nobody waits on yet (the event can beat the wait() call).
 _RECENT_EVENTS = 10_000
-_FAILED = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
 
 
 class _Watch:
-    """One caller's interest in some runs, with what to do as each one ends."""
+    """One caller's interest in some runs: their cells, and what to do as each one ends."""
 
-    __slots__ = ("handles", "interval", "on_done", "on_error", "remaining")
+    __slots__ = ("interval", "on_done", "on_error", "remaining", "targets")
 
     def __init__(
         self,
-        handles: dict[str, list[AsyncRun]],
+        targets: dict[str, list[tuple[RunCell, Any]]],
         interval: float,
-        on_done: Callable[[AsyncRun], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        self.handles = handles
+        self.targets = targets
         self.interval = interval
         self.on_done = on_done
         self.on_error = on_error
-        self.remaining = len(handles)
+        self.remaining = len(targets)
 
 
 class Waiting:
@@ -159,14 +159,17 @@ class Waiting:
             del self._recent[next(iter(self._recent))]
 
     # -- waiting -------------------------------------------------------------------------------
-    async def wait(self, run: AsyncRun, *, timeout: float | None, poll_interval: float) -> AsyncRun:
+    async def wait(
+        self, cell: RunCell, run: T, *, timeout: float | None, poll_interval: float
+    ) -> None:
+        """Until ``cell`` is terminal; RunTimeoutError (naming ``run``) when ``timeout`` passes."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        if run.is_terminal:
-            return run
+        if cell.data.is_terminal:
+            return
         done = asyncio.get_running_loop().create_future()
 
-        def finished(_: AsyncRun) -> None:
+        def finished(_: object) -> None:
             if not done.done():
                 done.set_result(None)
 
@@ -174,37 +177,38 @@ class Waiting:
             if not done.done():
                 done.set_exception(exc)
 
-        watch = self._add([run], poll_interval, finished, failed)
+        watch = self._add([(cell, run)], poll_interval, finished, failed)
         try:
             with anyio.fail_after(math.inf if timeout is None else timeout):
                 await done
         except TimeoutError:
+            data = cell.data
             raise RunTimeoutError(
-                f"run {run.id} is still {run.status.value} after {timeout:g} s", run=run
+                f"run {data.id} is still {data.status.value} after {timeout:g} s", run=run
             ) from None
         finally:
             self._remove(watch)
-        return run
 
     async def as_completed(
         self,
-        runs: list[AsyncRun],
+        targets: Sequence[tuple[RunCell, T]],
         *,
         timeout: float | None,
         poll_interval: float,
         on_progress: Callable[[int, int, int], None] | None = None,
-    ) -> AsyncIterator[AsyncRun]:
+    ) -> AsyncIterator[T]:
+        """Each target's ``T`` as its cell turns terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        total = len(runs)
+        total = len(targets)
         deadline = None if timeout is None else time.monotonic() + timeout
-        ready: asyncio.Queue[AsyncRun | BaseException] = asyncio.Queue()
+        ready: asyncio.Queue[tuple[RunCell, T] | BaseException] = asyncio.Queue()
         pending = []
-        for run in runs:
-            if run.is_terminal:
-                ready.put_nowait(run)
+        for target in targets:
+            if target[0].data.is_terminal:
+                ready.put_nowait(target)
             else:
-                pending.append(run)
+                pending.append(target)
         watch = (
             self._add(pending, poll_interval, ready.put_nowait, ready.put_nowait)
             if pending
@@ -214,22 +218,23 @@ class Waiting:
         try:
             while done < total:
                 remaining = math.inf if deadline is None else deadline - time.monotonic()
-                item: AsyncRun | BaseException | None = None
+                item: tuple[RunCell, T] | BaseException | None = None
                 with anyio.move_on_after(remaining):
                     item = await ready.get()
                 if item is None:
-                    unfinished = next((r for r in runs if not r.is_terminal), None)
+                    unfinished = next((r for c, r in targets if not c.data.is_terminal), None)
                     raise RunTimeoutError(
                         f"{total - done} of {total} runs are not finished after {timeout:g} s",
                         run=unfinished,
                     )
                 if isinstance(item, BaseException):
                     raise item
+                cell, run = item
                 done += 1
-                failed += item.status in _FAILED
+                failed += cell.data.status.is_failure
                 if on_progress is not None:
                     on_progress(done, total, failed)
-                yield item
+                yield run
         finally:
             if watch is not None:
                 self._remove(watch)
@@ -237,20 +242,20 @@ class Waiting:
     # -- registry ------------------------------------------------------------------------------
     def _add(
         self,
-        runs: Iterable[AsyncRun],
+        targets: Sequence[tuple[RunCell, Any]],
         interval: float,
-        on_done: Callable[[AsyncRun], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> _Watch:
         self._bind_loop()
-        handles: dict[str, list[AsyncRun]] = {}
-        for run in runs:
-            handles.setdefault(run.id, []).append(run)
-        watch = _Watch(handles, interval, on_done, on_error)
+        by_id: dict[str, list[tuple[RunCell, Any]]] = {}
+        for target in targets:
+            by_id.setdefault(target[0].data.id, []).append(target)
+        watch = _Watch(by_id, interval, on_done, on_error)
         self._all.add(watch)
         self._intervals[interval] = self._intervals.get(interval, 0) + 1
         recent = self._recent
-        for run_id in handles:
+        for run_id in by_id:
             self._watches.setdefault(run_id, set()).add(watch)
             if recent and run_id in recent:
                 del recent[run_id]
@@ -264,7 +269,7 @@ class Waiting:
     def _remove(self, watch: _Watch) -> None:
         """Forget a watch (finished, failed, timed out or cancelled); idempotent."""
         self._detach(watch)
-        for run_id in watch.handles:
+        for run_id in watch.targets:
             watchers = self._watches.get(run_id)
             if watchers is not None:
                 watchers.discard(watch)
@@ -425,15 +430,14 @@ class Waiting:
         return changed
 
     def _apply(self, data: RunData) -> bool:
-        """Update the handles waiting on this run; True if its status moved."""
+        """Bring the cells waited on for this run up to date; True if its status moved."""
         watchers = self._watches.get(data.id)
         if not watchers:
             return False
         moved = False
         for watch in watchers:
-            for handle in watch.handles.get(data.id, ()):
-                moved |= handle.status != data.status
-                handle._update(data)
+            for cell, _ in watch.targets.get(data.id, ()):
+                moved |= cell.apply(data)
         if data.status.is_terminal:
             del self._watches[data.id]
             self._hot.discard(data.id)
@@ -446,8 +450,8 @@ class Waiting:
         watch.remaining -= 1
         if watch.remaining <= 0:
             self._detach(watch)
-        for handle in watch.handles.get(run_id, ()):
-            watch.on_done(handle)
+        for target in watch.targets.get(run_id, ()):
+            watch.on_done(target)
 
     def _fail_run(self, run_id: str) -> None:
         watchers = self._watches.pop(run_id, None)

@@ -67,7 +67,7 @@ async def test_the_key_is_in_no_repr(canary_emu: Emulator) -> None:
     async with AsyncLume(api_key=CANARY, base_url=canary_emu.url) as lume:
         run = await lume.run(FLOW, "s3://bucket/repr")
         view = lume.with_options(timeout=5, max_retries=1)
-        texts = [lume, view, lume._config, lume.runs, lume.flows, run, run.data, view.retry]
+        texts = [lume, view, lume._core.config, lume.runs, lume.flows, run, run.data, view.retry]
         assert all(CANARY not in repr(obj) and CANARY not in str(obj) for obj in texts)
 
 

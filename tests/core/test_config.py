@@ -55,7 +55,7 @@ def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
 def test_the_key_never_appears_in_reprs() -> None:
     lume = AsyncLume(api_key=KEY, base_url="http://127.0.0.1:1")
     assert KEY not in repr(lume)
-    assert KEY not in repr(lume._config)
+    assert KEY not in repr(lume._core.config)
     assert KEY not in repr(lume.with_options(timeout=5))
 
 

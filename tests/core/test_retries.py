@@ -91,7 +91,7 @@ async def test_a_request_not_safe_to_repeat_is_not_retried(
     scripted.then(BUSY)
     async with AsyncLume(api_key="k", base_url=scripted.url) as lume:
         with pytest.raises(ServerError):
-            await lume._transport.request(
+            await lume._core.transport.request(
                 "POST", "/v1/webhooks", route="/v1/webhooks", body=b"{}", retryable=False
             )
     assert len(scripted.seen) == 1
@@ -188,3 +188,33 @@ async def test_a_not_found_is_a_not_found_error_for_other_resources(lume: AsyncL
     with pytest.raises(NotFoundError) as caught:
         await lume.flows.get("missing_flow")
     assert not isinstance(caught.value, RunNotFoundError)
+
+
+async def test_a_view_with_its_own_budget_settings_draws_on_its_own_budget(
+    scripted: ScriptedServer, no_retry_sleep: None
+) -> None:
+    async with AsyncLume(api_key="k", base_url=scripted.url) as lume:
+        stingy = lume.with_options(retry=RetryPolicy(budget_ratio=0.0, budget_floor=0.0))
+        scripted.then(BUSY)
+        with pytest.raises(ServerError) as caught:
+            await stingy.runs.get(RUN_ID)
+        assert any("budget" in note for note in caught.value.__notes__)
+        scripted.then(BUSY)
+        assert (await lume.runs.get(RUN_ID)).id == RUN_ID  # the client's budget is untouched
+    assert len(scripted.seen) == 3
+
+
+async def test_a_view_with_the_clients_budget_settings_shares_its_budget(
+    scripted: ScriptedServer, no_retry_sleep: None
+) -> None:
+    policy = RetryPolicy(budget_ratio=0.0, budget_floor=0.1)  # one retry per ten seconds
+    async with AsyncLume(api_key="k", base_url=scripted.url, retry=policy) as lume:
+        view = lume.with_options(max_retries=1)
+        scripted.then(BUSY, BUSY)
+        with pytest.raises(ServerError):
+            await view.runs.get(RUN_ID)  # its one retry spends the token, and fails
+        scripted.then(BUSY)
+        with pytest.raises(ServerError) as caught:
+            await lume.runs.get(RUN_ID)
+    assert any("budget" in note for note in caught.value.__notes__)
+    assert len(scripted.seen) == 3

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import anyio
@@ -31,6 +31,7 @@ from lume_async import (
     RunTimeoutError,
 )
 from lume_async._converter import run_from_obj
+from lume_async._runs_core import RunCell
 from lume_async._waiting import Waiting
 from lume_async.models import RunData
 from lume_async.testing import Emulator
@@ -85,10 +86,14 @@ class FakeService:
             raise self.errors.popleft()
         return {i: run_from_obj(run_json(i, self.status[i])) for i in ids if i in self.status}
 
-    def handle(self, n: int, status: str = "PENDING") -> AsyncRun:
+    def cell(self, n: int, status: str = "PENDING") -> RunCell:
+        """A run the service reports as ``status``, known to the waiter as PENDING."""
         run_id = f"run_{n:026d}"
         self.status[run_id] = status
-        return AsyncRun(run_from_obj(run_json(run_id, "PENDING")), runs=cast(Any, None))
+        return RunCell(run_from_obj(run_json(run_id, "PENDING")))
+
+    async def wait(self, cell: RunCell, *, timeout: float | None, poll_interval: float) -> None:
+        await self.waiting.wait(cell, cell, timeout=timeout, poll_interval=poll_interval)
 
 
 @pytest.fixture
@@ -238,7 +243,7 @@ async def test_a_thousand_concurrent_waiters_share_batch_gets_of_a_hundred(
         concurrency=64,
     )
     runs = [outcome.unwrap() for outcome in outcomes]
-    waiting = lume._waiting
+    waiting = lume._core.waiting
     batch_gets, sweeps = requests_to(emu, BATCH_GET), waiting.sweeps
 
     async with anyio.create_task_group() as tg:
@@ -258,16 +263,16 @@ async def test_a_thousand_concurrent_waiters_share_batch_gets_of_a_hundred(
 async def test_ten_thousand_waiters_cost_one_request_per_hundred_runs_per_sweep(
     fake: FakeService,
 ) -> None:
-    handles = [fake.handle(i) for i in range(10_000)]
+    handles = [fake.cell(i) for i in range(10_000)]
     waiting = fake.waiting
     async with anyio.create_task_group() as tg:
         for handle in handles:
-            tg.start_soon(partial(waiting.wait, handle, timeout=5, poll_interval=0.05))
+            tg.start_soon(partial(fake.wait, handle, timeout=5, poll_interval=0.05))
         await eventually(lambda: len(fake.calls) >= 100, within=3)
         for run_id in fake.status:
             fake.status[run_id] = "SUCCEEDED"
 
-    assert all(handle.is_terminal for handle in handles)
+    assert all(handle.data.is_terminal for handle in handles)
     assert waiting.sweeps == 2
     assert len(fake.calls) == 200
     assert all(len(call) == 100 for call in fake.calls)
@@ -277,14 +282,14 @@ async def test_ten_thousand_waiters_cost_one_request_per_hundred_runs_per_sweep(
 async def test_the_interval_grows_by_half_while_nothing_changes_and_drops_back(
     fake: FakeService,
 ) -> None:
-    run = fake.handle(1)
+    run = fake.cell(1)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: fake.waiting.wait(run, timeout=5, poll_interval=0.02))
+        tg.start_soon(lambda: fake.wait(run, timeout=5, poll_interval=0.02))
         await eventually(lambda: len(fake.calls) >= 8, within=3)
-        fake.status[run.id] = "RUNNING"
+        fake.status[run.data.id] = "RUNNING"
         calls = len(fake.calls)
         await eventually(lambda: len(fake.calls) >= calls + 2, within=3)
-        fake.status[run.id] = "SUCCEEDED"
+        fake.status[run.data.id] = "SUCCEEDED"
 
     expected = [min(0.02 * 1.5**k, 0.2) for k in range(8)]
     assert fake.intervals[:8] == pytest.approx(expected)
@@ -292,33 +297,33 @@ async def test_the_interval_grows_by_half_while_nothing_changes_and_drops_back(
 
 
 async def test_a_newcomer_is_looked_at_within_its_own_poll_interval(fake: FakeService) -> None:
-    stuck = fake.handle(1)
-    done_already = fake.handle(2, status="SUCCEEDED")
+    stuck = fake.cell(1)
+    done_already = fake.cell(2, status="SUCCEEDED")
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: fake.waiting.wait(stuck, timeout=None, poll_interval=5))
+        tg.start_soon(lambda: fake.wait(stuck, timeout=None, poll_interval=5))
         await anyio.sleep(0.05)  # the first sweep happened; the next is 5 s away
         assert len(fake.calls) == 1
         began = time.monotonic()
-        await fake.waiting.wait(done_already, timeout=2, poll_interval=0.02)
+        await fake.wait(done_already, timeout=2, poll_interval=0.02)
         assert time.monotonic() - began < 1  # not the 5 s the sweeper had planned
         tg.cancel_scope.cancel()
-    assert fake.calls[1] == [stuck.id, done_already.id]  # one request for both
+    assert fake.calls[1] == [stuck.data.id, done_already.data.id]  # one request for both
 
 
 async def test_retry_after_holds_the_next_sweep_back(fake: FakeService) -> None:
-    run = fake.handle(1)
+    run = fake.cell(1)
     fake.errors.append(
         RateLimitError("slow down", status_code=429, code="rate_limited", retry_after=0.3)
     )
-    fake.status[run.id] = "SUCCEEDED"
-    await fake.waiting.wait(run, timeout=3, poll_interval=0.01)
+    fake.status[run.data.id] = "SUCCEEDED"
+    await fake.wait(run, timeout=3, poll_interval=0.01)
     assert len(fake.times) == 2
     assert fake.times[1] - fake.times[0] >= 0.3
 
 
 async def test_waiting_ends_its_sweeper_when_nobody_waits(fake: FakeService) -> None:
-    run = fake.handle(1, status="SUCCEEDED")
-    await fake.waiting.wait(run, timeout=2, poll_interval=0.01)
+    run = fake.cell(1, status="SUCCEEDED")
+    await fake.wait(run, timeout=2, poll_interval=0.01)
     task = fake.waiting._task
     assert task is not None
     await eventually(task.done, within=1)
@@ -347,7 +352,7 @@ async def pushed(
         ) as response:
             assert response.status == 201, await response.text()
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url, webhooks=receiver) as lume:
-            lume._waiting.safety_net_interval = safety_net
+            lume._core.waiting.safety_net_interval = safety_net
             yield lume
 
 
@@ -363,7 +368,7 @@ async def test_a_webhook_ends_each_wait_within_100_ms_of_completion() -> None:
             latencies.append((seen - completed).total_seconds())
 
         assert max(latencies) < 0.1, latencies
-        assert lume._waiting.sweeps == 1  # the sweep every new sweeper starts with
+        assert lume._core.waiting.sweeps == 1  # the sweep every new sweeper starts with
         assert requests_to(emu, GET_ONE) == 0
 
 
