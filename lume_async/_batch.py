@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import anyio
 
+from ._validation import check_concurrency
 from .models import BatchOutcome
 
 __all__ = ["ProgressCallback", "run_batch"]
@@ -31,8 +32,7 @@ async def run_batch(
     cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
     they have all stopped.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    check_concurrency(concurrency)
     total = len(items)
     outcomes: list[BatchOutcome[R] | None] = [None] * total
     indexes = iter(range(total))

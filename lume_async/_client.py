@@ -15,7 +15,13 @@ from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
-from ._validation import check_interval, check_timeout
+from ._validation import (
+    check_interval,
+    check_retry_choice,
+    check_ssl_context,
+    check_timeout,
+    check_webhook_receiver,
+)
 from ._webhook_endpoints import AsyncWebhookEndpoints
 from .models import RejectedRow
 
@@ -72,6 +78,8 @@ class AsyncLume:
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
         )
+        check_ssl_context(ssl_context)
+        check_webhook_receiver(webhooks)
         self._attach(ClientCore(config, ssl_context=ssl_context, webhooks=webhooks), None)
 
     def _attach(self, core: ClientCore, options: RequestOptions | None) -> None:
@@ -103,8 +111,7 @@ class AsyncLume:
     ) -> AsyncLume:
         """A view of this client with other per-call settings; it shares connections and waiting."""
         current = self._options or self._core.default_options
-        if retry is not None and max_retries is not None:
-            raise TypeError("pass either max_retries or retry=RetryPolicy(...), not both")
+        check_retry_choice(max_retries, retry, RetryPolicy)
         if max_retries is not None:
             retry = attrs.evolve(current.retry, max_retries=max_retries)
         options = RequestOptions(

@@ -14,6 +14,7 @@ from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
     check_interval,
+    check_items,
     check_list_filters,
     check_page,
     check_page_size,
@@ -250,7 +251,7 @@ class AsyncRuns:
 
         Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
         """
-        handles = list(runs)
+        handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
         check_timeout(timeout)
         check_interval(poll_interval)
         targets = [(cell_of(run), run) for run in handles]
@@ -270,7 +271,9 @@ class AsyncRuns:
         """Yield each run as it becomes terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [(cell_of(run), run) for run in runs]
+        targets = [
+            (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
+        ]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
 
 

@@ -11,6 +11,7 @@ from types import TracebackType
 from aiohttp import web
 
 from .._exceptions import WebhookVerificationError
+from .._validation import check_max_queue, check_receiver_path, check_tolerance
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
 from ._signatures import check_signature, parse_event, signing_keys
@@ -29,7 +30,7 @@ class WebhookEventStream:
     """
 
     def __init__(self, receiver: WebhookReceiver, *, max_queue: int = 1000) -> None:
-        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(maxsize=check_max_queue(max_queue))
         self._unsubscribe = receiver.add_listener(self._push)
 
     def _push(self, event: WebhookEvent) -> None:
@@ -78,13 +79,9 @@ class WebhookReceiver:
         tolerance: float = 300,
         dedupe_ttl: float = 24 * 3600,
     ) -> None:
-        if not path.startswith("/"):
-            raise ValueError("path must start with '/'")
-        if tolerance < 0:
-            raise ValueError("tolerance must not be negative")
         self._keys = signing_keys(secret)
-        self._path = path
-        self._tolerance = float(tolerance)
+        self._path = check_receiver_path(path)
+        self._tolerance = check_tolerance(tolerance)
         self._delivered = ReplayGuard(ttl=dedupe_ttl)
         self._listeners: list[Callable[[WebhookEvent], None]] = []
         self._app: web.Application | None = None

@@ -6,6 +6,8 @@ import threading
 import time
 from collections import OrderedDict
 
+from .._validation import check_int, check_ttl
+
 __all__ = ["ReplayGuard"]
 
 
@@ -18,12 +20,8 @@ class ReplayGuard:
     """
 
     def __init__(self, *, ttl: float = 600.0, max_entries: int = 100_000) -> None:
-        if not ttl > 0:
-            raise ValueError("ttl must be positive")
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self._ttl = float(ttl)
-        self._max = max_entries
+        self._ttl = check_ttl(ttl)
+        self._max = check_int(max_entries, "max_entries", minimum=1)
         self._expiry: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 

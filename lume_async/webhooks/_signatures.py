@@ -16,6 +16,7 @@ import attrs
 
 from .. import _converter
 from .._exceptions import ResponseValidationError, WebhookVerificationError
+from .._validation import check_secrets, check_tolerance, decode_whsec
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
 
@@ -35,27 +36,14 @@ class Key:
 
 
 def _key(secret: str) -> Key:
-    if not isinstance(secret, str):
-        raise TypeError(f"a webhook secret must be a str, not {type(secret).__name__}")
-    if not secret:
-        raise ValueError("a webhook secret must not be empty")
-    standard = secret.encode()
-    if secret.startswith(_SECRET_PREFIX):
-        encoded = secret[len(_SECRET_PREFIX) :]
-        try:
-            standard = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("a 'whsec_' webhook secret must be base64 after the prefix") from None
-        if not standard:
-            raise ValueError("a 'whsec_' webhook secret must not be empty after the prefix")
-    return Key(standard=standard, lume=secret.encode())
+    """The keys of one checked secret: ``whsec_`` ones decoded for Standard Webhooks."""
+    standard = decode_whsec(secret) if secret.startswith(_SECRET_PREFIX) else None
+    return Key(standard=standard or secret.encode(), lume=secret.encode())
 
 
 def signing_keys(secret: str | Sequence[str]) -> tuple[Key, ...]:
-    items = [secret] if isinstance(secret, str) else list(secret)
-    if not items:
-        raise ValueError("give at least one webhook secret")
-    return tuple(_key(s) for s in items)
+    """The keys of one secret, or of several while one is being rotated out."""
+    return tuple(_key(s) for s in check_secrets(secret))
 
 
 def _standard_mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
@@ -206,10 +194,10 @@ def verify(
     With ``seen``, a delivery whose ``webhook-id`` (or, for the ``X-Lume-Signature-256`` scheme
     alone, event ``id``) was already accepted is refused as a replay.
     """
-    if tolerance < 0:
-        raise ValueError("tolerance must not be negative")
+    keys = signing_keys(secret)
+    seconds = check_tolerance(tolerance)
     data = bytes(body)
-    delivery_id = check_signature(data, headers, signing_keys(secret), tolerance=tolerance, now=now)
+    delivery_id = check_signature(data, headers, keys, tolerance=seconds, now=now)
     event = parse_event(data)
     if seen is not None:
         key = delivery_id if delivery_id is not None else f"event:{event.id}"

@@ -51,7 +51,8 @@ async def test_a_given_secret_is_kept(lume: AsyncLume) -> None:
         ({"url": "http://127.0.0.1/h", "events": "run.failed"}, TypeError),
         ({"url": "http://127.0.0.1/h", "events": ["run.exploded"]}, ValueError),
         ({"url": "http://127.0.0.1/h", "events": []}, ValueError),
-        ({"url": "http://127.0.0.1/h", "secret": ""}, TypeError),
+        ({"url": "http://127.0.0.1/h", "secret": ""}, ValueError),
+        ({"url": "http://127.0.0.1/h", "secret": 7}, TypeError),
     ],
 )
 async def test_bad_arguments_fail_before_any_request(
