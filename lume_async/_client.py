@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 import attrs
 
 from ._client_core import ClientCore
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
 from ._validation import (
+    check_clock,
     check_interval,
     check_retry_choice,
     check_ssl_context,
@@ -50,6 +52,11 @@ class AsyncLume:
     One aiohttp session is created lazily on the loop of the first request and reused for every
     call; close it with ``await lume.aclose()`` or ``async with AsyncLume(...) as lume``. The API
     key comes from ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
+
+    ``clock`` is where the client reads time and waits: retry backoff and deadlines, the retry
+    budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
+    ``as_completed()``. It is real time unless given; tests pass a
+    ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     """
 
     runs: AsyncRuns
@@ -68,6 +75,7 @@ class AsyncLume:
         webhooks: WebhookReceiver | None = None,
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -80,7 +88,12 @@ class AsyncLume:
         )
         check_ssl_context(ssl_context)
         check_webhook_receiver(webhooks)
-        self._attach(ClientCore(config, ssl_context=ssl_context, webhooks=webhooks), None)
+        if clock is not None:
+            check_clock(clock)
+        core = ClientCore(
+            config, clock=clock or SYSTEM_CLOCK, ssl_context=ssl_context, webhooks=webhooks
+        )
+        self._attach(core, None)
 
     def _attach(self, core: ClientCore, options: RequestOptions | None) -> None:
         """Bind this client (or view) to the shared core with its own per-call settings."""

@@ -1,6 +1,6 @@
 """``ClientCore``: what a client and every ``with_options`` view of it share.
 
-The resolved settings, the connections (one transport), the shared poller, and the
+The resolved settings, the clock, the connections (one transport), the shared poller, and the
 runs core with the client's own per-call settings. Views differ only in their ``RequestOptions``.
 """
 
@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._clock import Clock
 from ._config import ClientConfig
 from ._runs_core import RunsCore, batch_get
 from ._transport import RequestOptions, Transport
@@ -29,12 +30,14 @@ class ClientCore:
         self,
         config: ClientConfig,
         *,
+        clock: Clock,
         ssl_context: ssl.SSLContext | None,
         webhooks: WebhookReceiver | None,
     ) -> None:
         self.config = config
-        self.transport = Transport(config, ssl_context=ssl_context)
-        self.waiting = Waiting(functools.partial(batch_get, self.transport))
+        self.clock = clock
+        self.transport = Transport(config, ssl_context=ssl_context, clock=clock)
+        self.waiting = Waiting(functools.partial(batch_get, self.transport), clock=clock)
         self.runs = RunsCore(self.transport, waiting=self.waiting)
         self._unsubscribe: Callable[[], None] | None = None
         if webhooks is not None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
     from lume_async._client import ProcessResult
+    from lume_async._clock import Clock
     from lume_async._config import RetryPolicy, Timeout
     from lume_async.webhooks import WebhookReceiver
 
@@ -34,6 +35,11 @@ class Lume:
     One aiohttp session is created lazily on the loop of the first request and reused for every
     call; close it with ``lume.close()`` or ``with Lume(...) as lume``. The API key comes from
     ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
+
+    ``clock`` is where the client reads time and waits: retry backoff and deadlines, the retry
+    budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
+    ``as_completed()``. It is real time unless given; tests pass a
+    ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
@@ -57,6 +63,7 @@ class Lume:
         webhooks: WebhookReceiver | None = None,
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -68,6 +75,7 @@ class Lume:
             webhooks=webhooks,
             allow_insecure_http=allow_insecure_http,
             ssl_context=ssl_context,
+            clock=clock,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 

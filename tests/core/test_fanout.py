@@ -63,7 +63,7 @@ async def threaded_emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def threaded_lume(threaded_emu: Emulator, no_retry_sleep: None) -> AsyncIterator[AsyncLume]:
+async def threaded_lume(threaded_emu: Emulator) -> AsyncIterator[AsyncLume]:
     async with AsyncLume(api_key=threaded_emu.api_key, base_url=threaded_emu.url) as client:
         yield client
 

@@ -107,6 +107,7 @@ TYPED: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("max_retries", lambda c, v: c.with_options(max_retries=v), optional(integer)),
     ("retry", lambda c, v: c.with_options(retry=v), optional(RetryPolicy.__instancecheck__)),
     ("max_connections", lambda c, v: AsyncLume(api_key="k", max_connections=v), integer),
+    ("clock", lambda c, v: AsyncLume(api_key="k", clock=v), lambda v: v is None),
     ("max_retries", lambda c, v: RetryPolicy(max_retries=v), integer),
     ("base_delay", lambda c, v: RetryPolicy(base_delay=v), optional(number)),
     ("total", lambda c, v: Timeout(total=v), optional(number)),
