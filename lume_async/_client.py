@@ -34,7 +34,8 @@ __all__ = ["AsyncLume", "ProcessResult"]
 
 R = TypeVar("R")
 
-_UNSET: Any = object()
+UNSET: Any = object()
+"""The default of ``with_options(timeout=...)``: keep the current timeout (None means no limit)."""
 
 
 @attrs.frozen
@@ -57,6 +58,7 @@ class AsyncLume:
     budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
     ``as_completed()``. It is real time unless given; tests pass a
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
+    Network timeouts (``timeout=``) bound real sockets and stay in real time.
     """
 
     runs: AsyncRuns
@@ -118,17 +120,21 @@ class AsyncLume:
     def with_options(
         self,
         *,
-        timeout: Timeout | float | None = _UNSET,
+        timeout: Timeout | float | None = UNSET,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> AsyncLume:
-        """A view of this client with other per-call settings; it shares connections and waiting."""
+        """A view of this client with other per-call settings; it shares connections and waiting.
+
+        A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
+        client's draws on a retry budget of its own (see ``RetryPolicy``).
+        """
         current = self._options or self._core.default_options
         check_retry_choice(max_retries, retry, RetryPolicy)
         if max_retries is not None:
             retry = attrs.evolve(current.retry, max_retries=max_retries)
         options = RequestOptions(
-            timeout=current.timeout if timeout is _UNSET else Timeout.coerce(timeout),
+            timeout=current.timeout if timeout is UNSET else Timeout.coerce(timeout),
             retry=retry or current.retry,
         )
         return _AsyncLumeView(self._core, options)

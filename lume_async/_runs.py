@@ -175,7 +175,8 @@ class AsyncRuns:
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
+        only the outcomes of its 100 ids.
         """
         ids = list(run_ids)
         total = len(ids)

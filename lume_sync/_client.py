@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lume_async._client import _UNSET, AsyncLume
+from lume_async._client import UNSET, AsyncLume
 
 from . import _wrap
 from ._flows import Flows
@@ -40,6 +40,7 @@ class Lume:
     budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
     ``as_completed()``. It is real time unless given; tests pass a
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
+    Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
@@ -107,11 +108,15 @@ class Lume:
     def with_options(
         self,
         *,
-        timeout: Timeout | float | None = _UNSET,
+        timeout: Timeout | float | None = UNSET,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> Lume:
-        """A view of this client with other per-call settings; it shares connections and waiting."""
+        """A view of this client with other per-call settings; it shares connections and waiting.
+
+        A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
+        client's draws on a retry budget of its own (see ``RetryPolicy``).
+        """
         return Lume._view(
             self._bridge,
             self._bridge.local(

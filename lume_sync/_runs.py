@@ -184,7 +184,8 @@ class Runs:
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
+        only the outcomes of its 100 ids.
         """
         return _wrap.outcomes(
             self._bridge,
