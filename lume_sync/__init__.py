@@ -3,10 +3,15 @@
 
 """lume_sync: the blocking client for Lume data-transformation runs.
 
-The same API as ``lume_async`` without ``await``: each call runs lume_async's coroutine
-on one private event loop thread per process. Models, enums, configuration and errors
-are lume_async's own objects, re-exported, so ``isinstance`` and ``except`` work across
-both packages.
+The same API as ``lume_async`` without ``await``: each call runs lume_async's coroutine on one
+private event loop thread per process. Models, enums, configuration and errors are lume_async's own
+objects, re-exported, so ``isinstance`` and ``except`` work across both packages.
+
+Callbacks (``on_progress``, ``RetryPolicy.on_retry``) run on the thread blocked in the call they
+report on, in order, while it waits (so thread-locals, progress bars and lume_sync calls work in
+them); an exception from ``on_progress`` ends the call and is raised by it, one from ``on_retry`` is
+logged. With no call waiting (polling shared by several ``wait()`` calls, after the one that started
+it has returned), one runs on the private loop thread, where lume_sync calls raise SyncFacadeError.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lume_async._client import UNSET, AsyncLume
 
-from . import _wrap
+from . import _callbacks, _wrap
 from ._flows import Flows
 from ._run import Run
 from ._runs import Runs
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Lume"]
 
 
-class Lume:
+class Lume(_wrap.Twin[AsyncLume]):
     """The blocking client for Lume runs.
 
     One aiohttp session is created lazily on the loop of the first request and reused for every
@@ -46,8 +46,7 @@ class Lume:
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge", "flows", "runs", "webhook_endpoints")
-
+    __slots__ = ("flows", "runs", "webhook_endpoints")
     runs: Runs
     flows: Flows
     webhook_endpoints: WebhookEndpoints
@@ -71,7 +70,7 @@ class Lume:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            retry=retry,
+            retry=_callbacks.retry_on_caller(retry),
             max_connections=max_connections,
             webhooks=webhooks,
             allow_insecure_http=allow_insecure_http,
@@ -79,19 +78,6 @@ class Lume:
             clock=clock,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
-
-    @classmethod
-    def _view(cls, bridge: _wrap.Bridge, wrapped: AsyncLume) -> Lume:
-        view = object.__new__(cls)
-        view._bind(bridge, wrapped)
-        return view
-
-    def _bind(self, bridge: _wrap.Bridge, wrapped: AsyncLume) -> None:
-        self._bridge = bridge
-        self._async = wrapped
-        self.runs = Runs(self._bridge, wrapped.runs)
-        self.flows = Flows(self._bridge, wrapped.flows)
-        self.webhook_endpoints = WebhookEndpoints(self._bridge, wrapped.webhook_endpoints)
 
     @property
     def base_url(self) -> str:
@@ -103,7 +89,7 @@ class Lume:
 
     @property
     def retry(self) -> RetryPolicy:
-        return self._async.retry
+        return _callbacks.user_retry(self._async.retry)
 
     def with_options(
         self,
@@ -120,7 +106,10 @@ class Lume:
         return Lume._view(
             self._bridge,
             self._bridge.local(
-                self._async.with_options, timeout=timeout, max_retries=max_retries, retry=retry
+                self._async.with_options,
+                timeout=timeout,
+                max_retries=max_retries,
+                retry=_callbacks.retry_on_caller(retry),
             ),
         )
 
@@ -214,3 +203,9 @@ class Lume:
 
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
+
+    def _bind(self, bridge: _wrap.Bridge, wrapped: AsyncLume) -> None:
+        super()._bind(bridge, wrapped)
+        self.runs = Runs(self._bridge, wrapped.runs)
+        self.flows = Flows(self._bridge, wrapped.flows)
+        self.webhook_endpoints = WebhookEndpoints(self._bridge, wrapped.webhook_endpoints)

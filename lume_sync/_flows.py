@@ -7,29 +7,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lume_async._flows import AsyncFlows
+
+from . import _wrap
 from ._pagination import Paginator
 
 if TYPE_CHECKING:
-    from lume_async._flows import AsyncFlows
     from lume_async.models import Flow
-
-    from . import _wrap
 
 __all__ = ["Flows"]
 
 
-class Flows:
+class Flows(_wrap.Twin[AsyncFlows]):
     """The flows resource of one client (``lume.flows``).
 
     The blocking twin of ``lume_async.AsyncFlows``: each call runs the same coroutine on
     lume_sync's private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncFlows) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     def list(self, *, page_size: int = 100) -> Paginator[Flow]:
         """Every flow this API key can run."""

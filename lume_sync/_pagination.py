@@ -5,52 +5,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any
+
+from lume_async._pagination import AsyncPaginator, T
 
 from . import _wrap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from typing import Any
+    from collections.abc import Iterator
 
-    from lume_async._pagination import AsyncPaginator
     from lume_async.models import Page
 
 __all__ = ["Paginator"]
 
-T = TypeVar("T")
-_A = TypeVar("_A")
 
-
-class Paginator(Generic[T]):
+class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
     """Items with ``for``, pages with ``.pages()``, everything with ``.collect()``.
 
     The blocking twin of ``lume_async.AsyncPaginator``: each call runs the same coroutine on
     lume_sync's private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge", "_item")
-
-    @overload
-    def __init__(
-        self: Paginator[_A], bridge: _wrap.Bridge, wrapped: AsyncPaginator[_A]
-    ) -> None: ...
-    @overload
-    def __init__(
-        self,
-        bridge: _wrap.Bridge,
-        wrapped: AsyncPaginator[_A],
-        item: Callable[[_wrap.Bridge, _A], T],
-    ) -> None: ...
-    def __init__(
-        self,
-        bridge: _wrap.Bridge,
-        wrapped: AsyncPaginator[Any],
-        item: Callable[[_wrap.Bridge, Any], T] = _wrap.same,
-    ) -> None:
-        self._bridge = bridge
-        self._async = wrapped
-        self._item = item
+    __slots__ = ()
 
     @property
     def page_size(self) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lume_async._run import AsyncRun
+
 from . import _wrap
 from ._pagination import Paginator
 
@@ -14,7 +16,6 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from lume_async._run import AsyncRun
     from lume_async.models import (
         LogEntry,
         Page,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 
-class Run:
+class Run(_wrap.Twin[AsyncRun]):
     """One run of a flow version on a batch of source data.
 
     The handle's attributes mirror the last answer the service gave; ``refresh()``, ``wait()`` and
@@ -38,11 +39,7 @@ class Run:
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncRun) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     @property
     def data(self) -> RunData:
@@ -151,6 +148,3 @@ class Run:
     def logs(self, *, page_size: int = 100) -> Paginator[LogEntry]:
         """The run's log entries, oldest first."""
         return Paginator(self._bridge, self._bridge.local(self._async.logs, page_size=page_size))
-
-    def _same(self, wrapped: AsyncRun) -> Run:
-        return self if wrapped is self._async else Run(self._bridge, wrapped)

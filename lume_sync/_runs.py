@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _wrap
+from lume_async._runs import AsyncRuns
+
+from . import _callbacks, _wrap
 from ._pagination import Paginator
 from ._run import Run
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from lume_async._batch import ProgressCallback
-    from lume_async._runs import AsyncRuns
     from lume_async.models import (
         BatchOutcome,
         LogEntry,
@@ -32,18 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Runs"]
 
 
-class Runs:
+class Runs(_wrap.Twin[AsyncRuns]):
     """The runs resource of one client (``lume.runs``).
 
     The blocking twin of ``lume_async.AsyncRuns``: each call runs the same coroutine on lume_sync's
     private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncRuns) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     def create(
         self,
@@ -170,7 +167,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.create_many(requests, concurrency=concurrency, on_progress=on_progress)
+                self._async.create_many(
+                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -191,7 +190,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.get_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.get_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -211,7 +212,9 @@ class Runs:
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.cancel_many(run_ids, concurrency=concurrency, on_progress=on_progress)
+                self._async.cancel_many(
+                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                )
             ),
         )
 
@@ -235,7 +238,7 @@ class Runs:
                     [item._async for item in runs],
                     timeout=timeout,
                     poll_interval=poll_interval,
-                    on_progress=on_progress,
+                    on_progress=_callbacks.on_caller(on_progress),
                 )
             ),
         )

@@ -7,31 +7,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lume_async._webhook_endpoints import AsyncWebhookEndpoints
+
+from . import _wrap
 from ._pagination import Paginator
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from lume_async._webhook_endpoints import AsyncWebhookEndpoints
     from lume_async.models import WebhookEndpoint
-
-    from . import _wrap
 
 __all__ = ["WebhookEndpoints"]
 
 
-class WebhookEndpoints:
+class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
     """The webhook endpoints of one API key (``lume.webhook_endpoints``).
 
     The blocking twin of ``lume_async.AsyncWebhookEndpoints``: each call runs the same coroutine on
     lume_sync's private event loop thread.
     """
 
-    __slots__ = ("_async", "_bridge")
-
-    def __init__(self, bridge: _wrap.Bridge, wrapped: AsyncWebhookEndpoints) -> None:
-        self._bridge = bridge
-        self._async = wrapped
+    __slots__ = ()
 
     def create(
         self, url: str, *, events: Iterable[str] | None = None, secret: str | None = None

@@ -1,4 +1,4 @@
-"""What the generated sync classes share: a ``Bridge`` per client, and typed wrapping helpers.
+"""What the generated sync classes share: a ``Bridge`` per client, base classes, wrapping helpers.
 
 Every object of one ``Lume`` client (the client, its ``with_options()`` views, ``runs``, ``flows``,
 each ``Run`` and ``Paginator``) holds the same ``Bridge``. The bridge owns the client's place on
@@ -6,8 +6,10 @@ the private loop: its ``AsyncLume`` is closed when ``close()`` is called, or onc
 holding the bridge is garbage-collected. Calls after ``close()`` raise ``SyncFacadeError``; in a
 forked child the bridge moves the client onto the child's own loop on its first call.
 
-The helpers turn values that hold ``lume_async`` handles into values that hold their sync twins;
-each takes the twin's constructor (``Run``, called as ``Run(bridge, async_run)``).
+Every twin derives from ``Twin`` (``Container`` for a generic one, which also wraps its items):
+it holds the async object and the bridge. The helpers turn values that hold ``lume_async`` handles
+into values that hold their sync twins; each takes the twin's constructor (``Run``, called as
+``Run(bridge, async_run)``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any, ParamSpec, TypeVar, cast, final, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, cast, final, overload
 
 import attrs
 
@@ -32,7 +34,17 @@ from lume_async._run import AsyncRun
 
 from . import _loop
 
-__all__ = ["Bridge", "each", "outcomes", "pages", "process_result", "same", "twin_repr"]
+__all__ = [
+    "Bridge",
+    "Container",
+    "Twin",
+    "each",
+    "outcomes",
+    "pages",
+    "process_result",
+    "same",
+    "twin_repr",
+]
 
 A = TypeVar("A")
 S = TypeVar("S")
@@ -142,6 +154,40 @@ if hasattr(os, "register_at_fork"):
 def same(bridge: Bridge, value: A) -> A:
     """The wrapper for values that need none."""
     return value
+
+
+class Twin(Generic[A]):
+    """The base of the generated twins: the async object wrapped and the bridge its calls take."""
+
+    __slots__ = ("_async", "_bridge")
+
+    def __init__(self, bridge: Bridge, wrapped: A) -> None:
+        self._bind(bridge, wrapped)
+
+    def _bind(self, bridge: Bridge, wrapped: A) -> None:
+        self._bridge = bridge
+        self._async = wrapped
+
+    @classmethod
+    def _view(cls, bridge: Bridge, wrapped: A) -> Self:
+        """A twin of ``wrapped``, made without the constructor (the client's is for users)."""
+        view = cls.__new__(cls)
+        view._bind(bridge, wrapped)
+        return view
+
+    def _same(self, wrapped: A) -> Self:
+        """This twin if ``wrapped`` is its own async object (a method returned self), else a new."""
+        return self if wrapped is self._async else self._view(self._bridge, wrapped)
+
+
+class Container(Twin[A], Generic[A, T]):
+    """A twin of a generic async container (a paginator), which wraps the items it hands out."""
+
+    __slots__ = ("_item",)
+
+    def __init__(self, bridge: Bridge, wrapped: A, item: Wrap[Any, T] = same) -> None:
+        super().__init__(bridge, wrapped)
+        self._item = item
 
 
 def each(bridge: Bridge, wrap: Wrap[A, S], items: Iterable[A]) -> list[S]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -176,33 +174,3 @@ def test_the_generated_code_is_fresh() -> None:
     )
 
     assert (done.returncode, done.stdout) == (0, "")
-
-
-@pytest.fixture
-def gen(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """scripts/gen_sync.py, imported afresh."""
-    spec = importlib.util.spec_from_file_location("gen_sync", ROOT / "scripts" / "gen_sync.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_generator_refuses_a_rule_nothing_uses(
-    gen: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(gen.RETURN_RULES, "tuple[X]", "{e}")
-
-    with pytest.raises(gen.GenerationError, match="no longer used"):
-        gen.generate()
-
-
-def test_the_generator_refuses_an_async_type_no_rule_covers(
-    gen: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delitem(gen.RETURN_RULES, "list[X]")
-
-    with pytest.raises(gen.GenerationError, match="no rule to wrap list"):
-        gen.generate()

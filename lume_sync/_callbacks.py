@@ -1,0 +1,85 @@
+"""Users' callbacks passed through lume_sync, run on the thread blocked in the call they report on.
+
+lume_async calls ``on_progress`` and ``RetryPolicy.on_retry`` on the loop running the coroutine,
+which for lume_sync is its private loop thread. The generated twins wrap them in ``OnCaller``, which
+hands each call to the thread blocked in the lume_sync call (see ``_call.hand_to_caller``): that
+thread runs them while it waits, in order, before the call returns, so thread-local state, progress
+bars and lume_sync calls work in them. The loop does not wait for them meanwhile.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, final
+
+import attrs
+
+from lume_async import RetryPolicy
+
+from ._call import hand_to_caller
+
+__all__ = ["OnCaller", "on_caller", "retry_on_caller", "user_retry"]
+
+F = TypeVar("F", bound=Callable[..., None])
+
+_retry_logger = logging.getLogger("lume_async.retry")
+
+
+def _log_retry_hook_error() -> None:
+    # What lume_async does when on_retry raises on its loop, done on the caller's thread.
+    _retry_logger.exception("the on_retry hook raised; the retry goes on")
+
+
+@final
+class OnCaller:
+    """A callback run on the caller's thread; with no blocking call waiting, run where called.
+
+    An exception it raises on the caller's thread ends the call and is raised by it, unless
+    ``on_error`` is given: then ``on_error`` is called while it is handled, and the call goes on.
+    """
+
+    __slots__ = ("__wrapped__", "_on_error")
+
+    def __init__(
+        self, callback: Callable[..., None], *, on_error: Callable[[], None] | None = None
+    ) -> None:
+        self.__wrapped__ = callback
+        self._on_error = on_error
+
+    def __call__(self, *args: Any) -> None:
+        if not hand_to_caller(functools.partial(self._run, *args)):
+            self.__wrapped__(*args)  # no call waits (a task outlived it): lume_async's own rules
+
+    def _run(self, *args: Any) -> None:
+        try:
+            self.__wrapped__(*args)
+        except Exception:
+            if self._on_error is None:
+                raise
+            self._on_error()
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)
+
+
+def on_caller(callback: F | None) -> F | None:
+    """``callback`` (an ``on_progress``) run on the caller's thread; its exception ends the call."""
+    if callback is None or isinstance(callback, OnCaller):
+        return callback
+    return cast(F, OnCaller(callback))
+
+
+def retry_on_caller(policy: RetryPolicy | None) -> RetryPolicy | None:
+    """``policy`` with its ``on_retry`` run on the caller's thread; its exceptions are logged."""
+    if policy is None or policy.on_retry is None or isinstance(policy.on_retry, OnCaller):
+        return policy
+    hook = OnCaller(policy.on_retry, on_error=_log_retry_hook_error)
+    return attrs.evolve(policy, on_retry=hook)
+
+
+def user_retry(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` as its user wrote it: the inverse of ``retry_on_caller``."""
+    hook = policy.on_retry
+    return attrs.evolve(policy, on_retry=hook.__wrapped__) if isinstance(hook, OnCaller) else policy

@@ -1,0 +1,305 @@
+"""The private loop's thread: ``LoopThread`` runs one event loop and the resources living on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, TypeVar, cast, final
+
+from lume_async._exceptions import SyncFacadeError
+
+from ._call import Call, discard
+
+__all__ = [
+    "CANCEL_GRACE",
+    "POLL_INTERVAL",
+    "SHUTDOWN_TIMEOUT",
+    "THREAD_NAME",
+    "LoopThread",
+    "ResourceHandle",
+]
+
+T = TypeVar("T")
+
+THREAD_NAME: Final = "lume-sync-loop"
+#: Seconds a Ctrl-C'd call waits for its cancelled coroutine's cleanup before re-raising.
+CANCEL_GRACE: Final = 1.0
+#: How often a blocked caller checks that the loop thread is still alive. A finished call wakes
+#: the caller at once; this only bounds how late a dead loop thread is noticed (and, where lock
+#: waits cannot be interrupted by signals, how late Ctrl-C is noticed).
+POLL_INTERVAL: Final = 0.1
+#: Default bound on shutdown(), and so on how long the interpreter's exit can be held up.
+SHUTDOWN_TIMEOUT: Final = 5.0
+
+
+@final
+class ResourceHandle:
+    """A resource registered with ``register_resource()``; it belongs to one loop.
+
+    Its owner runs its calls through ``run()`` here rather than the module-level ``run()``, so
+    that use after ``close()``, after ``shutdown()`` or in a forked child fails with a clear
+    ``SyncFacadeError`` instead of touching a resource bound to another loop.
+    """
+
+    __slots__ = ("_finalizer", "_runner", "_token")
+
+    def __init__(self, runner: LoopThread, token: int, finalizer: weakref.finalize[Any, Any]):
+        self._runner = runner
+        self._token = token
+        self._finalizer = finalizer
+
+    @property
+    def closed(self) -> bool:
+        """Whether the resource has been closed or handed over to be closed."""
+        return not self._runner.holds(self._token)
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Like the module-level ``run()``, on this resource's loop; it must still be open."""
+        runner = self._runner
+        if not runner.holds(self._token):
+            coro.close()
+            raise SyncFacadeError(runner.closed_reason() or "this lume_sync client is closed")
+        return runner.call(coro, timeout)
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Await the resource's ``aclose`` on its loop, once; later calls do nothing."""
+        runner = self._runner
+        if threading.get_ident() == runner.ident:  # refuse before giving up the registration
+            raise SyncFacadeError("a lume_sync client was closed on lume_sync's own loop thread")
+        self._finalizer.detach()
+        aclose = runner.release(self._token)
+        if aclose is not None:
+            runner.call(_await_factory(aclose), timeout)
+
+
+@final
+class LoopThread:
+    """One event loop, its daemon thread, and the resources that live on it."""
+
+    def __init__(self) -> None:
+        self.pid = _pid
+        self.loop = asyncio.new_event_loop()
+        # An executor of our own, so teardown can stop it on the loop thread: the loop's
+        # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
+        self._executor = ThreadPoolExecutor(thread_name_prefix=f"{THREAD_NAME}-executor")
+        self.loop.set_default_executor(self._executor)
+        # `closing` turns True, on the loop thread, when teardown begins; from then on the loop
+        # accepts no new work. The lock is re-entrant because a finalizer may run on any thread at
+        # any allocation, including inside one of this object's own critical sections.
+        self.closing = False
+        self._lock = threading.RLock()
+        self._resources: dict[int, Callable[[], Awaitable[object]]] = {}
+        self._tokens = itertools.count()
+        self._closers: set[asyncio.Task[None]] = set()
+        self._teardown_budget = SHUTDOWN_TIMEOUT
+        self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
+        try:
+            self._thread.start()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self.loop.close()
+            raise
+        self.ident = self._thread.ident
+        _unclosed.add(self)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(self, awaitable: Awaitable[T], timeout: float | None) -> T:
+        """Run ``awaitable`` on this loop and wait for its outcome (see ``run()``)."""
+        call: Call[T] | None = None
+        try:
+            if threading.get_ident() == self.ident:
+                raise SyncFacadeError(
+                    "a blocking lume_sync call was made on lume_sync's own event loop thread (from"
+                    " a coroutine or callback running there), which would deadlock; use lume_async"
+                )
+            if timeout is not None and not timeout >= 0:
+                raise ValueError(
+                    f"timeout must be a non-negative number of seconds, not {timeout!r}"
+                )
+            call = Call(awaitable, timeout)
+            try:
+                self.loop.call_soon_threadsafe(call.start, self, context=call.context)
+            except RuntimeError:  # the loop is closed
+                raise SyncFacadeError(self.closed_reason() or "the loop is closed") from None
+            done = call.done
+            while True:
+                while not done.acquire(timeout=POLL_INTERVAL):
+                    if not self._thread.is_alive() and not done.acquire(blocking=False):
+                        raise SyncFacadeError("lume_sync's event loop thread has died")
+                if call.finished and call.inbox is None:  # the plain case, kept short
+                    break
+                if call.serve():  # woken: run the callbacks the call handed back; over?
+                    break
+        except BaseException:
+            # A refusal, or KeyboardInterrupt (or whatever a signal handler raised) while waiting:
+            # the awaitable must neither run on unobserved nor be left never awaited.
+            if call is None:
+                discard(awaitable)
+            else:
+                self._abandon(call)
+            raise
+        if call.error is None:
+            result, call.result = call.result, None  # a task it started may keep the call alive
+            return cast(T, result)
+        error, call.error = call.error, None
+        if isinstance(error, asyncio.CancelledError) and self.closing:
+            raise SyncFacadeError("lume_sync's event loop shut down during this call") from error
+        try:
+            raise error
+        finally:
+            del error  # no frame <-> traceback cycle
+
+    def _abandon(self, call: Call[Any]) -> None:
+        """Cancel an abandoned call's task and give its cleanup ``CANCEL_GRACE`` seconds."""
+        if call.finished:
+            return
+        if self._thread.is_alive():
+            try:
+                self.loop.call_soon_threadsafe(call.cancel)
+            except RuntimeError:  # closed: the loop will not touch the call again
+                pass
+            else:
+                deadline = time.monotonic() + CANCEL_GRACE
+                while not call.finished and (left := deadline - time.monotonic()) > 0:
+                    call.done.acquire(timeout=left)  # woken by the end, or by a dropped callback
+                return
+        if not call.started:  # nothing runs on the loop any more: close it here
+            call.discard()
+
+    # -- resources ------------------------------------------------------------------------
+
+    def register(self, owner: object, aclose: Callable[[], Awaitable[object]]) -> ResourceHandle:
+        with self._lock:
+            if self.closing:
+                raise SyncFacadeError(self.closed_reason())
+            token = next(self._tokens)
+            self._resources[token] = aclose
+        finalizer = weakref.finalize(owner, self._owner_collected, token)
+        finalizer.atexit = False  # our own teardown closes what is left, on the loop
+        return ResourceHandle(self, token, finalizer)
+
+    def holds(self, token: int) -> bool:
+        return token in self._resources and self.pid == _pid
+
+    def release(self, token: int) -> Callable[[], Awaitable[object]] | None:
+        """Take a resource back for closing; None if it is closed or being closed already."""
+        if self.pid != _pid:
+            return None
+        with self._lock:
+            return self._resources.pop(token, None)
+
+    def _owner_collected(self, token: int) -> None:
+        # Runs wherever the owner was collected, possibly on the loop thread itself.
+        if self.pid != _pid:
+            return  # the parent's resource, inherited over fork: never touch it here
+        with self._lock:
+            aclose = self._resources.pop(token, None)
+            if aclose is not None:  # None: closed explicitly, or teardown has taken it
+                # While not closing, the loop is not closed, so this cannot fail.
+                self.loop.call_soon_threadsafe(self.spawn_closer, aclose)
+
+    def spawn_closer(self, aclose: Callable[[], Awaitable[object]]) -> None:
+        task = self.loop.create_task(self._close_resource(aclose))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_resource(self, aclose: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await aclose()
+        except Exception as exc:  # nobody is waiting for this close: report, don't lose it
+            self.loop.call_exception_handler(
+                {"message": "lume_sync: closing an abandoned resource failed", "exception": exc}
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def closed_reason(self) -> str:
+        if self.pid != _pid:
+            return "this lume_sync object was created before os.fork(); create a new one"
+        if self.closing:
+            return "lume_sync's event loop was shut down; create a new client"
+        return ""
+
+    def stop(self, timeout: float) -> None:
+        self._teardown_budget = timeout
+        with contextlib.suppress(RuntimeError):  # RuntimeError: closed already
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise SyncFacadeError(f"lume_sync's event loop did not shut down within {timeout} s")
+
+    def _main(self) -> None:
+        loop = self.loop
+        try:
+            loop.run_forever()
+        finally:
+            # Reached on stop() and on any unexpected exit alike: the loop is stopped but not
+            # closed, so it can still run the teardown here, on its own thread.
+            with self._lock:
+                self.closing = True
+                resources, self._resources = self._resources, {}
+            try:
+                loop.run_until_complete(self._teardown(resources))
+            finally:
+                try:
+                    self._executor.shutdown(wait=True, cancel_futures=True)
+                finally:
+                    loop.close()
+                    _unclosed.discard(self)
+
+    async def _teardown(self, resources: dict[int, Callable[[], Awaitable[object]]]) -> None:
+        """Cancel tasks, close async generators, then resources: users before what they use."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._teardown_budget - 0.5, 0.1)
+        # Let tasks created just before the stop take their first step: a task cancelled before
+        # it ever ran skips its body, and a call's hand-back to its caller lives in that body.
+        await asyncio.sleep(0)
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me and t not in self._closers]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=min(CANCEL_GRACE, (deadline - loop.time()) / 2))
+        await loop.shutdown_asyncgens()
+        for aclose in resources.values():
+            self.spawn_closer(aclose)
+        await asyncio.sleep(0)  # closers handed over by finalizers just before teardown start now
+        if self._closers:
+            await asyncio.wait(set(self._closers), timeout=max(deadline - loop.time(), 0))
+        # Closed transports release their sockets in callbacks scheduled by close(); let them run.
+        await asyncio.sleep(0)
+
+
+async def _await_factory(factory: Callable[[], Awaitable[object]]) -> None:
+    await factory()
+
+
+# ---------------------------------------------------------------------------------------------
+# Process identity: loops belong to the process that started them
+
+_pid = os.getpid()
+#: Loops whose teardown has not finished; in a forked child, the parent's.
+_unclosed: set[LoopThread] = set()
+#: A forked child keeps the parent's loops here, so they are never finalized in the child.
+_inherited: list[LoopThread] = []
+
+
+def _after_fork_in_child() -> None:
+    # The parent's loop thread does not exist here, and the parent's loop objects share kernel
+    # state (epoll instance, sockets) with it: keep them, never touch them.
+    global _pid
+    _pid = os.getpid()
+    _inherited.extend(_unclosed)
+    _unclosed.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
