@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lume_async import APIConnectionError, APITimeoutError, AsyncLume, Timeout
-from lume_async.testing import Emulator
+from lume_async.testing import Emulator, VirtualClock
 
 from ._proxy import Dice, FaultProxy, Toxics
 
@@ -96,10 +96,10 @@ async def test_a_reset_mid_answer_is_a_connection_error_when_not_retried(
 
 
 async def test_creates_through_resets_make_one_run_each(
-    emu: Emulator, proxy: FaultProxy, no_retry_sleep: None
+    emu: Emulator, proxy: FaultProxy, clock: VirtualClock
 ) -> None:
     proxy.set_toxics(Toxics(reset_rate=0.3, seed=3))
-    async with _client(emu, proxy, max_retries=15) as lume:
+    async with _client(emu, proxy, max_retries=15, clock=clock) as lume:
         outcomes = await lume.runs.create_many(
             [{"flow_version": FLOW, "source_path": f"s3://bucket/reset-{i}"} for i in range(100)]
         )
