@@ -213,10 +213,10 @@ async def scenario(
             else:
                 async for run in lume.runs.as_completed(runs, poll_interval=poll, timeout=600):
                     seen[run.id] = datetime.now(UTC)
-                    intervals.append(lume._waiting.interval)
+                    intervals.append(lume._core.waiting.interval)
             wait_s = time.perf_counter() - t0
             wait_stats = requests_by_route(await ctl.stats())
-            sweeps, poller_requests = lume._waiting.sweeps, lume._waiting.requests
+            sweeps, poller_requests = lume._core.waiting.sweeps, lume._core.waiting.requests
 
             t0 = time.perf_counter()
             rows = await count_rows(lume, runs, page_all=n <= PAGE_ALL_UP_TO)

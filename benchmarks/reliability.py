@@ -30,8 +30,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the chaos tools live in the test suite
 
 from lume_async import AsyncLume, Timeout  # noqa: E402
-from lume_async.testing import Emulator, FaultProfile, instant_retries  # noqa: E402
+from lume_async.testing import Emulator, FaultProfile  # noqa: E402
 from tests.chaos._fanout import (  # noqa: E402
+    QUICK_BACKOFF,
     Figures,
     RetryCounter,
     audit,
@@ -69,13 +70,13 @@ async def scenario(name: str, n: int) -> Figures:
                     phase="both",
                     seed=20,
                     delay=0.05,
+                    retry_after=0.01,
                 )
             )
-            with instant_retries():
-                async with AsyncLume(
-                    api_key=emu.api_key, base_url=emu.url, retry=chaos_policy(counter)
-                ) as lume:
-                    await fan_out(lume, requests, figures)
+            async with AsyncLume(
+                api_key=emu.api_key, base_url=emu.url, retry=chaos_policy(counter, **QUICK_BACKOFF)
+            ) as lume:
+                await fan_out(lume, requests, figures)
         elif name == "proxy":
             toxics = Toxics(
                 latency=0.001,
@@ -87,17 +88,16 @@ async def scenario(name: str, n: int) -> Figures:
                 slow_close=0.02,
                 seed=21,
             )
-            with instant_retries():
-                async with (
-                    FaultProxy(emu.port, toxics) as proxy,
-                    AsyncLume(
-                        api_key=emu.api_key,
-                        base_url=proxy.url,
-                        timeout=Timeout(total=1.0, connect=0.5),
-                        retry=chaos_policy(counter),
-                    ) as lume,
-                ):
-                    await fan_out(lume, requests, figures)
+            async with (
+                FaultProxy(emu.port, toxics) as proxy,
+                AsyncLume(
+                    api_key=emu.api_key,
+                    base_url=proxy.url,
+                    timeout=Timeout(total=1.0, connect=0.5),
+                    retry=chaos_policy(counter, **QUICK_BACKOFF),
+                ) as lume,
+            ):
+                await fan_out(lume, requests, figures)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import attrs
 
+from ._client_core import ClientCore
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
-from ._transport import RequestOptions, Transport
-from ._validation import check_interval, check_timeout
-from ._waiting import Waiting
+from ._transport import RequestOptions
+from ._validation import (
+    check_clock,
+    check_interval,
+    check_retry_choice,
+    check_ssl_context,
+    check_timeout,
+    check_webhook_receiver,
+)
 from ._webhook_endpoints import AsyncWebhookEndpoints
-from .models import RejectedRow, RunData
+from .models import RejectedRow
 
 if TYPE_CHECKING:
     from .webhooks import WebhookReceiver
@@ -26,7 +34,8 @@ __all__ = ["AsyncLume", "ProcessResult"]
 
 R = TypeVar("R")
 
-_UNSET: Any = object()
+UNSET: Any = object()
+"""The default of ``with_options(timeout=...)``: keep the current timeout (None means no limit)."""
 
 
 @attrs.frozen
@@ -44,6 +53,12 @@ class AsyncLume:
     One aiohttp session is created lazily on the loop of the first request and reused for every
     call; close it with ``await lume.aclose()`` or ``async with AsyncLume(...) as lume``. The API
     key comes from ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
+
+    ``clock`` is where the client reads time and waits: retry backoff and deadlines, the retry
+    budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
+    ``as_completed()``. It is real time unless given; tests pass a
+    ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
+    Network timeouts (``timeout=``) bound real sockets and stay in real time.
     """
 
     runs: AsyncRuns
@@ -62,8 +77,9 @@ class AsyncLume:
         webhooks: WebhookReceiver | None = None,
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._config = ClientConfig.resolve(
+        config = ClientConfig.resolve(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
@@ -72,60 +88,56 @@ class AsyncLume:
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
         )
-        self._transport = Transport(self._config, ssl_context=ssl_context)
-        self._options: RequestOptions | None = None
-        self._waiting = Waiting(self._batch_fetch)
-        self._unsubscribe: Callable[[], None] | None = None
-        if webhooks is not None:
-            self._unsubscribe = webhooks.add_listener(self._waiting.on_event)
-            self._waiting.enable_push()
-        self._wire(self._options)
+        check_ssl_context(ssl_context)
+        check_webhook_receiver(webhooks)
+        if clock is not None:
+            check_clock(clock)
+        core = ClientCore(
+            config, clock=clock or SYSTEM_CLOCK, ssl_context=ssl_context, webhooks=webhooks
+        )
+        self._attach(core, None)
 
-    def _wire(self, options: RequestOptions | None) -> None:
-        self.runs = AsyncRuns(self._transport, options, self._waiting)
-        self.flows = AsyncFlows(self._transport, options)
-        self.webhook_endpoints = AsyncWebhookEndpoints(self._transport, options)
-
-    async def _batch_fetch(self, ids: list[str]) -> dict[str, RunData]:
-        return await self.runs.batch_get(ids)
+    def _attach(self, core: ClientCore, options: RequestOptions | None) -> None:
+        """Bind this client (or view) to the shared core with its own per-call settings."""
+        self._core = core
+        self._options = options
+        self.runs = AsyncRuns(core.runs_with(options))
+        self.flows = AsyncFlows(core.transport, options)
+        self.webhook_endpoints = AsyncWebhookEndpoints(core.transport, options)
 
     @property
     def base_url(self) -> str:
-        return self._config.base_url
+        return self._core.config.base_url
 
     @property
     def timeout(self) -> Timeout:
-        return (self._options or self._transport.default_options).timeout
+        return (self._options or self._core.default_options).timeout
 
     @property
     def retry(self) -> RetryPolicy:
-        return (self._options or self._transport.default_options).retry
+        return (self._options or self._core.default_options).retry
 
     def with_options(
         self,
         *,
-        timeout: Timeout | float | None = _UNSET,
+        timeout: Timeout | float | None = UNSET,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> AsyncLume:
-        """A view of this client with other per-call settings; it shares connections and waiting."""
-        current = self._options or self._transport.default_options
-        if retry is not None and max_retries is not None:
-            raise TypeError("pass either max_retries or retry=RetryPolicy(...), not both")
+        """A view of this client with other per-call settings; it shares connections and waiting.
+
+        A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
+        client's draws on a retry budget of its own (see ``RetryPolicy``).
+        """
+        current = self._options or self._core.default_options
+        check_retry_choice(max_retries, retry, RetryPolicy)
         if max_retries is not None:
             retry = attrs.evolve(current.retry, max_retries=max_retries)
         options = RequestOptions(
-            timeout=current.timeout if timeout is _UNSET else Timeout.coerce(timeout),
+            timeout=current.timeout if timeout is UNSET else Timeout.coerce(timeout),
             retry=retry or current.retry,
         )
-        view = object.__new__(AsyncLume)
-        view._config = self._config
-        view._transport = self._transport
-        view._waiting = self._waiting
-        view._unsubscribe = None
-        view._options = options
-        view._wire(options)
-        return view
+        return _AsyncLumeView(self._core, options)
 
     # -- seed-compatible top level -------------------------------------------------------------
     async def run(
@@ -194,15 +206,11 @@ class AsyncLume:
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def is_closed(self) -> bool:
-        return self._transport.closed
+        return self._core.closed
 
     async def aclose(self) -> None:
         """Stop waiting, close the connections. Safe to call twice."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        await self._waiting.aclose()
-        await self._transport.aclose()
+        await self._core.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -216,4 +224,11 @@ class AsyncLume:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<AsyncLume base_url={self._config.base_url!r}>"
+        return f"<AsyncLume base_url={self._core.config.base_url!r}>"
+
+
+class _AsyncLumeView(AsyncLume):
+    """What ``with_options`` returns: an ``AsyncLume`` on its parent's core, other settings."""
+
+    def __init__(self, core: ClientCore, options: RequestOptions) -> None:
+        self._attach(core, options)

@@ -6,15 +6,15 @@ from cattrs, orjson or ``TypeError`` reaches a user unwrapped. Primitive fields 
 strictly (a number where a string belongs is an error, not silently ``str()``-ed); unknown
 fields are ignored; ``null`` reads as an empty tuple for list fields.
 
-``decode_run`` and ``decode_page`` are the transport's hot path: decoding a run is a large part
-of the client's cost per request, so they first try a hand-written decoder for ``RunData`` and
-fall back to the generated, fully detailed one only when that fails, to build the error message.
+``decode_run`` is the client's hot path: decoding a run is a large part of its cost per request,
+so it first tries the hand-written decoder of ``_fast_run`` and falls back to the generated, fully
+detailed one only when that fails, to build the error message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -25,28 +25,28 @@ from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
-from . import models as _models
 from ._exceptions import ResponseValidationError
+from ._fast_run import fast_metadata, fast_run
+from ._wire import (
+    WireTypeError,
+    WireValueError,
+    format_datetime,
+    json_type_error,
+    parse_datetime,
+    parse_status,
+)
 from .models import (
     FieldError,
     Flow,
     LogEntry,
     Page,
-    PipelineMetadata,
     RejectedRow,
-    ResultsMetadata,
     RunData,
-    RunErrorInfo,
-    RunInfo,
     RunMetadata,
     RunStatus,
-    StageError,
-    StageTimings,
-    TargetLocations,
-    TopError,
-    ValidationMetadata,
     WebhookEndpoint,
     WebhookEvent,
+    _run_data,
 )
 
 __all__ = [
@@ -68,40 +68,16 @@ _MAX_ERRORS_IN_MESSAGE: Final = 3
 # --- strict leaf hooks ----------------------------------------------------------------------------
 
 
-class _WireTypeError(TypeError):
-    """A value of the wrong JSON type; its message is shown as is."""
-
-
-class _WireValueError(ValueError):
-    """A value of the right JSON type that does not parse; its message is shown as is."""
-
-
-_JSON_TYPE_NAMES: Final = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
-
-
-def _bad(value: Any, expected: str) -> _WireTypeError:
-    got = _JSON_TYPE_NAMES.get(value.__class__, type(value).__name__)
-    return _WireTypeError(f"expected {expected}, got {got}")
-
-
 def _structure_str(value: Any, _: Any) -> str:
     if value.__class__ is str:
         return value
-    raise _bad(value, "a string")
+    raise json_type_error(value, "a string")
 
 
 def _structure_int(value: Any, _: Any) -> int:
     if value.__class__ is int:
         return value
-    raise _bad(value, "an integer")
+    raise json_type_error(value, "an integer")
 
 
 def _structure_float(value: Any, _: Any) -> float:
@@ -110,56 +86,21 @@ def _structure_float(value: Any, _: Any) -> float:
         return value  # type: ignore[no-any-return]
     if cls is int:
         return float(value)
-    raise _bad(value, "a number")
+    raise json_type_error(value, "a number")
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
     if value.__class__ is bool:
         return value
-    raise _bad(value, "a boolean")
-
-
-def _parse_datetime(value: Any) -> datetime:
-    """An aware datetime from ISO-8601; ``Z`` and offsets are kept, a naive time is taken as UTC."""
-    if value.__class__ is not str:
-        raise _bad(value, "an ISO-8601 timestamp string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _WireValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed
+    raise json_type_error(value, "a boolean")
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
-    return _parse_datetime(value)
-
-
-def _unstructure_datetime(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-_STATUS_BY_VALUE: Final[dict[str, RunStatus]] = {s.value: s for s in RunStatus}
-
-
-def _parse_status(value: Any) -> RunStatus:
-    known = _STATUS_BY_VALUE.get(value) if value.__class__ is str else None
-    if known is not None:
-        return known
-    if value.__class__ is not str:
-        raise _bad(value, "a status string")
-    try:
-        return RunStatus(value)
-    except ValueError:
-        raise _WireValueError(f"not a run status: {value[:40]!r}") from None
+    return parse_datetime(value)
 
 
 def _structure_status(value: Any, _: Any) -> RunStatus:
-    return _parse_status(value)
+    return parse_status(value)
 
 
 def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
@@ -167,7 +108,7 @@ def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
     # orjson already produced fresh dicts with string keys, so copying them would only cost time.
     if value.__class__ is dict:
         return value
-    raise _bad(value, "a JSON object")
+    raise json_type_error(value, "a JSON object")
 
 
 def _is_json_object_type(cls: Any) -> bool:
@@ -188,7 +129,7 @@ def _tuple_hook_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, Any]
         if value is None:
             return ()
         if value.__class__ is not list:
-            raise _bad(value, "an array")
+            raise json_type_error(value, "an array")
         return inner(value, cls)  # type: ignore[no-any-return]
 
     return structure_tuple
@@ -202,7 +143,7 @@ def _attrs_hook_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, Any]
 
     def structure_object(value: Any, _: Any) -> Any:
         if value.__class__ is not dict:
-            raise _bad(value, "an object")
+            raise json_type_error(value, "an object")
         return inner(value, cls)
 
     return structure_object
@@ -215,7 +156,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(datetime, _structure_datetime)
-    conv.register_unstructure_hook(datetime, _unstructure_datetime)
+    conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(RunStatus, _structure_status)
     conv.register_unstructure_hook(RunStatus, lambda s: s.value)
     conv.register_structure_hook_func(_is_json_object_type, _structure_json_object)
@@ -250,7 +191,7 @@ def unstructure(obj: Any) -> Any:
 
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, _WireTypeError | _WireValueError):
+    if isinstance(exc, WireTypeError | WireValueError):
         return str(exc)
     if isinstance(exc, KeyError):
         return "required field missing"
@@ -283,200 +224,17 @@ def structure(obj: Any, cls: type[T], *, what: str | None = None, path: str = "$
         ) from exc
 
 
-# --- hot path: hand-written RunData decoder -------------------------------------------------------
-#
-# It only ever returns a correct value or raises; any exception makes the caller redo the work with
-# the generated converter, which is slower but names the failing field. Checks mirror the strict
-# hooks above (exact types; ints accepted as floats; unknown keys ignored).
-
-
-class _Mismatch(Exception):
-    """The fast decoder met something it does not accept; the detailed path explains what."""
-
-
-def _positional_builder(cls: type[T]) -> Callable[..., T]:
-    """A constructor taking ``cls``'s fields positionally, in declaration order.
-
-    It fills the slots directly, which costs about half of calling the keyword-only frozen
-    ``__init__``; a run builds eleven models, so this is a visible share of a request. Only for
-    models whose ``__init__`` does nothing but assign (no validators, converters or hooks).
-    """
-    if not attrs.has(cls):
-        raise TypeError(f"{cls!r} is not an attrs class")
-    fields = attrs.fields(cls)
-    if (
-        hasattr(cls, "__attrs_post_init__")
-        or hasattr(cls, "__attrs_pre_init__")
-        or "__attrs_cached_hash__" in getattr(cls, "__slots__", ())
-        or any(f.validator or f.converter or not f.init for f in fields)
-    ):
-        raise TypeError(f"{cls.__name__} needs its own __init__")
-    names = [f.name for f in fields]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    namespace.update({f"_set_{n}": cls.__dict__[n].__set__ for n in names})
-    lines = [f"def build({', '.join(names)}):", "    obj = _new(_cls)"]
-    lines += [f"    _set_{n}(obj, {n})" for n in names]
-    lines.append("    return obj")
-    exec("\n".join(lines), namespace)
-    return namespace["build"]  # type: ignore[no-any-return]
-
-
-_RunInfo = _positional_builder(RunInfo)
-_StageTimings = _positional_builder(StageTimings)
-_PipelineMetadata = _positional_builder(PipelineMetadata)
-_TargetLocations = _positional_builder(TargetLocations)
-_ResultsMetadata = _positional_builder(ResultsMetadata)
-_TopError = _positional_builder(TopError)
-_ValidationMetadata = _positional_builder(ValidationMetadata)
-_StageError = _positional_builder(StageError)
-_RunMetadata = _positional_builder(RunMetadata)
-_RunErrorInfo = _positional_builder(RunErrorInfo)
-_RunData = _positional_builder(RunData)
-
-
-def _opt_str(d: dict[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    if v is None or v.__class__ is str:
-        return v
-    raise _Mismatch
-
-
-def _opt_int(d: dict[str, Any], key: str) -> int | None:
-    v = d.get(key)
-    if v is None or v.__class__ is int:
-        return v
-    raise _Mismatch
-
-
-def _opt_float(d: dict[str, Any], key: str) -> float | None:
-    v = d.get(key)
-    if v is None or v.__class__ is float:
-        return v
-    if v.__class__ is int:
-        return float(v)
-    raise _Mismatch
-
-
-def _opt_dt(d: dict[str, Any], key: str) -> datetime | None:
-    v = d.get(key)
-    return None if v is None else _parse_datetime(v)
-
-
-def _opt_obj(d: dict[str, Any], key: str) -> dict[str, Any] | None:
-    v = d.get(key)
-    if v is None or v.__class__ is dict:
-        return v
-    raise _Mismatch
-
-
-def _list(d: dict[str, Any], key: str) -> list[Any]:
-    v = d.get(key)
-    if v is None:
-        return []
-    if v.__class__ is list:
-        return v
-    raise _Mismatch
-
-
-def _fast_metadata(m: dict[str, Any]) -> RunMetadata:
-    run = pipeline = results = validation = None
-    if (r := _opt_obj(m, "run")) is not None:
-        run = _RunInfo(
-            _opt_str(r, "run_id"),
-            _opt_str(r, "flow_version"),
-            _opt_str(r, "source_path"),
-            _opt_dt(r, "started_at"),
-            _opt_dt(r, "finished_at"),
-        )
-    if (p := _opt_obj(m, "pipeline")) is not None:
-        stages = None
-        if (s := _opt_obj(p, "stages")) is not None:
-            stages = _StageTimings(
-                _opt_float(s, "sync_source_seconds"),
-                _opt_float(s, "transform_seconds"),
-                _opt_float(s, "sync_target_seconds"),
-            )
-        pipeline = _PipelineMetadata(
-            _opt_dt(p, "created_at"),
-            _opt_dt(p, "completed_at"),
-            _opt_float(p, "duration_seconds"),
-            stages,
-        )
-    if (res := _opt_obj(m, "results")) is not None:
-        locations = None
-        if (t := _opt_obj(res, "target_locations")) is not None:
-            locations = _TargetLocations(_opt_str(t, "mapped"), _opt_str(t, "rejects"))
-        results = _ResultsMetadata(
-            _opt_int(res, "input_rows"),
-            _opt_int(res, "mapped_rows"),
-            _opt_int(res, "rejected_rows"),
-            locations,
-        )
-    if (v := _opt_obj(m, "validation")) is not None:
-        top = []
-        for e in _list(v, "top_errors"):
-            if e.__class__ is not dict:
-                raise _Mismatch
-            top.append(
-                _TopError(_opt_str(e, "error_code"), _opt_str(e, "field"), _opt_int(e, "count"))
-            )
-        validation = _ValidationMetadata(
-            _opt_int(v, "tests_executed"),
-            _opt_int(v, "tests_failed"),
-            _opt_float(v, "error_rate"),
-            tuple(top),
-        )
-    errors = []
-    for e in _list(m, "errors"):
-        if e.__class__ is not dict:
-            raise _Mismatch
-        errors.append(
-            _StageError(_opt_str(e, "stage"), _opt_str(e, "error_code"), _opt_str(e, "message"))
-        )
-    return _RunMetadata(run, pipeline, results, validation, tuple(errors))
-
-
-def _fast_run(d: Any) -> RunData:
-    if d.__class__ is not dict:
-        raise _Mismatch
-    run_id, flow_version = d["id"], d["flow_version"]
-    if run_id.__class__ is not str or flow_version.__class__ is not str:
-        raise _Mismatch
-    tags = _list(d, "tags")
-    for tag in tags:
-        if tag.__class__ is not str:
-            raise _Mismatch
-    metadata = _opt_obj(d, "metadata")
-    error = None
-    if (e := _opt_obj(d, "error")) is not None:
-        code, message = e["code"], e["message"]
-        if code.__class__ is not str or message.__class__ is not str:
-            raise _Mismatch
-        error = _RunErrorInfo(code, message)
-    return _RunData(
-        run_id,
-        _parse_status(d["status"]),
-        flow_version,
-        _opt_str(d, "source_path"),
-        _opt_str(d, "label"),
-        tuple(tags),
-        _opt_obj(d, "run_metadata"),
-        _parse_datetime(d["created_at"]),
-        _parse_datetime(d["updated_at"]),
-        None,
-        error,
-        metadata,
-    )
+# --- runs: the hand-written decoder first, the detailed one to explain a failure ------------------
 
 
 def _decode_metadata(obj: dict[str, Any]) -> RunMetadata:
     try:
-        return _fast_metadata(obj)
+        return fast_metadata(obj)
     except Exception:  # any miss is explained by the detailed path
         return structure(obj, RunMetadata, what="run", path="$.metadata")
 
 
-_models._metadata_decoder = _decode_metadata
+_run_data._metadata_decoder = _decode_metadata
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:
@@ -500,7 +258,7 @@ converter.register_unstructure_hook(RunData, _unstructure_run)
 
 def _structure_run(obj: Any, _: Any = None) -> RunData:
     try:
-        return _fast_run(obj)
+        return fast_run(obj)
     except Exception:  # any miss is explained by the detailed path
         return _detailed_run(obj, RunData)  # type: ignore[no-any-return]
 
@@ -512,7 +270,7 @@ converter.register_structure_hook(RunData, _structure_run)
 def run_from_obj(obj: Any, *, what: str = "run") -> RunData:
     """A ``RunData`` from already parsed JSON (e.g. one item of a batch answer)."""
     try:
-        return _fast_run(obj)
+        return fast_run(obj)
     except Exception:
         return structure(obj, RunData, what=what)
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
+from ._validation import check_flow_name
 from .models import Flow
 
 if TYPE_CHECKING:
     from ._transport import RequestOptions, Transport
 
 __all__ = ["AsyncFlows"]
-
-_FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 
 
 class AsyncFlows:
@@ -32,11 +30,7 @@ class AsyncFlows:
 
     async def get(self, name: str) -> Flow:
         """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, not {type(name).__name__}")
-        base = name.split(":", 1)[0]
-        if not _FLOW_NAME.fullmatch(base):
-            raise ValueError(f"{name!r} is not a flow name (expected e.g. 'customer_cleaner')")
+        base = check_flow_name(name)
         response = await self._transport.request(
             "GET",
             f"/v1/flows/{base}",

@@ -7,36 +7,16 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import anyio
 import attrs
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import RetryPolicy
 from ._exceptions import APIConnectionError, LumeError, RateLimitError, ServerError
 
-__all__ = ["RetryBudget", "RetryEvent", "instant_retries", "retry_sleep"]
+__all__ = ["RetryBudget", "RetryEvent"]
 
 logger = logging.getLogger("lume_async.retry")
-
-_instant = False
-
-
-@contextmanager
-def instant_retries() -> Iterator[None]:
-    """Inside this block retry waits take no real time (they are still computed and reported)."""
-    global _instant
-    previous, _instant = _instant, True
-    try:
-        yield
-    finally:
-        _instant = previous
-
-
-async def retry_sleep(seconds: float) -> None:
-    await anyio.sleep(0 if _instant else seconds)
 
 
 @attrs.frozen
@@ -76,18 +56,29 @@ class RetryBudget:
     ``floor * window + ratio * deposits - withdrawals`` over the window.
     """
 
-    __slots__ = ("_deposits", "_floor", "_last_slot", "_ratio", "_window", "_withdrawals")
+    __slots__ = (
+        "_clock",
+        "_deposits",
+        "_floor",
+        "_last_slot",
+        "_ratio",
+        "_window",
+        "_withdrawals",
+    )
 
-    def __init__(self, ratio: float, floor: float, window: int = 10) -> None:
+    def __init__(
+        self, ratio: float, floor: float, window: int = 10, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self._clock = clock
         self._ratio = ratio
         self._floor = floor
         self._window = window
         self._deposits = [0] * window
         self._withdrawals = [0.0] * window
-        self._last_slot = int(time.monotonic())
+        self._last_slot = int(clock.monotonic())
 
     def _slot(self) -> int:
-        now = int(time.monotonic())
+        now = int(self._clock.monotonic())
         if now != self._last_slot:
             stale = min(now - self._last_slot, self._window)
             for i in range(1, stale + 1):

@@ -6,15 +6,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import RunFailedError
+from ._validation import check_interval, check_page, check_page_size, check_timeout
 from .models import LogEntry, Page, RejectedRow, RunData, RunErrorInfo, RunMetadata, RunStatus
 
 if TYPE_CHECKING:
     from ._pagination import AsyncPaginator
-    from ._runs import AsyncRuns
+    from ._runs_core import RunCell, RunsCore
 
-__all__ = ["AsyncRun"]
-
-_FAILED = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
+__all__ = ["AsyncRun", "cell_of"]
 
 
 class AsyncRun:
@@ -24,71 +23,65 @@ class AsyncRun:
     the other methods update them in place and return the same handle.
     """
 
-    __slots__ = ("__weakref__", "_data", "_runs")
+    __slots__ = ("__weakref__", "_cell", "_core")
 
-    def __init__(self, data: RunData, runs: AsyncRuns) -> None:
-        self._data = data
-        self._runs = runs
+    def __init__(self, cell: RunCell, core: RunsCore) -> None:
+        self._cell = cell
+        self._core = core
 
     # -- state -------------------------------------------------------------------------------
     @property
     def data(self) -> RunData:
         """The run as the service last described it (an immutable snapshot)."""
-        return self._data
+        return self._cell.data
 
     @property
     def id(self) -> str:
-        return self._data.id
+        return self._cell.data.id
 
     @property
     def status(self) -> RunStatus:
-        return self._data.status
+        return self._cell.data.status
 
     @property
     def flow_version(self) -> str:
-        return self._data.flow_version
+        return self._cell.data.flow_version
 
     @property
     def source_path(self) -> str | None:
-        return self._data.source_path
+        return self._cell.data.source_path
 
     @property
     def label(self) -> str | None:
-        return self._data.label
+        return self._cell.data.label
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return self._data.tags
+        return self._cell.data.tags
 
     @property
     def run_metadata(self) -> dict[str, Any] | None:
-        return self._data.run_metadata
+        return self._cell.data.run_metadata
 
     @property
     def created_at(self) -> datetime:
-        return self._data.created_at
+        return self._cell.data.created_at
 
     @property
     def updated_at(self) -> datetime:
-        return self._data.updated_at
+        return self._cell.data.updated_at
 
     @property
     def metadata(self) -> RunMetadata | None:
-        return self._data.metadata
+        return self._cell.data.metadata
 
     @property
     def error(self) -> RunErrorInfo | None:
-        return self._data.error
+        return self._cell.data.error
 
     @property
     def is_terminal(self) -> bool:
-        return self._data.status.is_terminal
-
-    def _update(self, data: RunData) -> None:
-        # A late answer never moves a run back from a terminal status.
-        if self._data.status.is_terminal and not data.status.is_terminal:
-            return
-        self._data = data
+        return self._cell.data.status.is_terminal
 
     def __repr__(self) -> str:
         return f"<AsyncRun {self.id} {self.status.value} {self.flow_version}>"
@@ -102,7 +95,7 @@ class AsyncRun:
     # -- actions -----------------------------------------------------------------------------
     async def refresh(self) -> AsyncRun:
         """Fetch the run again and update this handle."""
-        self._update(await self._runs._fetch(self.id))
+        self._cell.apply(await self._core.fetch(self.id))
         return self
 
     async def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> AsyncRun:
@@ -113,39 +106,49 @@ class AsyncRun:
         changes; a webhook receiver, when the client has one, ends the wait as soon as the
         completion event arrives. A failed run is returned, not raised: see ``raise_for_status``.
         """
-        return await self._runs._waiting.wait(self, timeout=timeout, poll_interval=poll_interval)
+        check_timeout(timeout)
+        check_interval(poll_interval)
+        await self._core.wait(self._cell, self, timeout=timeout, poll_interval=poll_interval)
+        return self
 
     def raise_for_status(self) -> AsyncRun:
         """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
-        if self.status in _FAILED:
+        if self.status.is_failure:
             reason = f": {self.error.code}: {self.error.message}" if self.error else ""
             raise RunFailedError(f"run {self.id} ended {self.status.value}{reason}", run=self)
         return self
 
     async def cancel(self) -> AsyncRun:
         """Cancel the run (a run already terminal is left as it is); return this handle."""
-        self._update(await self._runs._cancel(self.id))
+        self._cell.apply(await self._core.cancel(self.id))
         return self
 
     async def update(
         self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
     ) -> AsyncRun:
         """Change the run's label and/or tags; return this handle."""
-        self._update(await self._runs._patch(self.id, label=label, tags=tags))
+        self._cell.apply(await self._core.patch(self.id, label=label, tags=tags))
         return self
 
     def results(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
         """The mapped rows, in order."""
-        return self._runs.results(self.id, page_size=page_size)
+        return self._core.listing(self.id, "results", dict, page_size)
 
     async def results_page(self, *, page: int = 1, page_size: int = 50) -> Page[dict[str, Any]]:
         """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
-        return await self._runs.results_page(self.id, page=page, page_size=page_size)
+        check_page(page)
+        check_page_size(page_size)
+        return await self._core.page(self.id, "results", dict, page, page_size)
 
     def rejects(self, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
         """The source rows the flow rejected, with the reasons."""
-        return self._runs.rejects(self.id, page_size=page_size)
+        return self._core.listing(self.id, "rejects", RejectedRow, page_size)
 
     def logs(self, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
         """The run's log entries, oldest first."""
-        return self._runs.logs(self.id, page_size=page_size)
+        return self._core.listing(self.id, "logs", LogEntry, page_size)
+
+
+def cell_of(run: AsyncRun) -> RunCell:
+    """The state cell behind a handle, for the runs core and the poller to bring up to date."""
+    return run._cell

@@ -3,59 +3,37 @@
 from __future__ import annotations
 
 import builtins
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-import anyio
-
-from . import _converter
-from ._exceptions import ResponseValidationError, RunNotFoundError
-from ._pagination import AsyncPaginator, get_page, numbered_listing
-from ._run import AsyncRun
+from ._batch import ProgressCallback, run_batch
+from ._exceptions import RunNotFoundError
+from ._pagination import AsyncPaginator
+from ._run import AsyncRun, cell_of
+from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
     check_interval,
+    check_items,
+    check_list_filters,
     check_page,
     check_page_size,
     check_run_id,
-    check_tags,
     check_timeout,
 )
-from ._waiting import Waiting
 from .models import BatchOutcome, LogEntry, Page, RejectedRow, RunData, RunRequest, RunStatus
 
-if TYPE_CHECKING:
-    from ._transport import RequestOptions, Response, Transport
-
 __all__ = ["AsyncRuns", "ProgressCallback"]
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-ProgressCallback = Callable[[int, int, int], None]
-"""``on_progress(done, total, failed)``, called after each item of a batch finishes."""
-
-_BATCH_GET_MAX = 100
-_ORDER_BY = ("created_at", "updated_at")
-
-
-def _new_idempotency_key() -> str:
-    return f"lume-{uuid.uuid4().hex}"
 
 
 class AsyncRuns:
     """The runs resource of one client (``lume.runs``)."""
 
-    def __init__(
-        self, transport: Transport, options: RequestOptions | None, waiting: Waiting
-    ) -> None:
-        self._transport = transport
-        self._options = options
-        self._waiting = waiting
+    def __init__(self, core: RunsCore) -> None:
+        self._core = core
 
     def _handle(self, data: RunData) -> AsyncRun:
-        return AsyncRun(data, self)
+        return AsyncRun(RunCell(data), self._core)
 
     # -- single runs -------------------------------------------------------------------------
     async def create(
@@ -87,35 +65,11 @@ class AsyncRuns:
             tags=tags,
             idempotency_key=idempotency_key,
         )
-        return await self._create(request)
-
-    async def _create(self, request: RunRequest) -> AsyncRun:
-        response = await self._transport.request(
-            "POST",
-            "/v1/runs",
-            route="/v1/runs",
-            body=_converter.dumps(request.to_wire()),
-            retryable=True,
-            idempotency_key=request.idempotency_key or _new_idempotency_key(),
-            options=self._options,
-        )
-        return self._handle(_decode_run(response))
+        return self._handle(await self._core.create(request))
 
     async def get(self, run_id: str) -> AsyncRun:
         """The run with this id, fresh from the service (RunNotFoundError if there is none)."""
-        return self._handle(await self._fetch(run_id))
-
-    async def _fetch(self, run_id: str) -> RunData:
-        check_run_id(run_id)
-        response = await self._transport.request(
-            "GET",
-            f"/v1/runs/{run_id}",
-            route="/v1/runs/{run_id}",
-            retryable=True,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
-        return _decode_run(response)
+        return self._handle(await self._core.fetch(run_id))
 
     async def update(
         self,
@@ -125,47 +79,11 @@ class AsyncRuns:
         tags: Iterable[str] | None = None,
     ) -> AsyncRun:
         """Change a run's label and/or tags."""
-        return self._handle(await self._patch(run_id, label=label, tags=tags))
-
-    async def _patch(
-        self, run_id: str, *, label: str | None, tags: Iterable[str] | None
-    ) -> RunData:
-        check_run_id(run_id)
-        body: dict[str, Any] = {}
-        if label is not None:
-            if not isinstance(label, str):
-                raise TypeError(f"label must be a str, not {type(label).__name__}")
-            body["label"] = label
-        if tags is not None:
-            body["tags"] = check_tags(tags)
-        if not body:
-            raise ValueError("update() needs label=... and/or tags=...")
-        response = await self._transport.request(
-            "PATCH",
-            f"/v1/runs/{run_id}",
-            route="/v1/runs/{run_id}",
-            body=_converter.dumps(body),
-            retryable=True,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
-        return _decode_run(response)
+        return self._handle(await self._core.patch(run_id, label=label, tags=tags))
 
     async def cancel(self, run_id: str) -> AsyncRun:
         """Cancel a run; one already terminal is returned unchanged."""
-        return self._handle(await self._cancel(run_id))
-
-    async def _cancel(self, run_id: str) -> RunData:
-        check_run_id(run_id)
-        response = await self._transport.request(
-            "POST",
-            f"/v1/runs/{run_id}/cancel",
-            route="/v1/runs/{run_id}/cancel",
-            retryable=True,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
-        return _decode_run(response)
+        return self._handle(await self._core.cancel(run_id))
 
     # -- listings ----------------------------------------------------------------------------
     def list(
@@ -185,51 +103,28 @@ class AsyncRuns:
 
         Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
         """
-        check_page_size(page_size)
-        if order_by not in _ORDER_BY:
-            raise ValueError(f"order_by must be one of {', '.join(_ORDER_BY)}, got {order_by!r}")
-        params: builtins.list[tuple[str, str | int]] = [
-            ("order_by", order_by),
-            ("order", "desc" if descending else "asc"),
-            ("size", page_size),
-        ]
-        if flow_version is not None:
-            params.append(("flow_version", _string("flow_version", flow_version)))
-        for value in _statuses(status):
-            params.append(("status", value))
-        if label is not None:
-            params.append(("label", _string("label", label)))
-        if tags is not None:
-            params.extend(("tag", tag) for tag in check_tags(tags))
-        if created_after is not None:
-            params.append(("created_after", _timestamp("created_after", created_after)))
-        if created_before is not None:
-            params.append(("created_before", _timestamp("created_before", created_before)))
+        params = check_list_filters(
+            flow_version=flow_version,
+            status=status,
+            label=label,
+            tags=tags,
+            created_after=created_after,
+            created_before=created_before,
+            order_by=order_by,
+            descending=descending,
+            page_size=page_size,
+        )
 
         async def fetch(cursor: str | None) -> Page[AsyncRun]:
-            query = params if cursor is None else [*params, ("cursor", cursor)]
-            response = await self._transport.request(
-                "GET",
-                "/v1/runs",
-                route="/v1/runs",
-                params=query,
-                retryable=True,
-                options=self._options,
-            )
-            body = response.json()
-            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-                raise _malformed("run list", "expected {items, next_cursor}", response)
-            runs = [self._handle(_converter.run_from_obj(item)) for item in body["items"]]
-            next_cursor = body.get("next_cursor")
-            if next_cursor is not None and not isinstance(next_cursor, str):
-                raise _malformed("run list", "next_cursor is not a string", response)
-            return Page(items=tuple(runs), size=page_size, next_cursor=next_cursor)
+            page = await self._core.list_page(params, cursor, page_size)
+            runs = tuple(self._handle(data) for data in page.items)
+            return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
 
         return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
         """The mapped rows of a terminal run, in order."""
-        return self._numbered(run_id, "results", dict, page_size)
+        return self._core.listing(run_id, "results", dict, page_size)
 
     async def results_page(
         self, run_id: str, *, page: int = 1, page_size: int = 50
@@ -238,38 +133,15 @@ class AsyncRuns:
         check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
-        return await get_page(
-            self._transport,
-            f"/v1/runs/{run_id}/results",
-            "/v1/runs/{run_id}/results",
-            dict,
-            page,
-            page_size,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
+        return await self._core.page(run_id, "results", dict, page, page_size)
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
         """The rows a run rejected, with the reasons."""
-        return self._numbered(run_id, "rejects", RejectedRow, page_size)
+        return self._core.listing(run_id, "rejects", RejectedRow, page_size)
 
     def logs(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
         """A run's log entries, oldest first."""
-        return self._numbered(run_id, "logs", LogEntry, page_size)
-
-    def _numbered(
-        self, run_id: str, what: str, item_cls: type[T], page_size: int
-    ) -> AsyncPaginator[T]:
-        check_run_id(run_id)
-        return numbered_listing(
-            self._transport,
-            f"/v1/runs/{run_id}/{what}",
-            f"/v1/runs/{{run_id}}/{what}",
-            item_cls,
-            page_size,
-            options=self._options,
-            not_found=RunNotFoundError,
-        )
+        return self._core.listing(run_id, "logs", LogEntry, page_size)
 
     # -- many runs ---------------------------------------------------------------------------
     async def create_many(
@@ -289,9 +161,9 @@ class AsyncRuns:
         async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
             # Built here, inside the worker, so a bad item is that item's failure alone.
             request = item if isinstance(item, RunRequest) else RunRequest(**item)
-            return await self._create(request)
+            return self._handle(await self._core.create(request))
 
-        return await _run_batch(items, create_one, concurrency, on_progress)
+        return await run_batch(items, create_one, concurrency, on_progress)
 
     async def get_many(
         self,
@@ -303,7 +175,8 @@ class AsyncRuns:
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
+        only the outcomes of its 100 ids.
         """
         ids = list(run_ids)
         total = len(ids)
@@ -312,8 +185,9 @@ class AsyncRuns:
 
         async def fetch_chunk(start: int) -> None:
             nonlocal done, failed
-            chunk = ids[start : start + _BATCH_GET_MAX]
-            valid = [run_id for run_id in chunk if _valid_id(run_id)]
+            chunk = ids[start : start + BATCH_GET_MAX]
+            invalid = {i: _id_error(run_id) for i, run_id in enumerate(chunk, start)}
+            valid = [run_id for i, run_id in enumerate(chunk, start) if invalid[i] is None]
             found: dict[str, RunData] = {}
             error: Exception | None = None
             if valid:
@@ -323,8 +197,9 @@ class AsyncRuns:
                     error = exc
             for index, run_id in enumerate(chunk, start):
                 outcome: BatchOutcome[AsyncRun]
-                if not _valid_id(run_id):
-                    outcome = BatchOutcome.failure(index, ValueError(f"not a run id: {run_id!r}"))
+                bad_id = invalid[index]
+                if bad_id is not None:
+                    outcome = BatchOutcome.failure(index, bad_id)
                 elif error is not None:
                     outcome = BatchOutcome.failure(index, error)
                 elif run_id in found:
@@ -346,29 +221,13 @@ class AsyncRuns:
             if on_progress is not None:
                 on_progress(done, total, failed)
 
-        starts = list(range(0, total, _BATCH_GET_MAX))
-        await _run_batch(starts, fetch_chunk, concurrency, progress)
+        starts = list(range(0, total, BATCH_GET_MAX))
+        await run_batch(starts, fetch_chunk, concurrency, progress)
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
         """One ``batch-get`` request for up to 100 ids: the runs found, by id."""
-        if not 1 <= len(run_ids) <= _BATCH_GET_MAX:
-            raise ValueError(f"batch_get takes 1 to {_BATCH_GET_MAX} ids, got {len(run_ids)}")
-        for run_id in run_ids:
-            check_run_id(run_id)
-        response = await self._transport.request(
-            "POST",
-            "/v1/runs/batch-get",
-            route="/v1/runs/batch-get",
-            body=_converter.dumps({"ids": list(run_ids)}),
-            retryable=True,
-            options=self._options,
-        )
-        body = response.json()
-        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            raise _malformed("batch-get answer", "expected {items, missing}", response)
-        runs = (_converter.run_from_obj(item) for item in body["items"])
-        return {run.id: run for run in runs}
+        return await self._core.batch_get(run_ids)
 
     async def cancel_many(
         self,
@@ -378,7 +237,7 @@ class AsyncRuns:
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
-        return await _run_batch(list(run_ids), self.cancel, concurrency, on_progress)
+        return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait_all(
@@ -393,11 +252,12 @@ class AsyncRuns:
 
         Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
         """
-        handles = list(runs)
+        handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
         check_timeout(timeout)
         check_interval(poll_interval)
-        async for _ in self._waiting.as_completed(
-            handles, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+        targets = [(cell_of(run), run) for run in handles]
+        async for _ in self._core.as_completed(
+            targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         ):
             pass
         return handles
@@ -412,108 +272,16 @@ class AsyncRuns:
         """Yield each run as it becomes terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        return self._waiting.as_completed(list(runs), timeout=timeout, poll_interval=poll_interval)
+        targets = [
+            (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
+        ]
+        return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
 
 
-def _valid_id(run_id: object) -> bool:
+def _id_error(run_id: object) -> Exception | None:
+    """Why ``run_id`` is not a run id, or None when it is one."""
     try:
         check_run_id(run_id)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-async def _run_batch(
-    items: builtins.list[T],
-    call: Callable[[T], Awaitable[R]],
-    concurrency: int,
-    on_progress: ProgressCallback | None,
-) -> builtins.list[BatchOutcome[R]]:
-    """Run ``call`` on each item with ``concurrency`` workers (never one task per item).
-
-    The workers take the next index from one shared iterator, so memory stays at one outcome per
-    item whatever the count. An ``Exception`` from ``call`` becomes that item's failed outcome;
-    cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
-    they have all stopped.
-    """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    total = len(items)
-    outcomes: builtins.list[BatchOutcome[R] | None] = [None] * total
-    indexes = iter(range(total))
-    done = failed = 0
-    callback_error: Exception | None = None
-
-    async def worker(scope: anyio.CancelScope) -> None:
-        nonlocal done, failed, callback_error
-        for index in indexes:
-            outcome: BatchOutcome[R]
-            try:
-                outcome = BatchOutcome.success(index, await call(items[index]))
-            except Exception as exc:
-                outcome = BatchOutcome.failure(index, exc)
-                failed += 1
-            outcomes[index] = outcome
-            done += 1
-            if on_progress is not None:
-                try:
-                    on_progress(done, total, failed)
-                except Exception as exc:
-                    callback_error = callback_error or exc
-                    scope.cancel()
-                    return
-
-    if total:
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(concurrency, total)):
-                tg.start_soon(worker, tg.cancel_scope)
-    if callback_error is not None:
-        raise callback_error
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-def _decode_run(response: Response) -> RunData:
-    try:
-        return _converter.decode_run(response.body)
-    except Exception as exc:
-        _attach_request_id(exc, response.request_id)
-        raise
-
-
-def _attach_request_id(exc: BaseException, request_id: str | None) -> None:
-    if request_id and getattr(exc, "request_id", "") is None:
-        exc.request_id = request_id  # type: ignore[attr-defined]
-
-
-def _string(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return value
-
-
-def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> builtins.list[str]:
-    if status is None:
-        return []
-    values = [status] if isinstance(status, str) else list(status)
-    out = []
-    for value in values:
-        if not isinstance(value, str):
-            raise TypeError(f"status must be a RunStatus or str, got {value!r}")
-        parsed = RunStatus(value)
-        if not parsed.is_known:
-            known = ", ".join(s.value for s in RunStatus)
-            raise ValueError(f"unknown status {value!r}; expected one of {known}")
-        out.append(parsed.value)
-    return out
-
-
-def _timestamp(name: str, value: datetime) -> str:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _malformed(what: str, why: str, response: Response) -> ResponseValidationError:
-    return ResponseValidationError(f"malformed {what}: {why}", request_id=response.request_id)
+    except (TypeError, ValueError) as exc:
+        return exc
+    return None

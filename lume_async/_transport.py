@@ -10,7 +10,6 @@ import asyncio
 import os
 import random
 import ssl
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -19,6 +18,7 @@ import attrs
 from multidict import CIMultiDictProxy
 
 from . import _converter
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
@@ -34,7 +34,7 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
 )
-from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry, retry_sleep
+from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._version import __version__
 
 __all__ = ["RequestOptions", "Response", "Transport"]
@@ -160,15 +160,24 @@ def _describe_issue(item: Any) -> str:
 class Transport:
     """Sends requests, retries what is safe to repeat, and maps failures onto the error tree."""
 
-    def __init__(self, config: ClientConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._config = config
+        self._clock = clock
         self._base_url = config.base_url
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._session_pid = 0
         self._closed = False
-        self._budget = RetryBudget(config.retry.budget_ratio, config.retry.budget_floor)
+        # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
+        # with_options view that asks for other budget settings.
+        self._budgets: dict[tuple[float, float], RetryBudget] = {}
         self._rng = random.Random()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
@@ -177,9 +186,16 @@ class Transport:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def budget(self) -> RetryBudget:
-        return self._budget
+    def budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
+        """The retry budget that calls made under ``policy`` (default: the client's) draw on."""
+        policy = policy or self._config.retry
+        key = (policy.budget_ratio, policy.budget_floor)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = RetryBudget(
+                policy.budget_ratio, policy.budget_floor, clock=self._clock
+            )
+        return budget
 
     def _client_timeout(self, timeout: Timeout, remaining: float | None) -> aiohttp.ClientTimeout:
         if remaining is not None and (timeout.total is None or remaining < timeout.total):
@@ -283,12 +299,14 @@ class Transport:
         if idempotency_key is not None:
             headers = headers or {}
             headers["Idempotency-Key"] = idempotency_key
-        deadline = None if policy.deadline is None else time.monotonic() + policy.deadline
-        self._budget.deposit()
+        clock = self._clock
+        deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
+        budget = self.budget(policy)
+        budget.deposit()
         attempt = 0
         while True:
             attempt += 1
-            remaining = None if deadline is None else deadline - time.monotonic()
+            remaining = None if deadline is None else deadline - clock.monotonic()
             timeout = self._client_timeout(opts.timeout, remaining)
             failure: LumeError
             try:
@@ -309,7 +327,7 @@ class Transport:
             else:
                 if response.status < 300:
                     if attempt > 1:
-                        self._budget.refund()
+                        budget.refund()
                     return response
                 if response.status < 400:
                     raise APIError(
@@ -328,16 +346,16 @@ class Transport:
                 )
                 raise failure
             wait = min(backoff(policy, attempt - 1, failure, self._rng), policy.max_retry_after)
-            if deadline is not None and time.monotonic() + wait > deadline:
+            if deadline is not None and clock.monotonic() + wait > deadline:
                 failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
                 raise failure
-            if not self._budget.try_withdraw():
+            if not budget.try_withdraw():
                 failure.add_note(
                     "not retried: the client's retry budget is spent (see RetryPolicy)"
                 )
                 raise failure
             log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
-            await retry_sleep(wait)
+            await clock.sleep(wait)
 
 
 def _worth_retrying(failure: LumeError) -> bool:

@@ -11,6 +11,7 @@ With a webhook receiver (``enable_push``), a completion event makes the sweeper 
 once (events arriving together share a request), and full sweeps slow to ``safety_net_interval``:
 they only catch deliveries that never arrive.
 
+Every pause and deadline is measured on the client's clock, so tests can run them in virtual time.
 Cost: registering and finishing a waiter is O(its runs); a sweep is O(watched runs) plus one
 request per 100 of them.
 """
@@ -21,64 +22,42 @@ import asyncio
 import logging
 import math
 import random
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
 
-import anyio
-
+from ._clock import SYSTEM_CLOCK, Clock
 from ._exceptions import (
     APIConnectionError,
     LumeError,
     RateLimitError,
-    RunNotFoundError,
     RunTimeoutError,
     ServerError,
 )
+from ._timers import Timers, sleep_until_set
 from ._validation import check_interval, check_timeout
-from .models import RunData, RunStatus
+from ._watches import Target, Watch, Watches
+from .models import RunData
 
 if TYPE_CHECKING:
-    from ._run import AsyncRun
+    from ._runs_core import RunCell
     from .models import WebhookEvent
 
-__all__ = ["Waiting"]
+__all__ = ["BATCH_SIZE", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
 BatchFetch = Callable[[list[str]], Awaitable[dict[str, RunData]]]
+T = TypeVar("T")
 
-BATCH_SIZE = 100
-_CONCURRENT_BATCHES = 8
-_GROWTH = 1.5
+BATCH_SIZE: Final = 100
+_CONCURRENT_BATCHES: Final = 8
+_GROWTH: Final = 1.5
 # Pauses are shortened by up to this fraction at random, so that clients started together do not
 # poll together; never lengthened, so a waiter is looked at within its poll_interval.
-_JITTER = 0.1
+_JITTER: Final = 0.1
 # Events that arrive within this window are fetched in one request.
-_PUSH_WINDOW = 0.005
-# Completion events remembered for runs nobody waits on yet (the event can beat the wait() call).
-_RECENT_EVENTS = 10_000
-_FAILED = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
-
-
-class _Watch:
-    """One caller's interest in some runs, with what to do as each one ends."""
-
-    __slots__ = ("handles", "interval", "on_done", "on_error", "remaining")
-
-    def __init__(
-        self,
-        handles: dict[str, list[AsyncRun]],
-        interval: float,
-        on_done: Callable[[AsyncRun], None],
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        self.handles = handles
-        self.interval = interval
-        self.on_done = on_done
-        self.on_error = on_error
-        self.remaining = len(handles)
+_PUSH_WINDOW: Final = 0.005
 
 
 class Waiting:
@@ -88,19 +67,18 @@ class Waiting:
         self,
         fetch: BatchFetch,
         *,
+        clock: Clock = SYSTEM_CLOCK,
         max_interval: float = 60.0,
         safety_net_interval: float = 30.0,
     ) -> None:
         check_interval(max_interval, "max_interval")
         check_interval(safety_net_interval, "safety_net_interval")
         self._fetch = fetch
+        self._clock = clock
         self._max_interval = max_interval
         self._safety_net = safety_net_interval
-        self._watches: dict[str, set[_Watch]] = {}  # run id -> the watches waiting on it
-        self._all: set[_Watch] = set()
-        self._intervals: dict[float, int] = {}  # poll_interval -> how many live watches ask it
-        self._hot: set[str] = set()  # runs to fetch now (a completion event named them)
-        self._recent: dict[str, None] = {}  # completion events for runs not watched (yet)
+        self._watches = Watches(on_idle=self._idle)
+        self._timers = Timers(clock)
         self._push = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,24 +127,21 @@ class Waiting:
         self._pushed(data.run_id)
 
     def _pushed(self, run_id: str) -> None:
-        if run_id in self._watches:
-            self._hot.add(run_id)
+        if self._watches.push(run_id):
             self._poke()
-            return
-        # Nobody waits on it yet: remember, so a wait() that comes late fetches it at once.
-        self._recent[run_id] = None
-        if len(self._recent) > _RECENT_EVENTS:
-            del self._recent[next(iter(self._recent))]
 
     # -- waiting -------------------------------------------------------------------------------
-    async def wait(self, run: AsyncRun, *, timeout: float | None, poll_interval: float) -> AsyncRun:
+    async def wait(
+        self, cell: RunCell, run: T, *, timeout: float | None, poll_interval: float
+    ) -> None:
+        """Until ``cell`` is terminal; RunTimeoutError (naming ``run``) when ``timeout`` passes."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        if run.is_terminal:
-            return run
+        if cell.data.is_terminal:
+            return
         done = asyncio.get_running_loop().create_future()
 
-        def finished(_: AsyncRun) -> None:
+        def finished(_: Target) -> None:
             if not done.done():
                 done.set_result(None)
 
@@ -174,130 +149,105 @@ class Waiting:
             if not done.done():
                 done.set_exception(exc)
 
-        watch = self._add([run], poll_interval, finished, failed)
+        def expired() -> None:
+            data = cell.data
+            failed(
+                RunTimeoutError(
+                    f"run {data.id} is still {data.status.value} after {timeout:g} s", run=run
+                )
+            )
+
+        watch = self._add([(cell, run)], poll_interval, finished, failed)
+        timer = self._timers.call_at(self._deadline(timeout), expired)
         try:
-            with anyio.fail_after(math.inf if timeout is None else timeout):
-                await done
-        except TimeoutError:
-            raise RunTimeoutError(
-                f"run {run.id} is still {run.status.value} after {timeout:g} s", run=run
-            ) from None
+            await done
         finally:
-            self._remove(watch)
-        return run
+            self._timers.cancel(timer)
+            self._watches.remove(watch)
 
     async def as_completed(
         self,
-        runs: list[AsyncRun],
+        targets: Sequence[tuple[RunCell, T]],
         *,
         timeout: float | None,
         poll_interval: float,
         on_progress: Callable[[int, int, int], None] | None = None,
-    ) -> AsyncIterator[AsyncRun]:
+    ) -> AsyncIterator[T]:
+        """Each target's ``T`` as its cell turns terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        total = len(runs)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ready: asyncio.Queue[AsyncRun | BaseException] = asyncio.Queue()
+        total = len(targets)
+        ready: asyncio.Queue[Target | BaseException | None] = asyncio.Queue()
         pending = []
-        for run in runs:
-            if run.is_terminal:
-                ready.put_nowait(run)
+        for target in targets:
+            if target[0].data.is_terminal:
+                ready.put_nowait(target)
             else:
-                pending.append(run)
+                pending.append(target)
         watch = (
             self._add(pending, poll_interval, ready.put_nowait, ready.put_nowait)
             if pending
             else None
         )
+        # None in the queue: the deadline passed.
+        timer = self._timers.call_at(self._deadline(timeout), lambda: ready.put_nowait(None))
         done = failed = 0
         try:
             while done < total:
-                remaining = math.inf if deadline is None else deadline - time.monotonic()
-                item: AsyncRun | BaseException | None = None
-                with anyio.move_on_after(remaining):
-                    item = await ready.get()
+                item = await ready.get()
                 if item is None:
-                    unfinished = next((r for r in runs if not r.is_terminal), None)
+                    unfinished = next((r for c, r in targets if not c.data.is_terminal), None)
                     raise RunTimeoutError(
                         f"{total - done} of {total} runs are not finished after {timeout:g} s",
                         run=unfinished,
                     )
                 if isinstance(item, BaseException):
                     raise item
+                cell, run = item
                 done += 1
-                failed += item.status in _FAILED
+                failed += cell.data.status.is_failure
                 if on_progress is not None:
                     on_progress(done, total, failed)
-                yield item
+                yield run
         finally:
+            self._timers.cancel(timer)
             if watch is not None:
-                self._remove(watch)
+                self._watches.remove(watch)
+
+    def _deadline(self, timeout: float | None) -> float:
+        return math.inf if timeout is None else self._clock.monotonic() + timeout
 
     # -- registry ------------------------------------------------------------------------------
     def _add(
         self,
-        runs: Iterable[AsyncRun],
+        targets: Sequence[Target],
         interval: float,
-        on_done: Callable[[AsyncRun], None],
+        on_done: Callable[[Target], None],
         on_error: Callable[[BaseException], None],
-    ) -> _Watch:
+    ) -> Watch:
         self._bind_loop()
-        handles: dict[str, list[AsyncRun]] = {}
-        for run in runs:
-            handles.setdefault(run.id, []).append(run)
-        watch = _Watch(handles, interval, on_done, on_error)
-        self._all.add(watch)
-        self._intervals[interval] = self._intervals.get(interval, 0) + 1
-        recent = self._recent
-        for run_id in handles:
-            self._watches.setdefault(run_id, set()).add(watch)
-            if recent and run_id in recent:
-                del recent[run_id]
-                self._hot.add(run_id)
+        watch = self._watches.add(targets, interval, on_done, on_error)
         # The newcomer is looked at within its own poll_interval, however far the sweeper had
         # backed off; it does not sweep at once, so that waiters arriving together share sweeps.
         self._restart_at = interval if self._restart_at is None else min(self._restart_at, interval)
         self._ensure_sweeper()
         return watch
 
-    def _remove(self, watch: _Watch) -> None:
-        """Forget a watch (finished, failed, timed out or cancelled); idempotent."""
-        self._detach(watch)
-        for run_id in watch.handles:
-            watchers = self._watches.get(run_id)
-            if watchers is not None:
-                watchers.discard(watch)
-                if not watchers:
-                    del self._watches[run_id]
-                    self._hot.discard(run_id)
-
-    def _detach(self, watch: _Watch) -> None:
-        """Stop counting a watch among the live ones (its runs may still be registered)."""
-        if watch not in self._all:
-            return
-        self._all.discard(watch)
-        left = self._intervals[watch.interval] - 1
-        if left:
-            self._intervals[watch.interval] = left
-        else:
-            del self._intervals[watch.interval]
-        if not self._all:
-            self._interval = math.inf
-            self._poke()  # let an idle sweeper end now rather than at its next sweep
+    def _idle(self) -> None:
+        """The last waiter is gone: let an idle sweeper end now rather than at its next sweep."""
+        self._interval = math.inf
+        self._poke()
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
         # First use, or the client moved to another loop: what the old loop waited on died with
-        # it (its waiters can never run again), and its sweeper cannot be reached from here.
+        # it (its waiters can never run again), and its tasks cannot be reached from here.
         self._loop = loop
         self._task = self._wake = None
         self._watches.clear()
-        self._all.clear()
-        self._intervals.clear()
-        self._hot.clear()
+        self._timers.clear()
         self._restart_at = None
         self._interval = math.inf
 
@@ -321,29 +271,27 @@ class Waiting:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if self._loop is _running_loop():
-            self._fail_all(LumeError("the client was closed while waiting for runs"))
+            await self._timers.aclose()
+            self._watches.fail_all(LumeError("the client was closed while waiting for runs"))
 
     # -- sweeping ------------------------------------------------------------------------------
-    def _fastest(self) -> float:
-        return min(self._intervals, default=self._max_interval)
-
     def _pause(self) -> float:
         pause = max(self._interval, self._safety_net) if self._push else self._interval
         return pause * (1.0 - _JITTER * self._rng.random())
 
     async def _sweeper(self, wake: asyncio.Event) -> None:
-        next_full = time.monotonic()  # a sweeper starts with a sweep
+        clock, watches = self._clock, self._watches
+        next_full = clock.monotonic()  # a sweeper starts with a sweep
         hold = 0.0  # after a refused sweep: no request at all before this
-        while self._all:
-            now = time.monotonic()
-            until = now if self._hot and now >= hold else max(next_full, hold)
+        while watches:
+            now = clock.monotonic()
+            until = now if watches.has_hot and now >= hold else max(next_full, hold)
             if until > now:
-                with anyio.move_on_after(until - now):
-                    await wake.wait()
+                await sleep_until_set(clock, wake, until - now)
             wake.clear()
-            if not self._all:
+            if not watches:
                 break
-            now = time.monotonic()
+            now = clock.monotonic()
             if self._restart_at is not None:
                 fastest, self._restart_at = self._restart_at, None
                 self._interval = min(self._interval, fastest)
@@ -351,35 +299,35 @@ class Waiting:
             if now < hold:
                 continue
             try:
-                if self._hot:
-                    await anyio.sleep(_PUSH_WINDOW)
+                if watches.has_hot:
+                    await clock.sleep(_PUSH_WINDOW)
                     await self._sweep([])
-                if time.monotonic() < next_full:
+                if clock.monotonic() < next_full:
                     continue
-                start = time.monotonic()
-                changed = await self._sweep(list(self._watches))
+                start = clock.monotonic()
+                changed = await self._sweep(watches.run_ids())
             except (ServerError, RateLimitError, APIConnectionError) as exc:
                 # The transport already retried: back off, never sooner than the server asked.
-                cap = max(self._fastest(), self._max_interval)
+                cap = max(watches.fastest(self._max_interval), self._max_interval)
                 self._interval = min(self._interval * _GROWTH, cap)
                 hint = exc.retry_after if isinstance(exc, ServerError | RateLimitError) else None
                 pause = max(self._interval, hint or 0.0)
                 logger.warning("status sweep failed, next in %.2f s: %s", pause, exc)
-                hold = next_full = time.monotonic() + pause
+                hold = next_full = clock.monotonic() + pause
                 continue
             except Exception as exc:
                 # Not transient (a revoked key, a closed client, an answer that makes no sense):
                 # every waiter hears it; the next waiter starts a fresh sweeper.
-                self._fail_all(exc)
+                watches.fail_all(exc)
                 break
-            fastest = self._fastest()
+            fastest = watches.fastest(self._max_interval)
             if changed:
                 self._interval = fastest
             else:
                 self._interval = min(self._interval * _GROWTH, max(fastest, self._max_interval))
             pause = self._pause()
             # Periodic from the start of the sweep, but a slow sweep still leaves a gap.
-            next_full = max(start + pause, time.monotonic() + pause / 4)
+            next_full = max(start + pause, clock.monotonic() + pause / 4)
         self._interval = math.inf
 
     async def _sweep(self, ids: list[str]) -> bool:
@@ -390,14 +338,13 @@ class Waiting:
         """
         if ids:
             self.sweeps += 1
+        watches = self._watches
         changed = False
         chunks = deque(ids[i : i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE))
-        while chunks or self._hot:
+        while chunks or watches.has_hot:
             group: list[list[str]] = []
-            if self._hot:
-                hot = [run_id for run_id in self._hot if run_id in self._watches]
-                self._hot.clear()
-                group.extend(hot[i : i + BATCH_SIZE] for i in range(0, len(hot), BATCH_SIZE))
+            hot = watches.take_hot()
+            group.extend(hot[i : i + BATCH_SIZE] for i in range(0, len(hot), BATCH_SIZE))
             while chunks and len(group) < _CONCURRENT_BATCHES:
                 group.append(chunks.popleft())
             if not group:
@@ -412,59 +359,17 @@ class Waiting:
                     if error is None:
                         error = answer
                     # Runs pushed to us are fetched again first thing after the backoff.
-                    self._hot.update(run_id for run_id in chunk if run_id in self._watches)
+                    watches.make_hot(chunk)
                     continue
                 for run_id in chunk:
                     data = answer.get(run_id)
                     if data is None:
-                        self._fail_run(run_id)
-                    elif self._apply(data):
+                        watches.fail_run(run_id)
+                    elif watches.apply(data):
                         changed = True
             if error is not None:
                 raise error
         return changed
-
-    def _apply(self, data: RunData) -> bool:
-        """Update the handles waiting on this run; True if its status moved."""
-        watchers = self._watches.get(data.id)
-        if not watchers:
-            return False
-        moved = False
-        for watch in watchers:
-            for handle in watch.handles.get(data.id, ()):
-                moved |= handle.status != data.status
-                handle._update(data)
-        if data.status.is_terminal:
-            del self._watches[data.id]
-            self._hot.discard(data.id)
-            for watch in watchers:
-                self._finish(watch, data.id)
-            return True
-        return moved
-
-    def _finish(self, watch: _Watch, run_id: str) -> None:
-        watch.remaining -= 1
-        if watch.remaining <= 0:
-            self._detach(watch)
-        for handle in watch.handles.get(run_id, ()):
-            watch.on_done(handle)
-
-    def _fail_run(self, run_id: str) -> None:
-        watchers = self._watches.pop(run_id, None)
-        if not watchers:
-            return
-        self._hot.discard(run_id)
-        error = RunNotFoundError(
-            f"run {run_id} is no longer visible to this API key", status_code=404, code="not_found"
-        )
-        for watch in watchers:
-            self._remove(watch)
-            watch.on_error(error)
-
-    def _fail_all(self, exc: BaseException) -> None:
-        for watch in list(self._all):
-            self._remove(watch)
-            watch.on_error(exc)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -5,29 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
-from ._validation import check_id
+from ._validation import check_endpoint_id, check_endpoint_url, check_events, check_secret
 from .models import WebhookEndpoint
 
 if TYPE_CHECKING:
     from ._transport import RequestOptions, Transport
 
 __all__ = ["AsyncWebhookEndpoints"]
-
-EVENT_TYPES = (
-    "run.succeeded",
-    "run.partial_failed",
-    "run.failed",
-    "run.crashed",
-    "run.canceled",
-)
-
-
-def _check_id(endpoint_id: object) -> str:
-    return check_id(endpoint_id, "endpoint_id", "a webhook endpoint id", "wh_01...")
 
 
 class AsyncWebhookEndpoints:
@@ -50,24 +37,11 @@ class AsyncWebhookEndpoints:
         made when none is given; read it from the result). Hand the same secret to a
         ``WebhookReceiver`` to verify them.
         """
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a str, not {type(url).__name__}")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url must be an http(s) URL with a host, got {url!r}")
-        body: dict[str, object] = {"url": url}
+        body: dict[str, object] = {"url": check_endpoint_url(url)}
         if events is not None:
-            if isinstance(events, str):
-                raise TypeError("events must be a list of event types, not a single string")
-            chosen = list(events)
-            unknown = [e for e in chosen if e not in EVENT_TYPES]
-            if unknown or not chosen:
-                raise ValueError(f"events must be some of {', '.join(EVENT_TYPES)}; got {chosen!r}")
-            body["events"] = chosen
+            body["events"] = check_events(events)
         if secret is not None:
-            if not isinstance(secret, str) or not secret:
-                raise TypeError("secret must be a non-empty str")
-            body["secret"] = secret
+            body["secret"] = check_secret(secret)
         response = await self._transport.request(
             "POST",
             "/v1/webhooks",
@@ -94,7 +68,7 @@ class AsyncWebhookEndpoints:
         """One webhook endpoint by id."""
         response = await self._transport.request(
             "GET",
-            f"/v1/webhooks/{_check_id(endpoint_id)}",
+            f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
             route="/v1/webhooks/{webhook_id}",
             retryable=True,
             options=self._options,
@@ -105,7 +79,7 @@ class AsyncWebhookEndpoints:
         """Stop sending events to this endpoint."""
         await self._transport.request(
             "DELETE",
-            f"/v1/webhooks/{_check_id(endpoint_id)}",
+            f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
             route="/v1/webhooks/{webhook_id}",
             retryable=True,
             options=self._options,

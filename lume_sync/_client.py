@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lume_async._client import _UNSET, AsyncLume
+from lume_async._client import UNSET, AsyncLume
 
 from . import _callbacks, _wrap
 from ._flows import Flows
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
     from lume_async._client import ProcessResult
+    from lume_async._clock import Clock
     from lume_async._config import RetryPolicy, Timeout
     from lume_async.webhooks import WebhookReceiver
 
@@ -34,6 +35,12 @@ class Lume(_wrap.Twin[AsyncLume]):
     One aiohttp session is created lazily on the loop of the first request and reused for every
     call; close it with ``lume.close()`` or ``with Lume(...) as lume``. The API key comes from
     ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
+
+    ``clock`` is where the client reads time and waits: retry backoff and deadlines, the retry
+    budget's window, the poller's pauses, and the timeouts of ``wait()``, ``wait_all()`` and
+    ``as_completed()``. It is real time unless given; tests pass a
+    ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
+    Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
@@ -56,6 +63,7 @@ class Lume(_wrap.Twin[AsyncLume]):
         webhooks: WebhookReceiver | None = None,
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -67,6 +75,7 @@ class Lume(_wrap.Twin[AsyncLume]):
             webhooks=webhooks,
             allow_insecure_http=allow_insecure_http,
             ssl_context=ssl_context,
+            clock=clock,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 
@@ -85,11 +94,15 @@ class Lume(_wrap.Twin[AsyncLume]):
     def with_options(
         self,
         *,
-        timeout: Timeout | float | None = _UNSET,
+        timeout: Timeout | float | None = UNSET,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> Lume:
-        """A view of this client with other per-call settings; it shares connections and waiting."""
+        """A view of this client with other per-call settings; it shares connections and waiting.
+
+        A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
+        client's draws on a retry budget of its own (see ``RetryPolicy``).
+        """
         return Lume._view(
             self._bridge,
             self._bridge.local(

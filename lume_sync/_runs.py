@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from lume_async._runs import ProgressCallback
+    from lume_async._batch import ProgressCallback
     from lume_async.models import (
         BatchOutcome,
         LogEntry,
@@ -183,7 +183,8 @@ class Runs(_wrap.Twin[AsyncRuns]):
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome, and a failed request fails only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
+        only the outcomes of its 100 ids.
         """
         return _wrap.outcomes(
             self._bridge,

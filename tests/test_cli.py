@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lume_async._demo import DemoProgress, run_demo
+from lume_async._cli._demo_run import DemoProgress, run_demo
 from lume_async.testing import Emulator
 
 pytestmark = pytest.mark.lume_emulator(time_scale=100)
@@ -395,7 +395,7 @@ def test_an_unknown_run_id_in_cancel_is_one_error_line(lume_emulator: Emulator) 
 
 def test_a_malformed_run_id_is_one_error_line(lume_emulator: Emulator) -> None:
     done = lume("runs", "logs", "not a run", emu=lume_emulator)
-    assert "is not a run id" in one_error_line(done)
+    assert "must be a run id" in one_error_line(done)
 
 
 def test_an_unreachable_server_is_one_error_line() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from lume_async import _converter
 from lume_async._exceptions import ResponseValidationError
+from lume_async._fast_run import fast_run
 from lume_async.models import Flow, LogEntry, Page, RejectedRow, RunData, RunStatus
 
 from .test_models import FULL_METADATA, run_json
@@ -255,7 +256,7 @@ def mutations(draw: st.DrawFn, template: Any) -> Any:
 @given(mutations(run_json()))
 def test_fast_run_decoder_agrees_with_the_generated_hooks(run: dict[str, Any]) -> None:
     try:
-        fast: RunData | None = _converter._fast_run(run)
+        fast: RunData | None = fast_run(run)
         assert fast is not None
         fast.metadata  # noqa: B018 - decoded on first read
     except Exception:

@@ -2,6 +2,9 @@
 
 A block that defines ``test_*`` functions is a test module and runs under pytest; any other block
 runs as a script. Each block starts the emulator it needs, as the README shows readers to.
+
+A block preceded by ``<!-- needs: airflow -->`` is an Airflow DAG: it needs the ``airflow`` extra,
+so it runs in that venv, in ``tests/airflow/test_readme_dag.py``, not here.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ from typing import Any
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-_FENCE = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+_FENCE = re.compile(r"^(?:<!-- needs: (\w+) -->\n)?```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 _HEADING = re.compile(r"^## (.+)$", re.MULTILINE)
 
 
-def python_blocks() -> list[Any]:
+def python_blocks(needs: str | None = None) -> list[Any]:
+    """The README's Python blocks that need ``needs`` (None: those that need nothing extra)."""
     text = README.read_text(encoding="utf-8")
     blocks = []
     for match in _FENCE.finditer(text):
+        if match.group(1) != needs:
+            continue
         line = text.count("\n", 0, match.start()) + 1
         headings = _HEADING.findall(text, 0, match.start())
         section = re.sub(r"\W+", "-", headings[-1].lower()).strip("-") if headings else "top"
-        blocks.append(pytest.param(match.group(1), id=f"{section}-line{line}"))
+        blocks.append(pytest.param(match.group(2), id=f"{section}-line{line}"))
     return blocks
 
 

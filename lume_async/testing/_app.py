@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ._control import add_control_routes
 from ._faults import FaultProfile
 from ._http import SERVICE, middleware
@@ -26,6 +27,7 @@ def create_app(
     webhook_retry_base: float = 0.5,
     webhook_max_attempts: int = 6,
     service: Service | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> web.Application:
     """A standalone emulator app, e.g. for ``aiohttp.web.run_app`` or aiohttp's test client.
 
@@ -42,6 +44,7 @@ def create_app(
             rate_burst=rate_burst,
             webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts,
+            clock=clock,
         )
     app = web.Application(middlewares=[middleware], client_max_size=64 * 1024 * 1024)
     app[SERVICE] = service

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ._app import create_app
 from ._faults import FaultProfile
+from ._protocol import JsonErrorRunner
 from ._service import Service
 
 __all__ = ["Emulator"]
@@ -29,8 +31,12 @@ T = TypeVar("T")
 class Emulator:
     """A faithful, stateful stand-in for the Lume API, for tests and local development.
 
-    ``url``, ``port`` and ``api_key`` are set once it is started. ``time_scale`` speeds the run
-    clock up (100 makes a 5 s run end in 50 ms); ``advance()`` skips virtual time outright.
+    ``url``, ``port`` and ``api_key`` are set once it is started. Runs progress on run time:
+    ``time_scale`` speeds it up (100 makes a 5 s run end in 50 ms) and ``advance()`` skips it
+    outright; only durations and stage timings are scaled, timestamps stay wall-clock time. All
+    time is read from ``clock`` (any :class:`~lume_async._clock.Clock`: ``monotonic()``,
+    ``time()``, ``async sleep()``), so a test can hand it a virtual clock: run progress, timestamps,
+    the 24 h idempotency window, cursor lifetimes and webhook retry backoff all follow it.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class Emulator:
         rate_burst: int | None = None,
         webhook_retry_base: float = 0.5,
         webhook_max_attempts: int = 6,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._service = Service(
             api_key=api_key,
@@ -56,6 +63,7 @@ class Emulator:
             rate_burst=rate_burst,
             webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts,
+            clock=clock,
         )
         self.app: web.Application = create_app(service=self._service)
         self.host = host
@@ -79,7 +87,7 @@ class Emulator:
     async def _astart(self) -> None:
         if self._runner is not None:
             raise RuntimeError("this Emulator is already running")
-        runner = web.AppRunner(
+        runner = JsonErrorRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await runner.setup()
@@ -190,7 +198,7 @@ class Emulator:
         self._call(self._service.reset)
 
     def advance(self, seconds: float) -> None:
-        """Move the run clock forward by ``seconds`` of virtual time."""
+        """Skip ``seconds`` of run time: runs progress at once, timestamps stay wall-clock time."""
         self._call(self._service.advance, seconds)
 
     def set_rate_limit(self, rate_limit: float | None, burst: int | None = None) -> None:

@@ -6,7 +6,6 @@ for the route key, one for the tenant, and faults and idempotency only when arme
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import uuid
@@ -161,10 +160,10 @@ async def _work(
     """Run the handler; a ``delay`` fault makes it late before or after the work."""
     delay = svc.faults.profile.delay if svc.faults.profile is not None else 0.0
     if fault == ("delay", "before"):
-        await asyncio.sleep(delay)
+        await svc.clock.clock.sleep(delay)
     resp = await _invoke(request, handler)
     if fault == ("delay", "after"):
-        await asyncio.sleep(delay)
+        await svc.clock.clock.sleep(delay)
     return resp
 
 
@@ -193,17 +192,16 @@ async def _idempotent(
                 [
                     {
                         "loc": ["header", "Idempotency-Key"],
-                        "msg": "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                        "msg": "Idempotency-Key must be 1 to 255 printable ASCII characters "
+                        "without spaces",
                         "type": "pattern_mismatch",
                     }
                 ],
             )
         )
     fingerprint = _fingerprint(request, await request.read())
-    now = svc.clock.now()
-    record = tenant.idempotency.get(key)
-    if record is not None and record.created + IDEMPOTENCY_TTL < now:
-        record = None
+    now = svc.clock.clock.monotonic()
+    record = tenant.idempotency_record(key, now, IDEMPOTENCY_TTL)
     if record is not None:
         if record.fingerprint != fingerprint:
             return error_response(
@@ -228,7 +226,8 @@ async def _idempotent(
             content_type=_JSON,
             headers={"idempotent-replayed": "true"},
         )
-    record = tenant.idempotency[key] = IdempotencyRecord(fingerprint, now)
+    record = IdempotencyRecord(fingerprint, now)
+    tenant.remember(key, record, now, IDEMPOTENCY_TTL)
     try:
         resp = await _work(request, handler, svc, fault)
     except BaseException:

@@ -1,20 +1,25 @@
-"""The emulator's virtual clock and the stage plan of a run.
+"""The emulator's run clock and the stage plan of a run.
 
 A run never owns a task: its status, ``updated_at``, metadata and logs are pure functions of its
-plan and the clock, computed when read. The clock is real monotonic time multiplied by
-``time_scale`` plus an offset that ``advance()`` moves forward, so tests can skip time.
+plan and the clock, computed when read. Run time is the injected clock's monotonic seconds times
+``time_scale``, plus whatever ``advance()`` skipped; timestamps are the wall-clock instants at
+which run time reached each point, so they are never in the future.
 """
 
 from __future__ import annotations
 
-import time
+import bisect
 from datetime import UTC, datetime
 from typing import Any
 
+from .._clock import Clock
+
 __all__ = [
     "TERMINAL",
-    "VirtualClock",
+    "Plan",
+    "RunClock",
     "iso",
+    "log_entries",
 ]
 
 TERMINAL = frozenset({"SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED"})
@@ -31,51 +36,87 @@ STAGES: tuple[tuple[str, float], ...] = (
 END_FRACTION = {"SUCCEEDED": 1.0, "PARTIAL_FAILED": 1.0, "FAILED": 0.8, "CRASHED": 0.9}
 
 
-class VirtualClock:
-    """Seconds of virtual time since the emulator started, and their wall-clock mapping."""
+class RunClock:
+    """Run time (scaled, skippable) and the wall-clock instant at which it reached any point.
 
-    __slots__ = ("_offset", "_start_mono", "_start_wall", "scale")
+    ``now()`` is run time in seconds since the emulator started. Each ``advance()`` records an
+    anchor: run time jumped at one wall-clock instant, so every point it skipped maps to that
+    instant. Between anchors run time moves ``scale`` times as fast as the wall clock.
+    """
 
-    def __init__(self, scale: float = 1.0) -> None:
-        if scale <= 0:
+    __slots__ = ("_monotonic", "_offset", "_runs", "_start", "_time", "_walls", "clock", "scale")
+
+    def __init__(self, clock: Clock, scale: float = 1.0) -> None:
+        if not scale > 0:
             raise ValueError("time_scale must be > 0")
-        self.scale = scale
-        self._start_mono = time.monotonic()
-        self._start_wall = time.time()
+        self.clock = clock
+        self.scale = float(scale)
+        self._monotonic = clock.monotonic
+        self._time = clock.time
+        self._start = clock.monotonic()
         self._offset = 0.0
+        self._runs = [0.0]
+        self._walls = [clock.time()]
 
     def now(self) -> float:
-        """The current virtual time, in seconds since the clock started."""
-        return (time.monotonic() - self._start_mono) * self.scale + self._offset
+        """The current run time."""
+        return (self._monotonic() - self._start) * self.scale + self._offset
 
     def advance(self, seconds: float) -> None:
-        """Move virtual time forward by ``seconds`` (never backwards)."""
-        if seconds < 0:
+        """Skip ``seconds`` of run time at once (never backwards)."""
+        if not seconds >= 0:
             raise ValueError("cannot advance the clock backwards")
+        if seconds == 0:
+            return
+        at, wall = self.now(), self.clock.time()
         self._offset += seconds
+        self._runs.append(at + seconds)
+        self._walls.append(wall)
 
-    def real_delay(self, virtual_seconds: float) -> float:
-        """How long to really sleep for ``virtual_seconds`` of virtual time to pass."""
-        return max(0.0, virtual_seconds / self.scale)
+    def compact(self) -> None:
+        """Forget the anchors (after a reset, when no run needs the past any more)."""
+        self._runs = [self.now()]
+        self._walls = [self.clock.time()]
 
-    def wall(self, v: float) -> float:
-        """Unix time of virtual instant ``v``."""
-        return self._start_wall + v
+    def real_delay(self, run_seconds: float) -> float:
+        """How long to wait on the clock for ``run_seconds`` of run time to pass."""
+        return max(0.0, run_seconds / self.scale)
 
-    def iso(self, v: float) -> str:
-        return iso(self._start_wall + v)
+    def wall(self, at: float) -> float:
+        """Unix time at which run time reached ``at`` (never later than now)."""
+        runs = self._runs
+        if len(runs) == 1:  # never advanced
+            wall = self._walls[0] + (at - runs[0]) / self.scale
+        else:
+            i = max(0, bisect.bisect_right(runs, at) - 1)
+            wall = self._walls[i] + (at - runs[i]) / self.scale
+            if i + 1 < len(runs):
+                wall = min(wall, self._walls[i + 1])
+        now = self._time()
+        return wall if wall < now else now
 
-    def ms(self, v: float) -> int:
-        return int((self._start_wall + v) * 1000)
+    def iso(self, at: float) -> str:
+        """``wall(at)`` as an ISO-8601 timestamp."""
+        return iso(self.wall(at))
 
-    def from_wall(self, unix: float) -> float:
-        return unix - self._start_wall
+    def wall_ms(self) -> int:
+        """The current wall-clock time in whole milliseconds."""
+        return int(self._time() * 1000)
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted (swapped whole: threads)
 
 
 def iso(unix: float) -> str:
-    """ISO-8601 UTC with millisecond precision and a ``Z``."""
-    dt = datetime.fromtimestamp(unix, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with microsecond precision (truncated) and a ``Z``."""
+    global _second
+    us = int(unix * 1_000_000)
+    second, fraction = divmod(us, 1_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+        _second = cached
+    return f"{cached[1]}{fraction:06d}Z"
 
 
 class Plan:
@@ -102,12 +143,12 @@ class Plan:
             return "TRANSFORMING"
         if t >= b[2]:
             return "SYNCING_SOURCE"
-        if t > b[0]:
+        if t >= b[1]:
             return "PENDING"
         return "CREATED"
 
     def finished_at(self, canceled: float | None) -> float:
-        """The virtual instant the run became (or will become) terminal."""
+        """The run time at which the run became (or will become) terminal."""
         if canceled is not None and canceled < self.end:
             return canceled
         return self.end
@@ -141,7 +182,7 @@ class Plan:
 def log_entries(
     plan: Plan, t: float, canceled: float | None, info: dict[str, Any]
 ) -> list[tuple[float, str, str, str, dict[str, Any]]]:
-    """The log lines a run has written by virtual time ``t`` (a few per state transition)."""
+    """The log lines a run has written by run time ``t`` (a few per state transition)."""
     b = plan.bounds
     stop = plan.finished_at(canceled)
     rows, mapped, rejected = info["input_rows"], info["mapped_rows"], info["rejected_rows"]
@@ -154,6 +195,16 @@ def log_entries(
         (b[3], "INFO", "transform.started", "Mapping rows to the target schema", {}),
     ]
     if plan.outcome == "FAILED":
+        if rejected:
+            entries.append(
+                (
+                    plan.end,
+                    "WARNING",
+                    "validation.rejects",
+                    f"{rejected} rows failed validation",
+                    {"rejected_rows": rejected},
+                )
+            )
         entries.append((plan.end, "ERROR", "transform.failed", info["error"], {}))
     else:
         entries.append(

@@ -1,44 +1,67 @@
 """Query parsing and keyset pagination of ``GET /v1/runs``.
 
-Cursors are ``[c|u][a|d]<13-digit ms><run id>``: the sort key (``created_at`` or ``updated_at``),
-the direction, and the last item's key. Run ids are monotonic ULIDs, so ``created_at`` order is id
-order and a page after a cursor is a binary search away; runs created meanwhile land after the
-newest id and can neither be skipped nor repeated. Any string matching the documented pattern is
-a valid cursor, and a cursor's order wins over ``order_by``/``order``.
+Run ids are monotonic ULIDs, so ``created_at`` order is id order and the page after a cursor is a
+binary search away; runs created meanwhile land after the newest id and are neither skipped nor
+repeated. A cursor is opaque and self-contained: the filters and order it was issued for, the last
+run id, and when it was issued, signed so a damaged one is refused. It resumes in any emulator
+process for 24 h. A filter given along with a cursor must be the cursor's own (left out, the
+cursor's applies). Ordering by ``updated_at``, which changes while iterating, is refused.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ._errors import ApiError
-from ._lifecycle import VirtualClock
-from ._state import Run, Tenant
+from ._lifecycle import RunClock
+from ._run import Run
+from ._state import Tenant
 
 __all__ = ["int_param", "list_runs"]
 
-STATUSES = frozenset(
-    {
-        "CREATED",
-        "PENDING",
-        "RUNNING",
-        "SYNCING_SOURCE",
-        "TRANSFORMING",
-        "SYNCING_TARGET",
-        "SUCCEEDED",
-        "PARTIAL_FAILED",
-        "FAILED",
-        "CRASHED",
-        "CANCELED",
-    }
+_STATUSES = (
+    "CREATED",
+    "PENDING",
+    "SYNCING_SOURCE",
+    "TRANSFORMING",
+    "SYNCING_TARGET",
+    "SUCCEEDED",
+    "PARTIAL_FAILED",
+    "FAILED",
+    "CRASHED",
+    "CANCELED",
 )
-_CURSOR = re.compile(r"([cu])([ad])([0-9]{13})(run_[0-9A-HJKMNP-TV-Z]{26})")
+# The TypeScript SDK's words: RUNNING is any of the three working states, INCOMPLETE is partial.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    **{status: (status,) for status in _STATUSES},
+    "RUNNING": ("SYNCING_SOURCE", "TRANSFORMING", "SYNCING_TARGET"),
+    "INCOMPLETE": ("PARTIAL_FAILED",),
+}
+CURSOR_TTL = 24 * 3600
+_CURSOR_KEY = b"lume-emulator-cursor-v1"  # integrity, not secrecy: any process can resume one
+_RUN_ID = re.compile(r"run_[0-9A-HJKMNP-TV-Z]{26}")
+_DEFAULTS: dict[str, Any] = {
+    "flow_version": None,
+    "source_path": None,
+    "status": None,
+    "label": None,
+    "tag": None,
+    "created_after": None,
+    "created_before": None,
+    "order": "desc",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
@@ -67,8 +90,8 @@ def _str_param(request: web.Request, name: str, max_len: int) -> str | None:
     return raw
 
 
-def parse_datetime(name: str, raw: str) -> float:
-    """RFC 3339 date-time to Unix seconds (a leap second reads as :59)."""
+def parse_datetime(name: str, raw: str) -> int:
+    """RFC 3339 date-time to Unix microseconds (a leap second reads as :59)."""
     m = _DATETIME.fullmatch(raw)
     try:
         if m is None:
@@ -85,89 +108,173 @@ def parse_datetime(name: str, raw: str) -> float:
             tz = timezone(delta if m[9] == "+" else -delta)
         if second == 60:
             second = 59
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz).timestamp()
+        instant = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+        return (instant - _EPOCH) // timedelta(microseconds=1)
     except (ValueError, OverflowError) as exc:
         raise _invalid(name, "Input should be an RFC 3339 date-time", "datetime_parsing") from exc
 
 
-def _matcher(request: web.Request, clock: VirtualClock, t: float) -> Callable[[Run], bool]:
+def _filters(request: web.Request) -> dict[str, Any]:
+    """The filters (and order) this request gives, normalised; absent ones are left out."""
     query = request.query
-    flow_version = _str_param(request, "flow_version", 200)
-    label = _str_param(request, "label", 256)
-    statuses = set(query.getall("status", ()))
-    unknown = statuses - STATUSES
-    if unknown:
-        raise _invalid("status", f"Input should be one of {sorted(STATUSES)}", "enum")
-    tags = query.getall("tag", ())
-    if any(len(tag) > 64 for tag in tags):
-        raise _invalid("tag", "String should have at most 64 characters", "too_long")
-    after = query.get("created_after")
-    before = query.get("created_before")
-    v_after = None if after is None else clock.from_wall(parse_datetime("created_after", after))
-    v_before = None if before is None else clock.from_wall(parse_datetime("created_before", before))
+    given: dict[str, Any] = {}
+    for name, max_len in (("flow_version", 200), ("source_path", 2048), ("label", 256)):
+        value = _str_param(request, name, max_len)
+        if value is not None:
+            given[name] = value
+    if "status" in query:
+        statuses: set[str] = set()
+        values = query.getall("status")
+        if len(values) > 12:
+            raise _invalid("status", "List should have at most 12 items", "too_long")
+        for value in values:
+            expanded = STATUS_FILTERS.get(value)
+            if expanded is None:
+                raise _invalid("status", f"Input should be one of {sorted(STATUS_FILTERS)}", "enum")
+            statuses.update(expanded)
+        given["status"] = sorted(statuses)
+    if "tag" in query:
+        tags = query.getall("tag")
+        if len(tags) > 50:
+            raise _invalid("tag", "List should have at most 50 items", "too_long")
+        if any(len(tag) > 64 for tag in tags):
+            raise _invalid("tag", "String should have at most 64 characters", "too_long")
+        given["tag"] = sorted(set(tags))
+    for name in ("created_after", "created_before"):
+        raw = query.get(name)
+        if raw is not None:
+            given[name] = parse_datetime(name, raw)
+    order = query.get("order")
+    if order is not None:
+        if order not in ("asc", "desc"):
+            raise _invalid("order", "Input should be 'asc' or 'desc'", "enum")
+        given["order"] = order
+    by = query.get("order_by")
+    if by is not None and by != "created_at":
+        if by == "updated_at":
+            raise _invalid(
+                "order_by",
+                "updated_at changes while iterating, so pages would skip and repeat runs; "
+                "order by created_at",
+                "unstable_order",
+            )
+        raise _invalid("order_by", "Input should be 'created_at'", "enum")
+    return given
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(_CURSOR_KEY, payload, hashlib.sha256).digest()[:12]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def encode_cursor(filters: dict[str, Any], last_id: str, issued: int) -> str:
+    payload = orjson.dumps({"f": filters, "k": last_id, "t": issued})
+    return _b64(payload) + "." + _b64(_sign(payload))
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def decode_cursor(raw: str, now: float) -> tuple[dict[str, Any], str]:
+    """The filters and last run id of a cursor from ``next_cursor``; 422 when not one."""
+    try:
+        body, _, sig = raw.partition(".")
+        payload = _unb64(body)
+        if not hmac.compare_digest(_unb64(sig), _sign(payload)):
+            raise ValueError(raw)
+        data = orjson.loads(payload)
+        filters, last_id, issued = data["f"], data["k"], data["t"]
+        if not (isinstance(filters, dict) and isinstance(last_id, str) and type(issued) is int):
+            raise ValueError(raw)
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor") from exc
+    if now - issued > CURSOR_TTL:
+        raise ApiError(
+            422,
+            "cursor_expired",
+            [
+                {
+                    "loc": ["query", "cursor"],
+                    "msg": "This cursor is more than 24 h old; list again from the start",
+                    "type": "cursor_expired",
+                }
+            ],
+        )
+    return filters, last_id
+
+
+def _matcher(f: dict[str, Any], t: float) -> Callable[[Run], bool]:
+    flow_version, source_path, label = f["flow_version"], f["source_path"], f["label"]
+    statuses = frozenset(f["status"]) if f["status"] is not None else None
+    tags = f["tag"] or ()
+    after, before = f["created_after"], f["created_before"]
 
     def match(run: Run) -> bool:
         if flow_version is not None and run.flow_version != flow_version:
+            return False
+        if source_path is not None and run.source_path != source_path:
             return False
         if label is not None and run.label != label:
             return False
         if tags and not all(tag in run.tags for tag in tags):
             return False
-        created = run.plan.created
-        if v_after is not None and created < v_after:
+        if after is not None and run.created_us < after:
             return False
-        if v_before is not None and created >= v_before:
+        if before is not None and run.created_us >= before:
             return False
-        return not statuses or run.status(t) in statuses
+        return statuses is None or run.status(t) in statuses
 
     return match
 
 
-def list_runs(request: web.Request, clock: VirtualClock, tenant: Tenant) -> dict[str, Any]:
-    size = int_param(request, "size", 50, 1, 100)
-    by = request.query.get("order_by", "created_at")
-    if by not in ("created_at", "updated_at"):
-        raise _invalid("order_by", "Input should be 'created_at' or 'updated_at'", "enum")
-    direction = request.query.get("order", "desc")
-    if direction not in ("asc", "desc"):
-        raise _invalid("order", "Input should be 'asc' or 'desc'", "enum")
+def list_runs(request: web.Request, clock: RunClock, tenant: Tenant) -> dict[str, Any]:
+    size = int_param(request, "size", 100, 1, 100)
+    given = _filters(request)
     raw_cursor = request.query.get("cursor")
-    cursor = None
-    if raw_cursor is not None:
-        cursor = _CURSOR.fullmatch(raw_cursor)
-        if cursor is None:
-            raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor")
-        by = "created_at" if cursor[1] == "c" else "updated_at"
-        direction = "asc" if cursor[2] == "a" else "desc"
-    t = clock.now()
-    match = _matcher(request, clock, t)
-    desc = direction == "desc"
-    found: list[tuple[int, Run]] = []
-    if by == "created_at":
-        order, runs = tenant.order, tenant.runs
-        if desc:
-            i = bisect.bisect_left(order, cursor[4]) - 1 if cursor else len(order) - 1
-            step = -1
-        else:
-            i = bisect.bisect_right(order, cursor[4]) if cursor else 0
-            step = 1
-        while 0 <= i < len(order) and len(found) <= size:
-            run = runs[order[i]]
-            if match(run):
-                found.append((run.created_ms, run))
-            i += step
+    last_id: str | None = None
+    if raw_cursor is None:
+        filters = {**_DEFAULTS, **given}
     else:
-        keyed = sorted(
-            ((clock.ms(run.updated(t)), run.id, run) for run in tenant.runs.values() if match(run)),
-            key=lambda item: (item[0], item[1]),
-            reverse=desc,
-        )
-        if cursor:
-            after = (int(cursor[3]), cursor[4])
-            keyed = [k for k in keyed if ((k[0], k[1]) < after if desc else (k[0], k[1]) > after)]
-        found = [(ms, run) for ms, _, run in keyed[: size + 1]]
+        issued_for, last_id = decode_cursor(raw_cursor, clock.clock.time())
+        filters = {**_DEFAULTS, **issued_for}
+        clash = sorted(name for name, value in given.items() if filters.get(name) != value)
+        if clash:
+            raise ApiError(
+                422,
+                "cursor_mismatch",
+                [
+                    {
+                        "loc": ["query", name],
+                        "msg": "This cursor was issued for other filters; leave them out or "
+                        "give the cursor's own",
+                        "type": "cursor_mismatch",
+                    }
+                    for name in clash
+                ],
+            )
+        if not _RUN_ID.fullmatch(last_id):
+            raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor")
+    t = clock.now()
+    match = _matcher(filters, t)
+    order, runs = tenant.order, tenant.runs
+    if filters["order"] == "desc":
+        i = bisect.bisect_left(order, last_id) - 1 if last_id else len(order) - 1
+        step = -1
+    else:
+        i = bisect.bisect_right(order, last_id) if last_id else 0
+        step = 1
+    found: list[Run] = []
+    while 0 <= i < len(order) and len(found) <= size:
+        run = runs[order[i]]
+        if match(run):
+            found.append(run)
+        i += step
     next_cursor = None
     if len(found) > size:
-        ms, last = found[size - 1]
-        next_cursor = f"{by[0]}{direction[0]}{ms:013d}{last.id}"
-    return {"items": [run.to_json(clock, t) for _, run in found[:size]], "next_cursor": next_cursor}
+        issued_for = {k: v for k, v in filters.items() if v != _DEFAULTS[k] or k == "order"}
+        next_cursor = encode_cursor(issued_for, found[size - 1].id, int(clock.clock.time()))
+    return {"items": [run.to_json(clock, t) for run in found[:size]], "next_cursor": next_cursor}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ._errors import ApiError, validation_error
-from ._flows import FLOWS, flow_json
+from ._flows import FLOW_VERSIONS, FLOWS, flow_json
 from ._http import SERVICE, TENANT, json_response
 from ._listing import int_param, list_runs
 from ._schema import openapi_bytes, validate
@@ -20,18 +21,25 @@ from ._webhooks import new_secret, secret_key
 __all__ = ["add_routes"]
 
 
+PAGE_SIZE = 100
+_FLOW_VERSION = re.compile(r"[A-Za-z0-9_.-]{1,100}:v[0-9]{1,9}")
+
+
 def _ctx(request: web.Request) -> tuple[Service, Tenant]:
     return request.app[SERVICE], request[TENANT]
 
 
-async def _body(request: web.Request, schema: str) -> dict[str, Any]:
+async def _json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise validation_error(["body"], "A JSON body is required", "missing")
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
+
+
+def _validated(schema: str, data: Any) -> dict[str, Any]:
     issues = validate(schema, data)
     if issues:
         raise ApiError(422, "validation_error", issues)
@@ -39,10 +47,14 @@ async def _body(request: web.Request, schema: str) -> dict[str, Any]:
     return result
 
 
+async def _body(request: web.Request, schema: str) -> dict[str, Any]:
+    return _validated(schema, await _json(request))
+
+
 def _page(request: web.Request, total: int) -> tuple[int, int, int, dict[str, Any]]:
     """Offset, limit, and the envelope without items, from ``page``/``size``."""
     page = int_param(request, "page", 1, 1, 1_000_000_000)
-    size = int_param(request, "size", 50, 1, 100)
+    size = int_param(request, "size", PAGE_SIZE, 1, 100)
     envelope = {"total": total, "page": page, "size": size, "pages": math.ceil(total / size)}
     return (page - 1) * size, size, total, envelope
 
@@ -56,7 +68,15 @@ def _paged(items: list[Any], envelope: dict[str, Any]) -> web.Response:
 
 async def create_run(request: web.Request) -> web.Response:
     svc, tenant = _ctx(request)
-    body = await _body(request, "RunCreate")
+    data = await _json(request)
+    flow_version = data.get("flow_version") if isinstance(data, dict) else None
+    if (
+        isinstance(flow_version, str)
+        and flow_version not in FLOW_VERSIONS
+        and _FLOW_VERSION.fullmatch(flow_version)
+    ):
+        raise ApiError(404, "not_found", f"Flow version {flow_version} not found")
+    body = _validated("RunCreate", data)
     status, run = svc.create_run(tenant, body)
     # A new run is answered as of its creation instant, so it reads CREATED.
     t = run.plan.created if status == 201 else svc.clock.now()
@@ -115,12 +135,12 @@ async def _rows(request: web.Request, kind: str) -> web.Response:
         raise ApiError(
             409, "run_not_finished", f"Run {run.id} is {run.status(t)}; rows exist once it ends"
         )
-    src = run.source
-    ok = run.has_rows(t)
-    total = (src.mapped_rows if kind == "results" else src.rejected_rows) if ok else 0
+    mapped, rejected = run.rows_served(t)
+    total = mapped if kind == "results" else rejected
     offset, limit, _, envelope = _page(request, total)
-    if not ok or offset >= total:
+    if offset >= total:
         return _paged([], envelope)
+    src = run.source
     rows = src.results(offset, limit) if kind == "results" else src.rejects(offset, limit)
     return _paged(rows, envelope)
 
@@ -131,6 +151,25 @@ async def get_results(request: web.Request) -> web.Response:
 
 async def get_rejects(request: web.Request) -> web.Response:
     return await _rows(request, "rejects")
+
+
+async def get_input(request: web.Request) -> web.Response:
+    """The source records a run read: inline rows at once, a path's once its source was read."""
+    svc, tenant = _ctx(request)
+    run = svc.get_run(tenant, request.match_info["run_id"])
+    t = svc.clock.now()
+    if not run.input_readable(t):
+        status = run.status(t)
+        why = "was canceled before" if status == "CANCELED" else f"is {status} and has not finished"
+        raise ApiError(
+            409,
+            "input_not_read",
+            f"Run {run.id} {why} reading its source",
+            extra={"status": status},
+        )
+    total = run.source.input_rows
+    offset, limit, _, envelope = _page(request, total)
+    return _paged(run.source.inputs(offset, limit) if offset < total else [], envelope)
 
 
 async def get_logs(request: web.Request) -> web.Response:
@@ -215,6 +254,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/runs/{run_id:run_[^/]+}/results", get_results)
     r.add_get("/v1/runs/{run_id:run_[^/]+}/rejects", get_rejects)
     r.add_get("/v1/runs/{run_id:run_[^/]+}/logs", get_logs)
+    r.add_get("/v1/runs/{run_id:run_[^/]+}/input", get_input)
     r.add_get("/v1/flows", get_flows)
     r.add_get("/v1/flows/{name}", get_flow)
     r.add_post("/v1/webhooks", create_webhook)

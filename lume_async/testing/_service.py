@@ -8,19 +8,21 @@ notices terminal transitions without anyone reading the run (runs own no tasks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 import secrets
-import time
 from typing import Any
 
 import orjson
 
+from .._clock import SYSTEM_CLOCK, Clock, SystemClock
 from ._errors import ApiError
 from ._faults import FaultInjector, FaultProfile
 from ._flows import FLOW_VERSIONS
-from ._lifecycle import Plan, VirtualClock
-from ._state import Run, Tenant, UlidFactory, Webhook
+from ._lifecycle import Plan, RunClock
+from ._run import Run
+from ._state import Tenant, UlidFactory, Webhook
 from ._synthetic import INLINE_SECONDS, InlineSource, Source, parse_source_path
 from ._webhooks import Deliverer
 
@@ -47,8 +49,11 @@ class Service:
         rate_burst: int | None = None,
         webhook_retry_base: float = 0.5,
         webhook_max_attempts: int = 6,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.clock = VirtualClock(time_scale)
+        if not isinstance(clock, Clock):
+            raise TypeError("clock must have monotonic(), time() and async sleep()")
+        self.clock = RunClock(clock, time_scale)
         self.seed = seed
         self._rng = random.Random(seed)
         self.ulids = UlidFactory(self._rng)
@@ -69,6 +74,7 @@ class Service:
             retry_base=webhook_retry_base,
             max_attempts=webhook_max_attempts,
             real_delay=self.clock.real_delay,
+            clock=clock,
             on_attempt=self._count_delivery,
         )
         self._reset_stats()
@@ -133,6 +139,7 @@ class Service:
         self._buckets.clear()
         self.deliverer.cancel_all()
         self.faults.set(None)
+        self.clock.compact()
         self._reset_stats()
 
     def advance(self, seconds: float) -> None:
@@ -146,7 +153,7 @@ class Service:
         if not rate:
             return None
         burst = float(self.rate_burst or max(1, int(rate)))
-        now = time.monotonic()
+        now = self.clock.clock.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = [burst, now]
@@ -167,6 +174,11 @@ class Service:
         return run
 
     def create_run(self, tenant: Tenant, body: dict[str, Any]) -> tuple[int, Run]:
+        """A new run (201), or the run of the same pair still in flight (200).
+
+        A (flow_version, source_path) pair that SUCCEEDED or PARTIAL_FAILED wrote to the target,
+        so repeating it needs ``force_rerun``; pairs whose runs all wrote nothing may run again.
+        """
         flow_version = body["flow_version"]
         flow = FLOW_VERSIONS.get(flow_version)
         if flow is None:
@@ -181,27 +193,32 @@ class Service:
                     return 200, run
             if not body.get("force_rerun"):
                 for run in reversed(prior):
-                    if run.status(t) == "SUCCEEDED":
+                    status = run.status(t)
+                    if status == "SUCCEEDED" or status == "PARTIAL_FAILED":
                         self.duplicates_refused += 1
                         raise ApiError(
                             409,
                             "duplicate_source_path",
-                            f"{flow_version} already succeeded on {path} (run {run.id}); "
+                            f"{flow_version} already processed {path} (run {run.id}, {status}); "
                             "pass force_rerun to run it again",
                             extra={"existing_run_id": run.id},
                         )
             source, duration, forced = parse_source_path(flow, path, self.seed)
         else:
             source, duration, forced = InlineSource(flow, body["source_data"]), INLINE_SECONDS, None
-        if forced:
-            outcome = forced
+        failure: str | None
+        if forced == "FAILED":
+            outcome, failure = "FAILED", "transform_failed"
+        elif forced == "CRASHED":
+            outcome, failure = "CRASHED", "worker_crashed"
         elif source.input_rows and not source.mapped_rows:
-            outcome = "FAILED"
+            outcome, failure = "FAILED", "all_rows_rejected"
         else:
             outcome = "PARTIAL_FAILED" if source.rejected_rows else "SUCCEEDED"
-        ms = self.clock.ms(t)
+            failure = None
+        created_us = int(self.clock.wall(t) * 1_000_000)
         run = Run(
-            id="run_" + self.ulids.new(ms),
+            id="run_" + self.ulids.new(created_us // 1000),
             tenant=tenant.name,
             flow_version=flow_version,
             source_path=path,
@@ -211,7 +228,8 @@ class Service:
             plan=Plan(t, duration, outcome),
             source=source,
             tests_per_row=flow.fields_checked,
-            created_ms=ms,
+            created_us=created_us,
+            failure=failure,
         )
         tenant.runs[run.id] = run
         tenant.order.append(run.id)
@@ -222,13 +240,23 @@ class Service:
         return 201, run
 
     def cancel_run(self, tenant: Tenant, run_id: str) -> Run:
+        """Cancel a run in flight; a CANCELED run answers as it is, any other ended run is 409."""
         run = self.get_run(tenant, run_id)
         t = self.clock.now()
         if not run.is_terminal(t):
             run.canceled = t
             run.invalidate()
             self._notify(run, t)
-        return run
+            return run
+        status = run.status(t)
+        if status == "CANCELED":
+            return run
+        raise ApiError(
+            409,
+            "run_already_finished",
+            f"Run {run.id} already ended {status}; nothing was canceled",
+            extra={"status": status},
+        )
 
     def patch_run(self, tenant: Tenant, run_id: str, body: dict[str, Any]) -> Run:
         run = self.get_run(tenant, run_id)
@@ -236,7 +264,7 @@ class Service:
             run.label = body["label"]
         if "tags" in body:
             run.tags = list(body["tags"] or ())
-        run.patched = self.clock.now()
+        run.patched = self.clock.clock.time()
         run.invalidate()
         return run
 
@@ -253,18 +281,33 @@ class Service:
         wake = self._wake
         assert wake is not None
         heap = self._heap
+        clock = self.clock.clock
+        system = isinstance(clock, SystemClock)
+        loop = asyncio.get_running_loop()
         while True:
             t = self.clock.now()
             while heap and heap[0][0] <= t:
                 _, _, run = heapq.heappop(heap)
                 self._notify(run, t)
-            delay = self.clock.real_delay(heap[0][0] - t) if heap else None
             wake.clear()
+            if not heap:
+                await wake.wait()
+                continue
+            # Until the next completion, or until woken (a sooner run, advance()).
+            delay = self.clock.real_delay(heap[0][0] - t)
+            if system:  # the common case, without a task per wait: completions can be many
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await wake.wait()
+                continue
+            sleeper = loop.create_task(clock.sleep(delay))
+            waiter = loop.create_task(wake.wait())
             try:
-                async with asyncio.timeout(delay):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+                await asyncio.wait((sleeper, waiter), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waiter.cancel()
+                await asyncio.gather(sleeper, waiter, return_exceptions=True)
 
     def _notify(self, run: Run, t: float) -> None:
         """Send the terminal event of ``run`` to its tenant's webhooks, once."""
@@ -277,7 +320,7 @@ class Service:
         hooks = [h for h in tenant.webhooks.values() if event_type in h.events]
         if not hooks:
             return
-        event_id = "evt_" + self.ulids.new(self.clock.ms(t))
+        event_id = "evt_" + self.ulids.new(self.clock.wall_ms())
         body = orjson.dumps(
             {
                 "id": event_id,
@@ -296,6 +339,6 @@ class Service:
             self.deliverer.submit(hook.url, hook.secret, event_id, body)
 
     def add_webhook(self, tenant: Tenant, url: str, events: list[str], secret: str) -> Webhook:
-        hook = Webhook("wh_" + self.ulids.new(self.clock.ms(self.clock.now())), url, events, secret)
+        hook = Webhook("wh_" + self.ulids.new(self.clock.wall_ms()), url, events, secret)
         tenant.webhooks[hook.id] = hook
         return hook

@@ -23,7 +23,7 @@ MAX_ROWS = 1_000_000_000
 DEFAULT_ROWS = 100
 DEFAULT_PATH_SECONDS = 2.0
 INLINE_SECONDS = 1.0
-_FORCED = {"FAILED", "CRASHED", "SUCCEEDED", "PARTIAL_FAILED"}
+_FORCED = {"FAILED", "CRASHED"}
 _MASK = (1 << 64) - 1
 _COUNTRIES = ("US", "DE", "FR", "GB", "JP", "BR", "IN", "NL")
 _CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF")
@@ -49,9 +49,13 @@ class Source:
     input_rows: int = 0
     mapped_rows: int = 0
     rejected_rows: int = 0
+    failed_tests: int = 0
     describe: str = "inline"
 
     def top_errors(self) -> list[dict[str, Any]]:
+        return []
+
+    def inputs(self, offset: int, limit: int) -> list[Any]:
         return []
 
     def results(self, offset: int, limit: int) -> list[dict[str, Any]]:
@@ -65,6 +69,7 @@ class InlineSource(Source):
     """``source_data`` given in the create request, mapped for real when the run is created."""
 
     def __init__(self, flow: FlowVersion, rows: list[Any]) -> None:
+        self._rows = rows
         self._mapped: list[dict[str, Any]] = []
         self._rejects: list[dict[str, Any]] = []
         counts: Counter[tuple[str, str]] = Counter()
@@ -86,6 +91,9 @@ class InlineSource(Source):
 
     def top_errors(self) -> list[dict[str, Any]]:
         return self._top
+
+    def inputs(self, offset: int, limit: int) -> list[Any]:
+        return self._rows[offset : offset + limit]
 
     def results(self, offset: int, limit: int) -> list[dict[str, Any]]:
         return self._mapped[offset : offset + limit]
@@ -180,6 +188,13 @@ class PathSource(Source):
             rec[source_key] = bad_values[field_bad]
         return rec
 
+    def inputs(self, offset: int, limit: int) -> list[Any]:
+        out: list[Any] = []
+        for i in range(offset, min(offset + max(limit, 0), self.input_rows)):
+            bad = self._kind(self._rejected_before(i)) if self._is_rejected(i) else None
+            out.append(self.record(i, bad))
+        return out
+
     def results(self, offset: int, limit: int) -> list[dict[str, Any]]:
         if offset >= self.mapped_rows or limit <= 0:
             return []
@@ -225,6 +240,8 @@ def parse_source_path(
 
     ``synthetic://NAME?rows=N&duration=S&reject_rate=R&outcome=STATUS`` sets them; malformed or
     out-of-range parameters fall back to defaults or are clamped, so any string is a valid path.
+    ``outcome`` forces FAILED or CRASHED; otherwise the rows decide (SUCCEEDED, PARTIAL_FAILED, or
+    FAILED when every row is rejected).
     """
     rows, duration, rate, outcome = DEFAULT_ROWS, DEFAULT_PATH_SECONDS, 0.0, None
     if path.startswith("synthetic://"):

@@ -4,7 +4,7 @@ Each event is signed twice: the Standard Webhooks scheme (``webhook-id``, ``webh
 ``webhook-signature: v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`` where the key is the
 base64-decoded part of the secret after ``whsec_``) and ``X-Lume-Signature-256: sha256=<hex
 HMAC-SHA256(secret as UTF-8, body)>``. Deliveries retry with exponential backoff on one shared
-client session.
+client session, waiting on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import binascii
 import hashlib
 import hmac
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+
+from .._clock import Clock
 
 __all__ = ["Deliverer", "new_secret", "secret_key", "sign_headers"]
 
@@ -62,12 +63,14 @@ class Deliverer:
         retry_base: float,
         max_attempts: int,
         real_delay: Callable[[float], float],
+        clock: Clock,
         on_attempt: Callable[[bool], None],
         timeout: float = 5.0,
     ) -> None:
         self._retry_base = retry_base
         self._max_attempts = max_attempts
         self._real_delay = real_delay
+        self._clock = clock
         self._on_attempt = on_attempt
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -106,13 +109,13 @@ class Deliverer:
             if ok:
                 return
             if attempt + 1 < self._max_attempts:
-                await asyncio.sleep(self._real_delay(self._retry_base * 2**attempt))
+                await self._clock.sleep(self._real_delay(self._retry_base * 2**attempt))
 
     async def _attempt(self, url: str, secret: str, event_id: str, body: bytes) -> bool:
         session = self._session
         if session is None:
             return False
-        headers: dict[str, Any] = sign_headers(secret, event_id, int(time.time()), body)
+        headers: dict[str, Any] = sign_headers(secret, event_id, int(self._clock.time()), body)
         headers["user-agent"] = "lume-emulator-webhooks/1"
         try:
             async with session.post(url, data=body, headers=headers) as resp:

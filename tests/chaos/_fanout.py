@@ -18,6 +18,7 @@ import attrs
 from lume_async import AsyncLume, AsyncRun, RetryEvent, RetryPolicy, RunRequest, RunStatus
 
 __all__ = [
+    "QUICK_BACKOFF",
     "Figures",
     "RetryCounter",
     "all_succeeded",
@@ -74,6 +75,18 @@ def chaos_policy(counter: RetryCounter, **overrides: Any) -> RetryPolicy:
     }
     settings.update(overrides)
     return RetryPolicy(**settings)
+
+
+QUICK_BACKOFF: dict[str, Any] = {
+    "base_delay": 0.005,
+    "rate_limit_base_delay": 0.005,
+    "max_delay": 0.05,
+}
+"""Retry waits of a few milliseconds, for scenarios whose faults come from a server in real time.
+
+A virtual clock cannot stand in there: while the server sleeps out a fault, the client's loop is
+idle, and virtual time would run ahead of the server's.
+"""
 
 
 @attrs.define

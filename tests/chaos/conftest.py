@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from lume_async.testing import Emulator, instant_retries
+from lume_async.testing import Emulator, VirtualClock
 
 
 @pytest.fixture
-def no_retry_sleep() -> Iterator[None]:
-    with instant_retries():
-        yield
+def clock() -> VirtualClock:
+    """Virtual time for a client: its retry backoff and its waits take no real time."""
+    return VirtualClock()
 
 
 @pytest.fixture

@@ -201,7 +201,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
         "timeout",
     ),
     # -- settings ---------------------------------------------------------------------------------
-    ("with_options negative timeout", lambda c: c.with_options(timeout=-5), ValueError, "total"),
+    ("with_options negative timeout", lambda c: c.with_options(timeout=-5), ValueError, "timeout"),
     (
         "with_options retries twice",
         lambda c: c.with_options(max_retries=1, retry=RetryPolicy()),

@@ -17,6 +17,7 @@ from lume_async import AsyncLume, RetryPolicy, Timeout
 from lume_async.testing import Emulator, FaultProfile
 
 from ._fanout import (
+    QUICK_BACKOFF,
     Figures,
     RetryCounter,
     all_succeeded,
@@ -63,7 +64,7 @@ async def _check(
 
 @pytest.mark.timeout(120)
 async def test_a_fifth_of_requests_failing_before_or_after_the_work(
-    emu: Emulator, oracle: AsyncLume, no_retry_sleep: None, loop_errors: list[object]
+    emu: Emulator, oracle: AsyncLume, loop_errors: list[object]
 ) -> None:
     emu.set_faults(
         FaultProfile(
@@ -72,12 +73,13 @@ async def test_a_fifth_of_requests_failing_before_or_after_the_work(
             phase="both",
             seed=20,
             delay=0.05,
+            retry_after=0.01,
         )
     )
     counter = RetryCounter()
     figures = Figures("emulator faults 20%", N)
     async with AsyncLume(
-        api_key=emu.api_key, base_url=emu.url, retry=chaos_policy(counter)
+        api_key=emu.api_key, base_url=emu.url, retry=chaos_policy(counter, **QUICK_BACKOFF)
     ) as lume:
         runs = await fan_out(lume, requests_for(N, "faults"), figures)
     figures.retries = counter.total
@@ -94,7 +96,7 @@ async def test_a_fifth_of_requests_failing_before_or_after_the_work(
 
 @pytest.mark.timeout(120)
 async def test_a_hostile_network_between_client_and_service(
-    emu: Emulator, oracle: AsyncLume, no_retry_sleep: None, loop_errors: list[object]
+    emu: Emulator, oracle: AsyncLume, loop_errors: list[object]
 ) -> None:
     toxics = Toxics(
         latency=0.001,
@@ -114,7 +116,7 @@ async def test_a_hostile_network_between_client_and_service(
             api_key=emu.api_key,
             base_url=proxy.url,
             timeout=Timeout(total=1.0, connect=0.5),
-            retry=chaos_policy(counter),
+            retry=chaos_policy(counter, **QUICK_BACKOFF),
         ) as lume:
             runs = await fan_out(lume, requests_for(N, "proxy"), figures)
         stats = proxy.stats
@@ -132,7 +134,7 @@ async def test_a_real_rate_limiter_in_front_of_the_service(
 ) -> None:
     counter = RetryCounter()
     figures = Figures("nginx limit_req", N)
-    # Real pacing: the client sleeps the Retry-After nginx sends (no instant_retries here).
+    # Real pacing: the client sleeps the Retry-After nginx sends.
     with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
         async with AsyncLume(
             api_key=emu.api_key, base_url=nginx.url, retry=chaos_policy(counter)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lume_async import APIConnectionError, APITimeoutError, AsyncLume, Timeout
-from lume_async.testing import Emulator
+from lume_async.testing import Emulator, VirtualClock
 
 from ._proxy import Dice, FaultProxy, Toxics
 
@@ -89,14 +89,17 @@ async def test_a_reset_mid_answer_is_a_connection_error_when_not_retried(
         with pytest.raises(APIConnectionError) as caught:
             await lume.run_status(run.id)
     assert not isinstance(caught.value, APITimeoutError)
-    assert proxy.stats.resets == 1
+    # No retry by the client; aiohttp itself re-sends an idempotent request once when the
+    # connection drops before the answer's status line (where the seeded cut lands depends on
+    # the answer's size).
+    assert proxy.stats.resets in (1, 2)
 
 
 async def test_creates_through_resets_make_one_run_each(
-    emu: Emulator, proxy: FaultProxy, no_retry_sleep: None
+    emu: Emulator, proxy: FaultProxy, clock: VirtualClock
 ) -> None:
     proxy.set_toxics(Toxics(reset_rate=0.3, seed=3))
-    async with _client(emu, proxy, max_retries=15) as lume:
+    async with _client(emu, proxy, max_retries=15, clock=clock) as lume:
         outcomes = await lume.runs.create_many(
             [{"flow_version": FLOW, "source_path": f"s3://bucket/reset-{i}"} for i in range(100)]
         )

@@ -32,7 +32,7 @@ from lume_async import (
     RunNotFoundError,
     WebhookEvent,
 )
-from lume_async.testing import Emulator, FaultProfile
+from lume_async.testing import Emulator, FaultProfile, VirtualClock
 from lume_async.webhooks import WebhookReceiver, sign
 
 from ._proxy import FaultProxy
@@ -67,7 +67,7 @@ async def test_the_key_is_in_no_repr(canary_emu: Emulator) -> None:
     async with AsyncLume(api_key=CANARY, base_url=canary_emu.url) as lume:
         run = await lume.run(FLOW, "s3://bucket/repr")
         view = lume.with_options(timeout=5, max_retries=1)
-        texts = [lume, view, lume._config, lume.runs, lume.flows, run, run.data, view.retry]
+        texts = [lume, view, lume._core.config, lume.runs, lume.flows, run, run.data, view.retry]
         assert all(CANARY not in repr(obj) and CANARY not in str(obj) for obj in texts)
 
 
@@ -101,12 +101,14 @@ async def _failures(emu: Emulator, lume: AsyncLume) -> list[BaseException]:
 
 
 async def test_the_key_is_in_no_error_message_traceback_or_debug_log(
-    canary_emu: Emulator, caplog: pytest.LogCaptureFixture, no_retry_sleep: None
+    canary_emu: Emulator, caplog: pytest.LogCaptureFixture, clock: VirtualClock
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with AsyncLume(api_key=CANARY, base_url=canary_emu.url) as lume:
+    async with AsyncLume(api_key=CANARY, base_url=canary_emu.url, clock=clock) as lume:
         caught = await _failures(canary_emu, lume)
-    async with AsyncLume(api_key=CANARY, base_url="http://127.0.0.1:9", max_retries=1) as lume:
+    async with AsyncLume(
+        api_key=CANARY, base_url="http://127.0.0.1:9", max_retries=1, clock=clock
+    ) as lume:
         with pytest.raises(APIConnectionError) as refused:
             await lume.run_status("run_01HY0000000000000000000000")
     caught.append(refused.value)
@@ -340,7 +342,7 @@ async def test_a_receiver_accepts_real_deliveries_and_refuses_forged_stale_and_r
 
 
 async def test_one_tenant_can_neither_see_nor_touch_another_tenants_runs(
-    emu: Emulator, no_retry_sleep: None
+    emu: Emulator,
 ) -> None:
     other_key = emu.add_tenant()
     path = "synthetic://tenant?rows=3&duration=1"

@@ -1,19 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from lume_async import AsyncLume
-from lume_async.testing import Emulator, instant_retries
+from lume_async.testing import Emulator, VirtualClock
 
 from ._scripted import ScriptedServer
 
 
 @pytest.fixture
-def no_retry_sleep() -> Iterator[None]:
-    with instant_retries():
-        yield
+def clock() -> VirtualClock:
+    """Virtual time for a client: its retry backoff and its waits take no real time."""
+    return VirtualClock()
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def lume(emu: Emulator, no_retry_sleep: None) -> AsyncIterator[AsyncLume]:
+async def lume(emu: Emulator) -> AsyncIterator[AsyncLume]:
     async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as client:
         yield client
 

@@ -9,6 +9,7 @@ import pytest
 from lume_async import AsyncLume, AuthenticationError, RetryPolicy, Timeout
 from lume_async._transport import USER_AGENT
 from lume_async._version import __version__
+from lume_async.testing import VirtualClock
 
 from ._scripted import ScriptedServer
 
@@ -55,7 +56,7 @@ def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
 def test_the_key_never_appears_in_reprs() -> None:
     lume = AsyncLume(api_key=KEY, base_url="http://127.0.0.1:1")
     assert KEY not in repr(lume)
-    assert KEY not in repr(lume._config)
+    assert KEY not in repr(lume._core.config)
     assert KEY not in repr(lume.with_options(timeout=5))
 
 
@@ -99,13 +100,13 @@ async def test_requests_carry_the_key_header_and_a_versioned_user_agent(
 
 @pytest.mark.anyio
 async def test_the_key_is_not_logged_at_debug(
-    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, no_retry_sleep: None
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, clock: VirtualClock
 ) -> None:
     from ._scripted import Answer
 
     scripted.then(Answer(503, {"detail": "busy"}), Answer(503, {"detail": "busy"}))
     caplog.set_level(logging.DEBUG)
-    async with AsyncLume(api_key=KEY, base_url=scripted.url) as lume:
+    async with AsyncLume(api_key=KEY, base_url=scripted.url, clock=clock) as lume:
         await lume.runs.get("run_01HY0000000000000000000000")
     assert "retrying" in caplog.text
     assert KEY not in caplog.text

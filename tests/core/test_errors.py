@@ -20,7 +20,7 @@ from lume_async import (
     ServerError,
     Timeout,
 )
-from lume_async.testing import Emulator, FaultProfile
+from lume_async.testing import Emulator, FaultProfile, VirtualClock
 
 from ._scripted import RUN_ID, Answer, ScriptedServer
 
@@ -74,28 +74,33 @@ async def test_rate_limiting_is_a_rate_limit_error_with_retry_after(emu: Emulato
 
 
 async def test_a_5xx_that_outlasts_the_retries_is_a_server_error(
-    lume: AsyncLume, emu: Emulator
+    emu: Emulator, clock: VirtualClock
 ) -> None:
     emu.set_faults(FaultProfile(rate=1.0, kinds=("503",), phase="before"))
-    with pytest.raises(ServerError) as caught:
-        await lume.runs.get(RUN_ID)
+    async with AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume:
+        with pytest.raises(ServerError) as caught:
+            await lume.runs.get(RUN_ID)
     assert caught.value.status_code == 503
 
 
-async def test_a_closed_port_is_a_connection_error(no_retry_sleep: None) -> None:
+async def test_a_closed_port_is_a_connection_error(clock: VirtualClock) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    async with AsyncLume(api_key="k", base_url=f"http://127.0.0.1:{port}") as lume:
+    async with AsyncLume(api_key="k", base_url=f"http://127.0.0.1:{port}", clock=clock) as lume:
         with pytest.raises(APIConnectionError, match="cannot connect") as caught:
             await lume.runs.get(RUN_ID)
     assert not isinstance(caught.value.__cause__, LumeError)  # the aiohttp error is chained
 
 
-async def test_a_slow_answer_is_a_timeout_error(emu: Emulator, no_retry_sleep: None) -> None:
+async def test_a_slow_answer_is_a_timeout_error(emu: Emulator, clock: VirtualClock) -> None:
     emu.set_faults(FaultProfile(rate=1.0, kinds=("delay",), delay=2.0))
     async with AsyncLume(
-        api_key=emu.api_key, base_url=emu.url, timeout=Timeout(total=0.1), max_retries=1
+        api_key=emu.api_key,
+        base_url=emu.url,
+        timeout=Timeout(total=0.1),
+        max_retries=1,
+        clock=clock,
     ) as lume:
         with pytest.raises(APITimeoutError) as caught:
             await lume.runs.get(RUN_ID)

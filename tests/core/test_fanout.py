@@ -63,7 +63,7 @@ async def threaded_emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def threaded_lume(threaded_emu: Emulator, no_retry_sleep: None) -> AsyncIterator[AsyncLume]:
+async def threaded_lume(threaded_emu: Emulator) -> AsyncIterator[AsyncLume]:
     async with AsyncLume(api_key=threaded_emu.api_key, base_url=threaded_emu.url) as client:
         yield client
 
@@ -131,9 +131,14 @@ async def test_an_exception_in_on_progress_stops_the_batch_and_propagates(
         await lume.runs.create_many(requests(40), concurrency=2, on_progress=explode)
 
 
-@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
-async def test_concurrency_must_be_a_positive_int(lume: AsyncLume, concurrency: Any) -> None:
-    with pytest.raises(ValueError, match="concurrency"):
+@pytest.mark.parametrize(
+    ("concurrency", "error"),
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)],
+)
+async def test_concurrency_must_be_a_positive_int(
+    lume: AsyncLume, concurrency: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="concurrency"):
         await lume.runs.create_many(requests(1), concurrency=concurrency)
 
 

@@ -171,6 +171,20 @@ async def test_cancel_ends_a_run_and_leaves_a_terminal_one_alone(lume: AsyncLume
     assert done.status is RunStatus.CANCELED
 
 
+@pytest.mark.parametrize(
+    "path", ["synthetic://done?rows=5&duration=1", "synthetic://x?outcome=FAILED"]
+)
+async def test_cancel_of_a_run_that_already_ended_returns_it_unchanged(
+    lume: AsyncLume, emu: Emulator, path: str
+) -> None:
+    run = await lume.run("customer_cleaner:v1", path)
+    emu.advance(5)
+    ended = (await lume.runs.get(run.id)).status
+    assert ended in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    assert (await run.cancel()).status is ended
+    assert (await lume.runs.cancel(run.id)).status is ended
+
+
 async def test_list_filters_and_orders(lume: AsyncLume) -> None:
     for i in range(5):
         await lume.run("customer_cleaner:v1", f"s3://bucket/list-{i}", label="L", tags=["t"])

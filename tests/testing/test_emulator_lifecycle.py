@@ -48,7 +48,10 @@ async def test_metadata_is_null_until_known_and_complete_once_terminal(
     stages = meta["pipeline"]["stages"]
     assert sum(stages.values()) == pytest.approx(9.0)
     assert sum(e["count"] for e in meta["validation"]["top_errors"]) == 50
-    assert meta["validation"]["error_rate"] == 0.25
+    # error_rate is failed tests over tests run: 4 field checks per row, one failing per reject.
+    validation = meta["validation"]
+    assert (validation["tests_executed"], validation["tests_failed"]) == (800, 50)
+    assert validation["error_rate"] == 50 / 800
     assert done["updated_at"] > done["created_at"]
 
 
@@ -78,7 +81,7 @@ async def test_time_scale_speeds_up_the_clock() -> None:
         assert now["status"] != "CREATED"
 
 
-async def test_cancel_stops_a_running_run_and_leaves_terminal_ones(
+async def test_cancel_stops_a_running_run_and_a_repeat_answers_the_same(
     emu: Emulator, api: aiohttp.ClientSession
 ) -> None:
     _, run = await call(
@@ -89,8 +92,30 @@ async def test_cancel_stops_a_running_run_and_leaves_terminal_ones(
     emu.advance(100)
     _, later = await call(api, "GET", f"/v1/runs/{run['id']}")
     assert later["status"] == "CANCELED"
-    _, again = await call(api, "POST", f"/v1/runs/{run['id']}/cancel")
-    assert again["status"] == "CANCELED"
+    status, again = await call(api, "POST", f"/v1/runs/{run['id']}/cancel")
+    assert (status, again) == (200, later)
+
+
+@pytest.mark.parametrize(
+    ("path", "ended"),
+    [
+        ("synthetic://ok", "SUCCEEDED"),
+        ("synthetic://half?reject_rate=0.5", "PARTIAL_FAILED"),
+        ("synthetic://f?outcome=FAILED", "FAILED"),
+        ("synthetic://c?outcome=CRASHED", "CRASHED"),
+    ],
+)
+async def test_cancel_of_a_run_that_ended_otherwise_is_409_with_its_status(
+    emu: Emulator, api: aiohttp.ClientSession, path: str, ended: str
+) -> None:
+    _, run = await call(
+        api, "POST", "/v1/runs", json={"flow_version": CUSTOMERS, "source_path": path}
+    )
+    emu.advance(5)
+    status, err = await call(api, "POST", f"/v1/runs/{run['id']}/cancel")
+    assert (status, err["code"], err["status"]) == (409, "run_already_finished", ended)
+    _, after = await call(api, "GET", f"/v1/runs/{run['id']}")
+    assert after["status"] == ended
 
 
 async def test_results_are_409_until_terminal_then_mapped_for_real(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -97,3 +98,35 @@ def test_control_plane_refuses_non_loopback_peers() -> None:
         transport = FakeTransport()
 
     assert not _is_loopback(FakeRequest())  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /v1/runs?label=" + b"x" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v1/runs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 70_000 + b"\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=["long-url", "long-header", "garbage"],
+)
+async def test_unparseable_requests_get_the_json_error_with_a_request_id(
+    request_bytes: bytes,
+) -> None:
+    async with Emulator() as emu:
+        reader, writer = await asyncio.open_connection(emu.host, emu.port)
+        try:
+            writer.write(request_bytes)
+            await writer.drain()
+            raw = await reader.read()
+        finally:
+            writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert lines[0].split()[1] == "400"
+    assert headers["content-type"].startswith("application/json")
+    assert headers["x-request-id"]
+    error = json.loads(body)
+    assert error["code"] == "bad_request"
+    assert {"detail", "error_id"} <= set(error)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from standardwebhooks import Webhook as StandardWebhook
@@ -14,7 +15,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from lume_async.testing import Emulator
 from lume_async.testing._webhooks import sign_headers
 
-from .conftest import CUSTOMERS, call
+from .conftest import CUSTOMERS, ManualClock, call
 
 pytestmark = pytest.mark.anyio
 
@@ -103,6 +104,32 @@ async def test_failed_deliveries_are_retried_with_the_same_event_id(
     assert receiver.attempts == 3
     stats = emu.stats()["webhook_deliveries"]
     assert stats == {"attempted": 3, "succeeded": 1}
+
+
+async def test_retries_wait_on_the_emulators_clock_and_sign_its_time(
+    clock: ManualClock, receiver_url: tuple[Receiver, str]
+) -> None:
+    receiver, url = receiver_url
+    receiver.failures = 1
+    async with (
+        Emulator(clock=clock, webhook_retry_base=30) as emu,
+        aiohttp.ClientSession(emu.url, headers={"lume-api-key": emu.api_key}) as api,
+    ):
+        await _subscribe(api, url, events=["run.canceled"])
+        _, run = await call(
+            api, "POST", "/v1/runs", json={"flow_version": CUSTOMERS, "source_path": "c"}
+        )
+        await call(api, "POST", f"/v1/runs/{run['id']}/cancel")
+        await clock.wait_for_sleepers(2)  # the run's scheduled end, and the delivery's backoff
+        assert receiver.attempts == 1
+        await clock.pass_time(29.9)
+        assert receiver.attempts == 1
+        await clock.pass_time(0.1)
+        await asyncio.wait_for(receiver.got.wait(), 5)
+    body, headers = receiver.received[0]
+    assert headers["webhook-timestamp"] == str(int(clock.time()))
+    event = orjson.loads(body)
+    assert event["created_at"] == run["created_at"]  # canceled at once, on this clock
 
 
 async def test_events_filter_what_is_sent(

@@ -1,4 +1,4 @@
-"""``lume demo``: a few hundred runs of mixed outcomes against the embedded emulator.
+"""The demo itself: a few hundred runs of mixed outcomes against the embedded emulator.
 
 The demo drives the public async API the way an application would: ``runs.create_many`` fans the
 runs out, the client's shared poller (``runs.as_completed``) waits for them, and paginators read
@@ -17,14 +17,13 @@ from typing import Any
 
 import attrs
 
-from ._client import AsyncLume
-from ._run import AsyncRun
-from .models import RunRequest, RunStatus
-from .testing import Emulator
+from .._client import AsyncLume
+from .._run import AsyncRun
+from ..models import RunRequest, RunStatus
+from ..testing import Emulator
 
 __all__ = ["DemoProgress", "DemoSummary", "run_demo"]
 
-_FAILED = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
 _FLOWS = ("customer_cleaner:v1", "customer_cleaner:v2", "invoice_mapper:v1")
 # (kind, weight): clean runs, runs with some rejected rows, and runs the service fails.
 _KINDS = (("clean", 50), ("rejects", 34), ("failed", 10), ("crashed", 6))
@@ -184,7 +183,7 @@ def _bucket(status: RunStatus) -> str:
         return "succeeded"
     if status is RunStatus.PARTIAL_FAILED:
         return "partial"
-    if status in _FAILED:
+    if status.is_failure:
         return "failed"
     return "running"
 

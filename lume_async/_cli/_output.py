@@ -1,0 +1,107 @@
+"""How the ``lume`` command prints: tables on a terminal, JSON with ``--json``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+import orjson
+from rich.box import SIMPLE_HEAD
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .. import _converter
+from .._run import AsyncRun
+from ._settings import Settings
+
+__all__ = [
+    "ORDER",
+    "err",
+    "out",
+    "print_json",
+    "show_run",
+    "show_runs",
+    "status_text",
+    "table",
+]
+
+# Piped output is not cut to 80 columns: run ids and paths stay whole for grep and eyes alike.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+_STYLE = {"SUCCEEDED": "green", "PARTIAL_FAILED": "yellow", "FAILED": "red", "CRASHED": "red"}
+ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
+
+
+def print_json(value: Any) -> None:
+    data = _converter.unstructure(value)
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def table(*columns: str) -> Table:
+    return Table(*columns, box=SIMPLE_HEAD, header_style="bold", show_edge=False)
+
+
+def status_text(value: str) -> Text:
+    return Text(value, style=_STYLE.get(value, "cyan"))
+
+
+def cell(value: Any) -> str:
+    return (
+        "" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()
+    )
+
+
+def mapped_and_rejected(run: AsyncRun) -> str:
+    results = run.metadata.results if run.metadata else None
+    if results is None or results.input_rows is None:
+        return ""
+    return f"{results.mapped_rows or 0:,} / {results.rejected_rows or 0:,}"
+
+
+def show_runs(settings: Settings, handles: Iterable[AsyncRun]) -> None:
+    handles = list(handles)
+    if settings.json:
+        return print_json([run.data for run in handles])
+    grid = table()
+    # Ids and statuses are never cut; the other columns give way on a narrow terminal.
+    grid.add_column("ID", no_wrap=True, min_width=max((len(r.id) for r in handles), default=2))
+    grid.add_column("STATUS", no_wrap=True, min_width=14)
+    for name in ("FLOW VERSION", "CREATED (UTC)", "MAPPED / REJECTED", "SOURCE"):
+        grid.add_column(name, no_wrap=True, overflow="ellipsis")
+    for run in handles:
+        created = f"{run.created_at:%Y-%m-%d %H:%M:%S}"
+        source = run.source_path or "(inline rows)"
+        status = status_text(run.status.value)
+        grid.add_row(run.id, status, run.flow_version, created, mapped_and_rejected(run), source)
+    out.print(grid)
+    return None
+
+
+def show_run(settings: Settings, run: AsyncRun) -> None:
+    if settings.json:
+        return print_json(run.data)
+    grid = Table(show_header=False, box=None)
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("id", run.id)
+    grid.add_row("status", status_text(run.status.value))
+    grid.add_row("flow version", run.flow_version)
+    grid.add_row("source", run.source_path or "(inline rows)")
+    if run.label or run.tags:
+        grid.add_row("label / tags", f"{run.label or '-'} / {', '.join(run.tags) or '-'}")
+    grid.add_row("created", f"{run.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    meta = run.metadata
+    if meta and meta.results and meta.results.input_rows is not None:
+        r = meta.results
+        grid.add_row(
+            "rows in / mapped / rejected", f"{r.input_rows:,} / {mapped_and_rejected(run)}"
+        )
+    if meta and meta.pipeline and meta.pipeline.duration_seconds is not None:
+        grid.add_row("duration", f"{meta.pipeline.duration_seconds:.1f} s")
+    if run.error is not None:
+        grid.add_row("error", Text(f"{run.error.code}: {run.error.message}", style="red"))
+    out.print(grid)
+    return None

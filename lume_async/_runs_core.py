@@ -1,0 +1,221 @@
+"""The runs core: the one way from runs to the wire, and of run states back to their handles.
+
+The runs resource (``lume.runs``), run handles (``AsyncRun``) and the shared poller all go through
+here: it sends the requests, decodes the answers and keeps each handle's state in a ``RunCell``,
+which only ``RunCell.apply`` changes. Data flows one way: resource, handle, poller -> core ->
+transport; nothing here calls back into them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from . import _converter
+from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
+from ._pagination import AsyncPaginator, get_page, numbered_listing
+from ._validation import check_batch_ids, check_run_id, check_update
+from .models import Page, RunData, RunRequest
+
+if TYPE_CHECKING:
+    from ._batch import ProgressCallback
+    from ._transport import RequestOptions, Response, Transport
+    from ._waiting import Waiting
+
+__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get"]
+
+T = TypeVar("T")
+
+BATCH_GET_MAX: Final = 100
+"""The most run ids one ``batch-get`` request may name."""
+
+
+class RunCell:
+    """The latest known state of one run, as a handle shows it; only ``apply`` changes it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: RunData) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> RunData:
+        return self._data
+
+    def apply(self, data: RunData) -> bool:
+        """Take a newer answer about the run; True if its status moved.
+
+        A late answer never moves a run back from a terminal status.
+        """
+        current = self._data
+        if current.status.is_terminal and not data.status.is_terminal:
+            return False
+        self._data = data
+        return current.status != data.status
+
+
+async def batch_get(
+    transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
+) -> dict[str, RunData]:
+    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id."""
+    check_batch_ids(run_ids, BATCH_GET_MAX)
+    response = await transport.request(
+        "POST",
+        "/v1/runs/batch-get",
+        route="/v1/runs/batch-get",
+        body=_converter.dumps({"ids": list(run_ids)}),
+        retryable=True,
+        options=options,
+    )
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise _malformed("batch-get answer", "expected {items, missing}", response)
+    runs = (_converter.run_from_obj(item) for item in body["items"])
+    return {run.id: run for run in runs}
+
+
+class RunsCore:
+    """Runs on the wire, with one set of per-call settings (a client's or a view's)."""
+
+    def __init__(
+        self, transport: Transport, *, waiting: Waiting, options: RequestOptions | None = None
+    ) -> None:
+        self._transport = transport
+        self._waiting = waiting
+        self._options = options
+
+    def with_options(self, options: RequestOptions) -> RunsCore:
+        """The same core with other per-call settings; it shares the poller."""
+        return RunsCore(self._transport, waiting=self._waiting, options=options)
+
+    # -- one run -------------------------------------------------------------------------------
+    async def create(self, request: RunRequest) -> RunData:
+        """Create a run; every retry carries the same Idempotency-Key."""
+        response = await self._transport.request(
+            "POST",
+            "/v1/runs",
+            route="/v1/runs",
+            body=_converter.dumps(request.to_wire()),
+            retryable=True,
+            idempotency_key=request.idempotency_key or f"lume-{uuid.uuid4().hex}",
+            options=self._options,
+        )
+        return _decode_run(response)
+
+    async def fetch(self, run_id: str) -> RunData:
+        check_run_id(run_id)
+        return await self._run_request("GET", run_id, "")
+
+    async def patch(self, run_id: str, *, label: str | None, tags: Iterable[str] | None) -> RunData:
+        check_run_id(run_id)
+        body = check_update(label=label, tags=tags)
+        return await self._run_request("PATCH", run_id, "", body=_converter.dumps(body))
+
+    async def cancel(self, run_id: str) -> RunData:
+        check_run_id(run_id)
+        try:
+            return await self._run_request("POST", run_id, "/cancel")
+        except InvalidRequestError as exc:
+            if exc.code != "run_already_finished":
+                raise
+        return await self.fetch(run_id)  # it ended otherwise: nothing to cancel
+
+    async def _run_request(
+        self, method: str, run_id: str, suffix: str, *, body: bytes | None = None
+    ) -> RunData:
+        response = await self._transport.request(
+            method,
+            f"/v1/runs/{run_id}{suffix}",
+            route=f"/v1/runs/{{run_id}}{suffix}",
+            body=body,
+            retryable=True,
+            options=self._options,
+            not_found=RunNotFoundError,
+        )
+        return _decode_run(response)
+
+    # -- many runs -------------------------------------------------------------------------------
+    async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
+        return await batch_get(self._transport, run_ids, options=self._options)
+
+    async def list_page(
+        self, params: list[tuple[str, str | int]], cursor: str | None, page_size: int
+    ) -> Page[RunData]:
+        """One page of ``GET /v1/runs`` (already checked ``params``), from ``cursor``."""
+        query = params if cursor is None else [*params, ("cursor", cursor)]
+        response = await self._transport.request(
+            "GET", "/v1/runs", route="/v1/runs", params=query, retryable=True, options=self._options
+        )
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise _malformed("run list", "expected {items, next_cursor}", response)
+        runs = tuple(_converter.run_from_obj(item) for item in body["items"])
+        next_cursor = body.get("next_cursor")
+        if next_cursor is not None and not isinstance(next_cursor, str):
+            raise _malformed("run list", "next_cursor is not a string", response)
+        return Page(items=runs, size=page_size, next_cursor=next_cursor)
+
+    # -- what a run produced ---------------------------------------------------------------------
+    def listing(
+        self, run_id: str, what: str, item_cls: type[T], page_size: int
+    ) -> AsyncPaginator[T]:
+        """A run's ``results``, ``rejects`` or ``logs``, page by page."""
+        check_run_id(run_id)
+        return numbered_listing(
+            self._transport,
+            f"/v1/runs/{run_id}/{what}",
+            f"/v1/runs/{{run_id}}/{what}",
+            item_cls,
+            page_size,
+            options=self._options,
+            not_found=RunNotFoundError,
+        )
+
+    async def page(
+        self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
+    ) -> Page[T]:
+        """One page of a run's ``results``, ``rejects`` or ``logs`` (arguments checked)."""
+        return await get_page(
+            self._transport,
+            f"/v1/runs/{run_id}/{what}",
+            f"/v1/runs/{{run_id}}/{what}",
+            item_cls,
+            page,
+            page_size,
+            options=self._options,
+            not_found=RunNotFoundError,
+        )
+
+    # -- waiting ---------------------------------------------------------------------------------
+    async def wait(
+        self, cell: RunCell, run: T, *, timeout: float | None, poll_interval: float
+    ) -> None:
+        """Until ``cell`` is terminal, on the shared poller (RunTimeoutError names ``run``)."""
+        await self._waiting.wait(cell, run, timeout=timeout, poll_interval=poll_interval)
+
+    def as_completed(
+        self,
+        targets: Sequence[tuple[RunCell, T]],
+        *,
+        timeout: float | None,
+        poll_interval: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[T]:
+        """Each target's run as its cell turns terminal, in completion order."""
+        return self._waiting.as_completed(
+            targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+        )
+
+
+def _decode_run(response: Response) -> RunData:
+    try:
+        return _converter.decode_run(response.body)
+    except Exception as exc:
+        if response.request_id and getattr(exc, "request_id", "") is None:
+            exc.request_id = response.request_id  # type: ignore[attr-defined]
+        raise
+
+
+def _malformed(what: str, why: str, response: Response) -> ResponseValidationError:
+    return ResponseValidationError(f"malformed {what}: {why}", request_id=response.request_id)

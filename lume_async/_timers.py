@@ -1,0 +1,140 @@
+"""Waiting on a ``Clock``: a sleep an event cuts short, and ``Timers`` (``call_at`` for any clock).
+
+Every wait of the client goes through its clock (so tests can run them in virtual time); these
+are the two shapes the poller needs besides a plain ``clock.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+from collections.abc import Callable
+
+import anyio
+
+from ._clock import Clock
+
+__all__ = ["Timer", "Timers", "sleep_until_set"]
+
+logger = logging.getLogger("lume_async.waiting")
+
+
+async def sleep_until_set(clock: Clock, event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set, or ``seconds`` of ``clock`` time have passed."""
+    if event.is_set():
+        return
+    if seconds == math.inf:
+        await event.wait()
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def ring() -> None:
+            await clock.sleep(max(seconds, 0.0))
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(ring)
+        await event.wait()
+        tg.cancel_scope.cancel()
+
+
+class Timer:
+    """One callback due at a deadline; ``Timers.cancel`` it once it is no longer wanted."""
+
+    __slots__ = ("callback", "cancelled", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+
+class Timers:
+    """Callbacks at deadlines of a clock, run by one task on the loop that set them.
+
+    The task sleeps on the clock until the earliest deadline (waking early when an earlier one
+    is set) and ends as soon as no live timer is left. Cancelled timers are dropped as they come
+    up, and all at once when they outnumber the live ones.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+        self._cancelled = 0
+        self._live = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback()`` once ``clock.monotonic()`` reaches ``deadline`` (``inf``: never)."""
+        timer = Timer(deadline, callback)
+        if deadline == math.inf:
+            return timer
+        earliest = self._heap[0][0] if self._heap else math.inf
+        heapq.heappush(self._heap, (deadline, next(self._order), timer))
+        self._live += 1
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(self._wake), name="lume-timers"
+            )
+        elif deadline < earliest:
+            self._wake.set()
+        return timer
+
+    def cancel(self, timer: Timer) -> None:
+        """Cancel ``timer``; cheap, whatever the number of timers."""
+        if timer.cancelled:
+            return
+        timer.cancelled = True
+        if timer.deadline == math.inf:
+            return  # never scheduled
+        self._cancelled += 1
+        self._live = max(0, self._live - 1)
+        if not self._live:
+            self._heap.clear()
+            self._cancelled = 0
+            self._wake.set()  # nothing left to wait for: let the task end now
+        elif self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+    def clear(self) -> None:
+        """Forget every timer (their loop is gone); the next ``call_at`` starts afresh."""
+        self._heap.clear()
+        self._cancelled = self._live = 0
+        self._task = None
+
+    async def aclose(self) -> None:
+        """Stop the task; pending timers never fire."""
+        task, self._task = self._task, None
+        self._heap.clear()
+        self._cancelled = self._live = 0
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self, wake: asyncio.Event) -> None:
+        clock = self._clock
+        while self._heap:
+            deadline, _, timer = self._heap[0]
+            if timer.cancelled:
+                heapq.heappop(self._heap)
+                self._cancelled = max(0, self._cancelled - 1)
+                continue
+            now = clock.monotonic()
+            if deadline <= now:
+                heapq.heappop(self._heap)
+                timer.cancelled = True  # fired: a later cancel() is a no-op
+                self._live -= 1
+                try:
+                    timer.callback()
+                except Exception:
+                    logger.exception("a timer callback failed")
+                continue
+            wake.clear()
+            await sleep_until_set(clock, wake, deadline - now)

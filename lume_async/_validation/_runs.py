@@ -1,0 +1,272 @@
+"""Checks of what runs and flows are asked with: ids, run requests, pages, filters, batches."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .._status import RunStatus
+from ._base import (
+    bad_value,
+    check_bool,
+    check_id,
+    check_int,
+    check_nonempty_str,
+    check_optional_str,
+    check_str_list,
+    wrong_type,
+)
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "check_batch_ids",
+    "check_concurrency",
+    "check_flow_name",
+    "check_flow_version",
+    "check_idempotency_key",
+    "check_list_filters",
+    "check_page",
+    "check_page_size",
+    "check_run_id",
+    "check_run_request",
+    "check_run_metadata",
+    "check_source",
+    "check_statuses",
+    "check_tags",
+    "check_timestamp",
+    "check_update",
+]
+
+MAX_PAGE_SIZE = 100
+_FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*:v[0-9]+")
+_FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_ORDER_BY = ("created_at", "updated_at")
+
+
+# --- one run --------------------------------------------------------------------------------------
+
+
+def check_run_id(run_id: object) -> str:
+    return check_id(run_id, "run_id", "a run id", "run_01HY...")
+
+
+def check_flow_version(value: object) -> str:
+    """``name:vN``, e.g. ``customer_cleaner:v1``."""
+    if not isinstance(value, str):
+        raise wrong_type("flow_version", "a str", value)
+    if not value:
+        raise bad_value("flow_version", "a non-empty 'name:vN' string", value)
+    if not _FLOW_VERSION.fullmatch(value):
+        raise bad_value("flow_version", "of the form 'name:vN', e.g. 'customer_cleaner:v1'", value)
+    return value
+
+
+def check_flow_name(name: object) -> str:
+    """A flow's name (``customer_cleaner``); a ``name:vN`` version string names its flow."""
+    if not isinstance(name, str):
+        raise wrong_type("name", "a str", name)
+    base = name.split(":", 1)[0]
+    if not _FLOW_NAME.fullmatch(base):
+        raise bad_value("name", "a flow name such as 'customer_cleaner'", name)
+    return base
+
+
+def _json_error(name: str, value: object, exc: Exception) -> TypeError:
+    return TypeError(f"{name} must be JSON-serialisable, got {type(value).__name__}: {exc}")
+
+
+def check_source(
+    source_path: object, source_data: object
+) -> tuple[str | None, tuple[dict[str, Any], ...] | None]:
+    """Exactly one of a ``source_path`` and inline ``source_data`` rows (JSON objects)."""
+    if (source_path is None) == (source_data is None):
+        raise ValueError("give exactly one of source_path and source_data")
+    if source_path is not None:
+        if not isinstance(source_path, str):
+            raise wrong_type("source_path", "a str", source_path)
+        if not source_path.strip():
+            raise bad_value("source_path", "a non-blank str", source_path)
+        return source_path, None
+    if isinstance(source_data, str | bytes | Mapping) or not isinstance(source_data, Sequence):
+        raise wrong_type("source_data", "a sequence of dicts (JSON objects)", source_data)
+    rows: list[Any] = list(source_data)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
+        if not isinstance(row, dict):
+            rows[i] = dict(row)
+    try:
+        orjson.dumps(rows)
+    except TypeError:
+        # Serialise row by row only on failure, to name the offending row cheaply.
+        for i, row in enumerate(rows):
+            try:
+                orjson.dumps(row)
+            except TypeError as exc:
+                raise _json_error(f"source_data[{i}]", row, exc) from None
+        raise
+    return None, tuple(rows)
+
+
+def check_run_metadata(value: object) -> None:
+    """Free-form JSON metadata: a dict (JSON object), or None."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise wrong_type("run_metadata", "a dict", value)
+    try:
+        orjson.dumps(dict(value))
+    except TypeError as exc:
+        raise _json_error("run_metadata", value, exc) from None
+
+
+def check_idempotency_key(key: object) -> str | None:
+    """Sent as a header: 1 to 255 printable ASCII characters, or None."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise wrong_type("idempotency_key", "a str or None", key)
+    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise bad_value("idempotency_key", "1 to 255 printable ASCII characters", key)
+    return key
+
+
+def check_tags(tags: object) -> list[str]:
+    return check_str_list(tags, "tags")
+
+
+def check_update(*, label: object, tags: object) -> dict[str, object]:
+    """The body of a run update: a label and/or tags, at least one of them."""
+    body: dict[str, object] = {}
+    if label is not None:
+        body["label"] = check_optional_str(label, "label")
+    if tags is not None:
+        body["tags"] = check_tags(tags)
+    if not body:
+        raise ValueError("update() needs label=... and/or tags=...")
+    return body
+
+
+def check_run_request(
+    *,
+    flow_version: object,
+    source_path: object,
+    source_data: object,
+    run_metadata: object,
+    force_rerun: object,
+    label: object,
+    idempotency_key: object,
+) -> tuple[dict[str, Any], ...] | None:
+    """Every field of a ``RunRequest`` but its tags; the inline rows, as plain dicts."""
+    check_flow_version(flow_version)
+    _, rows = check_source(source_path, source_data)
+    check_run_metadata(run_metadata)
+    check_bool(force_rerun, "force_rerun")
+    check_optional_str(label, "label")
+    check_idempotency_key(idempotency_key)
+    return rows
+
+
+# --- pages and listings ---------------------------------------------------------------------------
+
+
+def check_page_size(page_size: object) -> int:
+    return check_int(page_size, "page_size", minimum=1, maximum=MAX_PAGE_SIZE)
+
+
+def check_page(page: object) -> int:
+    """A page number, from 1."""
+    return check_int(page, "page", minimum=1)
+
+
+def check_statuses(status: object) -> list[str]:
+    """A status filter: one ``RunStatus`` (or its name), several, or None."""
+    if status is None:
+        return []
+    if isinstance(status, str):
+        values: list[object] = [status]
+    elif isinstance(status, Iterable) and not isinstance(status, bytes | Mapping):
+        values = list(status)
+    else:
+        raise wrong_type("status", "a RunStatus, a str, or a list of them", status)
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise wrong_type("status", "a RunStatus or str", value)
+        parsed = RunStatus(value) if value else None
+        if parsed is None or not parsed.is_known:
+            known = ", ".join(s.value for s in RunStatus)
+            raise bad_value("status", f"one of {known}", value)
+        out.append(parsed.value)
+    return out
+
+
+def check_timestamp(name: str, value: object) -> str:
+    """An aware datetime, as the UTC ISO-8601 text the API filters on."""
+    if not isinstance(value, datetime):
+        raise wrong_type(name, "a datetime", value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise bad_value(name, "timezone-aware (e.g. datetime.now(UTC))", value)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_list_filters(
+    *,
+    flow_version: object,
+    status: object,
+    label: object,
+    tags: object,
+    created_after: object,
+    created_before: object,
+    order_by: object,
+    descending: object,
+    page_size: object,
+) -> list[tuple[str, str | int]]:
+    """The query of ``runs.list(...)``, every filter checked."""
+    size = check_page_size(page_size)
+    if not isinstance(order_by, str):
+        raise wrong_type("order_by", "a str", order_by)
+    if order_by not in _ORDER_BY:
+        raise bad_value("order_by", f"one of {', '.join(_ORDER_BY)}", order_by)
+    check_bool(descending, "descending")
+    params: list[tuple[str, str | int]] = [
+        ("order_by", order_by),
+        ("order", "desc" if descending else "asc"),
+        ("size", size),
+    ]
+    if flow_version is not None:
+        params.append(("flow_version", check_nonempty_str(flow_version, "flow_version")))
+    params.extend(("status", value) for value in check_statuses(status))
+    if label is not None:
+        params.append(("label", check_nonempty_str(label, "label")))
+    if tags is not None:
+        params.extend(("tag", tag) for tag in check_tags(tags))
+    if created_after is not None:
+        params.append(("created_after", check_timestamp("created_after", created_after)))
+    if created_before is not None:
+        params.append(("created_before", check_timestamp("created_before", created_before)))
+    return params
+
+
+# --- many runs ------------------------------------------------------------------------------------
+
+
+def check_batch_ids(run_ids: object, most: int) -> list[str]:
+    """Ids for one ``batch-get`` request: 1 to ``most`` run ids."""
+    if isinstance(run_ids, str | bytes) or not isinstance(run_ids, Sequence):
+        raise wrong_type("run_ids", "a sequence of run ids", run_ids)
+    if not 1 <= len(run_ids) <= most:
+        raise ValueError(
+            f"run_ids must hold 1 to {most} ids for one batch_get, got "
+            f"{len(run_ids)} ({type(run_ids).__name__})"
+        )
+    return [check_run_id(run_id) for run_id in run_ids]
+
+
+def check_concurrency(concurrency: object) -> int:
+    """How many requests of a batch may be in flight at once."""
+    return check_int(concurrency, "concurrency", minimum=1)

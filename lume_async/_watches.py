@@ -1,0 +1,197 @@
+"""``Watches``: who waits on which run, for the poller to sweep and to wake.
+
+A ``Watch`` is one caller's interest in some runs (one ``wait()``, one ``as_completed()``): the
+state cell of each run, what to hand back as each one ends, and its poll interval. Registering
+and finishing a watch is O(its runs); an answer about a run reaches exactly its watchers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from ._exceptions import RunNotFoundError
+
+if TYPE_CHECKING:
+    from ._runs_core import RunCell
+    from .models import RunData
+
+__all__ = ["Target", "Watch", "Watches"]
+
+Target = tuple["RunCell", Any]
+"""A run's state cell, and what to hand back when it ends (its handle)."""
+
+# Completion events remembered for runs nobody waits on yet (the event can beat the wait() call).
+_RECENT_EVENTS: Final = 10_000
+
+
+class Watch:
+    """One caller's interest in some runs, and what to do as each one ends."""
+
+    __slots__ = ("interval", "on_done", "on_error", "remaining", "targets")
+
+    def __init__(
+        self,
+        targets: dict[str, list[Target]],
+        interval: float,
+        on_done: Callable[[Target], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.targets = targets
+        self.interval = interval
+        self.on_done = on_done
+        self.on_error = on_error
+        self.remaining = len(targets)
+
+
+class Watches:
+    """The registry of live watches: by run id, by poll interval, and runs to fetch at once.
+
+    ``on_idle`` is called when the last live watch ends, so the poller can stop at once.
+    """
+
+    def __init__(self, on_idle: Callable[[], None]) -> None:
+        self._on_idle = on_idle
+        self._by_run: dict[str, set[Watch]] = {}
+        self._live: set[Watch] = set()
+        self._intervals: dict[float, int] = {}  # poll_interval -> how many live watches ask it
+        self._hot: set[str] = set()  # runs to fetch now (a completion event named them)
+        self._recent: dict[str, None] = {}  # completion events for runs not watched (yet)
+
+    def __bool__(self) -> bool:
+        """True while anybody waits."""
+        return bool(self._live)
+
+    def run_ids(self) -> list[str]:
+        """Every watched run, once."""
+        return list(self._by_run)
+
+    def watched(self, run_id: str) -> bool:
+        return run_id in self._by_run
+
+    def fastest(self, default: float) -> float:
+        """The smallest poll interval any live watch asks for."""
+        return min(self._intervals, default=default)
+
+    # -- registering ---------------------------------------------------------------------------
+    def add(
+        self,
+        targets: Sequence[Target],
+        interval: float,
+        on_done: Callable[[Target], None],
+        on_error: Callable[[BaseException], None],
+    ) -> Watch:
+        by_id: dict[str, list[Target]] = {}
+        for target in targets:
+            by_id.setdefault(target[0].data.id, []).append(target)
+        watch = Watch(by_id, interval, on_done, on_error)
+        self._live.add(watch)
+        self._intervals[interval] = self._intervals.get(interval, 0) + 1
+        for run_id in by_id:
+            self._by_run.setdefault(run_id, set()).add(watch)
+            if run_id in self._recent:
+                del self._recent[run_id]
+                self._hot.add(run_id)
+        return watch
+
+    def remove(self, watch: Watch) -> None:
+        """Forget a watch (finished, failed, timed out or cancelled); idempotent."""
+        self._detach(watch)
+        for run_id in watch.targets:
+            watchers = self._by_run.get(run_id)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._by_run[run_id]
+                    self._hot.discard(run_id)
+
+    def _detach(self, watch: Watch) -> None:
+        """Stop counting a watch among the live ones (its runs may still be registered)."""
+        if watch not in self._live:
+            return
+        self._live.discard(watch)
+        left = self._intervals[watch.interval] - 1
+        if left:
+            self._intervals[watch.interval] = left
+        else:
+            del self._intervals[watch.interval]
+        if not self._live:
+            self._on_idle()
+
+    def clear(self) -> None:
+        """Forget everything (the loop the watches lived on is gone)."""
+        self._by_run.clear()
+        self._live.clear()
+        self._intervals.clear()
+        self._hot.clear()
+
+    # -- completion events ---------------------------------------------------------------------
+    def push(self, run_id: str) -> bool:
+        """A completion event for ``run_id``: True if somebody waits on it (fetch it now)."""
+        if run_id in self._by_run:
+            self._hot.add(run_id)
+            return True
+        # Nobody waits on it yet: remember, so a wait() that comes late fetches it at once.
+        self._recent[run_id] = None
+        if len(self._recent) > _RECENT_EVENTS:
+            del self._recent[next(iter(self._recent))]
+        return False
+
+    @property
+    def has_hot(self) -> bool:
+        return bool(self._hot)
+
+    def take_hot(self) -> list[str]:
+        """The watched runs that completion events named, to fetch before anything else."""
+        hot = [run_id for run_id in self._hot if run_id in self._by_run]
+        self._hot.clear()
+        return hot
+
+    def make_hot(self, run_ids: Sequence[str]) -> None:
+        """Fetch these again first thing (their request failed)."""
+        self._hot.update(run_id for run_id in run_ids if run_id in self._by_run)
+
+    # -- answers -------------------------------------------------------------------------------
+    def apply(self, data: RunData) -> bool:
+        """Bring the cells watched for this run up to date; True if its status moved.
+
+        A terminal run ends its watchers' interest in it: each is told, and is done once all
+        of its runs are.
+        """
+        watchers = self._by_run.get(data.id)
+        if not watchers:
+            return False
+        moved = False
+        for watch in watchers:
+            for cell, _ in watch.targets.get(data.id, ()):
+                moved |= cell.apply(data)
+        if not data.status.is_terminal:
+            return moved
+        del self._by_run[data.id]
+        self._hot.discard(data.id)
+        for watch in watchers:
+            watch.remaining -= 1
+            if watch.remaining <= 0:
+                self._detach(watch)
+            for target in watch.targets.get(data.id, ()):
+                watch.on_done(target)
+        return True
+
+    def fail_run(self, run_id: str) -> None:
+        """The service no longer knows this run: its watchers fail with RunNotFoundError."""
+        watchers = self._by_run.pop(run_id, None)
+        if not watchers:
+            return
+        self._hot.discard(run_id)
+        error = RunNotFoundError(
+            f"run {run_id} is no longer visible to this API key", status_code=404, code="not_found"
+        )
+        for watch in watchers:
+            self.remove(watch)
+            watch.on_error(error)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Every live watch fails with ``exc``."""
+        for watch in list(self._live):
+            self.remove(watch)
+            watch.on_error(exc)

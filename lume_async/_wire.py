@@ -1,0 +1,83 @@
+"""Strict readers of JSON leaf values (strings, numbers, timestamps, statuses) for every decoder.
+
+A value of the wrong JSON type raises ``WireTypeError``, one of the right type that does not parse
+``WireValueError``; their messages are shown to users as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from ._status import RunStatus
+
+__all__ = [
+    "WireTypeError",
+    "WireValueError",
+    "format_datetime",
+    "json_type_error",
+    "parse_datetime",
+    "parse_status",
+]
+
+
+class WireTypeError(TypeError):
+    """A value of the wrong JSON type; its message is shown as is."""
+
+
+class WireValueError(ValueError):
+    """A value of the right JSON type that does not parse; its message is shown as is."""
+
+
+_JSON_TYPE_NAMES: Final = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def json_type_error(value: Any, expected: str) -> WireTypeError:
+    """``expected a string, got integer``: the error for a value of the wrong JSON type."""
+    got = _JSON_TYPE_NAMES.get(value.__class__, type(value).__name__)
+    return WireTypeError(f"expected {expected}, got {got}")
+
+
+def parse_datetime(value: Any) -> datetime:
+    """An aware datetime from ISO-8601; ``Z`` and offsets are kept, a naive time is taken as UTC."""
+    if value.__class__ is not str:
+        raise json_type_error(value, "an ISO-8601 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise WireValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO-8601 with ``Z`` for UTC; a naive time is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_STATUS_BY_VALUE: Final[dict[str, RunStatus]] = {s.value: s for s in RunStatus}
+
+
+def parse_status(value: Any) -> RunStatus:
+    """A ``RunStatus`` from its wire string (an unknown one is kept, see ``RunStatus``)."""
+    known = _STATUS_BY_VALUE.get(value) if value.__class__ is str else None
+    if known is not None:
+        return known
+    if value.__class__ is not str:
+        raise json_type_error(value, "a status string")
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise WireValueError(f"not a run status: {value[:40]!r}") from None

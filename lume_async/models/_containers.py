@@ -1,0 +1,71 @@
+"""Generic containers: one ``Page`` of a listing, one ``BatchOutcome`` of a batch call."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar, cast
+
+import attrs
+
+__all__ = ["BatchOutcome", "Page"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a listing: the items and where they sit in the whole.
+
+    ``total`` and ``pages`` are None for cursor-paged listings, which cannot know them cheaply;
+    ``next_cursor`` is then where the next page starts.
+    """
+
+    items: tuple[T, ...]
+    page: int = 1
+    size: int = 0
+    total: int | None = None
+    pages: int | None = None
+    next_cursor: str | None = None
+
+    @property
+    def has_next(self) -> bool:
+        """True when another page may follow this one."""
+        if self.next_cursor is not None:
+            return True
+        if self.pages is not None:
+            return self.page < self.pages
+        return False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@attrs.frozen
+class BatchOutcome(Generic[T]):
+    """The result of one item of a batch call, at the item's ``index`` in the input.
+
+    Exactly one of ``value`` (when ``ok``) and ``error`` is set; one failed item never aborts the
+    others, so a batch returns one outcome per input.
+    """
+
+    index: int
+    ok: bool
+    value: T | None = None
+    error: BaseException | None = None
+
+    @classmethod
+    def success(cls, index: int, value: T) -> BatchOutcome[T]:
+        """An outcome that holds a value."""
+        return cls(index, True, value, None)
+
+    @classmethod
+    def failure(cls, index: int, error: BaseException) -> BatchOutcome[T]:
+        """An outcome that holds the error the item raised."""
+        return cls(index, False, None, error)
+
+    def unwrap(self) -> T:
+        """The value, or raise the item's error."""
+        if not self.ok:
+            if self.error is not None:
+                raise self.error
+            raise RuntimeError(f"batch item {self.index} failed without an error")
+        return cast(T, self.value)

@@ -1,0 +1,27 @@
+"""``Flow`` and ``FlowVersion``: the transformations runs apply."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+__all__ = ["Flow", "FlowVersion"]
+
+
+@attrs.frozen(kw_only=True)
+class FlowVersion:
+    """One published version of a flow; ``id`` is the ``name:vN`` string runs refer to."""
+
+    version: str
+    id: str
+    created_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Flow:
+    """A transformation flow and its published versions."""
+
+    name: str
+    description: str | None = None
+    versions: tuple[FlowVersion, ...] = ()

@@ -1,0 +1,158 @@
+"""``WebhookReceiver``: an aiohttp endpoint that verifies deliveries and hands events on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+
+from aiohttp import web
+
+from .._exceptions import WebhookVerificationError
+from .._validation import check_max_queue, check_receiver_path, check_tolerance
+from ..models import WebhookEvent
+from ._replay import ReplayGuard
+from ._signatures import check_signature, parse_event, signing_keys
+
+__all__ = ["WebhookEventStream", "WebhookReceiver"]
+
+logger = logging.getLogger("lume_async.webhooks")
+
+
+class WebhookEventStream:
+    """Events as they arrive, for ``async for``; made by ``WebhookReceiver.events()``.
+
+    Subscribed from creation, so nothing is missed between creating and iterating. Bounded: when
+    the consumer falls ``max_queue`` events behind, the oldest are dropped (with a warning).
+    Close it (``aclose()`` or ``async with``) to unsubscribe.
+    """
+
+    def __init__(self, receiver: WebhookReceiver, *, max_queue: int = 1000) -> None:
+        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(maxsize=check_max_queue(max_queue))
+        self._unsubscribe = receiver.add_listener(self._push)
+
+    def _push(self, event: WebhookEvent) -> None:
+        if self._queue.full():
+            dropped = self._queue.get_nowait()
+            logger.warning("webhook event stream is full; dropped event %s", dropped.id)
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> WebhookEventStream:
+        return self
+
+    async def __anext__(self) -> WebhookEvent:
+        return await self._queue.get()
+
+    async def aclose(self) -> None:
+        """Stop receiving events."""
+        self._unsubscribe()
+
+    async def __aenter__(self) -> WebhookEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class WebhookReceiver:
+    """An aiohttp endpoint that verifies deliveries and hands each new event to listeners.
+
+    Mount ``handler`` in your own app, use ``app``, or run it alone with ``serve()``. Answers 200
+    for an accepted event and for a repeated delivery of one (deduplicated on the event id, so
+    the sender stops retrying), 401 when the signature does not verify and 400 when a signed body
+    is not an event. Listeners run on the receiver's event loop and must not block; an exception
+    in one is logged and does not affect the answer or the other listeners.
+    """
+
+    def __init__(
+        self,
+        secret: str | Sequence[str],
+        *,
+        path: str = "/lume/webhooks",
+        tolerance: float = 300,
+        dedupe_ttl: float = 24 * 3600,
+    ) -> None:
+        self._keys = signing_keys(secret)
+        self._path = check_receiver_path(path)
+        self._tolerance = check_tolerance(tolerance)
+        self._delivered = ReplayGuard(ttl=dedupe_ttl)
+        self._listeners: list[Callable[[WebhookEvent], None]] = []
+        self._app: web.Application | None = None
+
+    @property
+    def path(self) -> str:
+        """The URL path the receiver's app answers on."""
+        return self._path
+
+    def add_listener(self, callback: Callable[[WebhookEvent], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for each new event; returns a function that unsubscribes."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def events(self, *, max_queue: int = 1000) -> WebhookEventStream:
+        """An async iterator of the events received from now on."""
+        return WebhookEventStream(self, max_queue=max_queue)
+
+    async def handler(self, request: web.Request) -> web.Response:
+        """The aiohttp handler: verify, deduplicate, notify listeners, answer."""
+        body = await request.read()
+        try:
+            check_signature(body, request.headers, self._keys, tolerance=self._tolerance, now=None)
+        except WebhookVerificationError as exc:
+            logger.warning("refused webhook delivery from %s: %s", request.remote, exc)
+            return web.json_response({"error": "invalid signature"}, status=401)
+        try:
+            event = parse_event(body)
+        except WebhookVerificationError as exc:
+            logger.warning("refused webhook delivery from %s: %s", request.remote, exc)
+            return web.json_response({"error": "malformed event"}, status=400)
+        if not self._delivered.check_and_add(event.id):
+            return web.json_response({"status": "duplicate"})
+        self._notify(event)
+        return web.json_response({"status": "accepted"})
+
+    def _notify(self, event: WebhookEvent) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("webhook listener %r failed on event %s", listener, event.id)
+
+    def _make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(self._path, self.handler)
+        return app
+
+    @property
+    def app(self) -> web.Application:
+        """An ``aiohttp.web.Application`` serving the receiver at ``path``."""
+        if self._app is None:
+            self._app = self._make_app()
+        return self._app
+
+    @contextlib.asynccontextmanager
+    async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Run the receiver on its own socket; yields the URL to register as the webhook URL."""
+        runner = web.AppRunner(self._make_app(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            if ":" in bound_host:
+                bound_host = f"[{bound_host}]"
+            yield f"http://{bound_host}:{bound_port}{self._path}"
+        finally:
+            await runner.cleanup()

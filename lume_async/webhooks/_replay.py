@@ -1,0 +1,63 @@
+"""``ReplayGuard``: remembers accepted webhook deliveries so a replay of one is refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from .._validation import check_int, check_ttl
+
+__all__ = ["ReplayGuard"]
+
+
+class ReplayGuard:
+    """Remembers accepted delivery ids for ``ttl`` seconds so a replay of one is refused.
+
+    Bounded (the oldest ids go first past ``max_entries``) and safe to share between threads.
+    ``ttl`` should be at least twice the verification tolerance: a delivery is acceptable for
+    ``tolerance`` seconds either side of its timestamp.
+    """
+
+    def __init__(self, *, ttl: float = 600.0, max_entries: int = 100_000) -> None:
+        self._ttl = check_ttl(ttl)
+        self._max = check_int(max_entries, "max_entries", minimum=1)
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check_and_add(self, key: str, *, now: float | None = None) -> bool:
+        """Record ``key``; True if it was new, False if it was seen within ``ttl``."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._purge(now)
+            expires = self._expiry.get(key)
+            if expires is not None and expires > now:
+                return False
+            self._expiry[key] = now + self._ttl
+            self._expiry.move_to_end(key)
+            while len(self._expiry) > self._max:
+                self._expiry.popitem(last=False)
+            return True
+
+    def _purge(self, now: float) -> None:
+        # Entries are kept in insertion order, which is expiry order while ``now`` moves forward;
+        # an out-of-order ``now`` only delays purging, never accepts a replay (see check above).
+        while self._expiry:
+            key, expires = next(iter(self._expiry.items()))
+            if expires > now:
+                break
+            del self._expiry[key]
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            expires = self._expiry.get(key) if isinstance(key, str) else None
+            return expires is not None and expires > time.time()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._expiry)
+
+    def clear(self) -> None:
+        """Forget every id."""
+        with self._lock:
+            self._expiry.clear()

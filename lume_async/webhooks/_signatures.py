@@ -1,0 +1,206 @@
+"""Webhook signatures: signing secrets and keys, ``sign`` for tests, ``verify`` for deliveries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import secrets as _secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from .. import _converter
+from .._exceptions import ResponseValidationError, WebhookVerificationError
+from .._validation import check_secrets, check_tolerance, decode_whsec
+from ..models import WebhookEvent
+from ._replay import ReplayGuard
+
+__all__ = ["Key", "check_signature", "new_secret", "parse_event", "sign", "signing_keys", "verify"]
+
+_STANDARD_HEADERS: Final = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_LUME_HEADER: Final = "x-lume-signature-256"
+_SECRET_PREFIX: Final = "whsec_"
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Key:
+    standard: bytes
+    lume: bytes
+
+
+def _key(secret: str) -> Key:
+    """The keys of one checked secret: ``whsec_`` ones decoded for Standard Webhooks."""
+    standard = decode_whsec(secret) if secret.startswith(_SECRET_PREFIX) else None
+    return Key(standard=standard or secret.encode(), lume=secret.encode())
+
+
+def signing_keys(secret: str | Sequence[str]) -> tuple[Key, ...]:
+    """The keys of one secret, or of several while one is being rotated out."""
+    return tuple(_key(s) for s in check_secrets(secret))
+
+
+def _standard_mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    return hmac.digest(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+
+
+# --- signing --------------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A fresh signing secret in the Standard Webhooks form: ``whsec_`` and 24 random bytes."""
+    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
+
+
+def sign(
+    body: bytes, secret: str, *, msg_id: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
+    """Headers signing ``body`` in both schemes, as the service sends them (for tests and relays).
+
+    ``msg_id`` defaults to a fresh ``msg_...`` id and ``timestamp`` to now, in Unix seconds.
+    """
+    key = _key(secret)
+    msg_id = msg_id if msg_id is not None else f"msg_{_secrets.token_hex(12)}"
+    ts = str(int(time.time()) if timestamp is None else int(timestamp))
+    signature = base64.b64encode(_standard_mac(key.standard, msg_id, ts, bytes(body))).decode()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": ts,
+        "webhook-signature": f"v1,{signature}",
+        "X-Lume-Signature-256": "sha256=" + hmac.new(key.lume, body, hashlib.sha256).hexdigest(),
+    }
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _check_standard(
+    h: dict[str, str], body: bytes, keys: tuple[Key, ...], tolerance: float, now: float
+) -> str:
+    msg_id, ts_text, sig_header = (h[name] for name in _STANDARD_HEADERS)
+    try:
+        ts = float(ts_text.strip())
+    except ValueError:
+        ts = math.nan
+    if not math.isfinite(ts):
+        raise WebhookVerificationError("malformed webhook-timestamp header: not Unix seconds")
+    if ts < now - tolerance:
+        raise WebhookVerificationError(
+            f"webhook-timestamp is too old ({now - ts:.0f} s ago, tolerance {tolerance:g} s)"
+        )
+    if ts > now + tolerance:
+        raise WebhookVerificationError(
+            f"webhook-timestamp is too far in the future ({ts - now:.0f} s ahead, "
+            f"tolerance {tolerance:g} s)"
+        )
+    candidates: list[bytes] = []
+    for entry in sig_header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            candidates.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not candidates:
+        raise WebhookVerificationError("webhook-signature header holds no v1 signature")
+    matched = False
+    for key in keys:
+        expected = _standard_mac(key.standard, msg_id, ts_text, body)
+        for candidate in candidates:
+            # No early exit: the time taken does not depend on which key or signature matched.
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise WebhookVerificationError(
+            "webhook-signature does not match (wrong secret, or the body was altered)"
+        )
+    return msg_id
+
+
+def _check_lume(value: str, body: bytes, keys: tuple[Key, ...]) -> None:
+    text = value.strip()
+    if text[:7].lower() == "sha256=":
+        text = text[7:]
+    try:
+        candidate = bytes.fromhex(text)
+    except ValueError:
+        candidate = b""
+    if len(candidate) != hashlib.sha256().digest_size:
+        raise WebhookVerificationError("malformed X-Lume-Signature-256 header: not a sha256 hex")
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(hmac.digest(key.lume, body, hashlib.sha256), candidate)
+    if not matched:
+        raise WebhookVerificationError(
+            "X-Lume-Signature-256 does not match (wrong secret, or the body was altered)"
+        )
+
+
+def check_signature(
+    body: bytes,
+    headers: Mapping[str, str],
+    keys: tuple[Key, ...],
+    *,
+    tolerance: float,
+    now: float | None,
+) -> str | None:
+    """Check either scheme (Standard Webhooks first); the delivery id if the scheme has one."""
+    h = _lowered(headers)
+    present = [name for name in _STANDARD_HEADERS if h.get(name)]
+    if len(present) == len(_STANDARD_HEADERS):
+        return _check_standard(h, body, keys, tolerance, time.time() if now is None else now)
+    lume = h.get(_LUME_HEADER)
+    if lume:
+        _check_lume(lume, body, keys)
+        return None
+    if present:
+        missing = ", ".join(name for name in _STANDARD_HEADERS if name not in present)
+        raise WebhookVerificationError(f"missing webhook header(s): {missing}")
+    raise WebhookVerificationError(
+        "missing signature headers: expected webhook-id, webhook-timestamp and "
+        "webhook-signature, or X-Lume-Signature-256"
+    )
+
+
+def parse_event(body: bytes) -> WebhookEvent:
+    try:
+        return _converter.structure(_converter.loads(body), WebhookEvent, what="webhook event")
+    except ResponseValidationError as exc:
+        raise WebhookVerificationError(f"malformed webhook body: {exc}") from exc
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str | Sequence[str],
+    *,
+    tolerance: float = 300,
+    now: float | None = None,
+    seen: ReplayGuard | None = None,
+) -> WebhookEvent:
+    """Check a delivery's signature and return its event, or raise ``WebhookVerificationError``.
+
+    ``body`` must be the raw bytes as received. Header names are matched case-insensitively.
+    With ``seen``, a delivery whose ``webhook-id`` (or, for the ``X-Lume-Signature-256`` scheme
+    alone, event ``id``) was already accepted is refused as a replay.
+    """
+    keys = signing_keys(secret)
+    seconds = check_tolerance(tolerance)
+    data = bytes(body)
+    delivery_id = check_signature(data, headers, keys, tolerance=seconds, now=now)
+    event = parse_event(data)
+    if seen is not None:
+        key = delivery_id if delivery_id is not None else f"event:{event.id}"
+        if not seen.check_and_add(key, now=now):
+            raise WebhookVerificationError(f"replayed delivery: {key[:80]!r} was already accepted")
+    return event
