@@ -99,3 +99,14 @@ def test_rows_quick_run(tmp_path: Path) -> None:
     assert ("rejects", "async") in paths
     assert {row["items"] for row in results["rows"]} == {2000}
     assert "sync/async time, 2,000 results, asyncio loop" in results["acceptance"]
+
+
+def test_scale_quick_run(tmp_path: Path) -> None:
+    results = run_quick("scale.py", tmp_path / "scale.json")
+
+    assert results["benchmark"] == "scale"
+    (row,) = results["rows"]
+    assert row["n"] == 2000
+    assert row["succeeded"] == 2000
+    assert row["cpu_ms_per_run"] > 0
+    assert "N=2,000: KB per waiting run" in results["acceptance"]
