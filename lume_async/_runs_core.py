@@ -101,7 +101,8 @@ class RunsCore:
             idempotency_key=request.idempotency_key or f"lume-{uuid.uuid4().hex}",
             options=self._options,
         )
-        return _decode_run(response)
+        # Runs are created by the thousand and read once they end: keep them small.
+        return _decode_run(response, compact=True)
 
     async def fetch(self, run_id: str) -> RunData:
         check_run_id(run_id)
@@ -133,7 +134,7 @@ class RunsCore:
             options=self._options,
             not_found=RunNotFoundError,
         )
-        return _decode_run(response)
+        return _decode_run(response, compact=False)
 
     # -- many runs -------------------------------------------------------------------------------
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
@@ -208,9 +209,9 @@ class RunsCore:
         )
 
 
-def _decode_run(response: Response) -> RunData:
+def _decode_run(response: Response, *, compact: bool) -> RunData:
     try:
-        return _converter.decode_run(response.body)
+        return _converter.decode_run(response.body, compact=compact)
     except Exception as exc:
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ it is handed on, so a connection goes back to the pool before any row reaches th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import ssl
@@ -20,6 +21,7 @@ from multidict import CIMultiDictProxy
 from . import _converter
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
+from ._deadlines import Deadlines
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -40,6 +42,8 @@ from ._version import __version__
 __all__ = ["RequestOptions", "Response", "Transport"]
 
 USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
+
+_UNLIMITED: Final = contextlib.nullcontext()
 
 _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
     400: InvalidRequestError,
@@ -179,7 +183,11 @@ class Transport:
         # with_options view that asks for other budget settings.
         self._budgets: dict[tuple[float, float], RetryBudget] = {}
         self._rng = random.Random()
+        # aiohttp's own timeouts, minus the total one (see request()), by Timeout; the last one
+        # asked for is kept at hand, since most calls use the client's own.
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._last_timeout: tuple[Timeout, aiohttp.ClientTimeout] | None = None
+        self._deadlines = Deadlines()
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
 
     @property
@@ -197,17 +205,18 @@ class Transport:
             )
         return budget
 
-    def _client_timeout(self, timeout: Timeout, remaining: float | None) -> aiohttp.ClientTimeout:
-        if remaining is not None and (timeout.total is None or remaining < timeout.total):
-            return aiohttp.ClientTimeout(
-                total=max(remaining, 0.001), sock_connect=timeout.connect, sock_read=timeout.read
-            )
+    def _socket_timeouts(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        """aiohttp's per-socket timeouts for ``timeout`` (its total is enforced in request())."""
+        last = self._last_timeout
+        if last is not None and last[0] is timeout:
+            return last[1]
         cached = self._timeouts.get(timeout)
         if cached is None:
             cached = aiohttp.ClientTimeout(
-                total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+                total=None, sock_connect=timeout.connect, sock_read=timeout.read
             )
             self._timeouts[timeout] = cached
+        self._last_timeout = (timeout, cached)
         return cached
 
     def _session_loop_closed(self) -> bool:
@@ -243,8 +252,10 @@ class Transport:
                 "lume-api-key": _Secret(self._config.api_key),
                 "User-Agent": USER_AGENT,
                 "Accept": "application/json",
+                # Answers are small JSON: not compressed. Said here rather than with aiohttp's
+                # skip_auto_headers, which copies the headers on every request.
+                "Accept-Encoding": "identity",
             },
-            skip_auto_headers=("Accept-Encoding",),
             raise_for_status=False,
             trust_env=False,
         )
@@ -306,22 +317,30 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            remaining = None if deadline is None else deadline - clock.monotonic()
-            timeout = self._client_timeout(opts.timeout, remaining)
+            total = opts.timeout.total
+            if deadline is not None:
+                remaining = max(deadline - clock.monotonic(), 0.001)
+                total = remaining if total is None else min(total, remaining)
             failure: LumeError
             try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    ssl=self._ssl,
-                ) as resp:
-                    payload = await resp.read()
-                    response = Response(resp.status, resp.headers, payload)
+                # The attempt's total time is bounded here (see _deadlines) rather than by
+                # aiohttp's total timeout, which costs several timers and contexts per request.
+                async with _UNLIMITED if total is None else self._deadlines.limit(total):
+                    resp = await session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers=headers,
+                        timeout=self._socket_timeouts(opts.timeout),
+                        allow_redirects=False,
+                        ssl=self._ssl,
+                    )
+                    try:
+                        payload = await resp.read()  # whole, and the connection goes back
+                    finally:
+                        resp.release()
+                response = Response(resp.status, resp.headers, payload)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
             else:

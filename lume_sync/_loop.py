@@ -75,7 +75,12 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
     ``timeout`` (seconds) is enforced on the loop and raises the builtin ``TimeoutError``.
     Raises ``SyncFacadeError`` when called from the loop thread itself.
     """
-    return _current().call(coro, timeout)
+    try:
+        runner = _current()
+    except BaseException:  # the loop could not start (or Ctrl-C while it did)
+        coro.close()
+        raise
+    return runner.call(coro, timeout)
 
 
 def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
