@@ -96,7 +96,7 @@ class RunsCore:
             "POST",
             "/v1/runs",
             route="/v1/runs",
-            body=_converter.dumps(request.to_wire()),
+            body=request.wire_body(),
             retryable=True,
             idempotency_key=request.idempotency_key or f"lume-{uuid.uuid4().hex}",
             options=self._options,

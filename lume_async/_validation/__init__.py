@@ -23,6 +23,7 @@ from ._base import (
     describe,
     wrong_type,
 )
+from ._json import encode_with_rows
 from ._runs import (
     MAX_PAGE_SIZE,
     check_batch_ids,
@@ -70,6 +71,7 @@ from ._webhooks import (
 )
 
 __all__ = [
+    "encode_with_rows",
     "EVENT_TYPES",
     "MAX_PAGE_SIZE",
     "bad_value",

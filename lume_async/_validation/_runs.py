@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from .._status import RunStatus
 from ._base import (
     bad_value,
@@ -20,6 +18,7 @@ from ._base import (
     check_str_list,
     wrong_type,
 )
+from ._json import encode_json_object
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -75,14 +74,14 @@ def check_flow_name(name: object) -> str:
     return base
 
 
-def _json_error(name: str, value: object, exc: Exception) -> TypeError:
-    return TypeError(f"{name} must be JSON-serialisable, got {type(value).__name__}: {exc}")
-
-
 def check_source(
     source_path: object, source_data: object
-) -> tuple[str | None, tuple[dict[str, Any], ...] | None]:
-    """Exactly one of a ``source_path`` and inline ``source_data`` rows (JSON objects)."""
+) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """Exactly one of a ``source_path`` and inline ``source_data`` rows (mappings).
+
+    Returns the path, or the rows as plain dicts; that they hold JSON is checked by encoding
+    them (``encode_with_rows``).
+    """
     if (source_path is None) == (source_data is None):
         raise ValueError("give exactly one of source_path and source_data")
     if source_path is not None:
@@ -94,22 +93,13 @@ def check_source(
     if isinstance(source_data, str | bytes | Mapping) or not isinstance(source_data, Sequence):
         raise wrong_type("source_data", "a sequence of dicts (JSON objects)", source_data)
     rows: list[Any] = list(source_data)
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
-        if not isinstance(row, dict):
-            rows[i] = dict(row)
-    try:
-        orjson.dumps(rows)
-    except TypeError:
-        # Serialise row by row only on failure, to name the offending row cheaply.
+    if set(map(type, rows)) - {dict}:  # some row is not a plain dict: look at each
         for i, row in enumerate(rows):
-            try:
-                orjson.dumps(row)
-            except TypeError as exc:
-                raise _json_error(f"source_data[{i}]", row, exc) from None
-        raise
-    return None, tuple(rows)
+            if not isinstance(row, Mapping):
+                raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
+            if not isinstance(row, dict):
+                rows[i] = dict(row)
+    return None, rows
 
 
 def check_run_metadata(value: object) -> None:
@@ -118,10 +108,7 @@ def check_run_metadata(value: object) -> None:
         return
     if not isinstance(value, Mapping):
         raise wrong_type("run_metadata", "a dict", value)
-    try:
-        orjson.dumps(dict(value))
-    except TypeError as exc:
-        raise _json_error("run_metadata", value, exc) from None
+    encode_json_object(dict(value), "run_metadata")
 
 
 def check_idempotency_key(key: object) -> str | None:
@@ -160,7 +147,7 @@ def check_run_request(
     force_rerun: object,
     label: object,
     idempotency_key: object,
-) -> tuple[dict[str, Any], ...] | None:
+) -> list[dict[str, Any]] | None:
     """Every field of a ``RunRequest`` but its tags; the inline rows, as plain dicts."""
     check_flow_version(flow_version)
     _, rows = check_source(source_path, source_data)

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from .._validation import check_run_request, check_tags
+from .._validation import check_run_request, check_tags, encode_with_rows
 
 __all__ = ["RunRequest"]
 
@@ -33,6 +33,8 @@ class RunRequest:
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
     idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    # The body as sent: encoding it is also how the inline rows are checked.
+    _wire: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -45,15 +47,25 @@ class RunRequest:
             idempotency_key=self.idempotency_key,
         )
         if rows is not None:
-            object.__setattr__(self, "source_data", rows)
+            object.__setattr__(self, "source_data", tuple(rows))
+        object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header)."""
+        body = self._head()
+        if self.source_path is None:
+            body["source_data"] = list(self.source_data or ())
+        return body
+
+    def wire_body(self) -> bytes:
+        """``to_wire()`` as JSON bytes, encoded once, when the request was checked."""
+        return self._wire
+
+    def _head(self) -> dict[str, Any]:
+        """The body without the inline rows."""
         body: dict[str, Any] = {"flow_version": self.flow_version}
         if self.source_path is not None:
             body["source_path"] = self.source_path
-        else:
-            body["source_data"] = list(self.source_data or ())
         if self.run_metadata is not None:
             body["run_metadata"] = dict(self.run_metadata)
         if self.force_rerun:

@@ -94,11 +94,14 @@ def test_rows_quick_run(tmp_path: Path) -> None:
     results = run_quick("rows.py", tmp_path / "rows.json")
 
     assert results["benchmark"] == "rows"
-    paths = {(row["listing"], row["path"]) for row in results["rows"]}
+    iterate, create = results["sections"]["iterate"], results["sections"]["create"]
+    paths = {(row["listing"], row["path"]) for row in iterate["rows"]}
     assert ("results", "sync") in paths
     assert ("rejects", "async") in paths
-    assert {row["items"] for row in results["rows"]} == {2000}
+    assert {row["items"] for row in iterate["rows"]} == {2000}
     assert "sync/async time, 2,000 results, asyncio loop" in results["acceptance"]
+    assert {row["client"] for row in create["rows"]} == {"lume-sdk", "aiohttp + orjson"}
+    assert "create CPU, 1,000 inline rows (no nulls), SDK/raw" in results["acceptance"]
 
 
 def test_scale_quick_run(tmp_path: Path) -> None:

@@ -1,0 +1,90 @@
+"""Free-form JSON a caller sends (inline rows, run metadata): checked by encoding it, once.
+
+The check and the encoding are one pass of orjson, whose bytes are then sent as they are: a
+create with 10,000 inline rows costs one encode of them, not a conversion of every value. What
+orjson refuses (sets, bytes, decimals, arbitrary objects, keys that are not strings) fails here
+with the index of the first bad row. Datetimes are written as ISO 8601 (``Z`` for UTC, a naive
+one read as UTC). NaN and infinities have no JSON form and are refused too. orjson writes them as
+``null``, so a body with no ``null`` holds none; one that has some is compared with the ``None``
+values of its rows, counted in C, and only if they differ are the rows searched value by value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from itertools import chain
+from operator import countOf
+from typing import Any, Final
+
+import orjson
+
+__all__ = ["encode_json_object", "encode_with_rows"]
+
+_OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]] | None) -> bytes:
+    """``head`` with ``rows`` under the key ``name`` (if given) as JSON, checked.
+
+    Errors name the argument: ``name[i]`` for a bad row.
+    """
+    if rows is None:
+        return _encode(head, "the request")
+    try:
+        encoded = orjson.dumps({**head, name: rows}, option=_OPTIONS)
+    except TypeError:
+        for i, row in enumerate(rows):  # only on failure: find the row to name
+            _encode(row, f"{name}[{i}]")
+        raise
+    nulls = encoded.count(b"null")
+    if nulls:
+        nulls -= _encode(head, "the request").count(b"null")
+        if nulls > countOf(chain.from_iterable(map(dict.values, rows)), None):
+            # A NaN or an infinity, a None nested deeper, or "null" in a string: look.
+            for i, row in enumerate(rows):
+                _check_finite(row, f"{name}[{i}]")
+    return encoded
+
+
+def encode_json_object(value: dict[str, Any], name: str) -> bytes:
+    """One JSON object, or a TypeError/ValueError naming ``name``."""
+    encoded = _encode(value, name)
+    if b"null" in encoded:
+        _check_finite(value, name)
+    return encoded
+
+
+def _encode(value: object, name: str) -> bytes:
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} must be JSON-serialisable, got {type(value).__name__}: {exc}"
+        ) from None
+
+
+def _check_finite(value: object, name: str) -> None:
+    for number in _floats(value):
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be JSON: it holds {number!r}, which JSON cannot carry")
+
+
+def _floats(value: object) -> Iterable[float]:
+    cls = value.__class__
+    if cls is float:
+        yield value  # type: ignore[misc]
+    elif cls is dict:
+        for item in value.values():  # type: ignore[attr-defined]
+            yield from _floats(item)
+    elif cls is list or cls is tuple:
+        for item in value:  # type: ignore[attr-defined]
+            yield from _floats(item)
+    elif isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _floats(item)
