@@ -7,8 +7,12 @@ application running ``lume_async`` keeps whatever loop it chose.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-__all__ = ["new_event_loop", "uses_uvloop"]
+__all__ = ["new_event_loop", "run", "uses_uvloop"]
+
+T = TypeVar("T")
 
 
 def uses_uvloop() -> bool:
@@ -28,3 +32,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` on ``new_event_loop()``."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -11,6 +10,7 @@ import click
 
 from .._client import AsyncLume
 from .._config import ENV_API_KEY
+from .._event_loop import run
 
 __all__ = ["Settings", "fail", "json_flag"]
 
@@ -36,7 +36,7 @@ class Settings:
             async with lume:
                 return await call(lume)
 
-        return asyncio.run(go())
+        return run(go())
 
 
 def fail(message: str) -> NoReturn:

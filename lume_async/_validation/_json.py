@@ -19,9 +19,12 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["encode_json_object", "encode_with_rows"]
+__all__ = ["encode_json_object", "encode_with_rows", "fitted"]
 
 _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+# orjson hands back its whole working buffer (4 KiB for a few bytes of JSON): what is kept is
+# copied to its size. Above this, the buffer was mapped and its untouched pages cost nothing.
+_COPY_BELOW: Final = 64 * 1024
 
 
 def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]] | None) -> bytes:
@@ -44,7 +47,12 @@ def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]]
             # A NaN or an infinity, a None nested deeper, or "null" in a string: look.
             for i, row in enumerate(rows):
                 _check_finite(row, f"{name}[{i}]")
-    return encoded
+    return fitted(encoded)
+
+
+def fitted(encoded: bytes) -> bytes:
+    """``encoded`` (from orjson) in a buffer of its own size, to be kept."""
+    return memoryview(encoded).tobytes() if len(encoded) < _COPY_BELOW else encoded
 
 
 def encode_json_object(value: dict[str, Any], name: str) -> bytes:

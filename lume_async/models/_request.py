@@ -33,8 +33,8 @@ class RunRequest:
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
     idempotency_key: str | None = attrs.field(default=None, kw_only=True)
-    # The body as sent: encoding it is also how the inline rows are checked.
-    _wire: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
+    # The body as sent, with inline rows: encoding it is also how the rows are checked.
+    _wire: bytes | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -48,7 +48,7 @@ class RunRequest:
         )
         if rows is not None:
             object.__setattr__(self, "source_data", tuple(rows))
-        object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))
+            object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header)."""
@@ -58,8 +58,10 @@ class RunRequest:
         return body
 
     def wire_body(self) -> bytes:
-        """``to_wire()`` as JSON bytes, encoded once, when the request was checked."""
-        return self._wire
+        """``to_wire()`` as JSON bytes (with inline rows: encoded once, when they were checked)."""
+        if self._wire is not None:
+            return self._wire
+        return encode_with_rows(self._head(), "source_data", None)
 
     def _head(self) -> dict[str, Any]:
         """The body without the inline rows."""
