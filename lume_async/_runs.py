@@ -13,6 +13,9 @@ from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_batch_items,
+    check_callable,
+    check_concurrency,
     check_interval,
     check_items,
     check_list_filters,
@@ -156,7 +159,9 @@ class AsyncRuns:
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
         never aborts the others. Each item keeps one Idempotency-Key across its retries.
         """
-        items = list(requests)
+        items = check_batch_items(requests, "requests")
+        check_concurrency(concurrency)
+        check_callable(on_progress, "on_progress")
 
         async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
             # Built here, inside the worker, so a bad item is that item's failure alone.
@@ -178,7 +183,9 @@ class AsyncRuns:
         one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
         only the outcomes of its 100 ids.
         """
-        ids = list(run_ids)
+        ids = check_batch_items(run_ids, "run_ids")
+        check_concurrency(concurrency)
+        check_callable(on_progress, "on_progress")
         total = len(ids)
         outcomes: builtins.list[BatchOutcome[AsyncRun] | None] = [None] * total
         done = failed = 0
@@ -237,7 +244,10 @@ class AsyncRuns:
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
-        return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
+        ids = check_batch_items(run_ids, "run_ids")
+        check_concurrency(concurrency)
+        check_callable(on_progress, "on_progress")
+        return await run_batch(ids, self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait_all(
@@ -252,9 +262,10 @@ class AsyncRuns:
 
         Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
         """
-        handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
+        handles = _handles(runs)
         check_timeout(timeout)
         check_interval(poll_interval)
+        check_callable(on_progress, "on_progress")
         targets = [(cell_of(run), run) for run in handles]
         async for _ in self._core.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
@@ -272,10 +283,14 @@ class AsyncRuns:
         """Yield each run as it becomes terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [
-            (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
-        ]
+        targets = [(cell_of(run), run) for run in _handles(runs)]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
+
+
+def _handles(runs: object) -> builtins.list[AsyncRun]:
+    """Run handles to wait on; ids are refused with a hint, since waiting updates handles."""
+    hint = " (pass run handles: get them for ids with runs.get_many(ids))"
+    return check_items(runs, "runs", AsyncRun, "a run handle (AsyncRun)", hint)
 
 
 def _id_error(run_id: object) -> Exception | None:

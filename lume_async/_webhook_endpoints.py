@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
-from ._validation import check_endpoint_id, check_endpoint_url, check_events, check_secret
+from ._validation import (
+    check_endpoint_id,
+    check_endpoint_secret,
+    check_endpoint_url,
+    check_events,
+)
 from .models import WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -41,7 +46,7 @@ class AsyncWebhookEndpoints:
         if events is not None:
             body["events"] = check_events(events)
         if secret is not None:
-            body["secret"] = check_secret(secret)
+            body["secret"] = check_endpoint_secret(secret)
         response = await self._transport.request(
             "POST",
             "/v1/webhooks",

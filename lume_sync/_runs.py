@@ -235,7 +235,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 self._async.wait_all(
-                    [item._async for item in runs],
+                    _wrap.unwrap_each(runs),
                     timeout=timeout,
                     poll_interval=poll_interval,
                     on_progress=_callbacks.on_caller(on_progress),
@@ -250,7 +250,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return self._bridge.iterate(
             self._bridge.local(
                 self._async.as_completed,
-                [item._async for item in runs],
+                _wrap.unwrap_each(runs),
                 timeout=timeout,
                 poll_interval=poll_interval,
             ),
