@@ -104,7 +104,9 @@ class AsyncRuns:
     ) -> AsyncPaginator[AsyncRun]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated: runs created while you iterate are neither skipped nor repeated. A
+        server whose pages repeat or loop (a cursor seen before, a run listed twice, runs out of
+        ``created_at`` order) raises ResponseValidationError instead.
         """
         params = check_list_filters(
             flow_version=flow_version,
@@ -121,9 +123,20 @@ class AsyncRuns:
         async def fetch(cursor: str | None) -> Page[AsyncRun]:
             page = await self._core.list_page(params, cursor, page_size)
             runs = tuple(self._handle(data) for data in page.items)
-            return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
+            return Page(
+                items=runs,
+                size=page.size,
+                next_cursor=page.next_cursor,
+                request_id=page.request_id,
+            )
 
-        return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
+        return AsyncPaginator(
+            fetch_cursor=fetch,
+            page_size=page_size,
+            item_id=_run_id,
+            ordered_by=_created_at,
+            descending=descending,
+        )
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
         """The mapped rows of a terminal run, in order."""
@@ -285,6 +298,14 @@ class AsyncRuns:
         check_interval(poll_interval)
         targets = [(cell_of(run), run) for run in _handles(runs)]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
+
+
+def _run_id(run: AsyncRun) -> str:
+    return run.id
+
+
+def _created_at(run: AsyncRun) -> datetime:
+    return run.created_at
 
 
 def _handles(runs: object) -> builtins.list[AsyncRun]:

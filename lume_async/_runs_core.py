@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
-from ._pagination import AsyncPaginator, get_page, numbered_listing
+from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._validation import check_batch_ids, check_run_id, check_update
-from .models import Page, RunData, RunRequest
+from .models import Page, RejectedRow, RunData, RunRequest
 
 if TYPE_CHECKING:
     from ._batch import ProgressCallback
@@ -154,7 +154,9 @@ class RunsCore:
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and not isinstance(next_cursor, str):
             raise _malformed("run list", "next_cursor is not a string", response)
-        return Page(items=runs, size=page_size, next_cursor=next_cursor)
+        return Page(
+            items=runs, size=page_size, next_cursor=next_cursor, request_id=response.request_id
+        )
 
     # -- what a run produced ---------------------------------------------------------------------
     def listing(
@@ -170,13 +172,14 @@ class RunsCore:
             page_size,
             options=self._options,
             not_found=RunNotFoundError,
+            item_id=_reject_index if item_cls is RejectedRow else None,  # type: ignore[arg-type]
         )
 
     async def page(
         self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
     ) -> Page[T]:
         """One page of a run's ``results``, ``rejects`` or ``logs`` (arguments checked)."""
-        return await get_page(
+        answer = await get_page(
             self._transport,
             f"/v1/runs/{run_id}/{what}",
             f"/v1/runs/{{run_id}}/{what}",
@@ -186,6 +189,8 @@ class RunsCore:
             options=self._options,
             not_found=RunNotFoundError,
         )
+        check_numbered_page(answer, page, page_size)
+        return answer
 
     # -- waiting ---------------------------------------------------------------------------------
     async def wait(
@@ -206,6 +211,10 @@ class RunsCore:
         return self._waiting.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         )
+
+
+def _reject_index(row: RejectedRow) -> int:
+    return row.index
 
 
 def _decode_run(response: Response) -> RunData:

@@ -67,6 +67,7 @@ class AsyncWebhookEndpoints:
             WebhookEndpoint,
             page_size,
             options=self._options,
+            item_id=_endpoint_id,
         )
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
@@ -89,3 +90,7 @@ class AsyncWebhookEndpoints:
             retryable=True,
             options=self._options,
         )
+
+
+def _endpoint_id(endpoint: WebhookEndpoint) -> str:
+    return endpoint.id

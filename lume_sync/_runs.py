@@ -108,7 +108,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
     ) -> Paginator[Run]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated: runs created while you iterate are neither skipped nor repeated. A
+        server whose pages repeat or loop (a cursor seen before, a run listed twice, runs out of
+        ``created_at`` order) raises ResponseValidationError instead.
         """
         return Paginator(
             self._bridge,

@@ -16,7 +16,8 @@ class Page(Generic[T]):
     """One page of a listing: the items and where they sit in the whole.
 
     ``total`` and ``pages`` are None for cursor-paged listings, which cannot know them cheaply;
-    ``next_cursor`` is then where the next page starts.
+    ``next_cursor`` is then where the next page starts. ``request_id`` is the ``x-request-id`` of
+    the answer the page came from, for a support request.
     """
 
     items: tuple[T, ...]
@@ -25,6 +26,7 @@ class Page(Generic[T]):
     total: int | None = None
     pages: int | None = None
     next_cursor: str | None = None
+    request_id: str | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @property
     def has_next(self) -> bool:
