@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ._pagination import AsyncPaginator
     from ._runs_core import RunCell, RunsCore
 
-__all__ = ["AsyncRun", "cell_of"]
+__all__ = ["AsyncRun", "cell_of", "failure"]
 
 
 class AsyncRun:
@@ -112,10 +112,13 @@ class AsyncRun:
         return self
 
     def raise_for_status(self) -> AsyncRun:
-        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
+        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
+
+        The message names the error, and for a run that rejected rows, how many and the most
+        frequent validation errors.
+        """
         if self.status.is_failure:
-            reason = f": {self.error.code}: {self.error.message}" if self.error else ""
-            raise RunFailedError(f"run {self.id} ended {self.status.value}{reason}", run=self)
+            raise failure(self)
         return self
 
     async def cancel(self) -> AsyncRun:
@@ -152,3 +155,23 @@ class AsyncRun:
 def cell_of(run: AsyncRun) -> RunCell:
     """The state cell behind a handle, for the runs core and the poller to bring up to date."""
     return run._cell
+
+
+def failure(run: AsyncRun, rejects: list[RejectedRow] | None = None) -> RunFailedError:
+    """The RunFailedError for a run that ended FAILED, CRASHED or CANCELED, with its ``rejects``."""
+    message = f"run {run.id} ended {run.status.value}"
+    if run.error is not None:
+        message += f": {run.error.code}: {run.error.message}"
+    metadata = run.metadata
+    results = metadata.results if metadata is not None else None
+    if results is not None and results.rejected_rows:
+        message += f"; {results.rejected_rows} of {results.input_rows} rows rejected"
+        validation = metadata.validation if metadata is not None else None
+        top = [
+            f"{e.error_code} on {e.field} ({e.count})"
+            for e in (validation.top_errors if validation is not None else ())
+            if e.error_code is None or e.error_code not in message
+        ]
+        if top:
+            message += f"; top errors: {', '.join(top)}"
+    return RunFailedError(message, run=run, rejects=rejects)
