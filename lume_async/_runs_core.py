@@ -142,8 +142,15 @@ class RunsCore:
     async def list_page(
         self, params: list[tuple[str, str | int]], cursor: str | None, page_size: int
     ) -> Page[RunData]:
-        """One page of ``GET /v1/runs`` (already checked ``params``), from ``cursor``."""
-        query = params if cursor is None else [*params, ("cursor", cursor)]
+        """One page of ``GET /v1/runs`` (already checked ``params``), from ``cursor``.
+
+        ``cursor`` (the previous page's ``next_cursor``) replaces any cursor in ``params``.
+        """
+        if cursor is None:
+            query = params
+        else:
+            query = [(k, v) for k, v in params if k != "cursor"]
+            query.append(("cursor", cursor))
         response = await self._transport.request(
             "GET", "/v1/runs", route="/v1/runs", params=query, retryable=True, options=self._options
         )

@@ -120,7 +120,11 @@ class Run(_wrap.Twin[AsyncRun]):
         )
 
     def raise_for_status(self) -> Run:
-        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
+        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
+
+        The message names the error, and for a run that rejected rows, how many and the most
+        frequent validation errors.
+        """
         return self._same(self._bridge.local(self._async.raise_for_status))
 
     def cancel(self) -> Run:

@@ -97,6 +97,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         self,
         *,
         flow_version: str | None = None,
+        source_path: str | None = None,
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         label: str | None = None,
         tags: Iterable[str] | None = None,
@@ -105,16 +106,26 @@ class Runs(_wrap.Twin[AsyncRuns]):
         order_by: str = "created_at",
         descending: bool = True,
         page_size: int = 100,
+        cursor: str | None = None,
     ) -> Paginator[Run]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated on ``created_at``: runs created while you iterate are neither skipped
+        nor repeated. ``status`` also takes the TypeScript SDK's words: ``RUNNING`` (any of
+        SYNCING_SOURCE, TRANSFORMING, SYNCING_TARGET) and ``INCOMPLETE`` (PARTIAL_FAILED).
+        ``order_by="updated_at"`` is refused (ValueError): it changes while you iterate.
+
+        To resume later, even in another process, keep a page's ``next_cursor`` (from
+        ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
+        filters and order it was started with (valid for 24 hours). Filters given along with a
+        cursor must be the cursor's own, or the service refuses them.
         """
         return Paginator(
             self._bridge,
             self._bridge.local(
                 self._async.list,
                 flow_version=flow_version,
+                source_path=source_path,
                 status=status,
                 label=label,
                 tags=tags,
@@ -123,6 +134,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
                 order_by=order_by,
                 descending=descending,
                 page_size=page_size,
+                cursor=cursor,
             ),
             Run,
         )
