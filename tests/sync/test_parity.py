@@ -49,8 +49,8 @@ ASYNC_EXPORTS = [
     "ResultsMetadata", "RetryEvent", "RetryPolicy", "RunData", "RunError", "RunErrorInfo",
     "RunFailedError", "RunInfo", "RunMetadata", "RunNotFoundError", "RunRequest", "RunStatus",
     "RunTimeoutError", "ServerError", "StageError", "StageTimings", "SyncFacadeError",
-    "TargetField", "TargetLocations", "Timeout", "TopError", "ValidationMetadata", "WebhookEndpoint",
-    "WebhookEvent", "WebhookRunData", "WebhookVerificationError", "__version__",
+    "TargetField", "TargetLocations", "Timeout", "TopError", "ValidationMetadata",
+    "WebhookEndpoint", "WebhookEvent", "WebhookRunData", "WebhookVerificationError", "__version__",
 ]  # fmt: skip
 SYNC_EXPORTS = [
     "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BatchOutcome",
