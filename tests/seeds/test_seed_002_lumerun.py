@@ -62,6 +62,15 @@ def test_wait_reaches_every_terminal_status_the_seed_lists(lume: Lume) -> None:
         assert run.status == status
 
 
+def test_wait_raises_a_timeout_error_when_the_timeout_is_reached(lume: Lume) -> None:
+    # "timeout (int, optional): ... If the timeout is reached, a TimeoutError is raised.
+    # Defaults to 3600 (1 hour)."
+    run = lume.run(FLOW, "synthetic://seed-002-slow?rows=5&duration=100000")
+    with pytest.raises(TimeoutError):
+        run.wait(timeout=60, poll_interval=10)
+    assert not run.is_terminal
+
+
 # -- Methods: refresh() --------------------------------------------------------------------------
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from lume_sync import Flow, Lume, Paginator, Run, RunFailedError, RunStatus
 pytestmark = pytest.mark.timeout(60)
 
 FLOW = "customer_cleaner:v1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def source(rows: int = 20, duration: float = 1.0, **extra: object) -> str:
@@ -104,3 +109,36 @@ def test_listing_resumes_from_a_saved_cursor(lume: Lume, emu: Emulator) -> None:
     with Lume(api_key=emu.api_key, base_url=emu.url) as later:
         rest = [r.id for r in later.runs.list(cursor=first.next_cursor)]
     assert [r.id for r in first.items] + rest == list(reversed(made))
+
+
+def test_a_saved_cursor_resumes_the_listing_in_another_process(lume: Lume, emu: Emulator) -> None:
+    label = f"process-{uuid.uuid4().hex}"
+    made = [lume.run(FLOW, source(), label=label).id for _ in range(4)]
+    first = next(iter(lume.runs.list(label=label, page_size=3).pages()))
+    later = textwrap.dedent(
+        """
+        import os
+        from lume_sync import Lume
+
+        with Lume(api_key=os.environ["EMU_KEY"], base_url=os.environ["EMU_URL"]) as lume:
+            for run in lume.runs.list(cursor=os.environ["MARKER"]):
+                print(run.id)
+        """
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "EMU_URL": emu.url,
+        "EMU_KEY": emu.api_key,
+        "MARKER": first.next_cursor or "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", later],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r.id for r in first.items] + done.stdout.split() == list(reversed(made))
