@@ -99,7 +99,9 @@ class ListingChecks(Generic[T]):
     """The state of one walk through a listing: what its pages said so far.
 
     ``item_id`` names an item (repeats are refused); ``ordered_by`` gives the key the listing is
-    sorted on, ascending unless ``descending``: no item may step back against that order.
+    sorted on, ascending unless ``descending``: no item may step back against that order. With
+    ``descending=None`` (a listing resumed from a cursor, which carries its own order) the order
+    is the one its first two different keys take.
     """
 
     __slots__ = (
@@ -120,7 +122,7 @@ class ListingChecks(Generic[T]):
         page_size: int,
         item_id: Callable[[T], Hashable] | None = None,
         ordered_by: Callable[[T], Any] | None = None,
-        descending: bool = False,
+        descending: bool | None = False,
     ) -> None:
         self._size = page_size
         self._item_id = item_id
@@ -174,7 +176,11 @@ class ListingChecks(Generic[T]):
 
     def _check_order(self, page: Page[T], key: Any) -> None:
         last = self._last_key
-        if last is not None and (key > last if self._descending else key < last):
+        self._last_key = key
+        if last is None or key == last:
+            return
+        if self._descending is None:
+            self._descending = key < last
+        elif key > last if self._descending else key < last:
             direction = "descending" if self._descending else "ascending"
             raise _lying(page, f"items out of {direction} order ({key} after {last})")
-        self._last_key = key

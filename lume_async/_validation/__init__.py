@@ -3,7 +3,7 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, client settings, webhooks, the testing tools.
+shapes, runs and flows, exported files, client settings, webhooks, the testing tools.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from ._base import (
     describe,
     wrong_type,
 )
+from ._files import check_callback, check_columns, check_export_path
 from ._runs import (
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_batch_items,
     check_concurrency,
+    check_cursor,
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
@@ -112,13 +114,17 @@ __all__ = [
     "check_batch_items",
     "check_bool",
     "check_callable",
+    "check_callback",
     "check_clock",
+    "check_columns",
     "check_concurrency",
+    "check_cursor",
     "check_delivery",
     "check_endpoint_id",
     "check_endpoint_secret",
     "check_endpoint_url",
     "check_events",
+    "check_export_path",
     "check_fault_kinds",
     "check_fault_phase",
     "check_fault_rate",

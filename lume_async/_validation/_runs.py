@@ -16,6 +16,7 @@ from ._base import (
     check_finite_json,
     check_int,
     check_iterable,
+    check_nonempty_str,
     check_str_list,
     check_text,
     describe,
@@ -27,6 +28,7 @@ __all__ = [
     "check_batch_ids",
     "check_batch_items",
     "check_concurrency",
+    "check_cursor",
     "check_flow_name",
     "check_flow_version",
     "check_idempotency_key",
@@ -252,9 +254,21 @@ def check_timestamp(name: str, value: object) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def check_cursor(cursor: object) -> str | None:
+    """A saved ``next_cursor`` of a run listing, or None."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise wrong_type("cursor", "a str (a page's next_cursor) or None", cursor)
+    if not cursor or len(cursor) > 4096 or not cursor.isascii() or not cursor.isprintable():
+        raise bad_value("cursor", "a page's next_cursor, as it was given", cursor)
+    return cursor
+
+
 def check_list_filters(
     *,
     flow_version: object,
+    source_path: object,
     status: object,
     label: object,
     tags: object,
@@ -263,8 +277,13 @@ def check_list_filters(
     order_by: object,
     descending: object,
     page_size: object,
+    cursor: object,
 ) -> list[tuple[str, str | int]]:
-    """The query of ``runs.list(...)``, every filter checked."""
+    """The query of ``runs.list(...)``, every filter checked.
+
+    With a ``cursor`` the order is the cursor's own, so it is not sent; filters given with one
+    are sent, for the service to check that they are the cursor's.
+    """
     size = check_page_size(page_size)
     if not isinstance(order_by, str):
         raise wrong_type("order_by", "a str", order_by)
@@ -276,13 +295,19 @@ def check_list_filters(
         )
         raise ValueError(f"order_by must be 'created_at', got {describe(order_by)}{why}")
     check_bool(descending, "descending")
-    params: list[tuple[str, str | int]] = [
-        ("order_by", order_by),
-        ("order", "desc" if descending else "asc"),
-        ("size", size),
-    ]
+    saved = check_cursor(cursor)
+    params: list[tuple[str, str | int]] = [("size", size)]
+    if saved is None:
+        params += [("order_by", order_by), ("order", "desc" if descending else "asc")]
+    else:
+        params.append(("cursor", saved))
     if flow_version is not None:
         params.append(("flow_version", check_flow_version(flow_version)))
+    if source_path is not None:
+        check_nonempty_str(source_path, "source_path")
+        params.append(
+            ("source_path", check_text(source_path, "source_path", max_len=MAX_SOURCE_PATH))
+        )
     params.extend(("status", value) for value in check_statuses(status))
     if label is not None:
         params.append(("label", check_text(label, "label", min_len=1, max_len=MAX_LABEL)))

@@ -15,8 +15,10 @@ import asyncio
 import math
 import re
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
@@ -55,6 +57,7 @@ PATH = "s3://bucket/sweep"
 RUN_ID = "run_01HY0000000000000000000000"
 SECRET = "whsec_a2V5a2V5a2V5a2V5a2V5a2V5"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SOMEWHERE = str(Path(tempfile.gettempdir()) / "lume-sweep-export")  # a file that could be written
 
 
 class Row:
@@ -224,6 +227,25 @@ ROWS: list[Row] = [
         page_size=PAGE_SIZE,
     ),
     *entry(
+        "runs.input",
+        lambda c, kw: c.runs.input(**{"run_id": RUN_ID, **kw}),
+        run_id=ONE_RUN,
+        page_size=PAGE_SIZE,
+    ),
+    *entry(
+        "runs.logs",
+        lambda c, kw: c.runs.logs(**{"run_id": RUN_ID, "follow": True, **kw}),
+        follow=(boolean,),
+        poll_interval=(number, NOT_POSITIVE),
+    ),
+    *entry(
+        "runs.wait",
+        lambda c, kw: c.runs.wait(**{"run_id": RUN_ID, **kw}),
+        run_id=ONE_RUN,
+        timeout=(optional(number), WAIT_TIMEOUT),
+        poll_interval=(number, NOT_POSITIVE),
+    ),
+    *entry(
         "runs.results_page",
         lambda c, kw: c.runs.results_page(**{"run_id": RUN_ID, **kw}),
         run_id=ONE_RUN,
@@ -322,6 +344,26 @@ ROWS: list[Row] = [
     *entry("AsyncRun.results", lambda c, kw: c.handle.results(**kw), page_size=PAGE_SIZE),
     *entry("AsyncRun.rejects", lambda c, kw: c.handle.rejects(**kw), page_size=PAGE_SIZE),
     *entry("AsyncRun.logs", lambda c, kw: c.handle.logs(**kw), page_size=PAGE_SIZE),
+    *entry(
+        "AsyncRun.logs",
+        lambda c, kw: c.handle.logs(**{"follow": True, **kw}),
+        follow=(boolean,),
+        poll_interval=(number, NOT_POSITIVE),
+    ),
+    *entry("AsyncRun.input", lambda c, kw: c.handle.input(**kw), page_size=PAGE_SIZE),
+    *entry(
+        "AsyncPaginator.to_jsonl",
+        lambda c, kw: c.handle.results().to_jsonl(**{"path": SOMEWHERE, **kw}),
+        path=(instance((str, PurePath)), st.sampled_from(["", "/", "/nonexistent-dir/x.jsonl"])),
+        on_progress=CALLBACK,
+    ),
+    *entry(
+        "AsyncPaginator.to_csv",
+        lambda c, kw: c.handle.results().to_csv(**{"path": SOMEWHERE, **kw}),
+        path=(instance((str, PurePath)), st.sampled_from(["", "/", "/nonexistent-dir/x.csv"])),
+        columns=(optional(several(text)), st.just([""]) | st.just(["a", "a"])),
+        on_progress=CALLBACK,
+    ),
     # -- webhook endpoints -----------------------------------------------------------------------
     *entry(
         "webhook_endpoints.create",
@@ -590,7 +632,7 @@ def _public_methods(obj: object) -> set[str]:
 
 def test_every_method_that_takes_arguments_is_swept(handle: Any) -> None:
     lume = AsyncLume(api_key="k")
-    without_arguments = {"refresh", "cancel", "raise_for_status"}
+    without_arguments = {"refresh", "cancel", "raise_for_status", "rerun"}
     for where, obj in [
         ("runs", lume.runs),
         ("flows", lume.flows),
