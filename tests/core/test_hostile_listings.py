@@ -379,3 +379,19 @@ def test_an_ordered_listing_catches_a_cycle_longer_than_any_window() -> None:
     ]
     with pytest.raises(ResponseValidationError, match="out of descending order"):
         walk(checks, pages)
+
+
+async def test_a_listing_resumed_from_a_cursor_follows_the_order_the_cursor_carries(
+    scripted: ScriptedServer, scripted_lume: AsyncLume
+) -> None:
+    scripted.respond = CursorServer(20, None, 0)  # newest first: the cursor's own order
+    runs = await scripted_lume.runs.list(page_size=5, cursor="c1", descending=False).collect()
+    assert [run.id for run in runs] == [run_at(i)["id"] for i in range(5, 20)]
+
+
+async def test_a_resumed_listing_that_turns_back_is_refused(
+    scripted: ScriptedServer, scripted_lume: AsyncLume
+) -> None:
+    scripted.respond = CursorServer(40, "out_of_order", 3)
+    with pytest.raises(ResponseValidationError, match="out of descending order"):
+        await scripted_lume.runs.list(page_size=5, cursor="c1").collect()
