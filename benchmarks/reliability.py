@@ -10,10 +10,16 @@ reads every result row back, through one kind of trouble:
 * ``proxy``: a fault proxy between client and emulator adds latency and jitter, caps bandwidth,
   resets and stalls connections mid-answer and swallows requests (client timeout 1 s);
 * ``nginx``: Debian's nginx limits the API to 400 requests/s (burst 200) with 429 +
-  Retry-After, and the client waits out what it is told.
+  Retry-After, and the client waits out what it is told;
+* ``hostile``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
+  pages that claim another number, size or page count, lose a row or repeat one, and run
+  listings whose cursor points back or whose empty page points on. Every lie must be refused
+  (the listing walked again), and then the whole run listing is walked through the same lies,
+  resuming from the last page trusted.
 
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
-scenario: runs requested and created, duplicates, rows expected and fetched, retries, wall time.
+scenario: runs requested and created, duplicates, rows expected and fetched, retries, listings
+refused as untrustworthy, wall time.
 """
 
 from __future__ import annotations
@@ -40,10 +46,11 @@ from tests.chaos._fanout import (  # noqa: E402
     fan_out,
     requests_for,
 )
+from tests.chaos._liar import LyingProxy, walk_runs  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx")
+SCENARIOS = ("faults", "proxy", "nginx", "hostile")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -52,6 +59,7 @@ COLUMNS = (
     ("rows_expected", "rows expected", ">"),
     ("rows_fetched", "rows fetched", ">"),
     ("retries", "retries", ">"),
+    ("refused", "refused", ">"),
     ("failures", "failures", ">"),
     ("wall_s", "wall s", ">"),
 )
@@ -98,6 +106,8 @@ async def scenario(name: str, n: int) -> Figures:
                 ) as lume,
             ):
                 await fan_out(lume, requests, figures)
+        elif name == "hostile":
+            await hostile(emu, requests, figures, counter)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(
@@ -109,6 +119,28 @@ async def scenario(name: str, n: int) -> Figures:
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
             await audit(oracle, name, figures, emu.stats())
     return figures
+
+
+async def hostile(
+    emu: Emulator, requests: list[Any], figures: Figures, counter: RetryCounter
+) -> None:
+    """The fan-out through a proxy whose listings lie, then every run listed through it."""
+    async with (
+        LyingProxy(emu.port, rate=0.2, seed=22) as liar,
+        AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
+    ):
+        await fan_out(lume, requests, figures, read_attempts=100)
+        listed, refused = await walk_runs(lume, page_size=100)
+        figures.refused += refused
+        async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
+            truth = [run.id async for run in oracle.runs.list(page_size=100)]
+        if listed != truth:
+            figures.failures.append(
+                f"run listing through lies: {len(listed)} ids, {len(set(listed))} distinct; "
+                f"{len(truth)} on the server"
+            )
+        lies = ", ".join(f"{kind} {n}" for kind, n in sorted(liar.told.items()))
+        print(f"hostile: lies told: {lies}", file=sys.stderr)
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -101,7 +101,8 @@ class ListingChecks(Generic[T]):
     ``item_id`` names an item (repeats are refused); ``ordered_by`` gives the key the listing is
     sorted on, ascending unless ``descending``: no item may step back against that order. With
     ``descending=None`` (a listing resumed from a cursor, which carries its own order) the order
-    is the one its first two different keys take.
+    is the one its first two different keys take, and that cursor (``resumed_from``) counts as
+    followed.
     """
 
     __slots__ = (
@@ -123,6 +124,7 @@ class ListingChecks(Generic[T]):
         item_id: Callable[[T], Hashable] | None = None,
         ordered_by: Callable[[T], Any] | None = None,
         descending: bool | None = False,
+        resumed_from: str | None = None,
     ) -> None:
         self._size = page_size
         self._item_id = item_id
@@ -132,6 +134,8 @@ class ListingChecks(Generic[T]):
         self._cursors: BoundedSet[str] = BoundedSet()
         self._first_total: int | None = None
         self._last_key: Any = None
+        if resumed_from is not None:
+            self._cursors.add(resumed_from)  # pointing back at it is a loop too
         self.last_page = 1
         """The last page of a page-numbered listing, as its newest total says."""
 

@@ -63,9 +63,11 @@ class AsyncPaginator(Generic[T]):
         item_id: Callable[[T], Hashable] | None = None,
         ordered_by: Callable[[T], Any] | None = None,
         descending: bool | None = False,
+        resumed_from: str | None = None,
     ) -> None:
         # ``item_id`` names an item, so that one listed twice is caught; ``ordered_by`` is the
-        # key a cursor listing is sorted on (``descending`` or not), so one going back is caught.
+        # key a cursor listing is sorted on (``descending`` or not), so one going back is caught;
+        # ``resumed_from`` is the saved cursor a cursor listing starts from.
         if sum(f is not None for f in (fetch_page, fetch_cursor, stream)) != 1:
             raise TypeError("give exactly one of fetch_page / fetch_cursor / stream")
         self._fetch_page = fetch_page
@@ -76,6 +78,7 @@ class AsyncPaginator(Generic[T]):
         self._item_id = item_id
         self._ordered_by = ordered_by
         self._descending = descending
+        self._resumed_from = resumed_from
 
     @property
     def page_size(self) -> int:
@@ -102,6 +105,7 @@ class AsyncPaginator(Generic[T]):
             item_id=self._item_id,
             ordered_by=self._ordered_by,
             descending=self._descending,
+            resumed_from=self._resumed_from,
         )
         if self._fetch_page is not None:
             return self._numbered_pages(self._fetch_page, checks)

@@ -149,6 +149,7 @@ class AsyncRuns:
             item_id=_run_id,
             ordered_by=_created_at,
             descending=None if cursor is not None else descending,  # a cursor has its order
+            resumed_from=cursor,
         )
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
