@@ -1,6 +1,7 @@
 """Reliability report: the chaos fan-out of the test suite, at scale.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx] [--json PATH]
+    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx lying]
+                                     [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
 reads every result row back, through one kind of trouble:
@@ -11,7 +12,7 @@ reads every result row back, through one kind of trouble:
   resets and stalls connections mid-answer and swallows requests (client timeout 1 s);
 * ``nginx``: Debian's nginx limits the API to 400 requests/s (burst 200) with 429 +
   Retry-After, and the client waits out what it is told;
-* ``hostile``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
+* ``lying``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
   pages that claim another number, size or page count, lose a row or repeat one, and run
   listings whose cursor points back or whose empty page points on. Every lie must be refused
   (the listing walked again), and then the whole run listing is walked through the same lies,
@@ -50,7 +51,7 @@ from tests.chaos._liar import LyingProxy, walk_runs  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx", "hostile")
+SCENARIOS = ("faults", "proxy", "nginx", "lying")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -106,8 +107,8 @@ async def scenario(name: str, n: int) -> Figures:
                 ) as lume,
             ):
                 await fan_out(lume, requests, figures)
-        elif name == "hostile":
-            await hostile(emu, requests, figures, counter)
+        elif name == "lying":
+            await lying(emu, requests, figures, counter)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(
@@ -121,7 +122,7 @@ async def scenario(name: str, n: int) -> Figures:
     return figures
 
 
-async def hostile(
+async def lying(
     emu: Emulator, requests: list[Any], figures: Figures, counter: RetryCounter
 ) -> None:
     """The fan-out through a proxy whose listings lie, then every run listed through it."""
@@ -140,7 +141,7 @@ async def hostile(
                 f"{len(truth)} on the server"
             )
         lies = ", ".join(f"{kind} {n}" for kind, n in sorted(liar.told.items()))
-        print(f"hostile: lies told: {lies}", file=sys.stderr)
+        print(f"lying: lies told: {lies}", file=sys.stderr)
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -199,13 +199,13 @@ async def test_a_service_whose_listings_lie(
         LyingProxy(emu.port, rate=0.2, seed=22) as liar,
         AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
     ):
-        await fan_out(lume, requests_for(LIED_TO, "hostile"), figures, read_attempts=100)
+        await fan_out(lume, requests_for(LIED_TO, "lying"), figures, read_attempts=100)
         listed, refused = await walk_runs(lume, page_size=20)
     truth = [run.id async for run in oracle.runs.list(page_size=100)]
     assert listed == truth  # every run once, in order, through the lies
     assert refused > 0 and figures.refused > 0  # the lies were seen through
     assert {"page", "pages", "size", "short", "cursor_back", "empty_points_on"} <= set(liar.told)
-    per_path = await audit(oracle, "hostile", figures, emu.stats())
+    per_path = await audit(oracle, "lying", figures, emu.stats())
     assert figures.failures == [] and loop_errors == []
     assert figures.created == figures.on_server == len(per_path) == LIED_TO
     assert figures.rows_fetched == figures.rows_expected and figures.rows_wrong == 0
