@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import bad_value, check_int, check_seconds, wrong_type
+from ._settings import check_header_token
 
 __all__ = [
     "FAULT_KINDS",
+    "check_emulator_key",
+    "check_faults",
     "FAULT_PHASES",
     "check_fault_kinds",
     "check_fault_phase",
@@ -83,3 +86,20 @@ def check_fault_phase(value: object) -> str:
     if value not in FAULT_PHASES:
         raise bad_value("phase", "'before', 'after' or 'both'", value)
     return value
+
+
+def check_emulator_key(api_key: object) -> None:
+    """An API key for the emulator to accept: None (one is made), or a usable header value."""
+    if api_key is None:
+        return
+    if not isinstance(api_key, str):
+        raise wrong_type("api_key", "a str or None", api_key)
+    if not api_key:
+        raise ValueError("api_key must not be empty (a str); pass None to have one made")
+    check_header_token(api_key, "api_key")
+
+
+def check_faults(faults: object, profile_cls: type[Any]) -> None:
+    """A fault profile (an instance of ``profile_cls``), or None for no faults."""
+    if faults is not None and not isinstance(faults, profile_cls):
+        raise wrong_type("faults", "a FaultProfile or None", faults)

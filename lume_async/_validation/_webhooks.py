@@ -18,6 +18,7 @@ __all__ = [
     "check_endpoint_secret",
     "check_endpoint_url",
     "check_events",
+    "check_guard",
     "check_listener",
     "check_max_queue",
     "check_msg_id",
@@ -205,3 +206,9 @@ def check_events(events: object) -> list[str]:
 
 def check_endpoint_id(endpoint_id: object) -> str:
     return check_id(endpoint_id, "endpoint_id", "a webhook endpoint id", "wh_01...")
+
+
+def check_guard(seen: object) -> None:
+    """Where accepted deliveries are remembered: a ReplayGuard (``check_and_add``), or None."""
+    if seen is not None and not callable(getattr(seen, "check_and_add", None)):
+        raise wrong_type("seen", "a ReplayGuard or None", seen)

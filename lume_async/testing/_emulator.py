@@ -20,7 +20,8 @@ from aiohttp import web
 from .._clock import SYSTEM_CLOCK, Clock
 from .._validation import (
     check_clock,
-    check_header_token,
+    check_emulator_key,
+    check_faults,
     check_host,
     check_port,
     check_rate_limit,
@@ -28,7 +29,6 @@ from .._validation import (
     check_time_scale,
     finite_seconds,
     whole_at_least_one,
-    wrong_type,
 )
 from ._app import create_app
 from ._faults import FaultProfile
@@ -68,10 +68,9 @@ class Emulator:
     ) -> None:
         check_host(host)
         check_port(port)
-        if api_key is not None:
-            _check_api_key(api_key)
+        check_emulator_key(api_key)
         check_time_scale(time_scale)
-        _check_faults(faults)
+        check_faults(faults, FaultProfile)
         check_seed(seed)
         check_rate_limit(rate_limit, rate_burst)
         finite_seconds(webhook_retry_base, "webhook_retry_base")
@@ -206,7 +205,7 @@ class Emulator:
 
     def set_faults(self, faults: FaultProfile | None) -> None:
         """Arm (or, with None or rate 0, disarm) fault injection on ``/v1`` requests."""
-        _check_faults(faults)
+        check_faults(faults, FaultProfile)
         self._call(self._service.faults.set, faults)
 
     def stats(self) -> dict[str, Any]:
@@ -215,8 +214,7 @@ class Emulator:
 
     def add_tenant(self, api_key: str | None = None) -> str:
         """Create another tenant and return its API key (runs are isolated per key)."""
-        if api_key is not None:
-            _check_api_key(api_key)
+        check_emulator_key(api_key)
         return self._call(self._service.add_tenant, api_key)
 
     def reset(self) -> None:
@@ -237,16 +235,3 @@ class Emulator:
             self._service.rate_burst = burst
 
         self._call(apply)
-
-
-def _check_api_key(api_key: object) -> None:
-    if not isinstance(api_key, str):
-        raise wrong_type("api_key", "a str or None", api_key)
-    if not api_key:
-        raise ValueError("api_key must not be empty (a str); pass None to have one made")
-    check_header_token(api_key, "api_key")
-
-
-def _check_faults(faults: object) -> None:
-    if faults is not None and not isinstance(faults, FaultProfile):
-        raise wrong_type("faults", "a FaultProfile or None", faults)

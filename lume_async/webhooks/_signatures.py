@@ -18,6 +18,7 @@ from .. import _converter
 from .._exceptions import ResponseValidationError, WebhookVerificationError
 from .._validation import (
     check_delivery,
+    check_guard,
     check_msg_id,
     check_now,
     check_secret,
@@ -25,7 +26,6 @@ from .._validation import (
     check_sign_timestamp,
     check_tolerance,
     decode_whsec,
-    wrong_type,
 )
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
@@ -260,8 +260,7 @@ def verify(
     seconds = check_tolerance(tolerance)
     data = check_delivery(body, headers)
     at = check_now(now)
-    if seen is not None and not isinstance(seen, ReplayGuard):
-        raise wrong_type("seen", "a ReplayGuard or None", seen)
+    check_guard(seen)
     return accept(
         data, headers, keys, tolerance=seconds, now=time.time() if at is None else at, seen=seen
     )

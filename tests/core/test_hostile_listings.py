@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lume_async import AsyncLume, ResponseValidationError
+from lume_async import AsyncLume, ResponseValidationError, RunRequest
 from lume_async._listing_checks import WINDOW, ListingChecks
 from lume_async.models import Page
 
@@ -395,3 +395,32 @@ async def test_a_resumed_listing_that_turns_back_is_refused(
     scripted.respond = CursorServer(40, "out_of_order", 3)
     with pytest.raises(ResponseValidationError, match="out of descending order"):
         await scripted_lume.runs.list(page_size=5, cursor="c1").collect()
+
+
+# --- an honest service ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 7, 100])
+async def test_every_listing_of_the_emulator_passes_every_check(lume: AsyncLume, size: int) -> None:
+    run = await lume.run(
+        "customer_cleaner:v1", f"synthetic://honest-{size}?rows=30&reject_rate=0.2&duration=1"
+    )
+    await run.wait(timeout=60, poll_interval=0.02)
+    await lume.webhook_endpoints.create("https://example.com/hooks")
+    meta = run.metadata
+    assert meta is not None and meta.results is not None
+    assert len(await run.results(page_size=size).collect()) == meta.results.mapped_rows
+    assert len(await run.rejects(page_size=size).collect()) == meta.results.rejected_rows
+    assert len(await run.input(page_size=size).collect()) == 30
+    assert await run.logs(page_size=size).collect()
+    assert await lume.flows.list(page_size=size).collect()
+    assert len(await lume.webhook_endpoints.list(page_size=size).collect()) == 1
+    more = [
+        RunRequest("customer_cleaner:v1", source_path=f"s3://bucket/honest-{size}-{i}")
+        for i in range(11)
+    ]
+    created = [o.unwrap().id for o in await lume.runs.create_many(more, concurrency=1)]
+    for descending in (True, False):
+        runs = await lume.runs.list(page_size=size, descending=descending).collect()
+        oldest_first = [run.id, *created]
+        assert [r.id for r in runs] == (oldest_first[::-1] if descending else oldest_first)
