@@ -151,6 +151,7 @@ class AsyncLume:
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> AsyncRun:
         """Start a run and return at once (same as ``runs.create``)."""
         return await self.runs.create(
@@ -162,6 +163,7 @@ class AsyncLume:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            idempotency_namespace=idempotency_namespace,
         )
 
     async def run_status(self, run_id: str) -> AsyncRun:
@@ -180,11 +182,15 @@ class AsyncLume:
         tags: Iterable[str] = (),
         timeout: float | None = 3600,
         poll_interval: float = 5,
+        idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> ProcessResult[AsyncRun]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
         Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally. With
+        ``idempotency_namespace`` (or a fixed ``idempotency_key``), calling it again after a
+        crash or a timeout picks up the run the first call made instead of starting another.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
@@ -196,6 +202,8 @@ class AsyncLume:
             force_rerun=force_rerun,
             label=label,
             tags=tags,
+            idempotency_key=idempotency_key,
+            idempotency_namespace=idempotency_namespace,
         )
         await run.wait(timeout=timeout, poll_interval=poll_interval)
         run.raise_for_status()

@@ -23,11 +23,12 @@ class AsyncRun:
     the other methods update them in place and return the same handle.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_core")
+    __slots__ = ("__weakref__", "_cell", "_core", "_reused")
 
-    def __init__(self, cell: RunCell, core: RunsCore) -> None:
+    def __init__(self, cell: RunCell, core: RunsCore, *, reused: bool = False) -> None:
         self._cell = cell
         self._core = core
+        self._reused = reused
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -82,6 +83,18 @@ class AsyncRun:
     @property
     def is_terminal(self) -> bool:
         return self._cell.data.status.is_terminal
+
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made, even when the answer was replayed for a repeated idempotency key, and for
+        handles from any other call.
+        """
+        return self._reused
 
     def __repr__(self) -> str:
         return f"<AsyncRun {self.id} {self.status.value} {self.flow_version}>"

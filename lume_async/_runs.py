@@ -7,14 +7,19 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from ._batch import ProgressCallback, run_batch
 from ._exceptions import RunNotFoundError
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_concurrency,
+    check_idempotency_namespace,
     check_interval,
     check_items,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -32,8 +37,12 @@ class AsyncRuns:
     def __init__(self, core: RunsCore) -> None:
         self._core = core
 
-    def _handle(self, data: RunData) -> AsyncRun:
-        return AsyncRun(RunCell(data), self._core)
+    def _handle(self, data: RunData, *, reused: bool = False) -> AsyncRun:
+        return AsyncRun(RunCell(data), self._core, reused=reused)
+
+    async def _create(self, request: RunRequest) -> AsyncRun:
+        data, reused = await self._core.create(request)
+        return self._handle(data, reused=reused)
 
     # -- single runs -------------------------------------------------------------------------
     async def create(
@@ -47,14 +56,20 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> AsyncRun:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
         """
+        check_key_choice(idempotency_key, idempotency_namespace)
         request = RunRequest(
             flow_version,
             source_path=source_path,
@@ -65,7 +80,9 @@ class AsyncRuns:
             tags=tags,
             idempotency_key=idempotency_key,
         )
-        return self._handle(await self._core.create(request))
+        if idempotency_namespace is not None:
+            request = request.with_namespace(idempotency_namespace)
+        return await self._create(request)
 
     async def get(self, run_id: str) -> AsyncRun:
         """The run with this id, fresh from the service (RunNotFoundError if there is none)."""
@@ -150,20 +167,46 @@ class AsyncRuns:
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source.
         """
-        items = list(requests)
+        check_concurrency(concurrency)
+        check_idempotency_namespace(idempotency_namespace)
+        items = builtins.list(requests)
+        prepared: builtins.list[RunRequest | Exception] = []
+        for item in items:
+            try:  # a bad item is that item's failure alone
+                request = item if isinstance(item, RunRequest) else RunRequest(**item)
+                if idempotency_namespace is not None:
+                    request = request.with_namespace(idempotency_namespace)
+            except Exception as exc:
+                prepared.append(exc)
+            else:
+                prepared.append(request)
 
-        async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
-            # Built here, inside the worker, so a bad item is that item's failure alone.
-            request = item if isinstance(item, RunRequest) else RunRequest(**item)
-            return self._handle(await self._core.create(request))
+        async def create_one(request: RunRequest | Exception) -> AsyncRun:
+            if isinstance(request, Exception):
+                raise request
+            return await self._create(request)
 
-        return await run_batch(items, create_one, concurrency, on_progress)
+        outcomes = await run_batch(prepared, create_one, concurrency, on_progress)
+        return [
+            attrs.evolve(outcome, idempotency_key=request.idempotency_key)
+            if isinstance(request, RunRequest)
+            else outcome
+            for outcome, request in zip(outcomes, prepared, strict=True)
+        ]
 
     async def get_many(
         self,

@@ -124,6 +124,7 @@ class Lume(_wrap.Twin[AsyncLume]):
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> Run:
         """Start a run and return at once (same as ``runs.create``)."""
         return Run(
@@ -138,6 +139,7 @@ class Lume(_wrap.Twin[AsyncLume]):
                     tags=tags,
                     source_data=source_data,
                     idempotency_key=idempotency_key,
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )
@@ -158,11 +160,15 @@ class Lume(_wrap.Twin[AsyncLume]):
         tags: Iterable[str] = (),
         timeout: float | None = 3600,
         poll_interval: float = 5,
+        idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> ProcessResult[Run]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
         Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally. With
+        ``idempotency_namespace`` (or a fixed ``idempotency_key``), calling it again after a
+        crash or a timeout picks up the run the first call made instead of starting another.
         """
         return _wrap.process_result(
             self._bridge,
@@ -178,6 +184,8 @@ class Lume(_wrap.Twin[AsyncLume]):
                     tags=tags,
                     timeout=timeout,
                     poll_interval=poll_interval,
+                    idempotency_key=idempotency_key,
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )

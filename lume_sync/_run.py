@@ -94,6 +94,18 @@ class Run(_wrap.Twin[AsyncRun]):
     def is_terminal(self) -> bool:
         return self._async.is_terminal
 
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made, even when the answer was replayed for a repeated idempotency key, and for
+        handles from any other call.
+        """
+        return self._async.reused
+
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
 

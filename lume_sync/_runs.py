@@ -53,13 +53,18 @@ class Runs(_wrap.Twin[AsyncRuns]):
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> Run:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
         """
         return Run(
             self._bridge,
@@ -73,6 +78,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
                     label=label,
                     tags=tags,
                     idempotency_key=idempotency_key,
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )
@@ -157,18 +163,29 @@ class Runs(_wrap.Twin[AsyncRuns]):
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[Run]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source.
         """
         return _wrap.outcomes(
             self._bridge,
             Run,
             self._bridge.run(
                 self._async.create_many(
-                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                    requests,
+                    concurrency=concurrency,
+                    on_progress=_callbacks.on_caller(on_progress),
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )

@@ -24,12 +24,15 @@ from ._base import (
     wrong_type,
 )
 from ._runs import (
+    MAX_NAMESPACE,
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_concurrency,
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
+    check_idempotency_namespace,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -71,6 +74,7 @@ from ._webhooks import (
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
     "bad_value",
     "check_api_key",
@@ -86,9 +90,11 @@ __all__ = [
     "check_flow_version",
     "check_id",
     "check_idempotency_key",
+    "check_idempotency_namespace",
     "check_int",
     "check_interval",
     "check_items",
+    "check_key_choice",
     "check_list_filters",
     "check_max_connections",
     "check_max_queue",

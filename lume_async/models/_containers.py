@@ -44,23 +44,30 @@ class BatchOutcome(Generic[T]):
     """The result of one item of a batch call, at the item's ``index`` in the input.
 
     Exactly one of ``value`` (when ``ok``) and ``error`` is set; one failed item never aborts the
-    others, so a batch returns one outcome per input.
+    others, so a batch returns one outcome per input. For ``create_many``, ``idempotency_key`` is
+    the key the item's create was sent with, failed or not (None for an item that was not a
+    valid request): sending the same key and request again can never make a second run.
     """
 
     index: int
     ok: bool
     value: T | None = None
     error: BaseException | None = None
+    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
 
     @classmethod
-    def success(cls, index: int, value: T) -> BatchOutcome[T]:
+    def success(
+        cls, index: int, value: T, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds a value."""
-        return cls(index, True, value, None)
+        return cls(index, True, value, None, idempotency_key=idempotency_key)
 
     @classmethod
-    def failure(cls, index: int, error: BaseException) -> BatchOutcome[T]:
+    def failure(
+        cls, index: int, error: BaseException, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds the error the item raised."""
-        return cls(index, False, None, error)
+        return cls(index, False, None, error, idempotency_key=idempotency_key)
 
     def unwrap(self) -> T:
         """The value, or raise the item's error."""
