@@ -101,8 +101,8 @@ class Run(_wrap.Twin[AsyncRun]):
         The service answers a create for a (flow_version, source_path) still in flight with
         that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
         the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
-        made, even when the answer was replayed for a repeated idempotency key, and for
-        handles from any other call.
+        made and for handles from any other call. A create repeated with the same idempotency
+        key gets the first answer again, so it says what the first create said.
         """
         return self._async.reused
 

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import orjson
 
-from .._validation import check_idempotency_namespace, check_run_request, check_tags
+from .._validation import check_idempotency_namespace, check_run_request, check_tags, wrong_type
 
 __all__ = ["RunRequest"]
 
@@ -83,7 +83,8 @@ class RunRequest:
         requests that differ in anything they ask of the service never share one. A request
         whose key was given explicitly is returned as it is: a given key wins.
         """
-        check_idempotency_namespace(namespace)
+        if check_idempotency_namespace(namespace) is None:
+            raise wrong_type("idempotency_namespace", "a str", namespace)
         if self._given_key is not None:
             return self
         body = orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS)
