@@ -100,6 +100,7 @@ class Job:
         raise AssertionError(f"still failing after {attempts} runs: {done.stderr[-2000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_readme_job_killed_three_times_and_run_again_makes_each_run_once(
     service: EmulatorProcess, tmp_path: Path
