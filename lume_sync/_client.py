@@ -165,10 +165,12 @@ class Lume(_wrap.Twin[AsyncLume]):
     ) -> ProcessResult[Run]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally. With
-        ``idempotency_namespace`` (or a fixed ``idempotency_key``), calling it again after a
-        crash or a timeout picks up the run the first call made instead of starting another.
+        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED (with the rejected
+        rows and their reasons in its ``rejects`` when the run kept them, as a run whose every
+        row failed validation does), and RunTimeoutError if it is not finished within
+        ``timeout`` seconds. PARTIAL_FAILED returns normally. With ``idempotency_namespace`` (or
+        a fixed ``idempotency_key``), calling it again after a crash or a timeout picks up the
+        run the first call made instead of starting another.
         """
         return _wrap.process_result(
             self._bridge,
