@@ -22,6 +22,11 @@ __all__ = ["Paginator"]
 class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
     """Items with ``for``, pages with ``.pages()``, everything with ``.collect()``.
 
+    Nothing is fetched until you iterate; the next pages are read ahead while you consume one, and
+    leaving a loop early (``break``, an exception) releases the connection at once. Each iteration
+    starts again from the first page. Errors of the requests (RunNotFoundError for an unknown run,
+    for one) are raised by the iteration.
+
     The blocking twin of ``lume_async.AsyncPaginator``: each call runs the same coroutine on
     lume_sync's private event loop thread.
     """
@@ -30,6 +35,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
 
     @property
     def page_size(self) -> int:
+        """How many items each page request asks for (1..100)."""
         return self._async.page_size
 
     def __iter__(self) -> Iterator[T]:
@@ -40,5 +46,9 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         return _wrap.pages(self._bridge, self._item, self._bridge.local(self._async.pages))
 
     def collect(self) -> list[T]:
-        """Every item of every page, in order, as one list."""
+        """Every item of every page, in order, as one list (held in memory: mind large runs).
+
+        Raises:
+            LumeError: The first error of a page request, as iterating would raise it.
+        """
         return _wrap.each(self._bridge, self._item, self._bridge.run(self._async.collect()))
