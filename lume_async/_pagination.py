@@ -31,7 +31,13 @@ CursorFetcher = Callable[[str | None], Awaitable[Page[T]]]
 
 
 class AsyncPaginator(Generic[T]):
-    """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``."""
+    """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``.
+
+    Nothing is fetched until you iterate; the next pages are read ahead while you consume one,
+    and leaving a loop early (``break``, an exception) releases the connection at once. Each
+    iteration starts again from the first page. Errors of the requests (RunNotFoundError for
+    an unknown run, for one) are raised by the iteration.
+    """
 
     def __init__(
         self,
@@ -50,6 +56,7 @@ class AsyncPaginator(Generic[T]):
 
     @property
     def page_size(self) -> int:
+        """How many items each page request asks for (1..100)."""
         return self._page_size
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -72,7 +79,11 @@ class AsyncPaginator(Generic[T]):
         return self._cursor_pages(self._fetch_cursor)
 
     async def collect(self) -> list[T]:
-        """Every item of every page, in order, as one list."""
+        """Every item of every page, in order, as one list (held in memory: mind large runs).
+
+        Raises:
+            LumeError: The first error of a page request, as iterating would raise it.
+        """
         items: list[T] = []
         async for page in self.pages():
             items.extend(page.items)

@@ -54,6 +54,16 @@ class AsyncRuns:
         that run). A pair that already SUCCEEDED raises DuplicateRunError unless
         ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
         and every retry reuses it, so a retried create never makes a second run.
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request, e.g. an idempotency key reused
+                with another body (422).
+            ValueError: An argument is malformed, or both or neither of ``source_path`` and
+                ``source_data`` are given (before any request).
+            TypeError: An argument has the wrong type (before any request).
         """
         request = RunRequest(
             flow_version,
@@ -68,7 +78,12 @@ class AsyncRuns:
         return self._handle(await self._core.create(request))
 
     async def get(self, run_id: str) -> AsyncRun:
-        """The run with this id, fresh from the service (RunNotFoundError if there is none)."""
+        """The run with this id, fresh from the service.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.fetch(run_id))
 
     async def update(
@@ -78,11 +93,21 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change a run's label and/or tags."""
+        """Change a run's label and/or tags; arguments left as None are kept.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: An argument is malformed (before any request).
+        """
         return self._handle(await self._core.patch(run_id, label=label, tags=tags))
 
     async def cancel(self, run_id: str) -> AsyncRun:
-        """Cancel a run; one already terminal is returned unchanged."""
+        """Cancel a run; one already terminal is returned unchanged.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.cancel(run_id))
 
     # -- listings ----------------------------------------------------------------------------
@@ -102,6 +127,8 @@ class AsyncRuns:
         """Runs matching every filter given, newest first by default.
 
         Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        ``status`` takes one status or several; ``RUNNING`` matches the three running stages.
+        Nothing is sent until you iterate; a bad filter raises ValueError or TypeError at once.
         """
         params = check_list_filters(
             flow_version=flow_version,
@@ -123,20 +150,32 @@ class AsyncRuns:
         return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
-        """The mapped rows of a terminal run, in order."""
+        """The mapped rows of a terminal run, in order, fetched page by page as you iterate.
+
+        Iterating raises RunNotFoundError for an unknown run, and InvalidRequestError (409
+        ``run_not_finished``) while the run is not terminal.
+        """
         return self._core.listing(run_id, "results", dict, page_size)
 
     async def results_page(
         self, run_id: str, *, page: int = 1, page_size: int = 50
     ) -> Page[dict[str, Any]]:
-        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        A page past the end has no items.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
         return await self._core.page(run_id, "results", dict, page, page_size)
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
-        """The rows a run rejected, with the reasons."""
+        """The rows a run rejected, with the reasons, fetched page by page as you iterate."""
         return self._core.listing(run_id, "rejects", RejectedRow, page_size)
 
     def logs(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
@@ -155,6 +194,12 @@ class AsyncRuns:
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
         never aborts the others. Each item keeps one Idempotency-Key across its retries.
+        ``on_progress(done, total, failed)`` is called after each item.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
+                are in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         items = list(requests)
 
@@ -177,6 +222,11 @@ class AsyncRuns:
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
         one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
         only the outcomes of its 100 ids.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single ids are
+                in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         ids = list(run_ids)
         total = len(ids)
@@ -226,7 +276,13 @@ class AsyncRuns:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
-        """One ``batch-get`` request for up to 100 ids: the runs found, by id."""
+        """One ``batch-get`` request for up to 100 ids: the runs found, by id.
+
+        Ids the service does not know (or this key may not see) are absent from the answer.
+
+        Raises:
+            ValueError: No ids, more than 100, or a malformed id (before any request).
+        """
         return await self._core.batch_get(run_ids)
 
     async def cancel_many(
@@ -236,7 +292,13 @@ class AsyncRuns:
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
-        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
+        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single runs
+                are in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
+        """
         return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
@@ -250,7 +312,13 @@ class AsyncRuns:
     ) -> builtins.list[AsyncRun]:
         """Wait until every run is terminal; return them in input order.
 
-        Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
+        Polls through the client's shared poller (100 runs per request); failed runs are
+        returned, not raised. ``on_progress(done, total, failed)`` is called as runs finish.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
+                unfinished one, and the runs' handles hold their latest state.
+            TypeError: An item of ``runs`` is not a run handle of this package.
         """
         handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
         check_timeout(timeout)
@@ -269,7 +337,10 @@ class AsyncRuns:
         timeout: float | None = None,
         poll_interval: float = 5,
     ) -> AsyncIterator[AsyncRun]:
-        """Yield each run as it becomes terminal, in completion order."""
+        """Yield each run as it becomes terminal, in completion order.
+
+        Iterating raises RunTimeoutError when ``timeout`` seconds pass before every run is done.
+        """
         check_timeout(timeout)
         check_interval(poll_interval)
         targets = [

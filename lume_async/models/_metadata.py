@@ -21,7 +21,15 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class RunInfo:
-    """Identity and wall-clock span of a run, as recorded by the pipeline."""
+    """Identity and wall-clock span of a run, as recorded by the pipeline.
+
+    Attributes:
+        run_id: The run's id.
+        flow_version: The flow version applied.
+        source_path: Where the source rows were read; None for inline rows.
+        started_at: When the pipeline started (UTC).
+        finished_at: When it finished (UTC).
+    """
 
     run_id: str | None = None
     flow_version: str | None = None
@@ -32,7 +40,13 @@ class RunInfo:
 
 @attrs.frozen(kw_only=True)
 class StageTimings:
-    """Seconds spent in each of the three pipeline stages."""
+    """Seconds spent in each of the three pipeline stages.
+
+    Attributes:
+        sync_source_seconds: Reading the source.
+        transform_seconds: Applying the flow.
+        sync_target_seconds: Writing the mapped and rejected rows.
+    """
 
     sync_source_seconds: float | None = None
     transform_seconds: float | None = None
@@ -41,7 +55,14 @@ class StageTimings:
 
 @attrs.frozen(kw_only=True)
 class PipelineMetadata:
-    """When the pipeline ran and how long it took."""
+    """When the pipeline ran and how long it took.
+
+    Attributes:
+        created_at: When the run was created (UTC).
+        completed_at: When it reached a terminal status (UTC).
+        duration_seconds: Seconds from creation to completion.
+        stages: The time spent in each stage.
+    """
 
     created_at: datetime | None = None
     completed_at: datetime | None = None
@@ -51,7 +72,12 @@ class PipelineMetadata:
 
 @attrs.frozen(kw_only=True)
 class TargetLocations:
-    """Where the mapped rows and the rejected rows were written."""
+    """Where the mapped rows and the rejected rows were written.
+
+    Attributes:
+        mapped: The location of the mapped rows.
+        rejects: The location of the rejected rows.
+    """
 
     mapped: str | None = None
     rejects: str | None = None
@@ -59,7 +85,14 @@ class TargetLocations:
 
 @attrs.frozen(kw_only=True)
 class ResultsMetadata:
-    """Row counts of a run and where its outputs live."""
+    """Row counts of a run and where its outputs live.
+
+    Attributes:
+        input_rows: Rows read from the source.
+        mapped_rows: Rows the flow mapped (written to the target).
+        rejected_rows: Rows the flow rejected; ``mapped_rows + rejected_rows == input_rows``.
+        target_locations: Where both kinds of rows were written.
+    """
 
     input_rows: int | None = None
     mapped_rows: int | None = None
@@ -69,7 +102,13 @@ class ResultsMetadata:
 
 @attrs.frozen(kw_only=True)
 class TopError:
-    """One of the most frequent validation errors: which code, on which field, how often."""
+    """One of the most frequent validation errors: which code, on which field, how often.
+
+    Attributes:
+        error_code: The error, such as ``invalid_email``.
+        field: The field it was found on.
+        count: How many rows had it.
+    """
 
     error_code: str | None = None
     field: str | None = None
@@ -78,7 +117,14 @@ class TopError:
 
 @attrs.frozen(kw_only=True)
 class ValidationMetadata:
-    """Outcome of the flow's validation tests."""
+    """Outcome of the flow's validation tests.
+
+    Attributes:
+        tests_executed: Validation tests run.
+        tests_failed: Validation tests that failed.
+        error_rate: ``tests_failed / tests_executed``.
+        top_errors: The most frequent errors, most frequent first.
+    """
 
     tests_executed: int | None = None
     tests_failed: int | None = None
@@ -88,7 +134,13 @@ class ValidationMetadata:
 
 @attrs.frozen(kw_only=True)
 class StageError:
-    """An error raised by one pipeline stage."""
+    """An error raised by one pipeline stage.
+
+    Attributes:
+        stage: The stage, such as ``transform``.
+        error_code: A short machine-readable code.
+        message: What happened, for people.
+    """
 
     stage: str | None = None
     error_code: str | None = None
@@ -97,7 +149,15 @@ class StageError:
 
 @attrs.frozen(kw_only=True)
 class RunMetadata:
-    """Everything the pipeline reports about a run; partial while the run is in flight."""
+    """Everything the pipeline reports about a run; partial while the run is in flight.
+
+    Attributes:
+        run: The run's identity and span.
+        pipeline: Timings of the pipeline and its stages.
+        results: Row counts and output locations.
+        validation: The validation tests' outcome.
+        errors: Errors raised by the stages of a FAILED or CRASHED run.
+    """
 
     run: RunInfo | None = None
     pipeline: PipelineMetadata | None = None

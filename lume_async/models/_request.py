@@ -23,6 +23,29 @@ class RunRequest:
     Exactly one of ``source_path`` (a location the service reads) and ``source_data`` (rows sent
     inline, a sequence of JSON objects) is given. ``flow_version`` is written ``name:vN``.
     ``idempotency_key`` is sent as a header, so retries of this create never make a second run.
+
+    Attributes:
+        flow_version: The flow version to apply, ``name:vN``.
+        source_path: A location the service reads, such as ``s3://bucket/batch_001``.
+        source_data: Rows sent inline, a sequence of JSON objects.
+        run_metadata: Your own metadata, stored with the run.
+        force_rerun: Run even if this (flow_version, source_path) already wrote data.
+        label: A label for the run.
+        tags: Tags for the run.
+        idempotency_key: The key of this create; one is generated per create when None.
+
+    Raises:
+        ValueError: An argument is malformed, or both or neither of ``source_path`` and
+            ``source_data`` are given.
+        TypeError: An argument has the wrong type.
+
+    Examples:
+        >>> request = RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_001")
+        >>> request.to_wire()
+        {'flow_version': 'customer_cleaner:v1', 'source_path': 's3://bucket/batch_001'}
+        >>> RunRequest("customer_cleaner", source_path="s3://bucket/batch_001")
+        Traceback (most recent call last):
+        ValueError: flow_version must be ...
     """
 
     flow_version: str
