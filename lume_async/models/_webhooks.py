@@ -54,7 +54,8 @@ class WebhookEvent:
 
     Attributes:
         id: The event's id (``evt_...``): the same in every retried delivery, so deduplicate on it.
-        type: ``run.succeeded``, ``run.partial_failed``, ``run.failed``, ``run.crashed`` or ``run.canceled``.
+        type: ``run.succeeded``, ``run.partial_failed``, ``run.failed``, ``run.crashed`` or
+            ``run.canceled``.
         created_at: When the service made the event (UTC).
         data: The run it is about.
     """

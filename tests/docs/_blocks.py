@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 FENCE = re.compile(
-    r"^(?:<!-- (needs|not run): ([^>]+?) -->\n)?```(\w+)[^\n]*\n(.*?)^```$", re.DOTALL | re.MULTILINE
+    r"^(?:<!-- (needs|not run): ([^>]+?) -->\n)?```(\w+)[^\n]*\n(.*?)^```$",
+    re.DOTALL | re.MULTILINE,
 )
 HEADING = re.compile(r"^#{1,3} (.+)$", re.MULTILINE)
 
