@@ -9,15 +9,17 @@ directory, with ``LUME_BASE_URL`` and ``LUME_API_KEY`` pointing at an emulator t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lume_async.testing import Emulator
 
-from ._blocks import FENCE, blocks, pages, python_params, run_python
+from ._blocks import FENCE, ROOT, blocks, pages, python_params, run_python
 
 #: Languages a page's blocks may be written in; ``text`` is output or a diagram, never code.
 LANGUAGES = {"python", "sh", "text", "json"}
@@ -63,6 +65,8 @@ def test_the_shell_blocks_of_a_page_run_in_order(path: Path, tmp_path: Path) -> 
             script += [f"echo '>>> {block_id}'", code]
     with Emulator(time_scale=200) as emu:
         env = {**os.environ, "LUME_BASE_URL": emu.url, "LUME_API_KEY": emu.api_key}
+        # The ``lume`` of this interpreter's environment, activated or not.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.pop("LUME_LOG", None)
         done = subprocess.run(
             ["bash", "-c", "\n".join(script)],
@@ -74,3 +78,10 @@ def test_the_shell_blocks_of_a_page_run_in_order(path: Path, tmp_path: Path) -> 
             check=False,
         )
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+
+def test_the_readme_links_to_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert len(targets) >= 10
+    assert [t for t in targets if not (ROOT / t).is_file()] == []
