@@ -13,7 +13,7 @@ from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
-from ._run import AsyncRun
+from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
 from ._validation import (
@@ -223,7 +223,9 @@ class AsyncLume:
         batches: every row is held in memory; page through ``results()`` for large ones.
 
         Raises:
-            RunFailedError: The run ended FAILED, CRASHED or CANCELED.
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
+                rejected rows and their reasons when the run kept them (as a run whose every row
+                failed validation does).
             RunTimeoutError: The run was not finished within ``timeout`` seconds.
             DuplicateRunError: As for ``run()``.
         """
@@ -239,7 +241,10 @@ class AsyncLume:
             tags=tags,
         )
         await run.wait(timeout=timeout, poll_interval=poll_interval)
-        run.raise_for_status()
+        if run.status.is_failure:
+            results = run.metadata.results if run.metadata is not None else None
+            kept = results is not None and bool(results.rejected_rows)
+            raise failure(run, await run.rejects().collect() if kept else None)
         rows = await run.results().collect()
         rejects = await run.rejects().collect()
         return ProcessResult(run=run, rows=rows, rejects=rejects)

@@ -195,7 +195,9 @@ class Lume(_wrap.Twin[AsyncLume]):
         batches: every row is held in memory; page through ``results()`` for large ones.
 
         Raises:
-            RunFailedError: The run ended FAILED, CRASHED or CANCELED.
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
+                rejected rows and their reasons when the run kept them (as a run whose every row
+                failed validation does).
             RunTimeoutError: The run was not finished within ``timeout`` seconds.
             DuplicateRunError: As for ``run()``.
         """
