@@ -48,50 +48,62 @@ class AsyncRun:
 
     @property
     def id(self) -> str:
+        """The run's id (``run_...``)."""
         return self._cell.data.id
 
     @property
     def status(self) -> RunStatus:
+        """Where the run is in its lifecycle, as of the last answer."""
         return self._cell.data.status
 
     @property
     def flow_version(self) -> str:
+        """The flow version the run applies (``name:vN``)."""
         return self._cell.data.flow_version
 
     @property
     def source_path(self) -> str | None:
+        """Where the service reads the source rows; None for rows sent inline."""
         return self._cell.data.source_path
 
     @property
     def label(self) -> str | None:
+        """The run's label, if it was given one."""
         return self._cell.data.label
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The run's tags, in the order they were given."""
         return self._cell.data.tags
 
     @property
     def run_metadata(self) -> dict[str, Any] | None:
+        """Your own metadata, as given at create (the service only stores it)."""
         return self._cell.data.run_metadata
 
     @property
     def created_at(self) -> datetime:
+        """When the service created the run (UTC)."""
         return self._cell.data.created_at
 
     @property
     def updated_at(self) -> datetime:
+        """When the run last changed (UTC); it changes on every transition."""
         return self._cell.data.updated_at
 
     @property
     def metadata(self) -> RunMetadata | None:
+        """Everything the pipeline reported about the run; complete once it is terminal."""
         return self._cell.data.metadata
 
     @property
     def error(self) -> RunErrorInfo | None:
+        """Why the run ended FAILED or CRASHED; None otherwise."""
         return self._cell.data.error
 
     @property
     def is_terminal(self) -> bool:
+        """True once the status can no longer change."""
         return self._cell.data.status.is_terminal
 
     @property
@@ -117,17 +129,27 @@ class AsyncRun:
 
     # -- actions -----------------------------------------------------------------------------
     async def refresh(self) -> AsyncRun:
-        """Fetch the run again and update this handle."""
+        """Fetch the run again and update this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         self._cell.apply(await self._core.fetch(self.id))
         return self
 
     async def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> AsyncRun:
-        """Wait until the run is terminal; return this handle. Raises RunTimeoutError when over.
+        """Wait until the run is terminal; return this handle.
 
         Waiting is shared: every run waited on by this client is polled together, up to 100 runs
         per request, starting every ``poll_interval`` seconds and backing off while nothing
         changes; a webhook receiver, when the client has one, ends the wait as soon as the
         completion event arrives. A failed run is returned, not raised: see ``raise_for_status``.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed before the run finished; the handle
+                holds its latest state, and the run goes on at the service.
+            ValueError: ``timeout`` is negative or ``poll_interval`` not positive (before any
+                request).
         """
         check_timeout(timeout)
         check_interval(poll_interval)
@@ -138,36 +160,58 @@ class AsyncRun:
         """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
 
         The message names the error, and for a run that rejected rows, how many and the most
-        frequent validation errors.
+        frequent validation errors. SUCCEEDED, PARTIAL_FAILED and unfinished runs pass. Sends no
+        request.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``run`` is this handle.
         """
         if self.status.is_failure:
             raise failure(self)
         return self
 
     async def cancel(self) -> AsyncRun:
-        """Cancel the run (a run already terminal is left as it is); return this handle."""
+        """Cancel the run (a run already terminal is left as it is); return this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         self._cell.apply(await self._core.cancel(self.id))
         return self
 
     async def update(
         self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
     ) -> AsyncRun:
-        """Change the run's label and/or tags; return this handle."""
+        """Change the run's label and/or tags; return this handle. None keeps a value.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+            ValueError: A label or tag is malformed (before any request).
+        """
         self._cell.apply(await self._core.patch(self.id, label=label, tags=tags))
         return self
 
     def results(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
-        """The mapped rows, in order."""
+        """The mapped rows, in order, fetched page by page as you iterate.
+
+        Iterating raises InvalidRequestError (409 ``run_not_finished``) while the run is not
+        terminal: ``wait()`` first.
+        """
         return self._core.listing(self.id, "results", dict, page_size)
 
     async def results_page(self, *, page: int = 1, page_size: int = 100) -> Page[dict[str, Any]]:
-        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        Raises:
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         check_page(page)
         check_page_size(page_size)
         return await self._core.page(self.id, "results", dict, page, page_size)
 
     def rejects(self, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
-        """The source rows the flow rejected, with the reasons."""
+        """The source rows the flow rejected, with the reasons, fetched as you iterate."""
         return self._core.listing(self.id, "rejects", RejectedRow, page_size)
 
     def logs(
@@ -200,6 +244,10 @@ class AsyncRun:
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
         processed is not run twice: its run in flight is returned (``reused`` is True).
+
+        Raises:
+            InvalidRequestError: The service refused the new run.
+            NotFoundError: The flow version no longer exists.
         """
         data = self.data
         rows = None if data.source_path is not None else await self.input().collect()

@@ -69,6 +69,17 @@ class AsyncRuns:
         derived from ``idempotency_namespace`` and the request (the same call with the same
         namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
         else a new one. Give at most one of the two.
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request, e.g. an idempotency key reused
+                with another body (422).
+            ValueError: An argument is malformed, both or neither of ``source_path`` and
+                ``source_data`` are given, or both ``idempotency_key`` and
+                ``idempotency_namespace`` are (before any request).
+            TypeError: An argument has the wrong type (before any request).
         """
         check_key_choice(idempotency_key, idempotency_namespace)
         request = RunRequest(
@@ -86,7 +97,12 @@ class AsyncRuns:
         return await self._create(request)
 
     async def get(self, run_id: str) -> AsyncRun:
-        """The run with this id, fresh from the service (RunNotFoundError if there is none)."""
+        """The run with this id, fresh from the service.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.fetch(run_id))
 
     async def update(
@@ -96,11 +112,21 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change a run's label and/or tags."""
+        """Change a run's label and/or tags; arguments left as None are kept.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: An argument is malformed (before any request).
+        """
         return self._handle(await self._core.patch(run_id, label=label, tags=tags))
 
     async def cancel(self, run_id: str) -> AsyncRun:
-        """Cancel a run; one already terminal is returned unchanged."""
+        """Cancel a run; one already terminal is returned unchanged.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.cancel(run_id))
 
     # -- listings ----------------------------------------------------------------------------
@@ -129,7 +155,8 @@ class AsyncRuns:
         To resume later, even in another process, keep a page's ``next_cursor`` (from
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
-        cursor must be the cursor's own, or the service refuses them.
+        cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
+        iterate; a bad filter raises ValueError or TypeError at once.
         """
         params = check_list_filters(
             flow_version=flow_version,
@@ -153,20 +180,32 @@ class AsyncRuns:
         return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
-        """The mapped rows of a terminal run, in order."""
+        """The mapped rows of a terminal run, in order, fetched page by page as you iterate.
+
+        Iterating raises RunNotFoundError for an unknown run, and InvalidRequestError (409
+        ``run_not_finished``) while the run is not terminal.
+        """
         return self._core.listing(run_id, "results", dict, page_size)
 
     async def results_page(
         self, run_id: str, *, page: int = 1, page_size: int = 100
     ) -> Page[dict[str, Any]]:
-        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        A page past the end has no items.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
         return await self._core.page(run_id, "results", dict, page, page_size)
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
-        """The rows a run rejected, with the reasons."""
+        """The rows a run rejected, with the reasons, fetched page by page as you iterate."""
         return self._core.listing(run_id, "rejects", RejectedRow, page_size)
 
     def logs(
@@ -210,7 +249,14 @@ class AsyncRuns:
         key given on a request wins): a job restarted with the same inputs and namespace
         creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
         source was still in flight from another create), or DuplicateRunError whose
-        ``existing_run_id`` already processed that source.
+        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
+        is called after each item.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
+                (before any request). Errors of single items are in their outcomes, never
+                raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         check_concurrency(concurrency)
         check_idempotency_namespace(idempotency_namespace)
@@ -251,6 +297,11 @@ class AsyncRuns:
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
         one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
         only the outcomes of its 100 ids.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single ids are
+                in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         ids = list(run_ids)
         total = len(ids)
@@ -300,7 +351,13 @@ class AsyncRuns:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
-        """One ``batch-get`` request for up to 100 ids: the runs found, by id."""
+        """One ``batch-get`` request for up to 100 ids: the runs found, by id.
+
+        Ids the service does not know (or this key may not see) are absent from the answer.
+
+        Raises:
+            ValueError: No ids, more than 100, or a malformed id (before any request).
+        """
         return await self._core.batch_get(run_ids)
 
     async def cancel_many(
@@ -310,7 +367,13 @@ class AsyncRuns:
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
-        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
+        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single runs
+                are in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
+        """
         return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
@@ -319,8 +382,13 @@ class AsyncRuns:
     ) -> AsyncRun:
         """Wait until the run with this id is terminal and return it, without a handle first.
 
-        Waits as a run's ``wait()`` does: RunTimeoutError when ``timeout`` passes; a failed run
-        is returned, not raised.
+        Waits as a run's ``wait()`` does: a failed run is returned, not raised.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            RunTimeoutError: ``timeout`` seconds passed before the run finished.
+            ValueError: ``run_id``, ``timeout`` or ``poll_interval`` is malformed (before any
+                request).
         """
         check_run_id(run_id)
         check_timeout(timeout)
@@ -338,7 +406,13 @@ class AsyncRuns:
     ) -> builtins.list[AsyncRun]:
         """Wait until every run is terminal; return them in input order.
 
-        Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
+        Polls through the client's shared poller (100 runs per request); failed runs are
+        returned, not raised. ``on_progress(done, total, failed)`` is called as runs finish.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
+                unfinished one, and the runs' handles hold their latest state.
+            TypeError: An item of ``runs`` is not a run handle of this package.
         """
         handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
         check_timeout(timeout)
@@ -357,7 +431,10 @@ class AsyncRuns:
         timeout: float | None = None,
         poll_interval: float = 5,
     ) -> AsyncIterator[AsyncRun]:
-        """Yield each run as it becomes terminal, in completion order."""
+        """Yield each run as it becomes terminal, in completion order.
+
+        Iterating raises RunTimeoutError when ``timeout`` seconds pass before every run is done.
+        """
         check_timeout(timeout)
         check_interval(poll_interval)
         targets = [

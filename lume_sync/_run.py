@@ -48,50 +48,62 @@ class Run(_wrap.Twin[AsyncRun]):
 
     @property
     def id(self) -> str:
+        """The run's id (``run_...``)."""
         return self._async.id
 
     @property
     def status(self) -> RunStatus:
+        """Where the run is in its lifecycle, as of the last answer."""
         return self._async.status
 
     @property
     def flow_version(self) -> str:
+        """The flow version the run applies (``name:vN``)."""
         return self._async.flow_version
 
     @property
     def source_path(self) -> str | None:
+        """Where the service reads the source rows; None for rows sent inline."""
         return self._async.source_path
 
     @property
     def label(self) -> str | None:
+        """The run's label, if it was given one."""
         return self._async.label
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The run's tags, in the order they were given."""
         return self._async.tags
 
     @property
     def run_metadata(self) -> dict[str, Any] | None:
+        """Your own metadata, as given at create (the service only stores it)."""
         return self._async.run_metadata
 
     @property
     def created_at(self) -> datetime:
+        """When the service created the run (UTC)."""
         return self._async.created_at
 
     @property
     def updated_at(self) -> datetime:
+        """When the run last changed (UTC); it changes on every transition."""
         return self._async.updated_at
 
     @property
     def metadata(self) -> RunMetadata | None:
+        """Everything the pipeline reported about the run; complete once it is terminal."""
         return self._async.metadata
 
     @property
     def error(self) -> RunErrorInfo | None:
+        """Why the run ended FAILED or CRASHED; None otherwise."""
         return self._async.error
 
     @property
     def is_terminal(self) -> bool:
+        """True once the status can no longer change."""
         return self._async.is_terminal
 
     @property
@@ -116,16 +128,26 @@ class Run(_wrap.Twin[AsyncRun]):
         return hash(self._async)
 
     def refresh(self) -> Run:
-        """Fetch the run again and update this handle."""
+        """Fetch the run again and update this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         return self._same(self._bridge.run(self._async.refresh()))
 
     def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> Run:
-        """Wait until the run is terminal; return this handle. Raises RunTimeoutError when over.
+        """Wait until the run is terminal; return this handle.
 
         Waiting is shared: every run waited on by this client is polled together, up to 100 runs
         per request, starting every ``poll_interval`` seconds and backing off while nothing
         changes; a webhook receiver, when the client has one, ends the wait as soon as the
         completion event arrives. A failed run is returned, not raised: see ``raise_for_status``.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed before the run finished; the handle
+                holds its latest state, and the run goes on at the service.
+            ValueError: ``timeout`` is negative or ``poll_interval`` not positive (before any
+                request).
         """
         return self._same(
             self._bridge.run(self._async.wait(timeout=timeout, poll_interval=poll_interval))
@@ -135,30 +157,52 @@ class Run(_wrap.Twin[AsyncRun]):
         """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
 
         The message names the error, and for a run that rejected rows, how many and the most
-        frequent validation errors.
+        frequent validation errors. SUCCEEDED, PARTIAL_FAILED and unfinished runs pass. Sends no
+        request.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``run`` is this handle.
         """
         return self._same(self._bridge.local(self._async.raise_for_status))
 
     def cancel(self) -> Run:
-        """Cancel the run (a run already terminal is left as it is); return this handle."""
+        """Cancel the run (a run already terminal is left as it is); return this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         return self._same(self._bridge.run(self._async.cancel()))
 
     def update(
         self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
     ) -> Run:
-        """Change the run's label and/or tags; return this handle."""
+        """Change the run's label and/or tags; return this handle. None keeps a value.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+            ValueError: A label or tag is malformed (before any request).
+        """
         return self._same(self._bridge.run(self._async.update(label=label, tags=tags)))
 
     def results(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
-        """The mapped rows, in order."""
+        """The mapped rows, in order, fetched page by page as you iterate.
+
+        Iterating raises InvalidRequestError (409 ``run_not_finished``) while the run is not
+        terminal: ``wait()`` first.
+        """
         return Paginator(self._bridge, self._bridge.local(self._async.results, page_size=page_size))
 
     def results_page(self, *, page: int = 1, page_size: int = 100) -> Page[dict[str, Any]]:
-        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        Raises:
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         return self._bridge.run(self._async.results_page(page=page, page_size=page_size))
 
     def rejects(self, *, page_size: int = 100) -> Paginator[RejectedRow]:
-        """The source rows the flow rejected, with the reasons."""
+        """The source rows the flow rejected, with the reasons, fetched as you iterate."""
         return Paginator(self._bridge, self._bridge.local(self._async.rejects, page_size=page_size))
 
     def logs(
@@ -193,5 +237,9 @@ class Run(_wrap.Twin[AsyncRun]):
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
         processed is not run twice: its run in flight is returned (``reused`` is True).
+
+        Raises:
+            InvalidRequestError: The service refused the new run.
+            NotFoundError: The flow version no longer exists.
         """
         return self._same(self._bridge.run(self._async.rerun()))

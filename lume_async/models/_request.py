@@ -40,6 +40,34 @@ class RunRequest:
     and ``with_namespace(namespace)`` give a copy with another key; any other change
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
     given. Equality compares what is asked for and a given key, not a generated one.
+
+    Attributes:
+        flow_version: The flow version to apply, ``name:vN``.
+        source_path: A location the service reads, such as ``s3://bucket/batch_001``.
+        source_data: Rows sent inline, a sequence of JSON objects.
+        run_metadata: Your own metadata, stored with the run.
+        force_rerun: Run even if this (flow_version, source_path) already wrote data.
+        label: A label for the run.
+        tags: Tags for the run.
+        idempotency_key: The key of this create: the one given, else one generated with the
+            request (1 to 255 printable ASCII characters without spaces).
+
+    Raises:
+        ValueError: An argument is malformed, or both or neither of ``source_path`` and
+            ``source_data`` are given.
+        TypeError: An argument has the wrong type.
+
+    Examples:
+        >>> request = RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_001")
+        >>> request.to_wire()
+        {'flow_version': 'customer_cleaner:v1', 'source_path': 's3://bucket/batch_001'}
+        >>> request.idempotency_key == request.idempotency_key  # the object keeps its key
+        True
+        >>> request.with_namespace("nightly-2026-11-28").idempotency_key[:19]
+        'nightly-2026-11-28:'
+        >>> RunRequest("customer_cleaner", source_path="s3://bucket/batch_001")
+        Traceback (most recent call last):
+        ValueError: flow_version must be ...
     """
 
     flow_version: str

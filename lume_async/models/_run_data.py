@@ -16,7 +16,12 @@ __all__ = ["RunData", "RunErrorInfo"]
 
 @attrs.frozen(kw_only=True)
 class RunErrorInfo:
-    """Why a run ended FAILED or CRASHED."""
+    """Why a run ended FAILED or CRASHED.
+
+    Attributes:
+        code: A short machine-readable code.
+        message: What happened, for people.
+    """
 
     code: str
     message: str
@@ -33,6 +38,18 @@ class RunData:
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
     the cost of a run. A malformed tree raises ResponseValidationError on that first read.
+
+    Attributes:
+        id: The run's id (``run_...``).
+        status: Where the run is in its lifecycle.
+        flow_version: The flow version the run applies (``name:vN``).
+        source_path: Where the service reads the source rows; None for rows sent inline.
+        label: The run's label, if it was given one.
+        tags: The run's tags.
+        run_metadata: Your own metadata, as given at create.
+        created_at: When the service created the run (UTC).
+        updated_at: When the run last changed (UTC).
+        error: Why the run ended FAILED or CRASHED; None otherwise.
     """
 
     id: str
