@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,36 @@ class AsyncRun:
         return self._cell.data.error
 
     @property
+    def created_by(self) -> str | None:
+        """The principal whose API key created the run."""
+        return self._cell.data.created_by
+
+    @property
+    def run_owner(self) -> str | None:
+        """The principal who owns the run: it may read, update and cancel it."""
+        return self._cell.data.run_owner
+
+    @property
+    def monitoring_by(self) -> tuple[str, ...]:
+        """Principals who may read the run."""
+        return self._cell.data.monitoring_by
+
+    @property
+    def monitoring_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read the run."""
+        return self._cell.data.monitoring_groups
+
+    @property
+    def managing_by(self) -> tuple[str, ...]:
+        """Principals who may read, update and cancel the run and change who may."""
+        return self._cell.data.managing_by
+
+    @property
+    def managing_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read, update and cancel the run and change who may."""
+        return self._cell.data.managing_groups
+
+    @property
     def is_terminal(self) -> bool:
         return self._cell.data.status.is_terminal
 
@@ -124,10 +155,32 @@ class AsyncRun:
         return self
 
     async def update(
-        self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
+        self,
+        *,
+        label: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change the run's label and/or tags; return this handle."""
-        self._cell.apply(await self._core.patch(self.id, label=label, tags=tags))
+        """Change the run's label, tags, owner or permission lists; return this handle.
+
+        What is None is kept; a list given replaces the run's (``[]`` empties it). Only the
+        owner, managers and tenant admins may; a monitor gets PermissionDeniedError.
+        """
+        data = await self._core.patch(
+            self.id,
+            label=label,
+            tags=tags,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        self._cell.apply(data)
         return self
 
     def results(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:

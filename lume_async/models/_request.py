@@ -7,13 +7,29 @@ from typing import Any
 
 import attrs
 
-from .._validation import check_run_request, check_tags
+from .._validation import check_principal, check_principal_list, check_run_request, check_tags
 
 __all__ = ["RunRequest"]
 
 
 def _tags(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(check_tags(value))
+
+
+def _monitoring_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_by")
+
+
+def _monitoring_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_groups")
+
+
+def _managing_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_by")
+
+
+def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_groups")
 
 
 @attrs.frozen
@@ -23,6 +39,10 @@ class RunRequest:
     Exactly one of ``source_path`` (a location the service reads) and ``source_data`` (rows sent
     inline, a sequence of JSON objects) is given. ``flow_version`` is written ``name:vN``.
     ``idempotency_key`` is sent as a header, so retries of this create never make a second run.
+
+    Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
+    ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
+    ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do anything.
     """
 
     flow_version: str
@@ -33,6 +53,15 @@ class RunRequest:
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
     idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    run_owner: str | None = attrs.field(default=None, kw_only=True)
+    monitoring_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_monitoring_by)
+    monitoring_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_monitoring_groups
+    )
+    managing_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_managing_by)
+    managing_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_managing_groups
+    )
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -44,6 +73,8 @@ class RunRequest:
             label=self.label,
             idempotency_key=self.idempotency_key,
         )
+        if self.run_owner is not None:
+            check_principal(self.run_owner, "run_owner")
         if rows is not None:
             object.__setattr__(self, "source_data", rows)
 
@@ -62,4 +93,10 @@ class RunRequest:
             body["label"] = self.label
         if self.tags:
             body["tags"] = list(self.tags)
+        if self.run_owner is not None:
+            body["run_owner"] = self.run_owner
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            names: tuple[str, ...] = getattr(self, name)
+            if names:
+                body[name] = list(names)
         return body
