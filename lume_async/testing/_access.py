@@ -28,6 +28,12 @@ __all__ = [
 
 LIST_FIELDS = ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups")
 PERMISSION_FIELDS = ("run_owner", *LIST_FIELDS)
+MAX_NAME = 254
+_REFUSED = {
+    "update": "update it",
+    "update_permissions": "change who may see or manage it",
+    "cancel": "cancel it",
+}
 
 
 class Principal:
@@ -45,9 +51,6 @@ class Principal:
 
     def __repr__(self) -> str:
         return f"Principal({self.name!r}, tenant={self.tenant.name!r}, admin={self.admin})"
-
-
-MAX_NAME = 254
 
 
 def new_principal(tenant: Tenant, name: object, groups: object, admin: object) -> Principal:
@@ -106,18 +109,14 @@ class Grants:
             return True
         return bool(who.groups) and not who.groups.isdisjoint(self.monitoring_groups)
 
-    def change(self, body: dict[str, Any]) -> bool:
-        """Apply the permission fields of a PATCH body; True when it named any."""
-        changed = False
+    def change(self, body: dict[str, Any]) -> None:
+        """Apply the permission fields of a PATCH body: a list given replaces the run's."""
         owner = body.get("run_owner")
         if owner is not None:
             self.run_owner = owner
-            changed = True
         for name in LIST_FIELDS:
             if name in body:
                 setattr(self, name, _unique(body[name]))
-                changed = True
-        return changed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,7 +139,7 @@ def denied(run_id: str, who: Principal, operation: str) -> ApiError:
     return ApiError(
         403,
         "permission_denied",
-        f"{who.name} may read run {run_id} but not {operation.replace('_', ' ')} it: "
+        f"{who.name} may read run {run_id} but not {_REFUSED[operation]}: "
         "only its owner, its managers and tenant admins may",
         extra={"operation": operation},
     )
