@@ -13,7 +13,7 @@ from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
-from ._run import AsyncRun
+from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
 from ._validation import (
@@ -193,8 +193,10 @@ class AsyncLume:
     ) -> ProcessResult[AsyncRun]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED (with the rejected
+        rows and their reasons in its ``rejects`` when the run kept them, as a run whose every
+        row failed validation does), and RunTimeoutError if it is not finished within
+        ``timeout`` seconds. PARTIAL_FAILED returns normally.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
@@ -208,7 +210,10 @@ class AsyncLume:
             tags=tags,
         )
         await run.wait(timeout=timeout, poll_interval=poll_interval)
-        run.raise_for_status()
+        if run.status.is_failure:
+            results = run.metadata.results if run.metadata is not None else None
+            kept = results is not None and bool(results.rejected_rows)
+            raise failure(run, await run.rejects().collect() if kept else None)
         rows = await run.results().collect()
         rejects = await run.rejects().collect()
         return ProcessResult(run=run, rows=rows, rejects=rejects)

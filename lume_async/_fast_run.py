@@ -128,6 +128,7 @@ def fast_metadata(m: dict[str, Any]) -> RunMetadata:
             _opt_str(r, "run_id"),
             _opt_str(r, "flow_version"),
             _opt_str(r, "source_path"),
+            None if (status := r.get("status")) is None else parse_status(status),
             _opt_dt(r, "started_at"),
             _opt_dt(r, "finished_at"),
         )

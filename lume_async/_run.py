@@ -7,14 +7,24 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import RunFailedError
-from ._validation import check_interval, check_page, check_page_size, check_timeout
-from .models import LogEntry, Page, RejectedRow, RunData, RunErrorInfo, RunMetadata, RunStatus
+from ._runs_core import RunCell
+from ._validation import check_bool, check_interval, check_page, check_page_size, check_timeout
+from .models import (
+    LogEntry,
+    Page,
+    RejectedRow,
+    RunData,
+    RunErrorInfo,
+    RunMetadata,
+    RunRequest,
+    RunStatus,
+)
 
 if TYPE_CHECKING:
     from ._pagination import AsyncPaginator
-    from ._runs_core import RunCell, RunsCore
+    from ._runs_core import RunsCore
 
-__all__ = ["AsyncRun", "cell_of"]
+__all__ = ["AsyncRun", "cell_of", "failure"]
 
 
 class AsyncRun:
@@ -143,10 +153,13 @@ class AsyncRun:
         return self
 
     def raise_for_status(self) -> AsyncRun:
-        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
+        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
+
+        The message names the error, and for a run that rejected rows, how many and the most
+        frequent validation errors.
+        """
         if self.status.is_failure:
-            reason = f": {self.error.code}: {self.error.message}" if self.error else ""
-            raise RunFailedError(f"run {self.id} ended {self.status.value}{reason}", run=self)
+            raise failure(self)
         return self
 
     async def cancel(self) -> AsyncRun:
@@ -187,7 +200,7 @@ class AsyncRun:
         """The mapped rows, in order."""
         return self._core.listing(self.id, "results", dict, page_size)
 
-    async def results_page(self, *, page: int = 1, page_size: int = 50) -> Page[dict[str, Any]]:
+    async def results_page(self, *, page: int = 1, page_size: int = 100) -> Page[dict[str, Any]]:
         """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
         check_page(page)
         check_page_size(page_size)
@@ -197,11 +210,71 @@ class AsyncRun:
         """The source rows the flow rejected, with the reasons."""
         return self._core.listing(self.id, "rejects", RejectedRow, page_size)
 
-    def logs(self, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
-        """The run's log entries, oldest first."""
+    def logs(
+        self, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> AsyncPaginator[LogEntry]:
+        """The run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given; this handle's status is kept
+        current meanwhile. It checks every ``poll_interval`` seconds, backing off while the log
+        is quiet.
+        """
+        check_bool(follow, "follow")
+        if follow:
+            return self._core.follow_logs(self.id, page_size, poll_interval, self._cell)
         return self._core.listing(self.id, "logs", LogEntry, page_size)
+
+    def input(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
+        """The source records the run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return self._core.listing(self.id, "input", dict, page_size)
+
+    async def rerun(self) -> AsyncRun:
+        """Run the same input again; return the new run (this handle is left as it is).
+
+        The new run has this run's flow version, source path or inline rows (read back with
+        ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
+        the check that refuses a source path already processed. A source path still being
+        processed is not run twice: its run in flight is returned.
+        """
+        data = self.data
+        rows = None if data.source_path is not None else await self.input().collect()
+        request = RunRequest(
+            data.flow_version,
+            source_path=data.source_path,
+            source_data=rows,
+            run_metadata=data.run_metadata,
+            force_rerun=data.source_path is not None,
+            label=data.label,
+            tags=data.tags,
+        )
+        return AsyncRun(RunCell(await self._core.create(request)), self._core)
 
 
 def cell_of(run: AsyncRun) -> RunCell:
     """The state cell behind a handle, for the runs core and the poller to bring up to date."""
     return run._cell
+
+
+def failure(run: AsyncRun, rejects: list[RejectedRow] | None = None) -> RunFailedError:
+    """The RunFailedError for a run that ended FAILED, CRASHED or CANCELED, with its ``rejects``."""
+    message = f"run {run.id} ended {run.status.value}"
+    if run.error is not None:
+        message += f": {run.error.code}: {run.error.message}"
+    metadata = run.metadata
+    results = metadata.results if metadata is not None else None
+    if results is not None and results.rejected_rows:
+        message += f"; {results.rejected_rows} of {results.input_rows} rows rejected"
+        validation = metadata.validation if metadata is not None else None
+        top = [
+            f"{e.error_code} on {e.field} ({e.count})"
+            for e in (validation.top_errors if validation is not None else ())
+            if e.error_code is None or e.error_code not in message
+        ]
+        if top:
+            message += f"; top errors: {', '.join(top)}"
+    return RunFailedError(message, run=run, rejects=rejects)

@@ -13,6 +13,7 @@ from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_bool,
     check_interval,
     check_items,
     check_list_filters,
@@ -124,6 +125,7 @@ class AsyncRuns:
         self,
         *,
         flow_version: str | None = None,
+        source_path: str | None = None,
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         label: str | None = None,
         tags: Iterable[str] | None = None,
@@ -132,13 +134,23 @@ class AsyncRuns:
         order_by: str = "created_at",
         descending: bool = True,
         page_size: int = 100,
+        cursor: str | None = None,
     ) -> AsyncPaginator[AsyncRun]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated on ``created_at``: runs created while you iterate are neither skipped
+        nor repeated. ``status`` also takes the TypeScript SDK's words: ``RUNNING`` (any of
+        SYNCING_SOURCE, TRANSFORMING, SYNCING_TARGET) and ``INCOMPLETE`` (PARTIAL_FAILED).
+        ``order_by="updated_at"`` is refused (ValueError): it changes while you iterate.
+
+        To resume later, even in another process, keep a page's ``next_cursor`` (from
+        ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
+        filters and order it was started with (valid for 24 hours). Filters given along with a
+        cursor must be the cursor's own, or the service refuses them.
         """
         params = check_list_filters(
             flow_version=flow_version,
+            source_path=source_path,
             status=status,
             label=label,
             tags=tags,
@@ -147,10 +159,11 @@ class AsyncRuns:
             order_by=order_by,
             descending=descending,
             page_size=page_size,
+            cursor=cursor,
         )
 
-        async def fetch(cursor: str | None) -> Page[AsyncRun]:
-            page = await self._core.list_page(params, cursor, page_size)
+        async def fetch(after: str | None) -> Page[AsyncRun]:
+            page = await self._core.list_page(params, after, page_size)
             runs = tuple(self._handle(data) for data in page.items)
             return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
 
@@ -161,7 +174,7 @@ class AsyncRuns:
         return self._core.listing(run_id, "results", dict, page_size)
 
     async def results_page(
-        self, run_id: str, *, page: int = 1, page_size: int = 50
+        self, run_id: str, *, page: int = 1, page_size: int = 100
     ) -> Page[dict[str, Any]]:
         """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100)."""
         check_run_id(run_id)
@@ -173,9 +186,27 @@ class AsyncRuns:
         """The rows a run rejected, with the reasons."""
         return self._core.listing(run_id, "rejects", RejectedRow, page_size)
 
-    def logs(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
-        """A run's log entries, oldest first."""
+    def logs(
+        self, run_id: str, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> AsyncPaginator[LogEntry]:
+        """A run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given. It checks every
+        ``poll_interval`` seconds, backing off while the log is quiet.
+        """
+        check_bool(follow, "follow")
+        if follow:
+            return self._core.follow_logs(run_id, page_size, poll_interval, None)
         return self._core.listing(run_id, "logs", LogEntry, page_size)
+
+    def input(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
+        """The source records a run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return self._core.listing(run_id, "input", dict, page_size)
 
     # -- many runs ---------------------------------------------------------------------------
     async def create_many(
@@ -274,6 +305,20 @@ class AsyncRuns:
         return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
+    async def wait(
+        self, run_id: str, *, timeout: float | None = 3600, poll_interval: float = 5
+    ) -> AsyncRun:
+        """Wait until the run with this id is terminal and return it, without a handle first.
+
+        Waits as a run's ``wait()`` does: RunTimeoutError when ``timeout`` passes; a failed run
+        is returned, not raised.
+        """
+        check_run_id(run_id)
+        check_timeout(timeout)
+        check_interval(poll_interval)
+        run = await self.get(run_id)
+        return await run.wait(timeout=timeout, poll_interval=poll_interval)
+
     async def wait_all(
         self,
         runs: Iterable[AsyncRun],

@@ -171,8 +171,10 @@ class Lume(_wrap.Twin[AsyncLume]):
     ) -> ProcessResult[Run]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED (with the rejected
+        rows and their reasons in its ``rejects`` when the run kept them, as a run whose every
+        row failed validation does), and RunTimeoutError if it is not finished within
+        ``timeout`` seconds. PARTIAL_FAILED returns normally.
         """
         return _wrap.process_result(
             self._bridge,

@@ -151,7 +151,11 @@ class Run(_wrap.Twin[AsyncRun]):
         )
 
     def raise_for_status(self) -> Run:
-        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
+        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
+
+        The message names the error, and for a run that rejected rows, how many and the most
+        frequent validation errors.
+        """
         return self._same(self._bridge.local(self._async.raise_for_status))
 
     def cancel(self) -> Run:
@@ -192,7 +196,7 @@ class Run(_wrap.Twin[AsyncRun]):
         """The mapped rows, in order."""
         return Paginator(self._bridge, self._bridge.local(self._async.results, page_size=page_size))
 
-    def results_page(self, *, page: int = 1, page_size: int = 50) -> Page[dict[str, Any]]:
+    def results_page(self, *, page: int = 1, page_size: int = 100) -> Page[dict[str, Any]]:
         """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
         return self._bridge.run(self._async.results_page(page=page, page_size=page_size))
 
@@ -200,6 +204,37 @@ class Run(_wrap.Twin[AsyncRun]):
         """The source rows the flow rejected, with the reasons."""
         return Paginator(self._bridge, self._bridge.local(self._async.rejects, page_size=page_size))
 
-    def logs(self, *, page_size: int = 100) -> Paginator[LogEntry]:
-        """The run's log entries, oldest first."""
-        return Paginator(self._bridge, self._bridge.local(self._async.logs, page_size=page_size))
+    def logs(
+        self, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> Paginator[LogEntry]:
+        """The run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given; this handle's status is kept
+        current meanwhile. It checks every ``poll_interval`` seconds, backing off while the log
+        is quiet.
+        """
+        return Paginator(
+            self._bridge,
+            self._bridge.local(
+                self._async.logs, page_size=page_size, follow=follow, poll_interval=poll_interval
+            ),
+        )
+
+    def input(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
+        """The source records the run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return Paginator(self._bridge, self._bridge.local(self._async.input, page_size=page_size))
+
+    def rerun(self) -> Run:
+        """Run the same input again; return the new run (this handle is left as it is).
+
+        The new run has this run's flow version, source path or inline rows (read back with
+        ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
+        the check that refuses a source path already processed. A source path still being
+        processed is not run twice: its run in flight is returned.
+        """
+        return self._same(self._bridge.run(self._async.rerun()))

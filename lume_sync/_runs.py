@@ -137,6 +137,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         self,
         *,
         flow_version: str | None = None,
+        source_path: str | None = None,
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         label: str | None = None,
         tags: Iterable[str] | None = None,
@@ -145,16 +146,26 @@ class Runs(_wrap.Twin[AsyncRuns]):
         order_by: str = "created_at",
         descending: bool = True,
         page_size: int = 100,
+        cursor: str | None = None,
     ) -> Paginator[Run]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated on ``created_at``: runs created while you iterate are neither skipped
+        nor repeated. ``status`` also takes the TypeScript SDK's words: ``RUNNING`` (any of
+        SYNCING_SOURCE, TRANSFORMING, SYNCING_TARGET) and ``INCOMPLETE`` (PARTIAL_FAILED).
+        ``order_by="updated_at"`` is refused (ValueError): it changes while you iterate.
+
+        To resume later, even in another process, keep a page's ``next_cursor`` (from
+        ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
+        filters and order it was started with (valid for 24 hours). Filters given along with a
+        cursor must be the cursor's own, or the service refuses them.
         """
         return Paginator(
             self._bridge,
             self._bridge.local(
                 self._async.list,
                 flow_version=flow_version,
+                source_path=source_path,
                 status=status,
                 label=label,
                 tags=tags,
@@ -163,6 +174,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
                 order_by=order_by,
                 descending=descending,
                 page_size=page_size,
+                cursor=cursor,
             ),
             Run,
         )
@@ -174,7 +186,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         )
 
     def results_page(
-        self, run_id: str, *, page: int = 1, page_size: int = 50
+        self, run_id: str, *, page: int = 1, page_size: int = 100
     ) -> Page[dict[str, Any]]:
         """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100)."""
         return self._bridge.run(self._async.results_page(run_id, page=page, page_size=page_size))
@@ -185,10 +197,34 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge, self._bridge.local(self._async.rejects, run_id, page_size=page_size)
         )
 
-    def logs(self, run_id: str, *, page_size: int = 100) -> Paginator[LogEntry]:
-        """A run's log entries, oldest first."""
+    def logs(
+        self, run_id: str, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> Paginator[LogEntry]:
+        """A run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given. It checks every
+        ``poll_interval`` seconds, backing off while the log is quiet.
+        """
         return Paginator(
-            self._bridge, self._bridge.local(self._async.logs, run_id, page_size=page_size)
+            self._bridge,
+            self._bridge.local(
+                self._async.logs,
+                run_id,
+                page_size=page_size,
+                follow=follow,
+                poll_interval=poll_interval,
+            ),
+        )
+
+    def input(self, run_id: str, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
+        """The source records a run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return Paginator(
+            self._bridge, self._bridge.local(self._async.input, run_id, page_size=page_size)
         )
 
     def create_many(
@@ -255,6 +291,19 @@ class Runs(_wrap.Twin[AsyncRuns]):
                 self._async.cancel_many(
                     run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
                 )
+            ),
+        )
+
+    def wait(self, run_id: str, *, timeout: float | None = 3600, poll_interval: float = 5) -> Run:
+        """Wait until the run with this id is terminal and return it, without a handle first.
+
+        Waits as a run's ``wait()`` does: RunTimeoutError when ``timeout`` passes; a failed run
+        is returned, not raised.
+        """
+        return Run(
+            self._bridge,
+            self._bridge.run(
+                self._async.wait(run_id, timeout=timeout, poll_interval=poll_interval)
             ),
         )
 

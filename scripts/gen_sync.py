@@ -58,12 +58,13 @@ RETURNS = {
 ARGUMENTS = {
     "Iterable[X]": "[item._async for item in {e}]",
     "ProgressCallback | None": "_callbacks.on_caller({e})",
+    "RowsWritten | None": "_callbacks.on_caller({e})",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
 }
 #: Annotations that must match a rule: those naming an async class or carrying a callback.
 NEEDS_RULE = {
     "return": r"\bAsync[A-Z]|\bRetryPolicy\b",
-    "argument": r"\bAsync[A-Z]|\bRetryPolicy\b|Callable|Callback\b",
+    "argument": r"\bAsync[A-Z]|\bRetryPolicy\b|Callable|Callback\b|\bRowsWritten\b",
 }
 SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__init__": "wrapped = {A}({args})\nself._bind(_wrap.Bridge(wrapped.aclose), wrapped)",

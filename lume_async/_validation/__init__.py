@@ -3,7 +3,7 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, who runs are shared with, client settings, webhooks.
+shapes, runs and flows, who runs are shared with, exported files, client settings, webhooks.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ._base import (
     describe,
     wrong_type,
 )
+from ._files import check_callback, check_columns, check_export_path
 from ._permissions import (
     PERMISSION_LISTS,
     check_permission_update,
@@ -33,6 +34,7 @@ from ._runs import (
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_concurrency,
+    check_cursor,
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
@@ -84,10 +86,14 @@ __all__ = [
     "check_base_url",
     "check_batch_ids",
     "check_bool",
+    "check_callback",
+    "check_columns",
     "check_clock",
     "check_concurrency",
+    "check_cursor",
     "check_endpoint_id",
     "check_endpoint_url",
+    "check_export_path",
     "check_events",
     "check_flow_name",
     "check_flow_version",

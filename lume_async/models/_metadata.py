@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import attrs
+
+from .._status import RunStatus
+from ._schema_view import SchemaView
 
 __all__ = [
     "PipelineMetadata",
@@ -20,18 +24,19 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class RunInfo:
-    """Identity and wall-clock span of a run, as recorded by the pipeline."""
+class RunInfo(SchemaView):
+    """Identity, status and wall-clock span of a run, as recorded by the pipeline."""
 
     run_id: str | None = None
     flow_version: str | None = None
     source_path: str | None = None
+    status: RunStatus | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
-class StageTimings:
+class StageTimings(SchemaView):
     """Seconds spent in each of the three pipeline stages."""
 
     sync_source_seconds: float | None = None
@@ -40,7 +45,7 @@ class StageTimings:
 
 
 @attrs.frozen(kw_only=True)
-class PipelineMetadata:
+class PipelineMetadata(SchemaView):
     """When the pipeline ran and how long it took."""
 
     created_at: datetime | None = None
@@ -50,7 +55,7 @@ class PipelineMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class TargetLocations:
+class TargetLocations(SchemaView):
     """Where the mapped rows and the rejected rows were written."""
 
     mapped: str | None = None
@@ -58,7 +63,7 @@ class TargetLocations:
 
 
 @attrs.frozen(kw_only=True)
-class ResultsMetadata:
+class ResultsMetadata(SchemaView):
     """Row counts of a run and where its outputs live."""
 
     input_rows: int | None = None
@@ -68,7 +73,7 @@ class ResultsMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class TopError:
+class TopError(SchemaView):
     """One of the most frequent validation errors: which code, on which field, how often."""
 
     error_code: str | None = None
@@ -77,7 +82,7 @@ class TopError:
 
 
 @attrs.frozen(kw_only=True)
-class ValidationMetadata:
+class ValidationMetadata(SchemaView):
     """Outcome of the flow's validation tests."""
 
     tests_executed: int | None = None
@@ -87,7 +92,7 @@ class ValidationMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class StageError:
+class StageError(SchemaView):
     """An error raised by one pipeline stage."""
 
     stage: str | None = None
@@ -96,11 +101,30 @@ class StageError:
 
 
 @attrs.frozen(kw_only=True)
-class RunMetadata:
-    """Everything the pipeline reports about a run; partial while the run is in flight."""
+class RunMetadata(SchemaView):
+    """Everything the pipeline reports about a run; partial while the run is in flight.
+
+    Typed attributes (``metadata.results.mapped_rows``) are the primary way to read it; it also
+    reads as the documented JSON object (``metadata["results"]["mapped_rows"]``, ``.get()``,
+    ``.keys()``), and knows two shortcuts besides its keys: ``metadata["target_locations"]`` is
+    ``results.target_locations``, and ``metadata.get("error_message")`` the message of the first
+    error (None when there is none).
+    """
 
     run: RunInfo | None = None
     pipeline: PipelineMetadata | None = None
     results: ResultsMetadata | None = None
     validation: ValidationMetadata | None = None
     errors: tuple[StageError, ...] = ()
+
+    @property
+    def target_locations(self) -> TargetLocations | None:
+        """Where the mapped and rejected rows were written (``results.target_locations``)."""
+        return self.results.target_locations if self.results is not None else None
+
+    @property
+    def error_message(self) -> str | None:
+        """The message of the first error the run reported, or None."""
+        return self.errors[0].message if self.errors else None
+
+    _aliases: ClassVar[frozenset[str]] = frozenset({"target_locations", "error_message"})
