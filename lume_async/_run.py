@@ -239,7 +239,8 @@ class AsyncRun:
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned.
+        processed is not run twice: its run in flight is returned. It is shared as this run is:
+        the same owner, monitors and managers.
         """
         data = self.data
         rows = None if data.source_path is not None else await self.input().collect()
@@ -251,6 +252,11 @@ class AsyncRun:
             force_rerun=data.source_path is not None,
             label=data.label,
             tags=data.tags,
+            run_owner=data.run_owner,
+            monitoring_by=data.monitoring_by,
+            monitoring_groups=data.monitoring_groups,
+            managing_by=data.managing_by,
+            managing_groups=data.managing_groups,
         )
         return AsyncRun(RunCell(await self._core.create(request)), self._core)
 

@@ -235,6 +235,7 @@ class Run(_wrap.Twin[AsyncRun]):
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned.
+        processed is not run twice: its run in flight is returned. It is shared as this run is:
+        the same owner, monitors and managers.
         """
         return self._same(self._bridge.run(self._async.rerun()))

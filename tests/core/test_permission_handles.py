@@ -1,4 +1,5 @@
-"""Waiting as a principal: the shared poller sees what its key may read, and nothing more."""
+"""Run handles as a principal: the shared poller sees what its key may read, and nothing more;
+a rerun is shared as its run was."""
 
 from __future__ import annotations
 
@@ -67,3 +68,24 @@ async def test_a_waiter_whose_key_loses_access_fails_with_run_not_found(
                 await lost.wait(poll_interval=0.01, timeout=5)
             await still.wait(poll_interval=0.01, timeout=5)  # the poller goes on for the others
     assert still.status is RunStatus.SUCCEEDED
+
+
+async def test_a_managers_rerun_is_shared_as_the_run_was(emu: Emulator) -> None:
+    owner = AsyncLume(api_key=emu.add_principal("ana@example.com"), base_url=emu.url)
+    manager = AsyncLume(
+        api_key=emu.add_principal("bo@example.com", groups=["ops"]), base_url=emu.url
+    )
+    async with owner, manager:
+        first = await owner.run(
+            FLOW,
+            "synthetic://nightly?duration=1",
+            managing_groups=["ops"],
+            monitoring_by=["cy@example.com"],
+        )
+        emu.advance(5)
+        again = await (await manager.runs.get(first.id)).rerun()
+        assert again.id != first.id
+        assert (again.run_owner, again.created_by) == ("ana@example.com", "bo@example.com")
+        assert again.managing_groups == ("ops",)
+        assert again.monitoring_by == ("cy@example.com",)
+        assert (await owner.runs.cancel(again.id)).status is RunStatus.CANCELED
