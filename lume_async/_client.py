@@ -174,6 +174,11 @@ class AsyncLume:
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
         idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run and return at once (same as ``runs.create``).
 
@@ -195,6 +200,11 @@ class AsyncLume:
             tags=tags,
             idempotency_key=idempotency_key,
             idempotency_namespace=idempotency_namespace,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
 
     async def run_status(self, run_id: str) -> AsyncRun:

@@ -58,6 +58,11 @@ class AsyncRuns:
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
         idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
@@ -69,6 +74,11 @@ class AsyncRuns:
         derived from ``idempotency_namespace`` and the request (the same call with the same
         namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
         else a new one. Give at most one of the two.
+
+        The run is ``run_owner``'s (default: the API key's principal). Principals named in
+        ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
+        it; those in ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do
+        anything. Anyone else gets RunNotFoundError for it.
 
         Raises:
             DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
@@ -91,6 +101,11 @@ class AsyncRuns:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
         if idempotency_namespace is not None:
             request = request.with_namespace(idempotency_namespace)
@@ -111,14 +126,33 @@ class AsyncRuns:
         *,
         label: str | None = None,
         tags: Iterable[str] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change a run's label and/or tags; arguments left as None are kept.
+        """Change a run's label, tags, owner or permission lists; what is None is kept.
+
+        A list given replaces the run's list (``[]`` empties it). Only the run's owner, its
+        managers and tenant admins may; a monitor gets PermissionDeniedError.
 
         Raises:
             RunNotFoundError: No run with this id is visible to this API key.
+            PermissionDeniedError: This API key may read the run but not change it.
             ValueError: An argument is malformed (before any request).
         """
-        return self._handle(await self._core.patch(run_id, label=label, tags=tags))
+        data = await self._core.patch(
+            run_id,
+            label=label,
+            tags=tags,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        return self._handle(data)
 
     async def cancel(self, run_id: str) -> AsyncRun:
         """Cancel a run; one already terminal is returned unchanged.

@@ -20,6 +20,7 @@ from ._validation import (
     check_batch_ids,
     check_interval,
     check_page_size,
+    check_permission_update,
     check_run_id,
     check_update,
 )
@@ -132,22 +133,50 @@ class RunsCore:
         check_run_id(run_id)
         return await self._run_request("GET", run_id, "")
 
-    async def patch(self, run_id: str, *, label: str | None, tags: Iterable[str] | None) -> RunData:
+    async def patch(
+        self,
+        run_id: str,
+        *,
+        label: str | None,
+        tags: Iterable[str] | None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
+    ) -> RunData:
+        """Change a run; what is None is kept (PermissionDeniedError names the operation)."""
         check_run_id(run_id)
-        body = check_update(label=label, tags=tags)
-        return await self._run_request("PATCH", run_id, "", body=_converter.dumps(body))
+        permissions = check_permission_update(
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        body = check_update(label=label, tags=tags, permissions=permissions)
+        operation = "update_permissions" if permissions else "update"
+        return await self._run_request(
+            "PATCH", run_id, "", body=_converter.dumps(body), operation=operation
+        )
 
     async def cancel(self, run_id: str) -> RunData:
         check_run_id(run_id)
         try:
-            return await self._run_request("POST", run_id, "/cancel")
+            return await self._run_request("POST", run_id, "/cancel", operation="cancel")
         except InvalidRequestError as exc:
             if exc.code != "run_already_finished":
                 raise
         return await self.fetch(run_id)  # it ended otherwise: nothing to cancel
 
     async def _run_request(
-        self, method: str, run_id: str, suffix: str, *, body: bytes | None = None
+        self,
+        method: str,
+        run_id: str,
+        suffix: str,
+        *,
+        body: bytes | None = None,
+        operation: str = "read",
     ) -> RunData:
         response = await self._transport.request(
             method,
@@ -157,6 +186,7 @@ class RunsCore:
             retryable=True,
             options=self._options,
             not_found=RunNotFoundError,
+            operation=operation,
         )
         return _decode_run(response)
 

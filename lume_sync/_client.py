@@ -141,6 +141,11 @@ class Lume(_wrap.Twin[AsyncLume]):
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
         idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> Run:
         """Start a run and return at once (same as ``runs.create``).
 
@@ -165,6 +170,11 @@ class Lume(_wrap.Twin[AsyncLume]):
                     source_data=source_data,
                     idempotency_key=idempotency_key,
                     idempotency_namespace=idempotency_namespace,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
                 )
             ),
         )

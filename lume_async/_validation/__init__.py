@@ -3,7 +3,7 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, exported files, client settings, webhooks.
+shapes, runs and flows, who runs are shared with, exported files, client settings, webhooks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ from ._base import (
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
+from ._permissions import (
+    PERMISSION_LISTS,
+    check_permission_update,
+    check_principal,
+    check_principal_list,
+)
 from ._runs import (
     MAX_NAMESPACE,
     MAX_PAGE_SIZE,
@@ -78,6 +84,7 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
+    "PERMISSION_LISTS",
     "bad_value",
     "check_api_key",
     "check_base_url",
@@ -108,6 +115,9 @@ __all__ = [
     "check_optional_str",
     "check_page",
     "check_page_size",
+    "check_permission_update",
+    "check_principal",
+    "check_principal_list",
     "check_receiver_path",
     "check_retry_choice",
     "check_run_id",

@@ -174,15 +174,22 @@ def check_tags(tags: object) -> list[str]:
     return check_str_list(tags, "tags")
 
 
-def check_update(*, label: object, tags: object) -> dict[str, object]:
-    """The body of a run update: a label and/or tags, at least one of them."""
+def check_update(
+    *, label: object, tags: object, permissions: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The body of a run update: a label, tags and/or the (already checked) ``permissions``
+    fields of ``check_permission_update``; at least one of them."""
     body: dict[str, object] = {}
     if label is not None:
         body["label"] = check_optional_str(label, "label")
     if tags is not None:
         body["tags"] = check_tags(tags)
+    body.update(permissions or {})
     if not body:
-        raise ValueError("update() needs label=... and/or tags=...")
+        raise ValueError(
+            "update() needs label=..., tags=..., run_owner=... and/or a permission list "
+            "(monitoring_by, monitoring_groups, managing_by, managing_groups)"
+        )
     return body
 
 

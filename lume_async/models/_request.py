@@ -10,7 +10,14 @@ from typing import Any
 import attrs
 import orjson
 
-from .._validation import check_idempotency_namespace, check_run_request, check_tags, wrong_type
+from .._validation import (
+    check_idempotency_namespace,
+    check_principal,
+    check_principal_list,
+    check_run_request,
+    check_tags,
+    wrong_type,
+)
 
 __all__ = ["RunRequest"]
 
@@ -20,6 +27,22 @@ _DERIVATION = b"lume-run-request-v1\x1e"
 
 def _tags(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(check_tags(value))
+
+
+def _monitoring_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_by")
+
+
+def _monitoring_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_groups")
+
+
+def _managing_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_by")
+
+
+def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_groups")
 
 
 def _new_key() -> str:
@@ -41,6 +64,10 @@ class RunRequest:
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
     given. Equality compares what is asked for and a given key, not a generated one.
 
+    Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
+    ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
+    ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do anything.
+
     Attributes:
         flow_version: The flow version to apply, ``name:vN``.
         source_path: A location the service reads, such as ``s3://bucket/batch_001``.
@@ -51,6 +78,11 @@ class RunRequest:
         tags: Tags for the run.
         idempotency_key: The key of this create: the one given, else one generated with the
             request (1 to 255 printable ASCII characters without spaces).
+        run_owner: Who owns the run (default: the principal of the API key).
+        monitoring_by: Principals who may read the run.
+        monitoring_groups: Groups whose principals may read the run.
+        managing_by: Principals who may read, update and cancel the run.
+        managing_groups: Groups whose principals may read, update and cancel the run.
 
     Raises:
         ValueError: An argument is malformed, or both or neither of ``source_path`` and
@@ -77,6 +109,15 @@ class RunRequest:
     force_rerun: bool = attrs.field(default=False, kw_only=True)
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
+    run_owner: str | None = attrs.field(default=None, kw_only=True)
+    monitoring_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_monitoring_by)
+    monitoring_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_monitoring_groups
+    )
+    managing_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_managing_by)
+    managing_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_managing_groups
+    )
     _given_key: str | None = attrs.field(default=None, kw_only=True, alias="idempotency_key")
     _generated_key: str = attrs.field(init=False, factory=_new_key, eq=False)
 
@@ -90,6 +131,8 @@ class RunRequest:
             label=self.label,
             idempotency_key=self._given_key,
         )
+        if self.run_owner is not None:
+            check_principal(self.run_owner, "run_owner")
         if rows is not None:
             object.__setattr__(self, "source_data", rows)
 
@@ -134,6 +177,12 @@ class RunRequest:
             body["label"] = self.label
         if self.tags:
             body["tags"] = list(self.tags)
+        if self.run_owner is not None:
+            body["run_owner"] = self.run_owner
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            names: tuple[str, ...] = getattr(self, name)
+            if names:
+                body[name] = list(names)
         return body
 
     def __repr__(self) -> str:
@@ -150,5 +199,10 @@ class RunRequest:
             parts.append("force_rerun=True")
         if self.tags:
             parts.append(f"tags={self.tags!r}")
+        if self.run_owner is not None:
+            parts.append(f"run_owner={self.run_owner!r}")
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)!r}")
         parts.append(f"idempotency_key={self.idempotency_key!r}")
         return f"RunRequest({', '.join(parts)})"

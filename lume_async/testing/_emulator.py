@@ -2,8 +2,8 @@
 
 ``async with Emulator() as emu`` serves on the running loop; ``with Emulator() as emu`` starts a
 private loop in a daemon thread and blocks until it listens. The plain methods (``set_faults``,
-``stats``, ``add_tenant``, ``reset``, ``advance``) hop onto the serving loop, so they are safe from
-any thread in both modes.
+``stats``, ``add_tenant``, ``add_principal``, ``reset``, ``advance``) hop onto the serving loop,
+so they are safe from any thread in both modes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -202,6 +202,21 @@ class Emulator:
     def add_tenant(self, api_key: str | None = None) -> str:
         """Create another tenant and return its API key (runs are isolated per key)."""
         return self._call(self._service.add_tenant, api_key)
+
+    def add_principal(
+        self,
+        principal: str,
+        groups: Iterable[str] = (),
+        admin: bool = False,
+        tenant_key: str | None = None,
+    ) -> str:
+        """Another API key of a tenant (by default this emulator's own), acting as ``principal``.
+
+        ``principal`` is an email-like id; a run it creates is its own, and it reads and manages
+        the runs whose permission lists name it or one of its ``groups``. An ``admin`` sees and
+        manages every run of the tenant, as the emulator's default key does.
+        """
+        return self._call(self._service.add_principal, principal, groups, admin, tenant_key)
 
     def reset(self) -> None:
         """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants."""
