@@ -40,6 +40,11 @@ request_fields = st.fixed_dictionaries(
         "force_rerun": st.booleans(),
         "label": st.none() | st.sampled_from(["", "nightly", "rerun"]),
         "tags": st.lists(st.sampled_from(["a", "b", "c"]), max_size=3),
+        "run_owner": st.none() | st.sampled_from(["ana@example.com", "bo@example.com"]),
+        "monitoring_by": st.lists(
+            st.sampled_from(["ana@example.com", "cy@example.com"]), max_size=2
+        ),
+        "managing_groups": st.lists(st.sampled_from(["analysts", "ops"]), max_size=2),
     }
 )
 namespaces = st.text(

@@ -149,10 +149,15 @@ class RunRequest:
         """The same request keyed by ``namespace``: what ``idempotency_namespace=`` sends.
 
         The key is ``<namespace>:<sha256 hex>`` of the whole request body (flow version, source
-        path or inline rows, run metadata, force_rerun, label, tags) as canonical JSON with
-        sorted keys: the same job re-run with the same namespace derives the same keys, and two
-        requests that differ in anything they ask of the service never share one. A request
-        whose key was given explicitly is returned as it is: a given key wins.
+        path or inline rows, run metadata, force_rerun, label, tags, owner and permission
+        lists) as canonical JSON with sorted keys: the same job re-run with the same namespace
+        derives the same keys, and two requests that differ in anything they ask of the service
+        never share one. A request whose key was given explicitly is returned as it is: a given
+        key wins.
+
+        Raises:
+            ValueError: ``namespace`` is not 1 to 190 printable ASCII characters without spaces.
+            TypeError: ``namespace`` is not a str.
         """
         if check_idempotency_namespace(namespace) is None:
             raise wrong_type("idempotency_namespace", "a str", namespace)
