@@ -7,10 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
-
-from ._batch import ProgressCallback, run_batch
-from ._exceptions import RunNotFoundError
+from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
@@ -294,30 +291,14 @@ class AsyncRuns:
         """
         check_concurrency(concurrency)
         check_idempotency_namespace(idempotency_namespace)
-        items = builtins.list(requests)
-        prepared: builtins.list[RunRequest | Exception] = []
-        for item in items:
-            try:  # a bad item is that item's failure alone
-                request = item if isinstance(item, RunRequest) else RunRequest(**item)
-                if idempotency_namespace is not None:
-                    request = request.with_namespace(idempotency_namespace)
-            except Exception as exc:
-                prepared.append(exc)
-            else:
-                prepared.append(request)
+        prepared = requests_of(requests, idempotency_namespace)
 
         async def create_one(request: RunRequest | Exception) -> AsyncRun:
             if isinstance(request, Exception):
                 raise request
             return await self._create(request)
 
-        outcomes = await run_batch(prepared, create_one, concurrency, on_progress)
-        return [
-            attrs.evolve(outcome, idempotency_key=request.idempotency_key)
-            if isinstance(request, RunRequest)
-            else outcome
-            for outcome, request in zip(outcomes, prepared, strict=True)
-        ]
+        return await run_batch(prepared, create_one, concurrency, on_progress, key=key_of)
 
     async def get_many(
         self,
@@ -337,52 +318,9 @@ class AsyncRuns:
                 in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        ids = list(run_ids)
-        total = len(ids)
-        outcomes: builtins.list[BatchOutcome[AsyncRun] | None] = [None] * total
-        done = failed = 0
-
-        async def fetch_chunk(start: int) -> None:
-            nonlocal done, failed
-            chunk = ids[start : start + BATCH_GET_MAX]
-            invalid = {i: _id_error(run_id) for i, run_id in enumerate(chunk, start)}
-            valid = [run_id for i, run_id in enumerate(chunk, start) if invalid[i] is None]
-            found: dict[str, RunData] = {}
-            error: Exception | None = None
-            if valid:
-                try:
-                    found = await self.batch_get(valid)
-                except Exception as exc:
-                    error = exc
-            for index, run_id in enumerate(chunk, start):
-                outcome: BatchOutcome[AsyncRun]
-                bad_id = invalid[index]
-                if bad_id is not None:
-                    outcome = BatchOutcome.failure(index, bad_id)
-                elif error is not None:
-                    outcome = BatchOutcome.failure(index, error)
-                elif run_id in found:
-                    outcome = BatchOutcome.success(index, self._handle(found[run_id]))
-                else:
-                    outcome = BatchOutcome.failure(
-                        index,
-                        RunNotFoundError(
-                            f"run {run_id} not found", status_code=404, code="not_found"
-                        ),
-                    )
-                outcomes[index] = outcome
-                failed += not outcome.ok
-            done += len(chunk)
-
-        def progress(*_: int) -> None:
-            # Counted in runs, not in requests; called by _run_batch so that an exception in
-            # on_progress propagates rather than becoming a failed chunk.
-            if on_progress is not None:
-                on_progress(done, total, failed)
-
-        starts = list(range(0, total, BATCH_GET_MAX))
-        await run_batch(starts, fetch_chunk, concurrency, progress)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await get_in_chunks(
+            list(run_ids), self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
+        )
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
         """One ``batch-get`` request for up to 100 ids: the runs found, by id.
@@ -475,12 +413,3 @@ class AsyncRuns:
             (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
         ]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
-
-
-def _id_error(run_id: object) -> Exception | None:
-    """Why ``run_id`` is not a run id, or None when it is one."""
-    try:
-        check_run_id(run_id)
-    except (TypeError, ValueError) as exc:
-        return exc
-    return None
