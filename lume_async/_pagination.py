@@ -47,6 +47,11 @@ PageStream = Callable[[], AsyncIterator[Page[T]]]
 class AsyncPaginator(Generic[T]):
     """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``.
 
+    Nothing is fetched until you iterate; the next pages are read ahead while you consume one,
+    and leaving a loop early (``break``, an exception) releases the connection at once. Each
+    iteration starts again from the first page. Errors of the requests (RunNotFoundError for
+    an unknown run, for one) are raised by the iteration.
+
     ``to_jsonl()`` and ``to_csv()`` write every item to a file page by page, so memory stays
     bounded by a page whatever the listing's length; ``to_pandas()`` and ``to_arrow()`` build a
     DataFrame or Table when pandas or pyarrow is installed.
@@ -82,6 +87,7 @@ class AsyncPaginator(Generic[T]):
 
     @property
     def page_size(self) -> int:
+        """How many items each page request asks for (1..100)."""
         return self._page_size
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -113,7 +119,11 @@ class AsyncPaginator(Generic[T]):
         return self._cursor_pages(self._fetch_cursor, checks)
 
     async def collect(self) -> list[T]:
-        """Every item of every page, in order, as one list."""
+        """Every item of every page, in order, as one list (held in memory: mind large runs).
+
+        Raises:
+            LumeError: The first error of a page request, as iterating would raise it.
+        """
         items: list[T] = []
         async for page in self.pages():
             items.extend(page.items)
@@ -127,6 +137,10 @@ class AsyncPaginator(Generic[T]):
         Pages are written as they arrive, so memory holds one page at a time. The file appears
         complete or not at all: it is written beside ``path`` and renamed over it at the end.
         ``on_progress(rows_written)`` is called after each page.
+
+        Raises:
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
         """
         return await write_jsonl(self.pages(), path, on_progress)
 
@@ -143,16 +157,31 @@ class AsyncPaginator(Generic[T]):
         appearance; a later row with a key outside them raises ValueError (pass ``columns``).
         A missing key or a null is an empty cell; a nested object or list is written as JSON.
         Written page by page and renamed into place at the end, as ``to_jsonl`` is.
+
+        Raises:
+            ValueError: A row has a key outside the columns.
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
         """
         return await write_csv(self.pages(), path, columns, on_progress)
 
     async def to_pandas(self) -> pandas.DataFrame:
-        """Every item as a ``pandas.DataFrame``, one row each (needs ``lume-sdk[pandas]``)."""
+        """Every item as a ``pandas.DataFrame``, one row each (needs ``lume-sdk[pandas]``).
+
+        Raises:
+            ImportError: pandas is not installed (before any request).
+            LumeError: A page request failed.
+        """
         build = dataframe_builder()  # no request is sent when pandas is missing
         return build(await self.collect())
 
     async def to_arrow(self) -> pyarrow.Table:
-        """Every item as a ``pyarrow.Table``, one row each (needs ``lume-sdk[arrow]``)."""
+        """Every item as a ``pyarrow.Table``, one row each (needs ``lume-sdk[arrow]``).
+
+        Raises:
+            ImportError: pyarrow is not installed (before any request).
+            LumeError: A page request failed.
+        """
         build = table_builder()  # no request is sent when pyarrow is missing
         return build(await self.collect())
 

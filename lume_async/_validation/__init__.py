@@ -3,7 +3,8 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, exported files, client settings, webhooks, the testing tools.
+shapes, runs and flows, who runs are shared with, exported files, client settings, webhooks,
+the testing tools.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from ._base import (
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
+from ._permissions import (
+    PERMISSION_LISTS,
+    check_permission_update,
+    check_principal,
+    check_principal_list,
+)
 from ._runs import (
+    MAX_NAMESPACE,
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_batch_items,
@@ -39,6 +47,8 @@ from ._runs import (
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
+    check_idempotency_namespace,
+    check_key_choice,
     check_label,
     check_list_filters,
     check_page,
@@ -108,7 +118,9 @@ __all__ = [
     "EVENT_TYPES",
     "FAULT_KINDS",
     "FAULT_PHASES",
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
+    "PERMISSION_LISTS",
     "bad_value",
     "callable_or_none",
     "check_api_key",
@@ -141,10 +153,12 @@ __all__ = [
     "check_host",
     "check_id",
     "check_idempotency_key",
+    "check_idempotency_namespace",
     "check_int",
     "check_interval",
     "check_items",
     "check_iterable",
+    "check_key_choice",
     "check_label",
     "check_list_filters",
     "check_listener",
@@ -156,7 +170,10 @@ __all__ = [
     "check_optional_str",
     "check_page",
     "check_page_size",
+    "check_permission_update",
     "check_port",
+    "check_principal",
+    "check_principal_list",
     "check_rate_limit",
     "check_receiver_path",
     "check_replay_key",

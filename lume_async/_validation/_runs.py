@@ -24,6 +24,7 @@ from ._base import (
 )
 
 __all__ = [
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
     "check_batch_ids",
     "check_batch_items",
@@ -32,6 +33,8 @@ __all__ = [
     "check_flow_name",
     "check_flow_version",
     "check_idempotency_key",
+    "check_idempotency_namespace",
+    "check_key_choice",
     "check_label",
     "check_list_filters",
     "check_page",
@@ -57,7 +60,9 @@ MAX_TAG = 64
 _RUN_ID = re.compile(r"run_[A-Za-z0-9]{1,60}")
 _FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}:v[0-9]{1,9}")
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
-_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces: an HTTP header value
+MAX_NAMESPACE = 190
+"""The longest ``idempotency_namespace``: its keys add ``:`` and 64 hex digits, up to 255."""
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -174,20 +179,53 @@ def check_label(label: object, name: str = "label") -> str | None:
     return check_text(label, name, max_len=MAX_LABEL)
 
 
+def check_idempotency_namespace(namespace: object) -> str | None:
+    """What deterministic keys are derived from: 1 to 190 printable ASCII characters, no spaces."""
+    if namespace is None:
+        return None
+    if not isinstance(namespace, str):
+        raise wrong_type("idempotency_namespace", "a str or None", namespace)
+    if not _IDEMPOTENCY_KEY.fullmatch(namespace) or len(namespace) > MAX_NAMESPACE:
+        raise bad_value(
+            "idempotency_namespace",
+            f"1 to {MAX_NAMESPACE} printable ASCII characters without spaces",
+            namespace,
+        )
+    return namespace
+
+
+def check_key_choice(key: object, namespace: object) -> None:
+    """An explicit ``idempotency_key`` or an ``idempotency_namespace`` to derive one, not both."""
+    check_idempotency_key(key)
+    check_idempotency_namespace(namespace)
+    if key is not None and namespace is not None:
+        raise ValueError(
+            "give idempotency_key or idempotency_namespace, not both: an explicit key is "
+            "used as it is, a namespace derives the key from the request"
+        )
+
+
 def check_tags(tags: object) -> list[str]:
     """A run's tags: up to 50 strings of 1 to 64 characters (not one single string)."""
     return check_str_list(tags, "tags", max_items=MAX_TAGS, max_len=MAX_TAG)
 
 
-def check_update(*, label: object, tags: object) -> dict[str, object]:
-    """The body of a run update: a label and/or tags, at least one of them."""
+def check_update(
+    *, label: object, tags: object, permissions: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The body of a run update: a label, tags and/or the (already checked) ``permissions``
+    fields of ``check_permission_update``; at least one of them."""
     body: dict[str, object] = {}
     if label is not None:
         body["label"] = check_label(label)
     if tags is not None:
         body["tags"] = check_tags(tags)
+    body.update(permissions or {})
     if not body:
-        raise ValueError("update() needs label=... and/or tags=...")
+        raise ValueError(
+            "update() needs label=..., tags=..., run_owner=... and/or a permission list "
+            "(monitoring_by, monitoring_groups, managing_by, managing_groups)"
+        )
     return body
 
 

@@ -13,7 +13,15 @@ __all__ = ["Flow", "FlowVersion", "TargetField"]
 
 @attrs.frozen(kw_only=True)
 class TargetField:
-    """One field of the rows a flow version maps to: its type, where it comes from, its limits."""
+    """One field of the rows a flow version maps to: its type, where it comes from, its limits.
+
+    Attributes:
+        type: The field's type, such as ``string`` or ``integer``.
+        source: The source field it is mapped from, if one.
+        required: True when every mapped row has it.
+        minimum: The smallest value allowed, for numbers.
+        maximum: The largest value allowed, for numbers.
+    """
 
     type: str
     source: str | None = None
@@ -27,6 +35,12 @@ class FlowVersion:
     """One published version of a flow; ``id`` is the ``name:vN`` string runs refer to.
 
     ``target_schema`` holds the fields of the rows it maps to, by name, in order.
+
+    Attributes:
+        version: The version, such as ``v1``.
+        id: The version string runs take, such as ``customer_cleaner:v1``.
+        created_at: When it was published (UTC).
+        target_schema: The fields of the rows it maps to, by name, in order.
     """
 
     version: str
@@ -37,7 +51,13 @@ class FlowVersion:
 
 @attrs.frozen(kw_only=True)
 class Flow:
-    """A transformation flow and its published versions, oldest first."""
+    """A transformation flow and its published versions, oldest first.
+
+    Attributes:
+        name: The flow's name, such as ``customer_cleaner``.
+        description: What the flow does.
+        versions: Its published versions.
+    """
 
     name: str
     description: str | None = None
