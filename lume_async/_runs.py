@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
@@ -12,13 +13,12 @@ from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
-    check_batch_items,
+    check_batch_call,
     check_bool,
     check_callable,
-    check_concurrency,
+    check_handles,
     check_idempotency_namespace,
     check_interval,
-    check_items,
     check_key_choice,
     check_list_filters,
     check_page,
@@ -220,8 +220,8 @@ class AsyncRuns:
         return AsyncPaginator(
             fetch_cursor=fetch,
             page_size=page_size,
-            item_id=_run_id,
-            ordered_by=_created_at,
+            item_id=attrgetter("id"),
+            ordered_by=attrgetter("created_at"),
             descending=None if cursor is not None else descending,  # a cursor has its order
             resumed_from=cursor,
         )
@@ -305,9 +305,9 @@ class AsyncRuns:
                 raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        items = check_batch_items(requests, "requests")
-        check_concurrency(concurrency)
-        check_callable(on_progress, "on_progress")
+        items = check_batch_call(
+            requests, "requests", concurrency=concurrency, on_progress=on_progress
+        )
         check_idempotency_namespace(idempotency_namespace)
         prepared = requests_of(items, idempotency_namespace)
 
@@ -336,9 +336,7 @@ class AsyncRuns:
                 in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        ids = check_batch_items(run_ids, "run_ids")
-        check_concurrency(concurrency)
-        check_callable(on_progress, "on_progress")
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
         return await get_in_chunks(
             ids, self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
         )
@@ -367,9 +365,7 @@ class AsyncRuns:
                 are in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        ids = check_batch_items(run_ids, "run_ids")
-        check_concurrency(concurrency)
-        check_callable(on_progress, "on_progress")
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
         return await run_batch(ids, self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
@@ -411,7 +407,7 @@ class AsyncRuns:
             TypeError: ``runs`` is not an iterable of run handles (run ids are refused: get
                 their handles with ``get_many``).
         """
-        handles = _handles(runs)
+        handles: builtins.list[AsyncRun] = check_handles(runs, AsyncRun)
         check_timeout(timeout)
         check_interval(poll_interval)
         check_callable(on_progress, "on_progress")
@@ -435,19 +431,5 @@ class AsyncRuns:
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [(cell_of(run), run) for run in _handles(runs)]
+        targets = [(cell_of(run), run) for run in check_handles(runs, AsyncRun)]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
-
-
-def _run_id(run: AsyncRun) -> str:
-    return run.id
-
-
-def _created_at(run: AsyncRun) -> datetime:
-    return run.created_at
-
-
-def _handles(runs: object) -> builtins.list[AsyncRun]:
-    """Run handles to wait on; ids are refused with a hint, since waiting updates handles."""
-    hint = " (pass run handles: get them for ids with runs.get_many(ids))"
-    return check_items(runs, "runs", AsyncRun, "a run handle (AsyncRun)", hint)

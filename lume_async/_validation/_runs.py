@@ -13,8 +13,10 @@ from .._status import RunStatus
 from ._base import (
     bad_value,
     check_bool,
+    check_callable,
     check_finite_json,
     check_int,
+    check_items,
     check_iterable,
     check_nonempty_str,
     check_str_list,
@@ -26,12 +28,14 @@ from ._base import (
 __all__ = [
     "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
+    "check_batch_call",
     "check_batch_ids",
     "check_batch_items",
     "check_concurrency",
     "check_cursor",
     "check_flow_name",
     "check_flow_version",
+    "check_handles",
     "check_idempotency_key",
     "check_idempotency_namespace",
     "check_key_choice",
@@ -385,6 +389,22 @@ def check_batch_ids(run_ids: object, most: int) -> list[str]:
 def check_batch_items(value: object, name: str) -> list[Any]:
     """The items of a batch call: a list (any iterable) of them, never one string or mapping."""
     return check_iterable(value, name, f"an iterable of {name.replace('_', ' ')} (not one)")
+
+
+def check_batch_call(
+    items: object, name: str, *, concurrency: object, on_progress: object
+) -> list[Any]:
+    """A batch call's items (see ``check_batch_items``), concurrency and progress callback."""
+    out = check_batch_items(items, name)
+    check_concurrency(concurrency)
+    check_callable(on_progress, "on_progress")
+    return out
+
+
+def check_handles(runs: object, handle_cls: type[Any]) -> list[Any]:
+    """Run handles to wait on: ids are refused with a hint, since waiting updates handles."""
+    hint = " (pass run handles: get them for ids with runs.get_many(ids))"
+    return check_items(runs, "runs", handle_cls, "a run handle (AsyncRun)", hint)
 
 
 def check_concurrency(concurrency: object) -> int:
