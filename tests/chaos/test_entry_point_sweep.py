@@ -113,7 +113,6 @@ BAD_URL = st.sampled_from(
         "http://127.0.0.1:1/?x=1",
         "http://127.0.0.1:1/#f",
         "http://127.0.0.1:1/a;p=1",
-        "http://u:pw@127.0.0.1:1",
         "http://127.0.0.1:99999",
         "http://127.0.0.1:1/a b",
         "ftp://files.example.com",
@@ -645,6 +644,8 @@ def test_every_method_that_takes_arguments_is_swept(handle: Any) -> None:
 
 
 def test_a_base_url_with_a_password_is_refused_without_showing_it() -> None:
+    # Credentials in base_url are refused here; if they come to be supported instead (sent as
+    # Authorization), this test becomes: accepted, and the password shown nowhere.
     with pytest.raises(ValueError, match="credentials") as caught:
         AsyncLume(api_key="k", base_url="https://ana:hunter2@api.lume.ai")
     assert "hunter2" not in str(caught.value)
