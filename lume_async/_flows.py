@@ -25,11 +25,22 @@ class AsyncFlows:
     def list(self, *, page_size: int = 100) -> AsyncPaginator[Flow]:
         """Every flow this API key can run."""
         return numbered_listing(
-            self._transport, "/v1/flows", "/v1/flows", Flow, page_size, options=self._options
+            self._transport,
+            "/v1/flows",
+            "/v1/flows",
+            Flow,
+            page_size,
+            options=self._options,
+            item_id=_flow_name,
         )
 
     async def get(self, name: str) -> Flow:
-        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""
+        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works).
+
+        Raises:
+            NotFoundError: No flow of this name is visible to this API key.
+            ValueError: ``name`` is malformed (before any request).
+        """
         base = check_flow_name(name)
         response = await self._transport.request(
             "GET",
@@ -39,3 +50,7 @@ class AsyncFlows:
             options=self._options,
         )
         return _converter.structure(response.json(), Flow, what="flow")
+
+
+def _flow_name(flow: Flow) -> str:
+    return flow.name

@@ -101,6 +101,19 @@ def _objects(v: Any, key: str) -> list[dict[str, Any]]:
     return v
 
 
+def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of principals or groups (null reads as none); the names are interned."""
+    v = d.get(key)
+    if v is None:
+        return ()
+    if v.__class__ is not list:
+        raise Mismatch(key)
+    for name in v:
+        if name.__class__ is not str:
+            raise Mismatch(key)
+    return tuple(map(_intern, v))
+
+
 def run_from_json(d: Any, keep: Callable[[dict[str, Any]], MetadataSource]) -> RunData:
     """A ``RunData`` from one parsed run object; ``keep`` holds its metadata until it is read."""
     if d.__class__ is not dict:
@@ -147,6 +160,12 @@ def run_from_json(d: Any, keep: Callable[[dict[str, Any]], MetadataSource]) -> R
         updated_at=created_at if updated == created else parse_datetime(updated),
         error=error,
         metadata_json=metadata,
+        created_by=_str(d, "created_by"),
+        run_owner=_str(d, "run_owner"),
+        monitoring_by=_names(d, "monitoring_by"),
+        monitoring_groups=_names(d, "monitoring_groups"),
+        managing_by=_names(d, "managing_by"),
+        managing_groups=_names(d, "managing_groups"),
     )
 
 
@@ -156,10 +175,12 @@ def run_info_from_json(r: Any) -> RunInfo | None:
         return None
     if r.__class__ is not dict:
         raise Mismatch("run")
+    status = r.get("status")
     return RunInfo(
         run_id=_str(r, "run_id"),
         flow_version=_str(r, "flow_version"),
         source_path=_str(r, "source_path"),
+        status=None if status is None else parse_status(status),
         started_at=_datetime(r, "started_at"),
         finished_at=_datetime(r, "finished_at"),
     )

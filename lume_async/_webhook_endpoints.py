@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
-from ._validation import check_endpoint_id, check_endpoint_url, check_events, check_secret
+from ._validation import (
+    check_endpoint_id,
+    check_endpoint_secret,
+    check_endpoint_url,
+    check_events,
+)
 from .models import WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -36,12 +41,17 @@ class AsyncWebhookEndpoints:
         The service signs each delivery with ``secret`` (one of the form ``whsec_<base64>`` is
         made when none is given; read it from the result). Hand the same secret to a
         ``WebhookReceiver`` to verify them.
+
+        Raises:
+            InvalidRequestError: The service refused the endpoint (422).
+            ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
+                malformed (before any request).
         """
         body: dict[str, object] = {"url": check_endpoint_url(url)}
         if events is not None:
             body["events"] = check_events(events)
         if secret is not None:
-            body["secret"] = check_secret(secret)
+            body["secret"] = check_endpoint_secret(secret)
         response = await self._transport.request(
             "POST",
             "/v1/webhooks",
@@ -62,10 +72,16 @@ class AsyncWebhookEndpoints:
             WebhookEndpoint,
             page_size,
             options=self._options,
+            item_id=_endpoint_id,
         )
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
-        """One webhook endpoint by id."""
+        """One webhook endpoint by id.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         response = await self._transport.request(
             "GET",
             f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
@@ -76,7 +92,12 @@ class AsyncWebhookEndpoints:
         return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
 
     async def delete(self, endpoint_id: str) -> None:
-        """Stop sending events to this endpoint."""
+        """Stop sending events to this endpoint.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         await self._transport.request(
             "DELETE",
             f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
@@ -84,3 +105,7 @@ class AsyncWebhookEndpoints:
             retryable=True,
             options=self._options,
         )
+
+
+def _endpoint_id(endpoint: WebhookEndpoint) -> str:
+    return endpoint.id

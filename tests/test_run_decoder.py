@@ -323,3 +323,15 @@ def test_the_exec_check_finds_exec(tmp_path: Path) -> None:
     sample.write_text("exec('x = 1')\nns = {}\neval('1')\n")
 
     assert _calls_of_banned_builtins(sample) == ["sample.py:1 exec()", "sample.py:3 eval()"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(metadata)
+def test_metadata_read_section_by_section_reads_as_the_same_mapping(obj: dict[str, Any]) -> None:
+    lazy = _converter._Sections(obj).read()
+    eager = _converter.converter.structure(obj, RunMetadata)
+
+    assert dict(lazy) == dict(eager)
+    assert list(lazy) == ["run", "pipeline", "results", "validation", "errors"]
+    assert lazy["target_locations"] == eager["target_locations"]
+    assert lazy.get("error_message") == eager.get("error_message")

@@ -11,15 +11,15 @@ values of its rows, counted in C, and only if they differ are the rows searched 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from itertools import chain
 from operator import countOf
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["encode_json_object", "encode_with_rows", "fitted"]
+from ._base import check_finite_json
+
+__all__ = ["encode_with_rows", "fitted"]
 
 _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 # orjson hands back its whole working buffer (4 KiB for a few bytes of JSON): what is kept is
@@ -46,21 +46,13 @@ def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]]
         if nulls > countOf(chain.from_iterable(map(dict.values, rows)), None):
             # A NaN or an infinity, a None nested deeper, or "null" in a string: look.
             for i, row in enumerate(rows):
-                _check_finite(row, f"{name}[{i}]")
+                check_finite_json(row, f"{name}[{i}]", b"null")
     return fitted(encoded)
 
 
 def fitted(encoded: bytes) -> bytes:
     """``encoded`` (from orjson) in a buffer of its own size, to be kept."""
     return memoryview(encoded).tobytes() if len(encoded) < _COPY_BELOW else encoded
-
-
-def encode_json_object(value: dict[str, Any], name: str) -> bytes:
-    """One JSON object, or a TypeError/ValueError naming ``name``."""
-    encoded = _encode(value, name)
-    if b"null" in encoded:
-        _check_finite(value, name)
-    return encoded
 
 
 def _encode(value: object, name: str) -> bytes:
@@ -70,29 +62,3 @@ def _encode(value: object, name: str) -> bytes:
         raise TypeError(
             f"{name} must be JSON-serialisable, got {type(value).__name__}: {exc}"
         ) from None
-
-
-def _check_finite(value: object, name: str) -> None:
-    for number in _floats(value):
-        if not math.isfinite(number):
-            raise ValueError(f"{name} must be JSON: it holds {number!r}, which JSON cannot carry")
-
-
-def _floats(value: object) -> Iterable[float]:
-    cls = value.__class__
-    if cls is float:
-        yield value  # type: ignore[misc]
-    elif cls is dict:
-        for item in value.values():  # type: ignore[attr-defined]
-            yield from _floats(item)
-    elif cls is list or cls is tuple:
-        for item in value:  # type: ignore[attr-defined]
-            yield from _floats(item)
-    elif isinstance(value, float):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _floats(item)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import attrs
+
+from .._status import RunStatus
+from ._schema_view import SchemaView
 
 __all__ = [
     "MetadataSections",
@@ -22,19 +25,35 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class RunInfo:
-    """Identity and wall-clock span of a run, as recorded by the pipeline."""
+class RunInfo(SchemaView):
+    """Identity, status and wall-clock span of a run, as recorded by the pipeline.
+
+    Attributes:
+        run_id: The run's id.
+        flow_version: The flow version applied.
+        source_path: Where the source rows were read; None for inline rows.
+        status: The run's status, as the pipeline recorded it.
+        started_at: When the pipeline started (UTC).
+        finished_at: When it finished (UTC).
+    """
 
     run_id: str | None = None
     flow_version: str | None = None
     source_path: str | None = None
+    status: RunStatus | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
-class StageTimings:
-    """Seconds spent in each of the three pipeline stages."""
+class StageTimings(SchemaView):
+    """Seconds spent in each of the three pipeline stages.
+
+    Attributes:
+        sync_source_seconds: Reading the source.
+        transform_seconds: Applying the flow.
+        sync_target_seconds: Writing the mapped and rejected rows.
+    """
 
     sync_source_seconds: float | None = None
     transform_seconds: float | None = None
@@ -42,8 +61,15 @@ class StageTimings:
 
 
 @attrs.frozen(kw_only=True)
-class PipelineMetadata:
-    """When the pipeline ran and how long it took."""
+class PipelineMetadata(SchemaView):
+    """When the pipeline ran and how long it took.
+
+    Attributes:
+        created_at: When the run was created (UTC).
+        completed_at: When it reached a terminal status (UTC).
+        duration_seconds: Seconds from creation to completion.
+        stages: The time spent in each stage.
+    """
 
     created_at: datetime | None = None
     completed_at: datetime | None = None
@@ -52,16 +78,28 @@ class PipelineMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class TargetLocations:
-    """Where the mapped rows and the rejected rows were written."""
+class TargetLocations(SchemaView):
+    """Where the mapped rows and the rejected rows were written.
+
+    Attributes:
+        mapped: The location of the mapped rows.
+        rejects: The location of the rejected rows.
+    """
 
     mapped: str | None = None
     rejects: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class ResultsMetadata:
-    """Row counts of a run and where its outputs live."""
+class ResultsMetadata(SchemaView):
+    """Row counts of a run and where its outputs live.
+
+    Attributes:
+        input_rows: Rows read from the source.
+        mapped_rows: Rows the flow mapped (written to the target).
+        rejected_rows: Rows the flow rejected; ``mapped_rows + rejected_rows == input_rows``.
+        target_locations: Where both kinds of rows were written.
+    """
 
     input_rows: int | None = None
     mapped_rows: int | None = None
@@ -70,8 +108,14 @@ class ResultsMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class TopError:
-    """One of the most frequent validation errors: which code, on which field, how often."""
+class TopError(SchemaView):
+    """One of the most frequent validation errors: which code, on which field, how often.
+
+    Attributes:
+        error_code: The error, such as ``invalid_email``.
+        field: The field it was found on.
+        count: How many rows had it.
+    """
 
     error_code: str | None = None
     field: str | None = None
@@ -79,8 +123,15 @@ class TopError:
 
 
 @attrs.frozen(kw_only=True)
-class ValidationMetadata:
-    """Outcome of the flow's validation tests."""
+class ValidationMetadata(SchemaView):
+    """Outcome of the flow's validation tests.
+
+    Attributes:
+        tests_executed: Validation tests run.
+        tests_failed: Validation tests that failed.
+        error_rate: ``tests_failed / tests_executed``.
+        top_errors: The most frequent errors, most frequent first.
+    """
 
     tests_executed: int | None = None
     tests_failed: int | None = None
@@ -89,8 +140,14 @@ class ValidationMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class StageError:
-    """An error raised by one pipeline stage."""
+class StageError(SchemaView):
+    """An error raised by one pipeline stage.
+
+    Attributes:
+        stage: The stage, such as ``transform``.
+        error_code: A short machine-readable code.
+        message: What happened, for people.
+    """
 
     stage: str | None = None
     error_code: str | None = None
@@ -111,12 +168,25 @@ class MetadataSections(Protocol):
 
 
 @attrs.frozen(kw_only=True, eq=False)
-class RunMetadata:
+class RunMetadata(SchemaView):
     """Everything the pipeline reports about a run; partial while the run is in flight.
+
+    Typed attributes (``metadata.results.mapped_rows``) are the primary way to read it; it also
+    reads as the documented JSON object (``metadata["results"]["mapped_rows"]``, ``.get()``,
+    ``.keys()``), and knows two shortcuts besides its keys: ``metadata["target_locations"]`` is
+    ``results.target_locations``, and ``metadata.get("error_message")`` the message of the first
+    error (None when there is none).
 
     Read from an answer, each section is decoded when it is first read: most readers look at one
     or two (``results.mapped_rows``), and the models of the whole tree are most of its cost. A
     malformed section raises ResponseValidationError on that first read.
+
+    Attributes:
+        run: The run's identity, status and span.
+        pipeline: Timings of the pipeline and its stages.
+        results: Row counts and output locations.
+        validation: The validation tests' outcome.
+        errors: Errors raised by the stages of a FAILED or CRASHED run.
     """
 
     _run: RunInfo | None = attrs.field(default=None, alias="run")
@@ -125,32 +195,48 @@ class RunMetadata:
     _validation: ValidationMetadata | None = attrs.field(default=None, alias="validation")
     _errors: tuple[StageError, ...] = attrs.field(default=(), alias="errors")
     # Set by the converter instead of the sections above, which are then read from it.
-    _sections: MetadataSections | None = attrs.field(default=None, alias="sections", repr=False)
+    _sections: MetadataSections | None = attrs.field(
+        default=None, alias="sections", repr=False, metadata={"schema": False}
+    )
 
     @property
     def run(self) -> RunInfo | None:
-        """Identity and wall-clock span of the run."""
+        """The run's identity, status and span."""
         return self._run if self._sections is None else self._sections.run()
 
     @property
     def pipeline(self) -> PipelineMetadata | None:
-        """When the pipeline ran and how long it took."""
+        """Timings of the pipeline and its stages."""
         return self._pipeline if self._sections is None else self._sections.pipeline()
 
     @property
     def results(self) -> ResultsMetadata | None:
-        """Row counts and where the outputs live."""
+        """Row counts and output locations."""
         return self._results if self._sections is None else self._sections.results()
 
     @property
     def validation(self) -> ValidationMetadata | None:
-        """Outcome of the flow's validation tests."""
+        """The validation tests' outcome."""
         return self._validation if self._sections is None else self._sections.validation()
 
     @property
     def errors(self) -> tuple[StageError, ...]:
-        """Errors raised by the pipeline's stages."""
+        """Errors raised by the stages of a FAILED or CRASHED run."""
         return self._errors if self._sections is None else self._sections.errors()
+
+    @property
+    def target_locations(self) -> TargetLocations | None:
+        """Where the mapped and rejected rows were written (``results.target_locations``)."""
+        results = self.results
+        return results.target_locations if results is not None else None
+
+    @property
+    def error_message(self) -> str | None:
+        """The message of the first error the run reported, or None."""
+        errors = self.errors
+        return errors[0].message if errors else None
+
+    _aliases: ClassVar[frozenset[str]] = frozenset({"target_locations", "error_message"})
 
     def _key(self) -> tuple[Any, ...]:
         return (self.run, self.pipeline, self.results, self.validation, self.errors)

