@@ -11,10 +11,12 @@ import attrs
 
 from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
-from ._config import ClientConfig, RetryPolicy, Timeout
+from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
+from ._exceptions import RunTimeoutError
 from ._flows import AsyncFlows
 from ._run import AsyncRun
 from ._runs import AsyncRuns
+from ._timers import run_within
 from ._transport import RequestOptions
 from ._validation import (
     check_clock,
@@ -59,6 +61,11 @@ class AsyncLume:
     ``as_completed()``. It is real time unless given; tests pass a
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
+
+    ``max_response_bytes`` bounds what one answer can make the client hold, counted after
+    decompression and checked while the body streams in (32 MiB by default, far above the
+    largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``. A ``base_url``
+    may carry ``user:password@`` credentials: they are sent as HTTP basic auth and shown masked.
     """
 
     runs: AsyncRuns
@@ -78,6 +85,7 @@ class AsyncLume:
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -87,6 +95,7 @@ class AsyncLume:
             retry=retry,
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
+            max_response_bytes=max_response_bytes,
         )
         check_ssl_context(ssl_context)
         check_webhook_receiver(webhooks)
@@ -107,7 +116,8 @@ class AsyncLume:
 
     @property
     def base_url(self) -> str:
-        return self._core.config.base_url
+        """The service URL, with the password of any ``user:password@`` in it masked."""
+        return self._core.config.shown_url
 
     @property
     def timeout(self) -> Timeout:
@@ -184,24 +194,47 @@ class AsyncLume:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
         Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        the whole call (creating, waiting and collecting) is not done within ``timeout`` seconds
+        of the client's clock. PARTIAL_FAILED returns normally.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        run = await self.run(
-            flow_version,
-            source_path,
-            source_data=source_data,
-            run_metadata=run_metadata,
-            force_rerun=force_rerun,
-            label=label,
-            tags=tags,
+        started: list[AsyncRun] = []
+
+        async def work() -> ProcessResult[AsyncRun]:
+            run = await self.run(
+                flow_version,
+                source_path,
+                source_data=source_data,
+                run_metadata=run_metadata,
+                force_rerun=force_rerun,
+                label=label,
+                tags=tags,
+            )
+            started.append(run)
+            await run.wait(timeout=None, poll_interval=poll_interval)
+            run.raise_for_status()
+            rows = await run.results().collect()
+            rejects = await run.rejects().collect()
+            return ProcessResult(run=run, rows=rows, rejects=rejects)
+
+        finished, result = await run_within(self._core.clock, timeout, work)
+        if finished:
+            assert result is not None
+            return result
+        assert timeout is not None
+        if not started:
+            raise RunTimeoutError(f"the run was not even created after {timeout:g} s")
+        run = started[0]
+        if run.is_terminal:
+            raise RunTimeoutError(
+                f"run {run.id} ended {run.status.value}, but its rows were not all read "
+                f"after {timeout:g} s",
+                run=run,
+            )
+        raise RunTimeoutError(
+            f"run {run.id} is still {run.status.value} after {timeout:g} s", run=run
         )
-        await run.wait(timeout=timeout, poll_interval=poll_interval)
-        run.raise_for_status()
-        rows = await run.results().collect()
-        rejects = await run.rejects().collect()
-        return ProcessResult(run=run, rows=rows, rejects=rejects)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -224,7 +257,7 @@ class AsyncLume:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<AsyncLume base_url={self._core.config.base_url!r}>"
+        return f"<AsyncLume base_url={self._core.config.shown_url!r}>"
 
 
 class _AsyncLumeView(AsyncLume):

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._secrets import Secret, split_credentials
 from ._validation import (
     check_api_key,
     check_base_url,
+    check_int,
     check_max_connections,
     check_optional_str,
     check_retry_choice,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientConfig", "RetryPolicy", "Timeout"]
 
 DEFAULT_BASE_URL = "https://api.lume.ai"
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 ENV_API_KEY = "LUME_API_KEY"
 ENV_BASE_URL = "LUME_BASE_URL"
 
@@ -80,19 +83,28 @@ class RetryPolicy:
 
 @attrs.frozen(repr=False)
 class ClientConfig:
-    """The resolved settings of one client. Its repr never shows the API key."""
+    """The resolved settings of one client; neither the key nor a URL's password is in clear.
 
-    api_key: str
+    ``base_url`` is where requests go, without any ``user:password@``; ``shown_url`` is the URL
+    as given with its password masked; ``url_auth`` is the ``Authorization`` value such
+    credentials make.
+    """
+
+    api_key: Secret
     base_url: str
     timeout: Timeout
     retry: RetryPolicy
     max_connections: int
     allow_insecure_http: bool = False
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    shown_url: str = attrs.field(default=attrs.Factory(lambda self: self.base_url, takes_self=True))
+    url_auth: Secret | None = None
 
     def __repr__(self) -> str:
         return (
-            f"ClientConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
-            f"retry={self.retry!r}, max_connections={self.max_connections!r}, api_key='***')"
+            f"ClientConfig(base_url={self.shown_url!r}, timeout={self.timeout!r}, "
+            f"retry={self.retry!r}, max_connections={self.max_connections!r}, "
+            f"max_response_bytes={self.max_response_bytes!r}, api_key='***')"
         )
 
     @classmethod
@@ -106,15 +118,18 @@ class ClientConfig:
         retry: RetryPolicy | None,
         max_connections: int,
         allow_insecure_http: bool,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> ClientConfig:
-        key = check_api_key(
-            api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
-        )
+        if api_key is None:
+            api_key = os.environ.get(ENV_API_KEY)
+        key = Secret(check_api_key(api_key, env=ENV_API_KEY))
         check_optional_str(base_url, "base_url")
-        url = check_base_url(
-            base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
-            allow_insecure_http=allow_insecure_http,
+        raw_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        # Checked (and shown in errors) without its credentials, so no message holds a password.
+        bare, shown, url_auth = (
+            split_credentials(raw_url) if isinstance(raw_url, str) else (raw_url, "", None)
         )
+        url = check_base_url(bare, allow_insecure_http=allow_insecure_http)
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
         return cls(
@@ -124,4 +139,7 @@ class ClientConfig:
             retry=policy,
             max_connections=check_max_connections(max_connections),
             allow_insecure_http=allow_insecure_http,
+            max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
+            shown_url=shown.rstrip("/") if url_auth is not None else url,
+            url_auth=url_auth,
         )

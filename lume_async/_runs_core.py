@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._transport import RequestOptions, Response, Transport
     from ._waiting import Waiting
 
-__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get"]
+__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get", "fetch_if_found"]
 
 T = TypeVar("T")
 
@@ -73,6 +73,22 @@ async def batch_get(
         raise _malformed("batch-get answer", "expected {items, missing}", response)
     runs = (_converter.run_from_obj(item) for item in body["items"])
     return {run.id: run for run in runs}
+
+
+async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
+    """One run by a direct GET (retried as reads are); None when the service answers 404."""
+    check_run_id(run_id)
+    try:
+        response = await transport.request(
+            "GET",
+            f"/v1/runs/{run_id}",
+            route="/v1/runs/{run_id}",
+            retryable=True,
+            not_found=RunNotFoundError,
+        )
+    except RunNotFoundError:
+        return None
+    return _decode_run(response)
 
 
 class RunsCore:

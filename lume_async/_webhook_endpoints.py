@@ -76,11 +76,16 @@ class AsyncWebhookEndpoints:
         return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
 
     async def delete(self, endpoint_id: str) -> None:
-        """Stop sending events to this endpoint."""
+        """Stop sending events to this endpoint.
+
+        A retry that finds the endpoint gone, after an attempt whose answer was lost, counts as
+        done: that attempt deleted it.
+        """
         await self._transport.request(
             "DELETE",
             f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
             route="/v1/webhooks/{webhook_id}",
             retryable=True,
             options=self._options,
+            gone_is_done=True,
         )

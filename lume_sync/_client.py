@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lume_async._client import UNSET, AsyncLume
+from lume_async._config import DEFAULT_MAX_RESPONSE_BYTES
 
 from . import _callbacks, _wrap
 from ._flows import Flows
@@ -42,6 +43,11 @@ class Lume(_wrap.Twin[AsyncLume]):
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
+    ``max_response_bytes`` bounds what one answer can make the client hold, counted after
+    decompression and checked while the body streams in (32 MiB by default, far above the largest
+    page of 100 runs); a larger answer raises ``ResponseTooLargeError``. A ``base_url`` may carry
+    ``user:password@`` credentials: they are sent as HTTP basic auth and shown masked.
+
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
     """
@@ -64,6 +70,7 @@ class Lume(_wrap.Twin[AsyncLume]):
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -76,11 +83,13 @@ class Lume(_wrap.Twin[AsyncLume]):
             allow_insecure_http=allow_insecure_http,
             ssl_context=ssl_context,
             clock=clock,
+            max_response_bytes=max_response_bytes,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 
     @property
     def base_url(self) -> str:
+        """The service URL, with the password of any ``user:password@`` in it masked."""
         return self._async.base_url
 
     @property
@@ -162,7 +171,8 @@ class Lume(_wrap.Twin[AsyncLume]):
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
         Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        the whole call (creating, waiting and collecting) is not done within ``timeout`` seconds
+        of the client's clock. PARTIAL_FAILED returns normally.
         """
         return _wrap.process_result(
             self._bridge,

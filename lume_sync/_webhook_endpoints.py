@@ -49,5 +49,9 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
         return self._bridge.run(self._async.get(endpoint_id))
 
     def delete(self, endpoint_id: str) -> None:
-        """Stop sending events to this endpoint."""
+        """Stop sending events to this endpoint.
+
+        A retry that finds the endpoint gone, after an attempt whose answer was lost, counts as
+        done: that attempt deleted it.
+        """
         self._bridge.run(self._async.delete(endpoint_id))

@@ -64,6 +64,14 @@ class RunData:
         """True once the run's status can no longer change."""
         return self.status.is_terminal
 
+    def _metadata_or_raw(self) -> Any:
+        """The decoded metadata, or for a malformed tree a marker holding its JSON: for ``==``
+        and ``repr``, which must not raise whatever the service sent."""
+        try:
+            return self.metadata
+        except Exception:
+            return ("malformed", self._metadata_json)
+
     def _key(self) -> tuple[Any, ...]:
         return (
             self.id,
@@ -75,7 +83,7 @@ class RunData:
             self.run_metadata,
             self.created_at,
             self.updated_at,
-            self.metadata,
+            self._metadata_or_raw(),
             self.error,
         )
 
@@ -88,9 +96,11 @@ class RunData:
     __hash__ = None  # type: ignore[assignment]  # run_metadata is a dict
 
     def __repr__(self) -> str:
+        metadata = self._metadata_or_raw()
+        shown = "<malformed>" if isinstance(metadata, tuple) else repr(metadata)
         return (
             f"RunData(id={self.id!r}, status={self.status!r}, flow_version={self.flow_version!r}, "
             f"source_path={self.source_path!r}, label={self.label!r}, tags={self.tags!r}, "
             f"created_at={self.created_at!r}, updated_at={self.updated_at!r}, "
-            f"metadata={self.metadata!r}, error={self.error!r})"
+            f"metadata={shown}, error={self.error!r})"
         )

@@ -1,0 +1,109 @@
+"""Secrets: the API key and URL credentials, kept where no repr, log or error report shows them.
+
+Error trackers (Sentry, Rollbar) serialise the locals of every frame of a traceback and the
+attributes of every chained exception, and ``json.dumps`` of an aiohttp error's request headers is
+a common debugging step. So the key is never a ``str`` in the SDK's own objects (it is a
+``Secret``), it enters a request's headers only while that request is being sent (see
+``_pool``), and the tracebacks of chained transport errors are dropped (``forget_frames``).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Final
+from urllib.parse import SplitResult, unquote, urlsplit
+
+__all__ = ["MASK", "Secret", "forget_frames", "split_credentials"]
+
+MASK: Final = "***"
+_MIN_REDACTED: Final = 8
+
+
+class Secret:
+    """A secret string that only ``reveal()`` gives back.
+
+    Not a ``str``: ``repr``, ``str``, formatting, JSON encoders and reporters that walk attributes
+    all see ``***``; equality compares the hidden values.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def redact(self, data: bytes) -> bytes:
+        """``data`` with the secret replaced by ``***`` wherever it occurs (servers echo it).
+
+        A secret shorter than ``_MIN_REDACTED`` characters is left alone: replacing it would
+        mangle ordinary words, and a real key is far longer.
+        """
+        secret = self._value.encode("utf-8", "replace")
+        if len(secret) < _MIN_REDACTED or secret not in data:
+            return data
+        return data.replace(secret, MASK.encode())
+
+    def __repr__(self) -> str:
+        return f"'{MASK}'"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> str:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def split_credentials(url: str) -> tuple[str, str, Secret | None]:
+    """``url`` without its ``user:password@`` part, the same with the password masked, and the
+    ``Authorization: Basic`` value the credentials make (None when there are none).
+
+    ``url`` is a str; a malformed one comes back unchanged, for the URL check to refuse.
+    """
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return url, url, None
+    if username is None and password is None:
+        return url, url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = _with_netloc(parts, host)
+    user = username or ""
+    userinfo = f"{user}:{MASK}" if password is not None else user
+    shown = _with_netloc(parts, f"{userinfo}@{host}")
+    credentials = f"{unquote(username or '')}:{unquote(password or '')}"
+    token = base64.b64encode(credentials.encode()).decode("ascii")
+    return bare, shown, Secret(f"Basic {token}")
+
+
+def _with_netloc(parts: SplitResult, netloc: str) -> str:
+    return parts._replace(netloc=netloc).geturl()
+
+
+def forget_frames(exc: BaseException) -> BaseException:
+    """Drop the tracebacks of ``exc`` and of the exceptions chained to it; return ``exc``.
+
+    For transport errors about to be chained under an SDK error: their frames (aiohttp's) hold
+    the request's headers and unsent bytes in their locals, which error trackers serialise.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += (current.__cause__, current.__context__)
+    return exc
