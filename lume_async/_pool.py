@@ -55,6 +55,7 @@ class Pool:
         self._pid = 0
         self._shutdown_hook: AsyncGenerator[None, None] | None = None
         self._closed = False
+        self._warned = False
 
     @property
     def closed(self) -> bool:
@@ -123,13 +124,15 @@ class Pool:
         """Let go of a pool whose loop was closed without shutting down its async generators.
 
         That loop can no longer run a graceful close: the pool's connections are released, and
-        their sockets close as Python collects them.
+        their sockets close as Python collects them. Warns once per client.
         """
-        logger.warning(
-            "the event loop this client last ran on was closed without "
-            "loop.shutdown_asyncgens() (asyncio.run() does it), so its connections could not be "
-            "closed gracefully; call `await client.aclose()` before closing a loop by hand"
-        )
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "the event loop this client last ran on was closed without "
+                "loop.shutdown_asyncgens() (asyncio.run() does it), so its connections could not "
+                "be closed gracefully; call `await client.aclose()` before closing a loop by hand"
+            )
         connector = session.connector
         session.detach()
         self._session = self._loop = self._shutdown_hook = None

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SHAPES", "RawServer", "Shape", "bomb", "head", "json_answer"]
+__all__ = ["SHAPES", "RawServer", "Shape", "bomb", "head", "json_answer", "silence", "slowloris"]
 
-Shape = Callable[[asyncio.StreamWriter], Awaitable[bool]]
+Shape = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 """Writes one answer; returns True to keep the connection for the next request."""
 
 _CHUNK = 64 * 1024
@@ -47,7 +47,7 @@ def json_answer(doc: Any, status: int = 200, **headers: str | int) -> Shape:
     """A well-formed answer: ``doc`` as JSON with an exact length."""
     body = orjson.dumps(doc)
 
-    async def write(writer: asyncio.StreamWriter) -> bool:
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         writer.write(head(status, content_type="application/json", content_length=len(body)))
         writer.write(body)
         await writer.drain()
@@ -59,7 +59,7 @@ def json_answer(doc: Any, status: int = 200, **headers: str | int) -> Shape:
 def compressed(encoding: str, size: int = 256 << 20, status: int = 200) -> Shape:
     """A bomb: a small body that decompresses to ``size`` bytes."""
 
-    async def write(writer: asyncio.StreamWriter) -> bool:
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         body = bomb(size, encoding)
         writer.write(head(status, content_encoding=encoding, content_length=len(body)))
         writer.write(body)
@@ -72,7 +72,7 @@ def compressed(encoding: str, size: int = 256 << 20, status: int = 200) -> Shape
 def endless(framing: str, status: int = 200) -> Shape:
     """A body that never ends: chunk after chunk, or bytes until the client hangs up."""
 
-    async def write(writer: asyncio.StreamWriter) -> bool:
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         chunk = b"[" * _CHUNK
         if framing == "chunked":
             writer.write(head(status, transfer_encoding="chunked"))
@@ -90,7 +90,7 @@ def lying_length(declared: int, sent: int, status: int = 200) -> Shape:
     """A ``Content-Length`` of ``declared`` on a body of ``sent`` bytes, then the connection
     stays open (the client must not wait for bytes that never come, nor take extra ones)."""
 
-    async def write(writer: asyncio.StreamWriter) -> bool:
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         writer.write(head(status, content_type="application/json", content_length=declared))
         for start in range(0, sent, _CHUNK):
             writer.write(b" " * min(_CHUNK, sent - start))
@@ -105,7 +105,7 @@ def lying_length(declared: int, sent: int, status: int = 200) -> Shape:
 def slowloris(pause: float = 0.05, status: int = 200) -> Shape:
     """Headers at once, then the body one byte per ``pause`` seconds, for ever."""
 
-    async def write(writer: asyncio.StreamWriter) -> bool:
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         writer.write(head(status, content_type="application/json", transfer_encoding="chunked"))
         while True:
             writer.write(b"1\r\n \r\n")
@@ -113,6 +113,13 @@ def slowloris(pause: float = 0.05, status: int = 200) -> Shape:
             await asyncio.sleep(pause)
 
     return write
+
+
+async def silence(reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> bool:
+    """No answer at all: wait until the client hangs up."""
+    while await reader.read(4096):
+        pass
+    return False
 
 
 SHAPES: dict[str, Shape] = {
@@ -139,6 +146,13 @@ class RawServer:
         self.url = ""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Event()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checked as requests and connections come and go."""
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -156,7 +170,8 @@ class RawServer:
                         length = int(value)
                 await reader.readexactly(length)
                 self.requests += 1
-                if not await self.shape(writer):
+                self._changed.set()
+                if not await self.shape(reader, writer):
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
@@ -164,6 +179,7 @@ class RawServer:
             pass  # the server is closing
         finally:
             self.open_connections -= 1
+            self._changed.set()
             self._tasks.discard(task)
             writer.close()
 
