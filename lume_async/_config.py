@@ -87,7 +87,7 @@ class ClientConfig:
 
     ``base_url`` is where requests go, without any ``user:password@``; ``shown_url`` is the URL
     as given with its password masked; ``url_auth`` is the ``Authorization`` value such
-    credentials make.
+    credentials make, and ``url_password`` their password.
     """
 
     api_key: Secret
@@ -99,6 +99,11 @@ class ClientConfig:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     shown_url: str = attrs.field(default=attrs.Factory(lambda self: self.base_url, takes_self=True))
     url_auth: Secret | None = None
+    url_password: Secret | None = None
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """What no error body, message or log may show: the key, the URL's password."""
+        return tuple(s for s in (self.api_key, self.url_password, self.url_auth) if s is not None)
 
     def __repr__(self) -> str:
         return (
@@ -126,8 +131,8 @@ class ClientConfig:
         check_optional_str(base_url, "base_url")
         raw_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         # Checked (and shown in errors) without its credentials, so no message holds a password.
-        bare, shown, url_auth = (
-            split_credentials(raw_url) if isinstance(raw_url, str) else (raw_url, "", None)
+        bare, shown, url_auth, password = (
+            split_credentials(raw_url) if isinstance(raw_url, str) else (raw_url, "", None, None)
         )
         url = check_base_url(bare, allow_insecure_http=allow_insecure_http)
         check_retry_choice(max_retries, retry, RetryPolicy)
@@ -142,4 +147,5 @@ class ClientConfig:
             max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
             shown_url=shown.rstrip("/") if url_auth is not None else url,
             url_auth=url_auth,
+            url_password=password,
         )

@@ -64,9 +64,9 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def split_credentials(url: str) -> tuple[str, str, Secret | None]:
-    """``url`` without its ``user:password@`` part, the same with the password masked, and the
-    ``Authorization: Basic`` value the credentials make (None when there are none).
+def split_credentials(url: str) -> tuple[str, str, Secret | None, Secret | None]:
+    """``url`` without its ``user:password@`` part, the same with the password masked, the
+    ``Authorization: Basic`` value the credentials make and the password (None when absent).
 
     ``url`` is a str; a malformed one comes back unchanged, for the URL check to refuse.
     """
@@ -74,9 +74,9 @@ def split_credentials(url: str) -> tuple[str, str, Secret | None]:
         parts = urlsplit(url)
         username, password = parts.username, parts.password
     except ValueError:
-        return url, url, None
+        return url, url, None, None
     if username is None and password is None:
-        return url, url, None
+        return url, url, None, None
     host = parts.netloc.rpartition("@")[2]
     bare = _with_netloc(parts, host)
     user = username or ""
@@ -84,7 +84,8 @@ def split_credentials(url: str) -> tuple[str, str, Secret | None]:
     shown = _with_netloc(parts, f"{userinfo}@{host}")
     credentials = f"{unquote(username or '')}:{unquote(password or '')}"
     token = base64.b64encode(credentials.encode()).decode("ascii")
-    return bare, shown, Secret(f"Basic {token}")
+    secret = Secret(unquote(password)) if password else None
+    return bare, shown, Secret(f"Basic {token}"), secret
 
 
 def _with_netloc(parts: SplitResult, netloc: str) -> str:

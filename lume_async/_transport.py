@@ -13,6 +13,7 @@ from typing import Final
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
@@ -61,6 +62,7 @@ class Transport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._pool = Pool(config, ssl_context=self._ssl)
         self._limit = config.max_response_bytes
+        self._secrets = config.secrets()
         # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
         # with_options view that asks for other budget settings.
         self._budgets: dict[tuple[float, float], RetryBudget] = {}
@@ -110,6 +112,23 @@ class Transport:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+    def _redact(self, body: bytes) -> bytes:
+        """An error body with our secrets masked: a server may echo the key back, and what it
+        says ends up in messages, ``APIError.body`` and logs."""
+        for secret in self._secrets:
+            body = secret.redact(body)
+        return body
+
+    def _redact_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+        """``headers`` with our secrets masked in their values (a copy only when needed)."""
+        clean = [
+            (name, self._redact(value.encode(errors="surrogateescape")).decode(errors="replace"))
+            for name, value in headers.items()
+        ]
+        if all(a[1] == b for a, b in zip(clean, headers.values(), strict=True)):
+            return headers
+        return CIMultiDictProxy(CIMultiDict(clean))
 
     async def request(
         self,
@@ -167,14 +186,17 @@ class Transport:
                 ) as resp:
                     status = resp.status
                     if status < 300:
-                        payload = await read_body(resp, limit, method, route)
+                        response = Response(
+                            status, resp.headers, await read_body(resp, limit, method, route)
+                        )
                     else:
-                        # A server may echo the key back; it never reaches a message or a body.
-                        payload = self._config.api_key.redact(await read_error_body(resp, limit))
-                    response = Response(status, resp.headers, payload)
+                        # What a failed answer says reaches messages, logs and error reports.
+                        payload = self._redact(await read_error_body(resp, limit))
+                        response = Response(status, self._redact_headers(resp.headers), payload)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
             else:
+                del resp  # its headers are as the server sent them
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()

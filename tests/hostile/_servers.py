@@ -18,7 +18,17 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SHAPES", "RawServer", "Shape", "bomb", "head", "json_answer", "silence", "slowloris"]
+__all__ = [
+    "SHAPES",
+    "RawServer",
+    "Shape",
+    "bomb",
+    "head",
+    "json_answer",
+    "raw",
+    "silence",
+    "slowloris",
+]
 
 Shape = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 """Writes one answer; returns True to keep the connection for the next request."""
@@ -115,6 +125,17 @@ def slowloris(pause: float = 0.05, status: int = 200) -> Shape:
     return write
 
 
+def raw(data: bytes, *, keep: bool = False) -> Shape:
+    """Exactly ``data`` on the wire (a broken status line, a cut body...), then close."""
+
+    async def write(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    return write
+
+
 async def silence(reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> bool:
     """No answer at all: wait until the client hangs up."""
     while await reader.read(4096):
@@ -141,6 +162,7 @@ class RawServer:
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
         self.requests = 0
+        self.heads: list[bytes] = []  # each request's line and headers, as sent
         self.connections = 0
         self.open_connections = 0
         self.url = ""
@@ -163,6 +185,7 @@ class RawServer:
         try:
             while True:
                 request = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(request)
                 length = 0
                 for line in request.split(b"\r\n"):
                     name, _, value = line.partition(b":")
