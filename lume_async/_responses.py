@@ -8,6 +8,7 @@ error's message.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import itertools
 import math
@@ -144,7 +145,7 @@ def retry_after(headers: CIMultiDictProxy[str], now: float) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        return None  # RFC 9110 dates are in GMT; one without a zone is not a date we can trust
+        when = when.replace(tzinfo=datetime.UTC)  # asctime dates carry no zone: GMT (RFC 9110)
     return max(0.0, when.timestamp() - now)
 
 
