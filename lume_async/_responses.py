@@ -1,9 +1,10 @@
 """Answers from the service: read within bounds, and turned into typed errors when they fail.
 
-Whatever a server sends, the client holds at most ``max_response_bytes`` of an answer (counted
-after decompression, checked while the body streams in; of an error's body, what fits), keeps at
-most ``MAX_ERROR_BODY`` of an error's body, and puts at most ``MAX_MESSAGE`` characters into an
-error's message.
+Whatever a server sends, the client reads at most ``max_response_bytes`` of an answer (counted
+after decompression, checked while the body streams in; of an error's body, what fits), so it
+holds at most about twice that per answer in flight (the chunks, then the body joined from them);
+it keeps at most ``MAX_ERROR_BODY`` of an error's body, and puts at most ``MAX_MESSAGE``
+characters into an error's message.
 """
 
 from __future__ import annotations

@@ -191,8 +191,11 @@ class Transport:
                         )
                     else:
                         # What a failed answer says reaches messages, logs and error reports.
-                        payload = self._redact(await read_error_body(resp, limit))
-                        response = Response(status, self._redact_headers(resp.headers), payload)
+                        response = Response(
+                            status,
+                            self._redact_headers(resp.headers),
+                            self._redact(await read_error_body(resp, limit)),
+                        )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
             else:
@@ -211,6 +214,7 @@ class Transport:
                 if gone_is_done and answer_lost and response.status == 404:
                     return response
                 failure = error_from_response(response, now=clock.time(), not_found=not_found)
+                del response  # not held (up to max_response_bytes) through a retry's wait
             answer_lost = answer_lost or _maybe_done(failure)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
                 raise failure
