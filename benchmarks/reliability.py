@@ -1,6 +1,7 @@
-"""Reliability report: the chaos fan-out of the test suite, at scale.
+"""Reliability report: the chaos fan-out of the test suite, at scale, and a hostile server.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx] [--json PATH]
+    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx hostile]
+                                     [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
 reads every result row back, through one kind of trouble:
@@ -14,6 +15,11 @@ reads every result row back, through one kind of trouble:
 
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
 scenario: runs requested and created, duplicates, rows expected and fetched, retries, wall time.
+
+``hostile`` is another kind of report: a server that answers with compression bombs, endless
+bodies, lying lengths and envelopes, cursor cycles and a 5 MB error ``detail``, one shape at a
+time, to a client in a fresh process; per shape it prints the call's outcome, how much the
+client process's peak RSS grew, and the wall time (see ``_hostile.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from tests.chaos._fanout import (  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx")
+SCENARIOS = ("faults", "proxy", "nginx", "hostile")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -138,7 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     ok = True
+    if "hostile" in args.scenario:
+        import _hostile
+
+        hostile_rows = _hostile.report()
+        print(_hostile.table(hostile_rows))
+        ok &= all(row["bounded"] for row in hostile_rows)
+        if args.json is not None:
+            args.json.with_suffix(".hostile.json").write_text(json.dumps(hostile_rows, indent=2))
     for name in args.scenario:
+        if name == "hostile":
+            continue
         if name == "nginx" and not nginx_available():
             print("nginx: skipped (not installed; apt-get install nginx-light)", file=sys.stderr)
             continue
@@ -155,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             and figures.rows_fetched == figures.rows_expected
             and figures.rows_wrong == 0
         )
-    print(table(rows))
-    if args.json is not None:
+    if rows:
+        print(table(rows))
+    if args.json is not None and rows:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if ok else 1
 

@@ -1,10 +1,10 @@
 """Answers from the service: read within bounds, and turned into typed errors when they fail.
 
 Whatever a server sends, the client reads at most ``max_response_bytes`` of an answer (counted
-after decompression, checked while the body streams in; of an error's body, what fits), so it
-holds at most about twice that per answer in flight (the chunks, then the body joined from them);
-it keeps at most ``MAX_ERROR_BODY`` of an error's body, and puts at most ``MAX_MESSAGE``
-characters into an error's message.
+after decompression, checked while the body streams in) and at most ``MAX_ERROR_READ`` of an
+error's, so it holds at most about twice that per answer in flight (the chunks, then the body
+joined from them); it keeps at most ``MAX_ERROR_BODY`` of an error's body, and puts at most
+``MAX_MESSAGE`` characters into an error's message.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ._exceptions import (
 
 __all__ = [
     "MAX_ERROR_BODY",
+    "MAX_ERROR_READ",
     "Response",
     "error_from_response",
     "read_body",
@@ -45,6 +46,9 @@ __all__ = [
     "retry_after",
 ]
 
+MAX_ERROR_READ: Final = 8 * 1024 * 1024
+"""The most of an error answer's body that is read (less if ``max_response_bytes`` is less): a
+real error says what it has to in far less; the rest is dropped with the connection."""
 MAX_ERROR_BODY: Final = 64 * 1024
 """The largest error body (as JSON) an ``APIError.body`` keeps; a larger one is shortened."""
 
@@ -105,8 +109,10 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, method: str, route
 
 
 async def read_error_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to ``limit`` bytes of an error answer's body; the rest is dropped with the connection
-    (the status says more than a body cut short, so this is not an error of its own)."""
+    """Up to ``limit`` (and ``MAX_ERROR_READ``) bytes of an error answer's body; the rest is
+    dropped with the connection (the status says more than a body cut short, so this is not an
+    error of its own)."""
+    limit = min(limit, MAX_ERROR_READ)
     chunks = []
     size = 0
     async for chunk in resp.content.iter_any():
