@@ -48,23 +48,23 @@ async def run_within(
 ) -> tuple[bool, T | None]:
     """Run ``work()``, cancelled once ``seconds`` of ``clock`` time pass (None: no limit).
 
-    Returns ``(True, its result)``, or ``(False, None)`` when it ran out of time.
+    Returns ``(True, its result)``, or ``(False, None)`` when it ran out of time; whatever
+    ``work()`` raises propagates as it is.
     """
     if seconds is None:
         return True, await work()
-    finished = False
-    result: T | None = None
-    async with anyio.create_task_group() as tg:
+    with anyio.CancelScope() as scope:
 
-        async def watchdog() -> None:
+        async def ring() -> None:
             await clock.sleep(seconds)
-            tg.cancel_scope.cancel()
+            scope.cancel()
 
-        tg.start_soon(watchdog)
-        result = await work()
-        finished = True
-        tg.cancel_scope.cancel()
-    return finished, result
+        watchdog = asyncio.get_running_loop().create_task(ring(), name="lume-deadline")
+        try:
+            return True, await work()
+        finally:
+            watchdog.cancel()
+    return False, None
 
 
 class Timer:
