@@ -8,9 +8,10 @@ successive ``asyncio.run()`` calls holds one pool at a time, never one per loop.
 on a second loop while its first is still open raises at once; after a fork, the child makes its
 own pool and leaves the parent's sockets alone.
 
-The API key (and any credentials of the base URL) enter a request's headers only while it is
-sent, and are masked right after: ``request_info.headers`` of an aiohttp error, which error
-reporters serialise, never holds them.
+The API key (and any credentials of the base URL) are the session's default headers, as values
+whose ``repr`` is masked; ``mask_request_info`` gives an aiohttp error about to be chained under
+an SDK error a copy of its request's headers with them masked, since error reporters serialise
+``request_info.headers`` (and the transport drops the error's frames, which hold the rest).
 """
 
 from __future__ import annotations
@@ -25,18 +26,30 @@ from collections.abc import AsyncGenerator
 from typing import Final
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._config import ClientConfig
 from ._exceptions import LumeError
 from ._secrets import MASK
 from ._version import __version__
 
-__all__ = ["KEY_HEADER", "USER_AGENT", "Pool"]
+__all__ = ["KEY_HEADER", "USER_AGENT", "Pool", "mask_request_info"]
 
 logger = logging.getLogger("lume_async.transport")
 
 USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
 KEY_HEADER: Final = "lume-api-key"
+_SECRET_HEADERS: Final = (KEY_HEADER, "Authorization")
+
+
+class _HeaderSecret(str):
+    """A header value as sent, whose repr is masked (for tracebacks and debuggers)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
 
 # Pools a forked child inherited: their sockets are the parent's too, so the child never closes
 # them (closing would unregister them from the epoll set both processes share); it only keeps
@@ -107,11 +120,10 @@ class Pool:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers=self._headers(),
             skip_auto_headers=("Accept-Encoding",),
             raise_for_status=False,
             trust_env=False,
-            middlewares=(self._authenticate,),
         )
         self._session, self._loop, self._pid = session, loop, os.getpid()
         hook = _close_at_shutdown(weakref.ref(self), session, self._pid)
@@ -150,21 +162,16 @@ class Pool:
         if self._session is session:
             self._session = self._loop = self._shutdown_hook = None
 
-    async def _authenticate(
-        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        headers = request.headers
+    def _headers(self) -> dict[str, str]:
         config = self._config
-        headers[KEY_HEADER] = config.api_key.reveal()
+        headers = {
+            KEY_HEADER: _HeaderSecret(config.api_key.reveal()),
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
         if config.url_auth is not None:
-            headers["Authorization"] = config.url_auth.reveal()
-        try:
-            return await handler(request)
-        finally:
-            # Sent by now (or never to be): what error reports see of this request is masked.
-            headers[KEY_HEADER] = MASK
-            if config.url_auth is not None:
-                headers["Authorization"] = MASK
+            headers["Authorization"] = _HeaderSecret(config.url_auth.reveal())
+        return headers
 
     async def aclose(self) -> None:
         """Close the session on its own loop; idempotent."""
@@ -189,6 +196,25 @@ class Pool:
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))
         else:
             await self._drop_orphan(session)
+
+
+def mask_request_info(exc: BaseException) -> None:
+    """Give ``exc`` (an aiohttp error) and the errors chained to it a copy of their request's
+    headers with the key and any credentials masked."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        info = getattr(current, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            headers = CIMultiDict(info.headers)
+            for name in _SECRET_HEADERS:
+                if name in headers:
+                    headers[name] = MASK
+            masked = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers))
+            current.request_info = masked  # type: ignore[attr-defined]
+            current.args = tuple(masked if arg is info else arg for arg in current.args)
+        current = current.__cause__ or current.__context__
 
 
 async def _close_at_shutdown(

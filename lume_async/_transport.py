@@ -26,7 +26,7 @@ from ._exceptions import (
     NotFoundError,
     ServerError,
 )
-from ._pool import USER_AGENT, Pool
+from ._pool import USER_AGENT, Pool, mask_request_info
 from ._responses import Response, error_from_response, read_body, read_error_body
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._secrets import forget_frames
@@ -269,7 +269,9 @@ def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeEr
         err = APIConnectionError(f"{where}: the answer was cut short ({exc})")
     else:
         err = APIConnectionError(f"{where}: {type(exc).__name__}: {exc}")
-    # aiohttp's frames hold the request's headers and unsent bytes in their locals: they are
-    # not kept under an SDK error, where error reporters would serialise them.
+    # aiohttp's frames hold the request's headers and unsent bytes in their locals, and its
+    # errors the request's headers: neither is kept as is under an SDK error, where error
+    # reporters would serialise them.
+    mask_request_info(exc)
     err.__cause__ = forget_frames(exc)
     return err
