@@ -14,7 +14,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
 from ._exceptions import RunTimeoutError
 from ._flows import AsyncFlows
-from ._run import AsyncRun
+from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
 from ._timers import run_within
 from ._transport import RequestOptions
@@ -42,7 +42,13 @@ UNSET: Any = object()
 
 @attrs.frozen
 class ProcessResult(Generic[R]):
-    """What ``process()`` returns: the terminal run, its mapped rows and its rejected rows."""
+    """What ``process()`` returns: the terminal run, its mapped rows and its rejected rows.
+
+    Attributes:
+        run: The run, terminal (SUCCEEDED or PARTIAL_FAILED).
+        rows: Every mapped row, in order.
+        rejects: Every rejected row, in order.
+    """
 
     run: R
     rows: list[dict[str, Any]]
@@ -66,11 +72,20 @@ class AsyncLume:
     decompression and checked while the body streams in (32 MiB by default, far above the
     largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``. A ``base_url``
     may carry ``user:password@`` credentials: they are sent as HTTP basic auth and shown masked.
+
+    Raises:
+        AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
+        ValueError: A setting is out of range, or ``base_url`` is plain HTTP to a host other
+            than loopback without ``allow_insecure_http=True``.
+        TypeError: A setting has the wrong type.
     """
 
     runs: AsyncRuns
+    """Create, read, list, wait for and cancel runs."""
     flows: AsyncFlows
+    """The flows this API key can run."""
     webhook_endpoints: AsyncWebhookEndpoints
+    """Where the service sends run completion events."""
 
     def __init__(
         self,
@@ -116,15 +131,18 @@ class AsyncLume:
 
     @property
     def base_url(self) -> str:
-        """The service URL, with the password of any ``user:password@`` in it masked."""
+        """The service's URL, without a trailing slash; the password of a ``user:password@``
+        in it is masked."""
         return self._core.config.shown_url
 
     @property
     def timeout(self) -> Timeout:
+        """The timeouts of each HTTP request this client (or view) sends."""
         return (self._options or self._core.default_options).timeout
 
     @property
     def retry(self) -> RetryPolicy:
+        """How this client (or view) retries requests that failed on the way or with 429/5xx."""
         return (self._options or self._core.default_options).retry
 
     def with_options(
@@ -138,6 +156,10 @@ class AsyncLume:
 
         A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
         client's draws on a retry budget of its own (see ``RetryPolicy``).
+
+        Raises:
+            ValueError: ``max_retries`` and ``retry`` are both given, or a value is out of range.
+            TypeError: A setting has the wrong type.
         """
         current = self._options or self._core.default_options
         check_retry_choice(max_retries, retry, RetryPolicy)
@@ -161,8 +183,23 @@ class AsyncLume:
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
-        """Start a run and return at once (same as ``runs.create``)."""
+        """Start a run and return at once (same as ``runs.create``).
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request (422).
+            ValueError: An argument is malformed (before any request).
+            TypeError: An argument has the wrong type (before any request).
+        """
         return await self.runs.create(
             flow_version,
             source_path,
@@ -172,10 +209,21 @@ class AsyncLume:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            idempotency_namespace=idempotency_namespace,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
 
     async def run_status(self, run_id: str) -> AsyncRun:
-        """The run with this id, fresh from the service (same as ``runs.get``)."""
+        """The run with this id, fresh from the service (same as ``runs.get``).
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id.
+        """
         return await self.runs.get(run_id)
 
     async def process(
@@ -190,12 +238,23 @@ class AsyncLume:
         tags: Iterable[str] = (),
         timeout: float | None = 3600,
         poll_interval: float = 5,
+        idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> ProcessResult[AsyncRun]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        the whole call (creating, waiting and collecting) is not done within ``timeout`` seconds
-        of the client's clock. PARTIAL_FAILED returns normally.
+        PARTIAL_FAILED returns normally, with the rejected rows in ``rejects``. Meant for small
+        batches: every row is held in memory; page through ``results()`` for large ones. With
+        ``idempotency_namespace`` (or a fixed ``idempotency_key``), calling it again after a
+        crash or a timeout picks up the run the first call made instead of starting another.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
+                rejected rows and their reasons when the run kept them (as a run whose every row
+                failed validation does).
+            RunTimeoutError: The whole call (creating the run, waiting for it and collecting its
+                rows) was not done within ``timeout`` seconds of the client's clock.
+            DuplicateRunError: As for ``run()``.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
@@ -210,10 +269,15 @@ class AsyncLume:
                 force_rerun=force_rerun,
                 label=label,
                 tags=tags,
+                idempotency_key=idempotency_key,
+                idempotency_namespace=idempotency_namespace,
             )
             started.append(run)
             await run.wait(timeout=None, poll_interval=poll_interval)
-            run.raise_for_status()
+            if run.status.is_failure:
+                results = run.metadata.results if run.metadata is not None else None
+                kept = results is not None and bool(results.rejected_rows)
+                raise failure(run, await run.rejects().collect() if kept else None)
             rows = await run.results().collect()
             rejects = await run.rejects().collect()
             return ProcessResult(run=run, rows=rows, rejects=rejects)
@@ -239,6 +303,7 @@ class AsyncLume:
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def is_closed(self) -> bool:
+        """True once the client is closed: its connections are gone and it sends no more."""
         return self._core.closed
 
     async def aclose(self) -> None:

@@ -42,7 +42,7 @@ class ClientCore:
             confirm=functools.partial(fetch_if_found, self.transport),
             clock=clock,
         )
-        self.runs = RunsCore(self.transport, waiting=self.waiting)
+        self.runs = RunsCore(self.transport, waiting=self.waiting, clock=clock)
         self._unsubscribe: Callable[[], None] | None = None
         if webhooks is not None:
             self._unsubscribe = webhooks.add_listener(self.waiting.on_event)

@@ -170,11 +170,16 @@ def _seconds(value: str | None) -> float | None:
 
 
 def error_from_response(
-    response: Response, *, now: float, not_found: type[NotFoundError] = NotFoundError
+    response: Response,
+    *,
+    now: float,
+    not_found: type[NotFoundError] = NotFoundError,
+    operation: str | None = None,
 ) -> APIError:
     """Build the typed error for a 4xx/5xx answer, whatever its body looks like.
 
-    ``now`` is the wall-clock time (epoch seconds) a ``Retry-After`` date is measured from.
+    ``now`` is the wall-clock time (epoch seconds) a ``Retry-After`` date is measured from;
+    ``operation`` is what the request meant to do: a 403 names it unless the body says better.
     """
     status = response.status
     body = _json_object(response.body)
@@ -205,6 +210,10 @@ def error_from_response(
         return DuplicateRunError(message, existing_run_id=existing, **kwargs)
     if status == 404:
         return not_found(message, **kwargs)
+    if status == 403:
+        said = body.get("operation") if isinstance(body, dict) else None
+        refused = cut(said, 200) if isinstance(said, str) and said else operation
+        return PermissionDeniedError(message, operation=refused, **kwargs)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIError

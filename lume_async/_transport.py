@@ -142,12 +142,14 @@ class Transport:
         idempotency_key: str | None = None,
         options: RequestOptions | None = None,
         not_found: type[NotFoundError] = NotFoundError,
+        operation: str | None = None,
         gone_is_done: bool = False,
     ) -> Response:
         """Send one logical request; return a 2xx answer or raise a LumeError.
 
         ``route`` is the path template, used in retry logs. ``retryable`` says whether repeating the
         request is safe (reads, PATCH, cancel, and creates that carry an ``Idempotency-Key``).
+        ``operation`` names what a PermissionDeniedError was refused ("cancel", "update").
         ``gone_is_done`` (for deletes): a 404 to a retry, after an attempt whose answer was lost,
         means that attempt did the work; the 404 answer is returned instead of raised.
         """
@@ -213,7 +215,9 @@ class Transport:
                     )
                 if gone_is_done and answer_lost and response.status == 404:
                     return response
-                failure = error_from_response(response, now=clock.time(), not_found=not_found)
+                failure = error_from_response(
+                    response, now=clock.time(), not_found=not_found, operation=operation
+                )
                 del response  # not held (up to max_response_bytes) through a retry's wait
             answer_lost = answer_lost or _maybe_done(failure)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):

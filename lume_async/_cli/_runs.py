@@ -16,6 +16,7 @@ from .._run import AsyncRun
 from ..models import RunStatus
 from ._output import cell, err, out, print_json, show_run, show_runs, status_text, table
 from ._settings import Settings, fail, json_flag
+from ._sharing import permission_options, permissions_of, update
 
 __all__ = ["runs"]
 
@@ -34,6 +35,7 @@ def runs() -> None:
 @click.option("--force-rerun", is_flag=True, help="Run again even if this source succeeded.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run is finished.")
 @click.option("--poll-interval", default=2.0, show_default=True, type=click.FloatRange(min=0.01))
+@permission_options
 @json_flag
 @click.pass_obj
 def create(
@@ -46,9 +48,17 @@ def create(
     force_rerun: bool,
     wait_: bool,
     poll_interval: float,
+    owner: str | None,
+    monitors: tuple[str, ...],
+    monitor_groups: tuple[str, ...],
+    managers: tuple[str, ...],
+    manager_groups: tuple[str, ...],
 ) -> None:
     """Start a run of FLOW_VERSION on SOURCE_PATH (or on --data rows)."""
     rows = _load_rows(data) if data is not None else None
+    permissions = permissions_of(
+        owner, monitors, monitor_groups, managers, manager_groups, keep_unset=False
+    )
 
     async def call(lume: AsyncLume) -> AsyncRun:
         run = await lume.runs.create(
@@ -58,6 +68,7 @@ def create(
             label=label,
             tags=tags,
             force_rerun=force_rerun,
+            **permissions,
         )
         if wait_:
             await _wait(lume, [run], settings, timeout=None, poll_interval=poll_interval)
@@ -74,6 +85,9 @@ def _load_rows(stream: Any) -> list[Any]:
     if not isinstance(rows, list):
         raise ValueError("--data must hold a JSON array of objects")
     return rows
+
+
+runs.add_command(update)
 
 
 @runs.command()

@@ -3,7 +3,7 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, client settings, webhooks.
+shapes, runs and flows, who runs are shared with, exported files, client settings, webhooks.
 """
 
 from __future__ import annotations
@@ -23,13 +23,24 @@ from ._base import (
     describe,
     wrong_type,
 )
+from ._files import check_callback, check_columns, check_export_path
+from ._permissions import (
+    PERMISSION_LISTS,
+    check_permission_update,
+    check_principal,
+    check_principal_list,
+)
 from ._runs import (
+    MAX_NAMESPACE,
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_concurrency,
+    check_cursor,
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
+    check_idempotency_namespace,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -71,24 +82,32 @@ from ._webhooks import (
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
+    "PERMISSION_LISTS",
     "bad_value",
     "check_api_key",
     "check_base_url",
     "check_batch_ids",
     "check_bool",
+    "check_callback",
+    "check_columns",
     "check_clock",
     "check_concurrency",
+    "check_cursor",
     "check_endpoint_id",
     "check_endpoint_url",
+    "check_export_path",
     "check_events",
     "check_flow_name",
     "check_flow_version",
     "check_id",
     "check_idempotency_key",
+    "check_idempotency_namespace",
     "check_int",
     "check_interval",
     "check_items",
+    "check_key_choice",
     "check_list_filters",
     "check_max_connections",
     "check_max_queue",
@@ -96,6 +115,9 @@ __all__ = [
     "check_optional_str",
     "check_page",
     "check_page_size",
+    "check_permission_update",
+    "check_principal",
+    "check_principal_list",
     "check_receiver_path",
     "check_retry_choice",
     "check_run_id",

@@ -79,6 +79,8 @@ TYPED: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("page_size", lambda c, v: c.runs.list(page_size=v), integer),
     ("page_size", lambda c, v: c.flows.list(page_size=v), integer),
     ("order_by", lambda c, v: c.runs.list(order_by=v), text),
+    ("cursor", lambda c, v: c.runs.list(cursor=v), optional(text)),
+    ("source_path", lambda c, v: c.runs.list(source_path=v), optional(text)),
     ("descending", lambda c, v: c.runs.list(descending=v), lambda v: isinstance(v, bool)),
     (
         "created_after",
@@ -90,6 +92,21 @@ TYPED: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("label", lambda c, v: c.run(FLOW, PATH, label=v), optional(text)),
     ("force_rerun", lambda c, v: c.run(FLOW, PATH, force_rerun=v), lambda v: isinstance(v, bool)),
     ("idempotency_key", lambda c, v: c.run(FLOW, PATH, idempotency_key=v), optional(text)),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.run(FLOW, PATH, idempotency_namespace=v),
+        optional(text),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create_many([], idempotency_namespace=v),
+        optional(text),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: RunRequest(FLOW, source_path=PATH).with_namespace(v),
+        text,
+    ),
     (
         "run_metadata",
         lambda c, v: c.run(FLOW, PATH, run_metadata=v),
@@ -197,7 +214,17 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     (
         "idempotency_key",
         lambda c, v: RunRequest(FLOW, source_path=PATH, idempotency_key=v),
-        st.text().filter(lambda s: not (0 < len(s) <= 255 and s.isascii() and s.isprintable())),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,255}", s)),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create(FLOW, PATH, idempotency_namespace=v),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,190}", s)),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create_many([], idempotency_namespace=v),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,190}", s)),
     ),
     (
         "status",
@@ -222,6 +249,17 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
             )
         ),
     ),
+    (
+        "order_by",
+        lambda c, v: c.runs.list(order_by=v),
+        st.just("updated_at") | st.text().filter(lambda s: s != "created_at"),
+    ),
+    (
+        "cursor",
+        lambda c, v: c.runs.list(cursor=v),
+        st.text().filter(lambda s: not (0 < len(s) <= 4096 and s.isascii() and s.isprintable())),
+    ),
+    ("source_path", lambda c, v: c.runs.list(source_path=v), st.just("")),
     ("tolerance", lambda c, v: verify(b"{}", {}, "s", tolerance=v), st.floats(max_value=-1e-9)),
     ("ttl", lambda c, v: ReplayGuard(ttl=v), st.floats(max_value=0)),
 ]
