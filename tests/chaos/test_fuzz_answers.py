@@ -279,6 +279,8 @@ class FuzzServer:
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is closing (Python 3.11 logs a handler that ends cancelled)
         finally:
             writer.close()
 
@@ -302,6 +304,11 @@ class FuzzServer:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
+            # Handlers still feeding a slow or endless body: end them, closing their sockets.
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
