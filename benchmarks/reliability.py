@@ -1,6 +1,7 @@
 """Reliability report: the chaos fan-out of the test suite, at scale, and a hostile server.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx resume hostile]
+    python benchmarks/reliability.py [--runs 10000]
+                                     [--scenario faults proxy nginx lying resume hostile]
                                      [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
@@ -12,6 +13,11 @@ reads every result row back, through one kind of trouble:
   resets and stalls connections mid-answer and swallows requests (client timeout 1 s);
 * ``nginx``: Debian's nginx limits the API to 400 requests/s (burst 200) with 429 +
   Retry-After, and the client waits out what it is told;
+* ``lying``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
+  pages that claim another number, size or page count, lose a row or repeat one, and run
+  listings whose cursor points back or whose empty page points on. Every lie must be refused
+  (the listing walked again), and then the whole run listing is walked through the same lies,
+  resuming from the last page trusted;
 * ``resume``: the fan-out script of ``tests/chaos/_scripts/fanout.py`` (a process of its own,
   keys from one ``idempotency_namespace``, rows kept once per run in a directory) against an
   emulator process that fails 30 % of requests, SIGKILLed at three seeded points (while
@@ -19,7 +25,7 @@ reads every result row back, through one kind of trouble:
 
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
 scenario: runs requested and created, runs per source path (mean and most), duplicates, rows
-expected and fetched, retries, wall time.
+expected and fetched, retries, listings refused as untrustworthy, wall time.
 
 ``hostile`` is another kind of report: a server that answers with compression bombs, endless
 bodies, lying lengths and envelopes, cursor cycles and a 5 MB error ``detail``, one shape at a
@@ -59,12 +65,13 @@ from tests.chaos._fanout import (  # noqa: E402
     fan_out,
     requests_for,
 )
+from tests.chaos._liar import LyingProxy, walk_runs  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
 from tests.chaos._processes import EmulatorProcess  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 from tests.chaos._scripts import fanout as fanout_script  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx", "resume", "hostile")
+SCENARIOS = ("faults", "proxy", "nginx", "lying", "resume", "hostile")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -75,6 +82,7 @@ COLUMNS = (
     ("rows_expected", "rows expected", ">"),
     ("rows_fetched", "rows fetched", ">"),
     ("retries", "retries", ">"),
+    ("refused", "refused", ">"),
     ("failures", "failures", ">"),
     ("wall_s", "wall s", ">"),
 )
@@ -121,6 +129,8 @@ async def scenario(name: str, n: int) -> Figures:
                 ) as lume,
             ):
                 await fan_out(lume, requests, figures)
+        elif name == "lying":
+            await lying(emu, requests, figures, counter)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(
@@ -132,6 +142,28 @@ async def scenario(name: str, n: int) -> Figures:
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
             await audit(oracle, name, figures, emu.stats())
     return figures
+
+
+async def lying(
+    emu: Emulator, requests: list[Any], figures: Figures, counter: RetryCounter
+) -> None:
+    """The fan-out through a proxy whose listings lie, then every run listed through it."""
+    async with (
+        LyingProxy(emu.port, rate=0.2, seed=22) as liar,
+        AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
+    ):
+        await fan_out(lume, requests, figures, read_attempts=100)
+        listed, refused = await walk_runs(lume, page_size=100)
+        figures.refused += refused
+        async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
+            truth = [run.id async for run in oracle.runs.list(page_size=100)]
+        if listed != truth:
+            figures.failures.append(
+                f"run listing through lies: {len(listed)} ids, {len(set(listed))} distinct; "
+                f"{len(truth)} on the server"
+            )
+        lies = ", ".join(f"{kind} {n}" for kind, n in sorted(liar.told.items()))
+        print(f"lying: lies told: {lies}", file=sys.stderr)
 
 
 RESUME_FAULTS = {
