@@ -70,8 +70,7 @@ class AsyncLume:
 
     ``max_response_bytes`` bounds what one answer can make the client hold, counted after
     decompression and checked while the body streams in (32 MiB by default, far above the
-    largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``. A ``base_url``
-    may carry ``user:password@`` credentials: they are sent as HTTP basic auth and shown masked.
+    largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``.
 
     Raises:
         AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
@@ -131,9 +130,8 @@ class AsyncLume:
 
     @property
     def base_url(self) -> str:
-        """The service's URL, without a trailing slash; the password of a ``user:password@``
-        in it is masked."""
-        return self._core.config.shown_url
+        """The service's URL, without a trailing slash."""
+        return self._core.config.base_url
 
     @property
     def timeout(self) -> Timeout:
@@ -322,7 +320,7 @@ class AsyncLume:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<AsyncLume base_url={self._core.config.shown_url!r}>"
+        return f"<AsyncLume base_url={self._core.config.base_url!r}>"
 
 
 class _AsyncLumeView(AsyncLume):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._secrets import Secret, split_credentials
+from ._secrets import Secret
 from ._validation import (
     callable_or_none,
     check_api_key,
@@ -126,12 +126,7 @@ class RetryPolicy:
 
 @attrs.frozen(repr=False)
 class ClientConfig:
-    """The resolved settings of one client; neither the key nor a URL's password is in clear.
-
-    ``base_url`` is where requests go, without any ``user:password@``; ``shown_url`` is the URL
-    as given with its password masked; ``url_auth`` is the ``Authorization`` value such
-    credentials make, and ``url_password`` their password.
-    """
+    """The resolved settings of one client. The key is a ``Secret``: no repr shows it."""
 
     api_key: Secret
     base_url: str
@@ -140,17 +135,10 @@ class ClientConfig:
     max_connections: int
     allow_insecure_http: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    shown_url: str = attrs.field(default=attrs.Factory(lambda self: self.base_url, takes_self=True))
-    url_auth: Secret | None = None
-    url_password: Secret | None = None
-
-    def secrets(self) -> tuple[Secret, ...]:
-        """What no error body, message or log may show: the key, the URL's password."""
-        return tuple(s for s in (self.api_key, self.url_password, self.url_auth) if s is not None)
 
     def __repr__(self) -> str:
         return (
-            f"ClientConfig(base_url={self.shown_url!r}, timeout={self.timeout!r}, "
+            f"ClientConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
             f"retry={self.retry!r}, max_connections={self.max_connections!r}, "
             f"max_response_bytes={self.max_response_bytes!r}, api_key='***')"
         )
@@ -168,27 +156,22 @@ class ClientConfig:
         allow_insecure_http: bool,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> ClientConfig:
-        if api_key is None:
-            api_key = os.environ.get(ENV_API_KEY)
-        key = Secret(check_api_key(api_key, env=ENV_API_KEY))
-        check_optional_str(base_url, "base_url")
-        raw_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        # Checked (and shown in errors) without its credentials, so no message holds a password.
-        bare, shown, url_auth, password = (
-            split_credentials(raw_url) if isinstance(raw_url, str) else (raw_url, "", None, None)
+        key = check_api_key(
+            api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
         )
-        url = check_base_url(bare, allow_insecure_http=allow_insecure_http)
+        check_optional_str(base_url, "base_url")
+        url = check_base_url(
+            base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            allow_insecure_http=allow_insecure_http,
+        )
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
         return cls(
-            api_key=key,
+            api_key=Secret(key),
             base_url=url,
             timeout=Timeout.coerce(timeout),
             retry=policy,
             max_connections=check_max_connections(max_connections),
             allow_insecure_http=allow_insecure_http,
             max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
-            shown_url=shown.rstrip("/") if url_auth is not None else url,
-            url_auth=url_auth,
-            url_password=password,
         )

@@ -8,10 +8,10 @@ successive ``asyncio.run()`` calls holds one pool at a time, never one per loop.
 on a second loop while its first is still open raises at once; after a fork, the child makes its
 own pool and leaves the parent's sockets alone.
 
-The API key (and any credentials of the base URL) are the session's default headers, as values
-whose ``repr`` is masked; ``mask_request_info`` gives an aiohttp error about to be chained under
-an SDK error a copy of its request's headers with them masked, since error reporters serialise
-``request_info.headers`` (and the transport drops the error's frames, which hold the rest).
+The API key is one of the session's default headers, as a value whose ``repr`` is masked;
+``mask_request_info`` gives an aiohttp error about to be chained under an SDK error a copy of its
+request's headers with the key masked, since error reporters serialise ``request_info.headers``
+(and the transport drops the error's frames, which hold the rest).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ logger = logging.getLogger("lume_async.transport")
 
 USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
 KEY_HEADER: Final = "lume-api-key"
-_SECRET_HEADERS: Final = (KEY_HEADER, "Authorization")
 
 
 class _HeaderSecret(str):
@@ -163,15 +162,11 @@ class Pool:
             self._session = self._loop = self._shutdown_hook = None
 
     def _headers(self) -> dict[str, str]:
-        config = self._config
-        headers = {
-            KEY_HEADER: _HeaderSecret(config.api_key.reveal()),
+        return {
+            KEY_HEADER: _HeaderSecret(self._config.api_key.reveal()),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
-        if config.url_auth is not None:
-            headers["Authorization"] = _HeaderSecret(config.url_auth.reveal())
-        return headers
 
     async def aclose(self) -> None:
         """Close the session on its own loop; idempotent."""
@@ -200,7 +195,7 @@ class Pool:
 
 def mask_request_info(exc: BaseException) -> None:
     """Give ``exc`` (an aiohttp error) and the errors chained to it a copy of their request's
-    headers with the key and any credentials masked."""
+    headers with the key masked."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -208,9 +203,8 @@ def mask_request_info(exc: BaseException) -> None:
         info = getattr(current, "request_info", None)
         if isinstance(info, aiohttp.RequestInfo):
             headers = CIMultiDict(info.headers)
-            for name in _SECRET_HEADERS:
-                if name in headers:
-                    headers[name] = MASK
+            if KEY_HEADER in headers:
+                headers[KEY_HEADER] = MASK
             masked = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers))
             current.request_info = masked  # type: ignore[attr-defined]
             current.args = tuple(masked if arg is info else arg for arg in current.args)

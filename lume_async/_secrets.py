@@ -1,4 +1,4 @@
-"""Secrets: the API key and URL credentials, kept where no repr, log or error report shows them.
+"""Secrets: the API key, kept where no repr, log or error report shows it.
 
 Error trackers (Sentry, Rollbar) serialise the locals of every frame of a traceback and the
 attributes of every chained exception, and ``json.dumps`` of an aiohttp error's request headers is
@@ -9,11 +9,9 @@ a common debugging step. So the key is never a ``str`` in the SDK's own objects 
 
 from __future__ import annotations
 
-import base64
 from typing import Final
-from urllib.parse import SplitResult, unquote, urlsplit
 
-__all__ = ["MASK", "Secret", "forget_frames", "split_credentials"]
+__all__ = ["MASK", "Secret", "forget_frames"]
 
 MASK: Final = "***"
 _MIN_REDACTED: Final = 8
@@ -62,34 +60,6 @@ class Secret:
 
     def __reduce__(self) -> str:
         raise TypeError("a Secret cannot be pickled")
-
-
-def split_credentials(url: str) -> tuple[str, str, Secret | None, Secret | None]:
-    """``url`` without its ``user:password@`` part, the same with the password masked, the
-    ``Authorization: Basic`` value the credentials make and the password (None when absent).
-
-    ``url`` is a str; a malformed one comes back unchanged, for the URL check to refuse.
-    """
-    try:
-        parts = urlsplit(url)
-        username, password = parts.username, parts.password
-    except ValueError:
-        return url, url, None, None
-    if username is None and password is None:
-        return url, url, None, None
-    host = parts.netloc.rpartition("@")[2]
-    bare = _with_netloc(parts, host)
-    user = username or ""
-    userinfo = f"{user}:{MASK}" if password is not None else user
-    shown = _with_netloc(parts, f"{userinfo}@{host}")
-    credentials = f"{unquote(username or '')}:{unquote(password or '')}"
-    token = base64.b64encode(credentials.encode()).decode("ascii")
-    secret = Secret(unquote(password)) if password else None
-    return bare, shown, Secret(f"Basic {token}"), secret
-
-
-def _with_netloc(parts: SplitResult, netloc: str) -> str:
-    return parts._replace(netloc=netloc).geturl()
 
 
 def forget_frames(exc: BaseException) -> BaseException:

@@ -62,7 +62,7 @@ class Transport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._pool = Pool(config, ssl_context=self._ssl)
         self._limit = config.max_response_bytes
-        self._secrets = config.secrets()
+        self._key = config.api_key
         # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
         # with_options view that asks for other budget settings.
         self._budgets: dict[tuple[float, float], RetryBudget] = {}
@@ -114,14 +114,12 @@ class Transport:
         await self._pool.aclose()
 
     def _redact(self, body: bytes) -> bytes:
-        """An error body with our secrets masked: a server may echo the key back, and what it
-        says ends up in messages, ``APIError.body`` and logs."""
-        for secret in self._secrets:
-            body = secret.redact(body)
-        return body
+        """An error body with the key masked: a server may echo it back, and what it says ends
+        up in messages, ``APIError.body`` and logs."""
+        return self._key.redact(body)
 
     def _redact_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
-        """``headers`` with our secrets masked in their values (a copy only when needed)."""
+        """``headers`` with the key masked in their values (a copy only when needed)."""
         clean = [
             (name, self._redact(value.encode(errors="surrogateescape")).decode(errors="replace"))
             for name, value in headers.items()

@@ -45,8 +45,7 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     ``max_response_bytes`` bounds what one answer can make the client hold, counted after
     decompression and checked while the body streams in (32 MiB by default, far above the largest
-    page of 100 runs); a larger answer raises ``ResponseTooLargeError``. A ``base_url`` may carry
-    ``user:password@`` credentials: they are sent as HTTP basic auth and shown masked.
+    page of 100 runs); a larger answer raises ``ResponseTooLargeError``.
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
@@ -98,8 +97,7 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     @property
     def base_url(self) -> str:
-        """The service's URL, without a trailing slash; the password of a ``user:password@``
-        in it is masked."""
+        """The service's URL, without a trailing slash."""
         return self._async.base_url
 
     @property
