@@ -12,7 +12,7 @@ import hashlib
 import string
 from collections import Counter
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any
 
 import attrs
 import click
@@ -37,9 +37,9 @@ _MAX_NAMESPACE = 200  # a key adds ':' and 32 hex digits; keys may have up to 25
 _SHOWN_FAILURES = 10
 
 
-def read_paths(stream: IO[str]) -> list[str]:
+def read_paths(text: str) -> list[str]:
     """Source paths, one a line; blank lines and lines starting with ``#`` are skipped."""
-    lines = (line.strip() for line in stream)
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -89,7 +89,7 @@ class _Item:
 def create_from_file(
     settings: Settings,
     flow_version: str,
-    stream: IO[str],
+    text: str,
     *,
     concurrency: int,
     namespace: str | None,
@@ -101,8 +101,8 @@ def create_from_file(
     poll_interval: float,
     fail_on_partial: bool,
 ) -> None:
-    """Create (and with ``wait``, wait for) one run per path of ``stream``; report; exit."""
-    paths = read_paths(stream)
+    """Create (and with ``wait``, wait for) one run per path of ``text``; report; exit."""
+    paths = read_paths(text)
     if not paths:
         raise click.UsageError("--from-file holds no source paths")
     options = {"label": label, "tags": list(tags), "force_rerun": force_rerun}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 import orjson
@@ -30,11 +30,15 @@ def runs() -> None:
 @runs.command(sdk_names={"source_data": "data", "tags": "tags", "timeout": "wait_timeout"})
 @click.argument("flow_version")
 @click.argument("source_path", required=False)
-@click.option("--data", type=click.File("rb"), help="JSON file of source rows ('-' for stdin).")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="JSON file of source rows ('-' for stdin).",
+)
 @click.option(
     "--from-file",
     "paths_file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="One run per source path in this file (one a line; '-' for stdin).",
 )
 @click.option(
@@ -59,8 +63,8 @@ def create(
     settings: Settings,
     flow_version: str,
     source_path: str | None,
-    data: BinaryIO | None,
-    paths_file: Any,
+    data: str | None,
+    paths_file: str | None,
     concurrency: int,
     idempotency_namespace: str | None,
     label: str | None,
@@ -83,7 +87,7 @@ def create(
         create_from_file(
             settings,
             flow_version,
-            paths_file,
+            _read(paths_file).decode("utf-8"),
             concurrency=concurrency,
             namespace=idempotency_namespace,
             label=label,
@@ -120,9 +124,16 @@ def create(
         raise ended
 
 
-def _load_rows(stream: BinaryIO) -> list[Any]:
+def _read(path: str) -> bytes:
+    """A file's bytes, or stdin's for ``-``."""
+    with click.open_file(path, "rb") as stream:
+        data: bytes = stream.read()
+    return data
+
+
+def _load_rows(path: str) -> list[Any]:
     try:
-        rows = orjson.loads(stream.read())
+        rows = orjson.loads(_read(path))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"--data is not valid JSON: {exc}") from None
     if not isinstance(rows, list):
