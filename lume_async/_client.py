@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -13,6 +14,7 @@ from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
+from ._network import tls_context
 from ._run import AsyncRun
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
@@ -59,6 +61,12 @@ class AsyncLume:
     ``as_completed()``. It is real time unless given; tests pass a
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
+
+    Requests go through ``proxy`` (``http://[user:pass@]host:port``), else, unless
+    ``trust_env=False``, through the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``
+    name for the base URL (``NO_PROXY`` excepted; a loopback base URL never is). TLS trusts
+    ``ssl_context``, else the PEM bundle at ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the
+    system's CAs. ``default_headers`` go with every request; they cannot replace the API key.
     """
 
     runs: AsyncRuns
@@ -78,6 +86,10 @@ class AsyncLume:
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -87,8 +99,12 @@ class AsyncLume:
             retry=retry,
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
+            proxy=proxy,
+            trust_env=trust_env,
+            default_headers=default_headers,
         )
         check_ssl_context(ssl_context)
+        ssl_context = tls_context(ssl_context, ca_bundle)
         check_webhook_receiver(webhooks)
         if clock is not None:
             check_clock(clock)

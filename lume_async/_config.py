@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
+from ._network import proxy_for
 from ._validation import (
     check_api_key,
     check_base_url,
+    check_bool,
+    check_default_headers,
     check_max_connections,
     check_optional_str,
     check_retry_choice,
@@ -18,6 +21,7 @@ from ._validation import (
     int_at_least_zero,
     non_negative_seconds,
     positive_seconds,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -88,11 +92,15 @@ class ClientConfig:
     retry: RetryPolicy
     max_connections: int
     allow_insecure_http: bool = False
+    proxy: str | None = None  # settled by _network.proxy_for; may hold the proxy's credentials
+    default_headers: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
+        proxy = redact_url(self.proxy) if self.proxy else None
         return (
             f"ClientConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
-            f"retry={self.retry!r}, max_connections={self.max_connections!r}, api_key='***')"
+            f"retry={self.retry!r}, max_connections={self.max_connections!r}, "
+            f"proxy={proxy!r}, api_key='***')"
         )
 
     @classmethod
@@ -106,6 +114,9 @@ class ClientConfig:
         retry: RetryPolicy | None,
         max_connections: int,
         allow_insecure_http: bool,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        default_headers: Mapping[str, str] | None = None,
     ) -> ClientConfig:
         key = check_api_key(
             api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
@@ -117,6 +128,7 @@ class ClientConfig:
         )
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
+        check_bool(trust_env, "trust_env")
         return cls(
             api_key=key,
             base_url=url,
@@ -124,4 +136,8 @@ class ClientConfig:
             retry=policy,
             max_connections=check_max_connections(max_connections),
             allow_insecure_http=allow_insecure_http,
+            proxy=proxy_for(
+                url, proxy=proxy, trust_env=trust_env, allow_insecure_http=allow_insecure_http
+            ),
+            default_headers=check_default_headers(default_headers),
         )

@@ -181,6 +181,12 @@ class Transport:
         self._rng = random.Random()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+        # Sent with every request, never set on the session (see _session_for_this_loop).
+        self._headers: dict[str, str] = {
+            **dict(config.default_headers),
+            "lume-api-key": _Secret(config.api_key),
+        }
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     @property
     def closed(self) -> bool:
@@ -239,11 +245,9 @@ class Transport:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            headers={
-                "lume-api-key": _Secret(self._config.api_key),
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
+            # Only what a proxy may see: aiohttp copies a session's headers into the CONNECT
+            # request it sends a proxy in clear. The key goes with each request (_headers).
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             skip_auto_headers=("Accept-Encoding",),
             raise_for_status=False,
             trust_env=False,
@@ -293,12 +297,9 @@ class Transport:
         policy = opts.retry
         session = self._session_for_this_loop()
         url = self._base_url + path
-        headers: dict[str, str] | None = None
-        if body is not None:
-            headers = {"Content-Type": "application/json"}
+        headers = self._headers if body is None else self._json_headers
         if idempotency_key is not None:
-            headers = headers or {}
-            headers["Idempotency-Key"] = idempotency_key
+            headers = {**headers, "Idempotency-Key": idempotency_key}
         clock = self._clock
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
         budget = self.budget(policy)
@@ -319,6 +320,7 @@ class Transport:
                     timeout=timeout,
                     allow_redirects=False,
                     ssl=self._ssl,
+                    proxy=self._config.proxy,
                 ) as resp:
                     payload = await resp.read()
                     response = Response(resp.status, resp.headers, payload)
@@ -374,6 +376,11 @@ def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeEr
     elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
         err = APIConnectionError(
             f"{where}: TLS certificate verification failed: {exc.certificate_error}"
+        )
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Its text names the proxy URL, credentials and all: keep the status, drop the rest.
+        return APIConnectionError(
+            f"{where}: the proxy refused to relay it ({exc.status} {exc.message})"
         )
     elif isinstance(exc, aiohttp.ClientConnectorError):
         err = APIConnectionError(

@@ -16,6 +16,7 @@ from ._runs import Runs
 from ._webhook_endpoints import WebhookEndpoints
 
 if TYPE_CHECKING:
+    import os
     import ssl
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
@@ -42,6 +43,12 @@ class Lume(_wrap.Twin[AsyncLume]):
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
+    Requests go through ``proxy`` (``http://[user:pass@]host:port``), else, unless
+    ``trust_env=False``, through the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``
+    name for the base URL (``NO_PROXY`` excepted; a loopback base URL never is). TLS trusts
+    ``ssl_context``, else the PEM bundle at ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the system's
+    CAs. ``default_headers`` go with every request; they cannot replace the API key.
+
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
     """
@@ -64,6 +71,10 @@ class Lume(_wrap.Twin[AsyncLume]):
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -76,6 +87,10 @@ class Lume(_wrap.Twin[AsyncLume]):
             allow_insecure_http=allow_insecure_http,
             ssl_context=ssl_context,
             clock=clock,
+            proxy=proxy,
+            trust_env=trust_env,
+            ca_bundle=ca_bundle,
+            default_headers=default_headers,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 

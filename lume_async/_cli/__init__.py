@@ -19,6 +19,7 @@ except ModuleNotFoundError as exc:  # the package was installed without the ``cl
     raise SystemExit(1) from None
 
 from .._config import ENV_API_KEY, ENV_BASE_URL
+from .._network import ENV_CA_BUNDLE
 from .._version import __version__
 from ._command import LumeGroup
 from ._demo import demo, emulator
@@ -33,6 +34,8 @@ __all__ = ["main"]
 
 class _Main(LumeGroup):
     """Ends every invocation itself: one error line (or JSON) and a documented exit status."""
+
+    sdk_names = {"default_headers": "headers"}  # noqa: RUF012
 
     def main(
         self,
@@ -82,6 +85,23 @@ _NO_ARGS: type[click.ClickException] = getattr(
     type=click.IntRange(min=0),
     help="Retries of a failed request (connection errors, 429, 5xx).",
 )
+@click.option(
+    "--proxy",
+    metavar="URL",
+    help="Send requests through this http(s) proxy [default: HTTPS_PROXY / HTTP_PROXY].",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True),
+    help=f"PEM file of the CAs to trust [env {ENV_CA_BUNDLE}; default: the system's].",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="An extra header for every request (repeat for several).",
+)
 @click.version_option(__version__, prog_name="lume")
 @click.pass_obj
 def main(
@@ -91,6 +111,9 @@ def main(
     json_: bool,
     timeout: float,
     max_retries: int,
+    proxy: str | None,
+    ca_bundle: str | None,
+    headers: tuple[str, ...],
 ) -> None:
     """Lume data-transformation runs from the command line.
 
@@ -102,6 +125,13 @@ def main(
     settings.json = settings.json or json_
     settings.timeout = timeout
     settings.max_retries = max_retries
+    settings.proxy = proxy
+    settings.ca_bundle = ca_bundle
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon:
+            raise click.BadParameter(f"{header!r} is not 'NAME: VALUE'", param_hint="'--header'")
+        settings.headers[name.strip()] = value.strip()
 
 
 main.add_command(demo)

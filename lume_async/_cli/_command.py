@@ -52,7 +52,11 @@ class LumeCommand(click.Command):
         try:
             return super().invoke(ctx)
         except (ValueError, TypeError) as exc:
-            message = speak_cli(str(exc) or type(exc).__name__, cli_names(self, self.sdk_names))
+            names: dict[str, str] = {}
+            for context in reversed(_lineage(ctx)):  # the command's own names win
+                command = context.command
+                names.update(cli_names(command, getattr(command, "sdk_names", {})))
+            message = speak_cli(str(exc) or type(exc).__name__, names)
             raise CommandError(
                 f"{message} (see: {ctx.command_path} --help)",
                 status=ExitStatus.USAGE,
@@ -60,8 +64,19 @@ class LumeCommand(click.Command):
             ) from exc
 
 
+def _lineage(ctx: click.Context) -> list[click.Context]:
+    """``ctx`` and its parents: the subcommand first, ``lume`` itself last."""
+    found = []
+    current: click.Context | None = ctx
+    while current is not None:
+        found.append(current)
+        current = current.parent
+    return found
+
+
 class LumeGroup(click.Group):
     """A group whose commands are ``LumeCommand`` s and whose subgroups are ``LumeGroup`` s."""
 
     command_class = LumeCommand
     group_class = type
+    sdk_names: dict[str, str] = {}  # noqa: RUF012  (read only)

@@ -32,6 +32,9 @@ class Settings:
     json: bool = False
     timeout: float = 60.0
     max_retries: int = 3
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
     going: list[AsyncRun] = attrs.field(factory=list)
 
     def watch(self, runs: Iterable[AsyncRun]) -> None:
@@ -46,6 +49,9 @@ class Settings:
             base_url=self.base_url,
             timeout=self.timeout,
             max_retries=self.max_retries,
+            proxy=self.proxy,
+            ca_bundle=self.ca_bundle,
+            default_headers=self.headers,
         )
 
     def run(self, call: Callable[[AsyncLume], Awaitable[T]]) -> T:

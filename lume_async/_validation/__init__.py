@@ -3,7 +3,7 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, client settings, webhooks.
+shapes, runs and flows, client settings, the network, webhooks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from ._base import (
     check_timeout,
     describe,
     wrong_type,
+)
+from ._network import (
+    check_ca_bundle,
+    check_default_headers,
+    check_proxy_route,
+    check_proxy_url,
+    redact_url,
 )
 from ._runs import (
     MAX_PAGE_SIZE,
@@ -52,6 +59,7 @@ from ._settings import (
     check_timeout_setting,
     check_webhook_receiver,
     int_at_least_zero,
+    is_loopback,
     non_negative_seconds,
     positive_seconds,
 )
@@ -77,8 +85,10 @@ __all__ = [
     "check_base_url",
     "check_batch_ids",
     "check_bool",
+    "check_ca_bundle",
     "check_clock",
     "check_concurrency",
+    "check_default_headers",
     "check_endpoint_id",
     "check_endpoint_url",
     "check_events",
@@ -96,6 +106,8 @@ __all__ = [
     "check_optional_str",
     "check_page",
     "check_page_size",
+    "check_proxy_route",
+    "check_proxy_url",
     "check_receiver_path",
     "check_retry_choice",
     "check_run_id",
@@ -119,7 +131,9 @@ __all__ = [
     "decode_whsec",
     "describe",
     "int_at_least_zero",
+    "is_loopback",
     "non_negative_seconds",
     "positive_seconds",
+    "redact_url",
     "wrong_type",
 ]

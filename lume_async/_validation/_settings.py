@@ -23,6 +23,7 @@ __all__ = [
     "check_timeout_setting",
     "check_webhook_receiver",
     "int_at_least_zero",
+    "is_loopback",
     "non_negative_seconds",
     "positive_seconds",
 ]
@@ -73,7 +74,8 @@ def check_api_key(key: object, *, env: str) -> str:
     return key
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves this machine."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -90,7 +92,7 @@ def check_base_url(url: object, *, allow_insecure_http: object) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_value("base_url", "an http(s) URL with a host", url)
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ValueError(
             f"refusing to send the API key over plain HTTP to {parts.hostname!r}; use https, "
             "or pass allow_insecure_http=True if this network is trusted"
