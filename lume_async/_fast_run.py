@@ -179,7 +179,7 @@ def fast_metadata(m: dict[str, Any]) -> RunMetadata:
     return _RunMetadata(run, pipeline, results, validation, tuple(errors))
 
 
-def fast_run(d: Any) -> RunData:
+def fast_run(d: Any, request_id: str | None = None) -> RunData:
     if d.__class__ is not dict:
         raise Mismatch
     run_id, flow_version = d["id"], d["flow_version"]
@@ -209,4 +209,5 @@ def fast_run(d: Any) -> RunData:
         None,
         error,
         metadata,
+        request_id,
     )

@@ -83,6 +83,11 @@ class AsyncRun:
     def is_terminal(self) -> bool:
         return self._cell.data.status.is_terminal
 
+    @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` of the answer that last updated this handle (for support)."""
+        return self._cell.data.request_id
+
     def __repr__(self) -> str:
         return f"<AsyncRun {self.id} {self.status.value} {self.flow_version}>"
 

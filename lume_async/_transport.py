@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import ssl
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
 )
+from ._http_log import log_attempt
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._version import __version__
 
@@ -310,6 +312,7 @@ class Transport:
             remaining = None if deadline is None else deadline - clock.monotonic()
             timeout = self._client_timeout(opts.timeout, remaining)
             failure: LumeError
+            started = time.perf_counter()
             try:
                 async with session.request(
                     method,
@@ -326,7 +329,18 @@ class Transport:
                     response = Response(resp.status, resp.headers, payload)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
+                log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
+                log_attempt(
+                    method,
+                    route,
+                    attempt=attempt,
+                    started=started,
+                    status=response.status,
+                    request_id=response.request_id,
+                    params=params,
+                    size=len(payload),
+                )
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()

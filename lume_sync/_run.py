@@ -94,6 +94,11 @@ class Run(_wrap.Twin[AsyncRun]):
     def is_terminal(self) -> bool:
         return self._async.is_terminal
 
+    @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` of the answer that last updated this handle (for support)."""
+        return self._async.request_id
+
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
 

@@ -30,6 +30,8 @@ _metadata_decoder: Callable[[dict[str, Any]], RunMetadata] | None = None
 class RunData:
     """A run exactly as the service returned it (the state behind an ``AsyncRun`` handle).
 
+    ``request_id`` names the answer it came in, for support requests; equality ignores it.
+
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
     the cost of a run. A malformed tree raises ResponseValidationError on that first read.
@@ -49,6 +51,8 @@ class RunData:
     _metadata_json: dict[str, Any] | None = attrs.field(
         default=None, alias="metadata_json", repr=False
     )
+    request_id: str | None = None
+    """The ``x-request-id`` of the answer this snapshot came in (not part of the run)."""
 
     @property
     def metadata(self) -> RunMetadata | None:
