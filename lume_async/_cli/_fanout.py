@@ -8,6 +8,7 @@ half-way. The namespace is derived from the file's paths and the options unless 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import string
 from collections import Counter
@@ -131,7 +132,7 @@ def create_from_file(
         def created(done: int, total: int, failed: int) -> None:
             progress.update(task, completed=done, description=f"creating runs ({failed} failed)")
 
-        with progress:
+        with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
             outcomes = await lume.runs.create_many(
                 requests, concurrency=concurrency, on_progress=created
             )

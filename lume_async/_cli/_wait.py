@@ -8,6 +8,7 @@ terminal, one line per finished run otherwise. How the runs ended decides the ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -125,7 +126,7 @@ async def wait_for(
             progress.update(task, description=text or "waiting")
             await asyncio.sleep(0.2)
 
-    with progress:
+    with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
         for run in handles:
             if run.is_terminal:
                 report(run)

@@ -28,7 +28,9 @@ class _Parser(argparse.ArgumentParser):
     """Bad arguments are one ``error: ...`` line and exit status 2, as in ``lume``'s commands."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):

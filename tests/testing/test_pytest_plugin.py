@@ -96,6 +96,10 @@ def test_the_fixture_serves_sync_and_async_tests(tmp_path: Path, style: str) -> 
             import pytest
             from lume_async import AsyncLume
 
+            @pytest.fixture
+            def anyio_backend():
+                return "asyncio"  # the SDK runs on asyncio (aiohttp), not on trio
+
             @pytest.mark.anyio
             @pytest.mark.lume_emulator(time_scale=100)
             async def test_a_run(lume_emulator):
