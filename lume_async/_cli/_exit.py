@@ -126,22 +126,20 @@ def exit_status_of(exc: BaseException) -> int:
     return ExitStatus.ERROR
 
 
-def interrupted(runs: Iterable[AsyncRun]) -> CommandError:
+def interrupted(runs: Iterable[AsyncRun], *, hint: str | None = None) -> CommandError:
     """Ctrl-C: the runs not yet finished go on at the service; say how to stop them."""
     going = [run.id for run in runs if not run.is_terminal]
     details: dict[str, Any] = {"running": going}
-    if not going:
-        return CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
-    what = f"run {going[0]} goes" if len(going) == 1 else f"{len(going)} runs go"
-    command = "lume runs cancel " + " ".join(going)
-    details["cancel_command"] = command
-    return CommandError(
-        f"interrupted; {what} on at the service. To stop {'it' if len(going) == 1 else 'them'}: "
-        f"{command}",
-        status=ExitStatus.INTERRUPTED,
-        kind="interrupted",
-        details=details,
-    )
+    message = "interrupted"
+    if going:
+        what = f"run {going[0]} goes" if len(going) == 1 else f"{len(going)} runs go"
+        command = "lume runs cancel " + " ".join(going)
+        details["cancel_command"] = command
+        them = "it" if len(going) == 1 else "them"
+        message += f"; {what} on at the service. To stop {them}: {command}"
+    if hint is not None:
+        message += f"; {hint}"
+    return CommandError(message, status=ExitStatus.INTERRUPTED, kind="interrupted", details=details)
 
 
 def runs_outcome(runs: Iterable[AsyncRun], *, fail_on_partial: bool) -> CommandError | None:

@@ -115,6 +115,9 @@ def create_from_file(
     ]
     for request in requests:
         request.update(options)
+    settings.on_interrupt = (
+        "runs created so far go on; the same command again finds them and starts the rest"
+    )
     live = err.is_terminal and not settings.json
     progress = Progress(
         TextColumn("{task.description}", markup=False),

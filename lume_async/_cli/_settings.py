@@ -36,6 +36,7 @@ class Settings:
     ca_bundle: str | None = None
     headers: dict[str, str] = attrs.field(factory=dict)
     going: list[AsyncRun] = attrs.field(factory=list)
+    on_interrupt: str | None = None  # what to do next, said when Ctrl-C ends the command
 
     def watch(self, runs: Iterable[AsyncRun]) -> None:
         """Name these runs if the command is interrupted."""
@@ -68,7 +69,7 @@ class Settings:
         try:
             return asyncio.run(go())
         except KeyboardInterrupt:
-            raise interrupted(self.going) from None
+            raise interrupted(self.going, hint=self.on_interrupt) from None
 
 
 def fail(message: str) -> NoReturn:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from lume_async._cli._fanout import default_namespace, item_key
 from lume_async.testing import Emulator, FaultProfile
 
-from .conftest import CUSTOMERS, lume, ok_json
+from .conftest import CUSTOMERS, lume, lume_process, ok_json
 
 FAST = ("--poll-interval", "0.05")
 
@@ -188,3 +190,25 @@ def test_a_missing_file_is_a_usage_error(emu: Emulator, tmp_path: Path) -> None:
     done = lume("runs", "create", CUSTOMERS, "--from-file", str(tmp_path / "nope.txt"), emu=emu)
     assert done.status == 2
     assert "--from-file" in done.error_line()
+
+
+def test_ctrl_c_names_the_runs_that_go_on_and_the_same_command_finds_them(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    file = paths_file(tmp_path, batch(5, "duration=100000"))
+    args = ("runs", "create", CUSTOMERS, "--from-file", file, "--wait", *FAST)
+    with lume_process(*args, emu=emu) as process:
+        for _ in range(600):
+            if "POST /v1/runs/batch-get" in emu.stats()["requests"]:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "5 runs go on at the service" in last
+    assert last.count(" run_") == 5
+    assert "the same command again finds them" in last
+    again = fan_out(emu, file)
+    assert all("run" in item for item in again)
+    assert emu.stats()["runs_created"] == 5
