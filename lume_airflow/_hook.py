@@ -51,6 +51,7 @@ class LumeHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How Airflow's connection form shows a ``lume`` connection: URL and key only."""
         return {
             "hidden_fields": ["schema", "login", "extra"],
             "relabeling": {"host": "Base URL", "password": "API key"},
@@ -71,6 +72,7 @@ class LumeHook(BaseHook):
         return AsyncLume(**client_arguments(conn))
 
     def get_conn(self) -> lume_sync.Lume:
+        """The same as ``get_client()``: the name Airflow's hooks share."""
         return self.get_client()
 
     def test_connection(self) -> tuple[bool, str]:

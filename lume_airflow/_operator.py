@@ -101,6 +101,7 @@ class LumeRunOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> LumeHook:
+        """The hook of this task's ``lume_conn_id`` connection."""
         return LumeHook(self.lume_conn_id)
 
     def request(self) -> RunRequest:
@@ -119,6 +120,15 @@ class LumeRunOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Start (or find) the run, then wait for it here or defer to the triggerer.
+
+        Raises:
+            AirflowFailException: The service refused the run (a repeat of a source that
+                already succeeded, a bad field): no retry would be accepted either.
+            AirflowException: The run ended FAILED, CRASHED or CANCELED (or PARTIAL_FAILED with
+                ``fail_on_partial``), or the wait timed out.
+            LumeError: The service could not be reached, or failed, once retries were spent.
+        """
         request = self.request()
         ti = context["ti"]
         with self.hook.get_client() as lume:

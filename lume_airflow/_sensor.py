@@ -50,9 +50,11 @@ class LumeRunSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> LumeHook:
+        """The hook of this sensor's ``lume_conn_id`` connection."""
         return LumeHook(self.lume_conn_id)
 
     def execute(self, context: Context) -> Any:
+        """Poke until the run is finished, or defer to the triggerer with ``deferrable=True``."""
         if self.deferrable:
             self.defer(
                 trigger=LumeRunTrigger(
@@ -66,6 +68,12 @@ class LumeRunSensor(BaseSensorOperator):
         return super().execute(context)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Look at the run once: not done yet, or done with its summary as the XCom.
+
+        Raises:
+            AirflowException: The run ended FAILED, CRASHED or CANCELED (or PARTIAL_FAILED with
+                ``fail_on_partial``).
+        """
         with self.hook.get_client() as lume:
             run = lume.run_status(check_run_id(self.run_id))
         self.log.info("Lume run %s is %s", run.id, run.status.value)

@@ -57,6 +57,7 @@ class LumeRunTrigger(BaseTrigger):
         self.cancel_on_kill = check_bool(cancel_on_kill, "cancel_on_kill")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The trigger's class path and arguments, to remake it in the triggerer."""
         return (
             "lume_airflow.LumeRunTrigger",
             {
@@ -70,6 +71,7 @@ class LumeRunTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait for the run, then fire one event with its summary (or a ``message``)."""
         # The client is given back before the event is yielded: a consumer that never resumes
         # this generator (or closes it late) cannot keep it open.
         payload = await self.wait()

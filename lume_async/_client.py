@@ -15,7 +15,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._flows import AsyncFlows
 from ._network import tls_context
-from ._run import AsyncRun
+from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
 from ._transport import RequestOptions
 from ._validation import (
@@ -42,7 +42,13 @@ UNSET: Any = object()
 
 @attrs.frozen
 class ProcessResult(Generic[R]):
-    """What ``process()`` returns: the terminal run, its mapped rows and its rejected rows."""
+    """What ``process()`` returns: the terminal run, its mapped rows and its rejected rows.
+
+    Attributes:
+        run: The run, terminal (SUCCEEDED or PARTIAL_FAILED).
+        rows: Every mapped row, in order.
+        rejects: Every rejected row, in order.
+    """
 
     run: R
     rows: list[dict[str, Any]]
@@ -67,11 +73,21 @@ class AsyncLume:
     name for the base URL (``NO_PROXY`` excepted; a loopback base URL never is). TLS trusts
     ``ssl_context``, else the PEM bundle at ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the
     system's CAs. ``default_headers`` go with every request; they cannot replace the API key.
+
+    Raises:
+        AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
+        TypeError: A setting has the wrong type.
     """
 
     runs: AsyncRuns
+    """Create, read, list, wait for and cancel runs."""
     flows: AsyncFlows
+    """The flows this API key can run."""
     webhook_endpoints: AsyncWebhookEndpoints
+    """Where the service sends run completion events."""
 
     def __init__(
         self,
@@ -123,14 +139,17 @@ class AsyncLume:
 
     @property
     def base_url(self) -> str:
+        """The service's URL, without a trailing slash."""
         return self._core.config.base_url
 
     @property
     def timeout(self) -> Timeout:
+        """The timeouts of each HTTP request this client (or view) sends."""
         return (self._options or self._core.default_options).timeout
 
     @property
     def retry(self) -> RetryPolicy:
+        """How this client (or view) retries requests that failed on the way or with 429/5xx."""
         return (self._options or self._core.default_options).retry
 
     def with_options(
@@ -144,6 +163,10 @@ class AsyncLume:
 
         A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
         client's draws on a retry budget of its own (see ``RetryPolicy``).
+
+        Raises:
+            ValueError: ``max_retries`` and ``retry`` are both given, or a value is out of range.
+            TypeError: A setting has the wrong type.
         """
         current = self._options or self._core.default_options
         check_retry_choice(max_retries, retry, RetryPolicy)
@@ -167,8 +190,22 @@ class AsyncLume:
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
-        """Start a run and return at once (same as ``runs.create``)."""
+        """Start a run and return at once (same as ``runs.create``).
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request (422).
+            ValueError: An argument is malformed (before any request).
+            TypeError: An argument has the wrong type (before any request).
+        """
         return await self.runs.create(
             flow_version,
             source_path,
@@ -178,10 +215,20 @@ class AsyncLume:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
 
     async def run_status(self, run_id: str) -> AsyncRun:
-        """The run with this id, fresh from the service (same as ``runs.get``)."""
+        """The run with this id, fresh from the service (same as ``runs.get``).
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id.
+        """
         return await self.runs.get(run_id)
 
     async def process(
@@ -199,8 +246,15 @@ class AsyncLume:
     ) -> ProcessResult[AsyncRun]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        PARTIAL_FAILED returns normally, with the rejected rows in ``rejects``. Meant for small
+        batches: every row is held in memory; page through ``results()`` for large ones.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
+                rejected rows and their reasons when the run kept them (as a run whose every row
+                failed validation does).
+            RunTimeoutError: The run was not finished within ``timeout`` seconds.
+            DuplicateRunError: As for ``run()``.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
@@ -214,7 +268,10 @@ class AsyncLume:
             tags=tags,
         )
         await run.wait(timeout=timeout, poll_interval=poll_interval)
-        run.raise_for_status()
+        if run.status.is_failure:
+            results = run.metadata.results if run.metadata is not None else None
+            kept = results is not None and bool(results.rejected_rows)
+            raise failure(run, await run.rejects().collect() if kept else None)
         rows = await run.results().collect()
         rejects = await run.rejects().collect()
         return ProcessResult(run=run, rows=rows, rejects=rejects)
@@ -222,6 +279,7 @@ class AsyncLume:
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def is_closed(self) -> bool:
+        """True once the client is closed: its connections are gone and it sends no more."""
         return self._core.closed
 
     async def aclose(self) -> None:

@@ -40,7 +40,7 @@ class ClientCore:
         self.clock = clock
         self.transport = Transport(config, ssl_context=ssl_context, clock=clock)
         self.waiting = Waiting(functools.partial(batch_get, self.transport), clock=clock)
-        self.runs = RunsCore(self.transport, waiting=self.waiting)
+        self.runs = RunsCore(self.transport, waiting=self.waiting, clock=clock)
         self._unsubscribe: Callable[[], None] | None = None
         if webhooks is not None:
             self._unsubscribe = webhooks.add_listener(self.waiting.on_event)

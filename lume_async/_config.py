@@ -40,6 +40,18 @@ class Timeout:
 
     ``total`` bounds one attempt from connect to the last body byte; ``connect`` bounds getting a
     connection from the pool or the network; ``read`` bounds the wait for each chunk of the answer.
+    A request that runs out of time raises APITimeoutError once its retries are spent.
+
+    Attributes:
+        total: Seconds for one attempt, from connecting to the last byte of the answer.
+        connect: Seconds to get a connection, from the pool or the network.
+        read: Seconds to wait for each chunk of the answer.
+
+    Examples:
+        >>> Timeout(total=30, connect=5)
+        Timeout(total=30, connect=5, read=None)
+        >>> Timeout.coerce(20)  # what AsyncLume(timeout=20) does
+        Timeout(total=20.0, connect=10.0, read=None)
     """
 
     total: float | None = attrs.field(default=60.0, validator=positive_seconds)
@@ -48,6 +60,13 @@ class Timeout:
 
     @classmethod
     def coerce(cls, value: Timeout | float | None) -> Timeout:
+        """A Timeout from what ``timeout=`` accepts: a Timeout, seconds for the whole attempt
+        (connecting gets at most 10 of them), or None for no limit at all.
+
+        Raises:
+            ValueError: The seconds are not positive.
+            TypeError: ``value`` is neither a Timeout, a number nor None.
+        """
         if isinstance(value, Timeout):
             return value
         if value is None:
@@ -69,6 +88,27 @@ class RetryPolicy:
     total outage costs at most about ``1 + budget_ratio`` times the original requests. A
     ``with_options`` view whose policy sets other budget values draws on a budget of its own,
     shared by every call made with those same values.
+
+    Only requests that are safe to repeat are retried: every read, and every create (it carries
+    an idempotency key). They are retried on connection errors, 429 and 5xx answers.
+
+    Attributes:
+        max_retries: Retries after the first attempt (0 turns retrying off).
+        base_delay: Seconds of the first backoff step after a connection error or a 5xx.
+        rate_limit_base_delay: Seconds of the first backoff step after a 429.
+        max_delay: The longest backoff draw, in seconds.
+        max_retry_after: The longest ``Retry-After`` the client waits out, in seconds.
+        deadline: Seconds for all attempts of one call together (None: no limit).
+        budget_ratio: Retry tokens earned per original request, over ten seconds.
+        budget_floor: Retry tokens earned per second regardless of traffic.
+        on_retry: Called with a RetryEvent before each retry's wait; an exception it raises is
+            logged and ignored.
+
+    Examples:
+        >>> import attrs
+        >>> policy = RetryPolicy(max_retries=5, deadline=60)
+        >>> attrs.evolve(policy, max_retries=0).max_retries  # a changed copy
+        0
     """
 
     max_retries: int = attrs.field(default=3, validator=int_at_least_zero)

@@ -250,6 +250,12 @@ def _unstructure_run(run: RunData) -> dict[str, Any]:
         "updated_at": converter.unstructure(run.updated_at),
         "metadata": converter.unstructure(run.metadata),
         "error": converter.unstructure(run.error),
+        "created_by": run.created_by,
+        "run_owner": run.run_owner,
+        "monitoring_by": list(run.monitoring_by),
+        "monitoring_groups": list(run.monitoring_groups),
+        "managing_by": list(run.managing_by),
+        "managing_groups": list(run.managing_groups),
     }
 
 

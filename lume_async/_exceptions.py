@@ -5,14 +5,14 @@
     LumeError
      ├─ APIError                      status_code, code, message, error_id, request_id, retry_after
      │   ├─ AuthenticationError       401
-     │   ├─ PermissionDeniedError     403
+     │   ├─ PermissionDeniedError     403 (operation)
      │   ├─ NotFoundError             404   └─ RunNotFoundError
      │   ├─ InvalidRequestError       400/409/422   └─ DuplicateRunError (existing_run_id)
      │   ├─ RateLimitError            429 (retry_after)
      │   └─ ServerError               5xx
      ├─ APIConnectionError            └─ APITimeoutError (also a TimeoutError)
      ├─ ResponseValidationError       the server's answer did not match the schema
-     ├─ RunError                      ├─ RunFailedError (run)
+     ├─ RunError                      ├─ RunFailedError (run, rejects)
      │                                └─ RunTimeoutError (also a TimeoutError)
      ├─ WebhookVerificationError
      └─ SyncFacadeError               misuse of lume_sync
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._run import AsyncRun
+    from .models import RejectedRow
 
 __all__ = [
     "APIConnectionError",
@@ -101,7 +102,15 @@ class AuthenticationError(APIError):
 
 
 class PermissionDeniedError(APIError):
-    """403: the key is valid but may not do this."""
+    """403: the key is valid but may not do this.
+
+    ``operation`` is what was refused: ``"update"``, ``"update_permissions"`` or ``"cancel"`` for
+    a run the key may only monitor (None when neither the service nor the SDK could tell).
+    """
+
+    def __init__(self, message: str, *, operation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.operation = operation
 
 
 class NotFoundError(APIError):
@@ -153,11 +162,19 @@ class RunError(LumeError):
 
 
 class RunFailedError(RunError):
-    """``raise_for_status()`` on a FAILED, CRASHED or CANCELED run."""
+    """``raise_for_status()`` or ``process()`` on a FAILED, CRASHED or CANCELED run.
 
-    def __init__(self, message: str, *, run: AsyncRun | Any) -> None:
+    ``run`` is the run; ``rejects`` holds, when ``process()`` raised it for a run that rejected
+    rows (a run whose every row failed validation ends FAILED), the rejected rows with their
+    reasons. The message names the error, the row counts and the most frequent validation errors.
+    """
+
+    def __init__(
+        self, message: str, *, run: AsyncRun | Any, rejects: list[RejectedRow] | None = None
+    ) -> None:
         super().__init__(message)
         self.run = run
+        self.rejects: list[RejectedRow] = list(rejects or ())
 
 
 class RunTimeoutError(RunError, TimeoutError):

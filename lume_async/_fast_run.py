@@ -128,6 +128,7 @@ def fast_metadata(m: dict[str, Any]) -> RunMetadata:
             _opt_str(r, "run_id"),
             _opt_str(r, "flow_version"),
             _opt_str(r, "source_path"),
+            None if (status := r.get("status")) is None else parse_status(status),
             _opt_dt(r, "started_at"),
             _opt_dt(r, "finished_at"),
         )
@@ -179,6 +180,14 @@ def fast_metadata(m: dict[str, Any]) -> RunMetadata:
     return _RunMetadata(run, pipeline, results, validation, tuple(errors))
 
 
+def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    names = _list(d, key)
+    for name in names:
+        if name.__class__ is not str:
+            raise Mismatch
+    return tuple(names)
+
+
 def fast_run(d: Any, request_id: str | None = None) -> RunData:
     if d.__class__ is not dict:
         raise Mismatch
@@ -209,5 +218,11 @@ def fast_run(d: Any, request_id: str | None = None) -> RunData:
         None,
         error,
         metadata,
+        _opt_str(d, "created_by"),
+        _opt_str(d, "run_owner"),
+        _names(d, "monitoring_by"),
+        _names(d, "monitoring_groups"),
+        _names(d, "managing_by"),
+        _names(d, "managing_groups"),
         request_id,
     )

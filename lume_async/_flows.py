@@ -29,7 +29,12 @@ class AsyncFlows:
         )
 
     async def get(self, name: str) -> Flow:
-        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""
+        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works).
+
+        Raises:
+            NotFoundError: No flow of this name is visible to this API key.
+            ValueError: ``name`` is malformed (before any request).
+        """
         base = check_flow_name(name)
         response = await self._transport.request(
             "GET",

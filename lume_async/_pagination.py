@@ -10,16 +10,21 @@ connection; in-flight read-ahead is cancelled when the iteration is closed.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import _converter
 from ._exceptions import NotFoundError
+from ._export import RowsWritten, dataframe_builder, table_builder, write_csv, write_jsonl
 from ._validation import check_page_size
 from .models import Page
 
 if TYPE_CHECKING:
+    import pandas
+    import pyarrow
+
     from ._transport import RequestOptions, Transport
 
 __all__ = ["AsyncPaginator", "get_page", "numbered_listing"]
@@ -28,28 +33,42 @@ T = TypeVar("T")
 
 PageFetcher = Callable[[int], Awaitable[Page[T]]]
 CursorFetcher = Callable[[str | None], Awaitable[Page[T]]]
+PageStream = Callable[[], AsyncIterator[Page[T]]]
 
 
 class AsyncPaginator(Generic[T]):
-    """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``."""
+    """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``.
+
+    Nothing is fetched until you iterate; the next pages are read ahead while you consume one,
+    and leaving a loop early (``break``, an exception) releases the connection at once. Each
+    iteration starts again from the first page. Errors of the requests (RunNotFoundError for
+    an unknown run, for one) are raised by the iteration.
+
+    ``to_jsonl()`` and ``to_csv()`` write every item to a file page by page, so memory stays
+    bounded by a page whatever the listing's length; ``to_pandas()`` and ``to_arrow()`` build a
+    DataFrame or Table when pandas or pyarrow is installed.
+    """
 
     def __init__(
         self,
         *,
         fetch_page: PageFetcher[T] | None = None,
         fetch_cursor: CursorFetcher[T] | None = None,
+        stream: PageStream[T] | None = None,
         page_size: int,
         prefetch: int = 2,
     ) -> None:
-        if (fetch_page is None) == (fetch_cursor is None):
-            raise TypeError("give exactly one of fetch_page / fetch_cursor")
+        if sum(f is not None for f in (fetch_page, fetch_cursor, stream)) != 1:
+            raise TypeError("give exactly one of fetch_page / fetch_cursor / stream")
         self._fetch_page = fetch_page
         self._fetch_cursor = fetch_cursor
+        self._stream = stream
         self._page_size = page_size
         self._prefetch = max(0, prefetch)
 
     @property
     def page_size(self) -> int:
+        """How many items each page request asks for (1..100)."""
         return self._page_size
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -68,15 +87,77 @@ class AsyncPaginator(Generic[T]):
         """The pages in order (each read whole before it is yielded)."""
         if self._fetch_page is not None:
             return self._numbered_pages(self._fetch_page)
+        if self._stream is not None:
+            return self._stream()
         assert self._fetch_cursor is not None
         return self._cursor_pages(self._fetch_cursor)
 
     async def collect(self) -> list[T]:
-        """Every item of every page, in order, as one list."""
+        """Every item of every page, in order, as one list (held in memory: mind large runs).
+
+        Raises:
+            LumeError: The first error of a page request, as iterating would raise it.
+        """
         items: list[T] = []
         async for page in self.pages():
             items.extend(page.items)
         return items
+
+    async def to_jsonl(
+        self, path: str | os.PathLike[str], *, on_progress: RowsWritten | None = None
+    ) -> int:
+        """Write every item to ``path`` as JSON Lines, one object a line; return how many.
+
+        Pages are written as they arrive, so memory holds one page at a time. The file appears
+        complete or not at all: it is written beside ``path`` and renamed over it at the end.
+        ``on_progress(rows_written)`` is called after each page.
+
+        Raises:
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
+        """
+        return await write_jsonl(self.pages(), path, on_progress)
+
+    async def to_csv(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        columns: Sequence[str] | None = None,
+        on_progress: RowsWritten | None = None,
+    ) -> int:
+        """Write every item to ``path`` as CSV with a header row; return how many rows.
+
+        The columns are ``columns`` or the keys of the first page's rows, in order of first
+        appearance; a later row with a key outside them raises ValueError (pass ``columns``).
+        A missing key or a null is an empty cell; a nested object or list is written as JSON.
+        Written page by page and renamed into place at the end, as ``to_jsonl`` is.
+
+        Raises:
+            ValueError: A row has a key outside the columns.
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
+        """
+        return await write_csv(self.pages(), path, columns, on_progress)
+
+    async def to_pandas(self) -> pandas.DataFrame:
+        """Every item as a ``pandas.DataFrame``, one row each (needs ``lume-sdk[pandas]``).
+
+        Raises:
+            ImportError: pandas is not installed (before any request).
+            LumeError: A page request failed.
+        """
+        build = dataframe_builder()  # no request is sent when pandas is missing
+        return build(await self.collect())
+
+    async def to_arrow(self) -> pyarrow.Table:
+        """Every item as a ``pyarrow.Table``, one row each (needs ``lume-sdk[arrow]``).
+
+        Raises:
+            ImportError: pyarrow is not installed (before any request).
+            LumeError: A page request failed.
+        """
+        build = table_builder()  # no request is sent when pyarrow is missing
+        return build(await self.collect())
 
     async def _numbered_pages(self, fetch: PageFetcher[T]) -> AsyncIterator[Page[T]]:
         first = await fetch(1)

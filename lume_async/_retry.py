@@ -21,7 +21,15 @@ logger = logging.getLogger("lume_async.retry")
 
 @attrs.frozen
 class RetryEvent:
-    """One retry about to happen: handed to ``RetryPolicy.on_retry`` and logged."""
+    """One retry about to happen: handed to ``RetryPolicy.on_retry`` and logged.
+
+    Attributes:
+        method: The HTTP method of the request (``GET``, ``POST``, ...).
+        route: The route template, such as ``/v1/runs/{run_id}`` (no ids, no query).
+        attempt: The attempt that just failed, from 1.
+        wait: Seconds before the next attempt.
+        cause: The error of the failed attempt.
+    """
 
     method: str
     route: str

@@ -13,6 +13,7 @@ from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_bool,
     check_interval,
     check_items,
     check_list_filters,
@@ -47,6 +48,11 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
@@ -54,6 +60,21 @@ class AsyncRuns:
         that run). A pair that already SUCCEEDED raises DuplicateRunError unless
         ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
         and every retry reuses it, so a retried create never makes a second run.
+
+        The run is ``run_owner``'s (default: the API key's principal). Principals named in
+        ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
+        it; those in ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do
+        anything. Anyone else gets RunNotFoundError for it.
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request, e.g. an idempotency key reused
+                with another body (422).
+            ValueError: An argument is malformed, or both or neither of ``source_path`` and
+                ``source_data`` are given (before any request).
+            TypeError: An argument has the wrong type (before any request).
         """
         request = RunRequest(
             flow_version,
@@ -64,11 +85,21 @@ class AsyncRuns:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
         return self._handle(await self._core.create(request))
 
     async def get(self, run_id: str) -> AsyncRun:
-        """The run with this id, fresh from the service (RunNotFoundError if there is none)."""
+        """The run with this id, fresh from the service.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.fetch(run_id))
 
     async def update(
@@ -77,12 +108,41 @@ class AsyncRuns:
         *,
         label: str | None = None,
         tags: Iterable[str] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change a run's label and/or tags."""
-        return self._handle(await self._core.patch(run_id, label=label, tags=tags))
+        """Change a run's label, tags, owner or permission lists; what is None is kept.
+
+        A list given replaces the run's list (``[]`` empties it). Only the run's owner, its
+        managers and tenant admins may; a monitor gets PermissionDeniedError.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            PermissionDeniedError: This API key may read the run but not change it.
+            ValueError: An argument is malformed (before any request).
+        """
+        data = await self._core.patch(
+            run_id,
+            label=label,
+            tags=tags,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        return self._handle(data)
 
     async def cancel(self, run_id: str) -> AsyncRun:
-        """Cancel a run; one already terminal is returned unchanged."""
+        """Cancel a run; one already terminal is returned unchanged.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id (before any request).
+        """
         return self._handle(await self._core.cancel(run_id))
 
     # -- listings ----------------------------------------------------------------------------
@@ -90,6 +150,7 @@ class AsyncRuns:
         self,
         *,
         flow_version: str | None = None,
+        source_path: str | None = None,
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         label: str | None = None,
         tags: Iterable[str] | None = None,
@@ -98,13 +159,24 @@ class AsyncRuns:
         order_by: str = "created_at",
         descending: bool = True,
         page_size: int = 100,
+        cursor: str | None = None,
     ) -> AsyncPaginator[AsyncRun]:
         """Runs matching every filter given, newest first by default.
 
-        Keyset-paginated: runs created while you iterate are neither skipped nor repeated.
+        Keyset-paginated on ``created_at``: runs created while you iterate are neither skipped
+        nor repeated. ``status`` also takes the TypeScript SDK's words: ``RUNNING`` (any of
+        SYNCING_SOURCE, TRANSFORMING, SYNCING_TARGET) and ``INCOMPLETE`` (PARTIAL_FAILED).
+        ``order_by="updated_at"`` is refused (ValueError): it changes while you iterate.
+
+        To resume later, even in another process, keep a page's ``next_cursor`` (from
+        ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
+        filters and order it was started with (valid for 24 hours). Filters given along with a
+        cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
+        iterate; a bad filter raises ValueError or TypeError at once.
         """
         params = check_list_filters(
             flow_version=flow_version,
+            source_path=source_path,
             status=status,
             label=label,
             tags=tags,
@@ -113,35 +185,66 @@ class AsyncRuns:
             order_by=order_by,
             descending=descending,
             page_size=page_size,
+            cursor=cursor,
         )
 
-        async def fetch(cursor: str | None) -> Page[AsyncRun]:
-            page = await self._core.list_page(params, cursor, page_size)
+        async def fetch(after: str | None) -> Page[AsyncRun]:
+            page = await self._core.list_page(params, after, page_size)
             runs = tuple(self._handle(data) for data in page.items)
             return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
 
         return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
-        """The mapped rows of a terminal run, in order."""
+        """The mapped rows of a terminal run, in order, fetched page by page as you iterate.
+
+        Iterating raises RunNotFoundError for an unknown run, and InvalidRequestError (409
+        ``run_not_finished``) while the run is not terminal.
+        """
         return self._core.listing(run_id, "results", dict, page_size)
 
     async def results_page(
-        self, run_id: str, *, page: int = 1, page_size: int = 50
+        self, run_id: str, *, page: int = 1, page_size: int = 100
     ) -> Page[dict[str, Any]]:
-        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+        """One page of a run's mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        A page past the end has no items.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
         return await self._core.page(run_id, "results", dict, page, page_size)
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[RejectedRow]:
-        """The rows a run rejected, with the reasons."""
+        """The rows a run rejected, with the reasons, fetched page by page as you iterate."""
         return self._core.listing(run_id, "rejects", RejectedRow, page_size)
 
-    def logs(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[LogEntry]:
-        """A run's log entries, oldest first."""
+    def logs(
+        self, run_id: str, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> AsyncPaginator[LogEntry]:
+        """A run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given. It checks every
+        ``poll_interval`` seconds, backing off while the log is quiet.
+        """
+        check_bool(follow, "follow")
+        if follow:
+            return self._core.follow_logs(run_id, page_size, poll_interval, None)
         return self._core.listing(run_id, "logs", LogEntry, page_size)
+
+    def input(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
+        """The source records a run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return self._core.listing(run_id, "input", dict, page_size)
 
     # -- many runs ---------------------------------------------------------------------------
     async def create_many(
@@ -155,6 +258,12 @@ class AsyncRuns:
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
         never aborts the others. Each item keeps one Idempotency-Key across its retries.
+        ``on_progress(done, total, failed)`` is called after each item.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
+                are in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         items = list(requests)
 
@@ -177,6 +286,11 @@ class AsyncRuns:
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
         one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
         only the outcomes of its 100 ids.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single ids are
+                in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
         """
         ids = list(run_ids)
         total = len(ids)
@@ -226,7 +340,13 @@ class AsyncRuns:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
-        """One ``batch-get`` request for up to 100 ids: the runs found, by id."""
+        """One ``batch-get`` request for up to 100 ids: the runs found, by id.
+
+        Ids the service does not know (or this key may not see) are absent from the answer.
+
+        Raises:
+            ValueError: No ids, more than 100, or a malformed id (before any request).
+        """
         return await self._core.batch_get(run_ids)
 
     async def cancel_many(
@@ -236,10 +356,35 @@ class AsyncRuns:
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
-        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order."""
+        """Cancel many runs, at most ``concurrency`` requests in flight; outcomes in input order.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1 (before any request). Errors of single runs
+                are in their outcomes, never raised.
+            Exception: Whatever ``on_progress`` raises ends the call.
+        """
         return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
+    async def wait(
+        self, run_id: str, *, timeout: float | None = 3600, poll_interval: float = 5
+    ) -> AsyncRun:
+        """Wait until the run with this id is terminal and return it, without a handle first.
+
+        Waits as a run's ``wait()`` does: a failed run is returned, not raised.
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            RunTimeoutError: ``timeout`` seconds passed before the run finished.
+            ValueError: ``run_id``, ``timeout`` or ``poll_interval`` is malformed (before any
+                request).
+        """
+        check_run_id(run_id)
+        check_timeout(timeout)
+        check_interval(poll_interval)
+        run = await self.get(run_id)
+        return await run.wait(timeout=timeout, poll_interval=poll_interval)
+
     async def wait_all(
         self,
         runs: Iterable[AsyncRun],
@@ -250,7 +395,13 @@ class AsyncRuns:
     ) -> builtins.list[AsyncRun]:
         """Wait until every run is terminal; return them in input order.
 
-        Raises RunTimeoutError (its ``run`` is the first unfinished one) when ``timeout`` passes.
+        Polls through the client's shared poller (100 runs per request); failed runs are
+        returned, not raised. ``on_progress(done, total, failed)`` is called as runs finish.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
+                unfinished one, and the runs' handles hold their latest state.
+            TypeError: An item of ``runs`` is not a run handle of this package.
         """
         handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
         check_timeout(timeout)
@@ -269,7 +420,10 @@ class AsyncRuns:
         timeout: float | None = None,
         poll_interval: float = 5,
     ) -> AsyncIterator[AsyncRun]:
-        """Yield each run as it becomes terminal, in completion order."""
+        """Yield each run as it becomes terminal, in completion order.
+
+        Iterating raises RunTimeoutError when ``timeout`` seconds pass before every run is done.
+        """
         check_timeout(timeout)
         check_interval(poll_interval)
         targets = [

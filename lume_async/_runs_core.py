@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
+from ._log_stream import follow
 from ._pagination import AsyncPaginator, get_page, numbered_listing
-from ._validation import check_batch_ids, check_run_id, check_update
-from .models import Page, RunData, RunRequest
+from ._validation import (
+    check_batch_ids,
+    check_interval,
+    check_page_size,
+    check_permission_update,
+    check_run_id,
+    check_update,
+)
+from .models import LogEntry, Page, RunData, RunRequest
 
 if TYPE_CHECKING:
     from ._batch import ProgressCallback
+    from ._clock import Clock
     from ._transport import RequestOptions, Response, Transport
     from ._waiting import Waiting
 
@@ -80,15 +89,21 @@ class RunsCore:
     """Runs on the wire, with one set of per-call settings (a client's or a view's)."""
 
     def __init__(
-        self, transport: Transport, *, waiting: Waiting, options: RequestOptions | None = None
+        self,
+        transport: Transport,
+        *,
+        waiting: Waiting,
+        clock: Clock,
+        options: RequestOptions | None = None,
     ) -> None:
         self._transport = transport
         self._waiting = waiting
+        self._clock = clock
         self._options = options
 
     def with_options(self, options: RequestOptions) -> RunsCore:
         """The same core with other per-call settings; it shares the poller."""
-        return RunsCore(self._transport, waiting=self._waiting, options=options)
+        return RunsCore(self._transport, waiting=self._waiting, clock=self._clock, options=options)
 
     # -- one run -------------------------------------------------------------------------------
     async def create(self, request: RunRequest) -> RunData:
@@ -108,22 +123,50 @@ class RunsCore:
         check_run_id(run_id)
         return await self._run_request("GET", run_id, "")
 
-    async def patch(self, run_id: str, *, label: str | None, tags: Iterable[str] | None) -> RunData:
+    async def patch(
+        self,
+        run_id: str,
+        *,
+        label: str | None,
+        tags: Iterable[str] | None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
+    ) -> RunData:
+        """Change a run; what is None is kept (PermissionDeniedError names the operation)."""
         check_run_id(run_id)
-        body = check_update(label=label, tags=tags)
-        return await self._run_request("PATCH", run_id, "", body=_converter.dumps(body))
+        permissions = check_permission_update(
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        body = check_update(label=label, tags=tags, permissions=permissions)
+        operation = "update_permissions" if permissions else "update"
+        return await self._run_request(
+            "PATCH", run_id, "", body=_converter.dumps(body), operation=operation
+        )
 
     async def cancel(self, run_id: str) -> RunData:
         check_run_id(run_id)
         try:
-            return await self._run_request("POST", run_id, "/cancel")
+            return await self._run_request("POST", run_id, "/cancel", operation="cancel")
         except InvalidRequestError as exc:
             if exc.code != "run_already_finished":
                 raise
         return await self.fetch(run_id)  # it ended otherwise: nothing to cancel
 
     async def _run_request(
-        self, method: str, run_id: str, suffix: str, *, body: bytes | None = None
+        self,
+        method: str,
+        run_id: str,
+        suffix: str,
+        *,
+        body: bytes | None = None,
+        operation: str = "read",
     ) -> RunData:
         response = await self._transport.request(
             method,
@@ -133,6 +176,7 @@ class RunsCore:
             retryable=True,
             options=self._options,
             not_found=RunNotFoundError,
+            operation=operation,
         )
         return _decode_run(response)
 
@@ -143,8 +187,15 @@ class RunsCore:
     async def list_page(
         self, params: list[tuple[str, str | int]], cursor: str | None, page_size: int
     ) -> Page[RunData]:
-        """One page of ``GET /v1/runs`` (already checked ``params``), from ``cursor``."""
-        query = params if cursor is None else [*params, ("cursor", cursor)]
+        """One page of ``GET /v1/runs`` (already checked ``params``), from ``cursor``.
+
+        ``cursor`` (the previous page's ``next_cursor``) replaces any cursor in ``params``.
+        """
+        if cursor is None:
+            query = params
+        else:
+            query = [(k, v) for k, v in params if k != "cursor"]
+            query.append(("cursor", cursor))
         response = await self._transport.request(
             "GET", "/v1/runs", route="/v1/runs", params=query, retryable=True, options=self._options
         )
@@ -162,7 +213,7 @@ class RunsCore:
     def listing(
         self, run_id: str, what: str, item_cls: type[T], page_size: int
     ) -> AsyncPaginator[T]:
-        """A run's ``results``, ``rejects`` or ``logs``, page by page."""
+        """A run's ``results``, ``rejects``, ``logs`` or ``input``, page by page."""
         check_run_id(run_id)
         return numbered_listing(
             self._transport,
@@ -174,10 +225,35 @@ class RunsCore:
             not_found=RunNotFoundError,
         )
 
+    def follow_logs(
+        self, run_id: str, page_size: int, poll_interval: float, cell: RunCell | None
+    ) -> AsyncPaginator[LogEntry]:
+        """A run's log entries as they are written, until it has ended (``cell`` kept current)."""
+        check_run_id(run_id)
+        check_page_size(page_size)
+        check_interval(poll_interval)
+
+        async def read_run() -> RunData:
+            data = await self.fetch(run_id)
+            if cell is not None:
+                cell.apply(data)
+            return data
+
+        def stream() -> AsyncIterator[Page[LogEntry]]:
+            return follow(
+                read_run=read_run,
+                read_page=lambda n: self.page(run_id, "logs", LogEntry, n, page_size),
+                page_size=page_size,
+                poll_interval=poll_interval,
+                clock=self._clock,
+            )
+
+        return AsyncPaginator(stream=stream, page_size=page_size)
+
     async def page(
         self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
     ) -> Page[T]:
-        """One page of a run's ``results``, ``rejects`` or ``logs`` (arguments checked)."""
+        """One page of a run's ``results``, ``rejects``, ``logs`` or ``input`` (args checked)."""
         return await get_page(
             self._transport,
             f"/v1/runs/{run_id}/{what}",

@@ -36,6 +36,11 @@ class AsyncWebhookEndpoints:
         The service signs each delivery with ``secret`` (one of the form ``whsec_<base64>`` is
         made when none is given; read it from the result). Hand the same secret to a
         ``WebhookReceiver`` to verify them.
+
+        Raises:
+            InvalidRequestError: The service refused the endpoint (422).
+            ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
+                malformed (before any request).
         """
         body: dict[str, object] = {"url": check_endpoint_url(url)}
         if events is not None:
@@ -65,7 +70,12 @@ class AsyncWebhookEndpoints:
         )
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
-        """One webhook endpoint by id."""
+        """One webhook endpoint by id.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         response = await self._transport.request(
             "GET",
             f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",
@@ -76,7 +86,12 @@ class AsyncWebhookEndpoints:
         return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
 
     async def delete(self, endpoint_id: str) -> None:
-        """Stop sending events to this endpoint."""
+        """Stop sending events to this endpoint.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         await self._transport.request(
             "DELETE",
             f"/v1/webhooks/{check_endpoint_id(endpoint_id)}",

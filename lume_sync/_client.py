@@ -51,12 +51,22 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
+
+    Raises:
+        AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
+        TypeError: A setting has the wrong type.
     """
 
     __slots__ = ("flows", "runs", "webhook_endpoints")
     runs: Runs
+    "Create, read, list, wait for and cancel runs."
     flows: Flows
+    "The flows this API key can run."
     webhook_endpoints: WebhookEndpoints
+    "Where the service sends run completion events."
 
     def __init__(
         self,
@@ -96,14 +106,17 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     @property
     def base_url(self) -> str:
+        """The service's URL, without a trailing slash."""
         return self._async.base_url
 
     @property
     def timeout(self) -> Timeout:
+        """The timeouts of each HTTP request this client (or view) sends."""
         return self._async.timeout
 
     @property
     def retry(self) -> RetryPolicy:
+        """How this client (or view) retries requests that failed on the way or with 429/5xx."""
         return _callbacks.user_retry(self._async.retry)
 
     def with_options(
@@ -117,6 +130,10 @@ class Lume(_wrap.Twin[AsyncLume]):
 
         A ``retry`` policy with other ``budget_ratio`` / ``budget_floor`` values than the
         client's draws on a retry budget of its own (see ``RetryPolicy``).
+
+        Raises:
+            ValueError: ``max_retries`` and ``retry`` are both given, or a value is out of range.
+            TypeError: A setting has the wrong type.
         """
         return Lume._view(
             self._bridge,
@@ -139,8 +156,22 @@ class Lume(_wrap.Twin[AsyncLume]):
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> Run:
-        """Start a run and return at once (same as ``runs.create``)."""
+        """Start a run and return at once (same as ``runs.create``).
+
+        Raises:
+            DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
+                PARTIAL_FAILED and ``force_rerun`` is not set; ``existing_run_id`` names that run.
+            NotFoundError: The flow version does not exist.
+            InvalidRequestError: The service refused the request (422).
+            ValueError: An argument is malformed (before any request).
+            TypeError: An argument has the wrong type (before any request).
+        """
         return Run(
             self._bridge,
             self._bridge.run(
@@ -153,12 +184,22 @@ class Lume(_wrap.Twin[AsyncLume]):
                     tags=tags,
                     source_data=source_data,
                     idempotency_key=idempotency_key,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
                 )
             ),
         )
 
     def run_status(self, run_id: str) -> Run:
-        """The run with this id, fresh from the service (same as ``runs.get``)."""
+        """The run with this id, fresh from the service (same as ``runs.get``).
+
+        Raises:
+            RunNotFoundError: No run with this id is visible to this API key.
+            ValueError: ``run_id`` is not a run id.
+        """
         return Run(self._bridge, self._bridge.run(self._async.run_status(run_id)))
 
     def process(
@@ -176,8 +217,15 @@ class Lume(_wrap.Twin[AsyncLume]):
     ) -> ProcessResult[Run]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
-        Raises RunFailedError if the run ends FAILED, CRASHED or CANCELED, and RunTimeoutError if
-        it is not finished within ``timeout`` seconds. PARTIAL_FAILED returns normally.
+        PARTIAL_FAILED returns normally, with the rejected rows in ``rejects``. Meant for small
+        batches: every row is held in memory; page through ``results()`` for large ones.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
+                rejected rows and their reasons when the run kept them (as a run whose every row
+                failed validation does).
+            RunTimeoutError: The run was not finished within ``timeout`` seconds.
+            DuplicateRunError: As for ``run()``.
         """
         return _wrap.process_result(
             self._bridge,
@@ -199,6 +247,7 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     @property
     def is_closed(self) -> bool:
+        """True once the client is closed: its connections are gone and it sends no more."""
         return self._async.is_closed
 
     def close(self) -> None:

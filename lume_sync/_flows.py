@@ -32,5 +32,10 @@ class Flows(_wrap.Twin[AsyncFlows]):
         return Paginator(self._bridge, self._bridge.local(self._async.list, page_size=page_size))
 
     def get(self, name: str) -> Flow:
-        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works)."""
+        """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works).
+
+        Raises:
+            NotFoundError: No flow of this name is visible to this API key.
+            ValueError: ``name`` is malformed (before any request).
+        """
         return self._bridge.run(self._async.get(name))

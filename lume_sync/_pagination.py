@@ -9,11 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from lume_async._pagination import AsyncPaginator, T
 
-from . import _wrap
+from . import _callbacks, _wrap
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import os
+    from collections.abc import Iterator, Sequence
 
+    import pandas
+    import pyarrow
+
+    from lume_async._export import RowsWritten
     from lume_async.models import Page
 
 __all__ = ["Paginator"]
@@ -21,6 +26,15 @@ __all__ = ["Paginator"]
 
 class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
     """Items with ``for``, pages with ``.pages()``, everything with ``.collect()``.
+
+    Nothing is fetched until you iterate; the next pages are read ahead while you consume one, and
+    leaving a loop early (``break``, an exception) releases the connection at once. Each iteration
+    starts again from the first page. Errors of the requests (RunNotFoundError for an unknown run,
+    for one) are raised by the iteration.
+
+    ``to_jsonl()`` and ``to_csv()`` write every item to a file page by page, so memory stays
+    bounded by a page whatever the listing's length; ``to_pandas()`` and ``to_arrow()`` build a
+    DataFrame or Table when pandas or pyarrow is installed.
 
     The blocking twin of ``lume_async.AsyncPaginator``: each call runs the same coroutine on
     lume_sync's private event loop thread.
@@ -30,6 +44,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
 
     @property
     def page_size(self) -> int:
+        """How many items each page request asks for (1..100)."""
         return self._async.page_size
 
     def __iter__(self) -> Iterator[T]:
@@ -40,5 +55,67 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         return _wrap.pages(self._bridge, self._item, self._bridge.local(self._async.pages))
 
     def collect(self) -> list[T]:
-        """Every item of every page, in order, as one list."""
+        """Every item of every page, in order, as one list (held in memory: mind large runs).
+
+        Raises:
+            LumeError: The first error of a page request, as iterating would raise it.
+        """
         return _wrap.each(self._bridge, self._item, self._bridge.run(self._async.collect()))
+
+    def to_jsonl(
+        self, path: str | os.PathLike[str], *, on_progress: RowsWritten | None = None
+    ) -> int:
+        """Write every item to ``path`` as JSON Lines, one object a line; return how many.
+
+        Pages are written as they arrive, so memory holds one page at a time. The file appears
+        complete or not at all: it is written beside ``path`` and renamed over it at the end.
+        ``on_progress(rows_written)`` is called after each page.
+
+        Raises:
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
+        """
+        return self._bridge.run(
+            self._async.to_jsonl(path, on_progress=_callbacks.on_caller(on_progress))
+        )
+
+    def to_csv(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        columns: Sequence[str] | None = None,
+        on_progress: RowsWritten | None = None,
+    ) -> int:
+        """Write every item to ``path`` as CSV with a header row; return how many rows.
+
+        The columns are ``columns`` or the keys of the first page's rows, in order of first
+        appearance; a later row with a key outside them raises ValueError (pass ``columns``).
+        A missing key or a null is an empty cell; a nested object or list is written as JSON.
+        Written page by page and renamed into place at the end, as ``to_jsonl`` is.
+
+        Raises:
+            ValueError: A row has a key outside the columns.
+            LumeError: A page request failed; no file is left at ``path``.
+            OSError: The file could not be written.
+        """
+        return self._bridge.run(
+            self._async.to_csv(path, columns=columns, on_progress=_callbacks.on_caller(on_progress))
+        )
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """Every item as a ``pandas.DataFrame``, one row each (needs ``lume-sdk[pandas]``).
+
+        Raises:
+            ImportError: pandas is not installed (before any request).
+            LumeError: A page request failed.
+        """
+        return self._bridge.run(self._async.to_pandas())
+
+    def to_arrow(self) -> pyarrow.Table:
+        """Every item as a ``pyarrow.Table``, one row each (needs ``lume-sdk[arrow]``).
+
+        Raises:
+            ImportError: pyarrow is not installed (before any request).
+            LumeError: A page request failed.
+        """
+        return self._bridge.run(self._async.to_arrow())

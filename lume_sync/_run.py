@@ -13,6 +13,7 @@ from . import _wrap
 from ._pagination import Paginator
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
     from typing import Any
 
@@ -48,50 +49,92 @@ class Run(_wrap.Twin[AsyncRun]):
 
     @property
     def id(self) -> str:
+        """The run's id (``run_...``)."""
         return self._async.id
 
     @property
     def status(self) -> RunStatus:
+        """Where the run is in its lifecycle, as of the last answer."""
         return self._async.status
 
     @property
     def flow_version(self) -> str:
+        """The flow version the run applies (``name:vN``)."""
         return self._async.flow_version
 
     @property
     def source_path(self) -> str | None:
+        """Where the service reads the source rows; None for rows sent inline."""
         return self._async.source_path
 
     @property
     def label(self) -> str | None:
+        """The run's label, if it was given one."""
         return self._async.label
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The run's tags, in the order they were given."""
         return self._async.tags
 
     @property
     def run_metadata(self) -> dict[str, Any] | None:
+        """Your own metadata, as given at create (the service only stores it)."""
         return self._async.run_metadata
 
     @property
     def created_at(self) -> datetime:
+        """When the service created the run (UTC)."""
         return self._async.created_at
 
     @property
     def updated_at(self) -> datetime:
+        """When the run last changed (UTC); it changes on every transition."""
         return self._async.updated_at
 
     @property
     def metadata(self) -> RunMetadata | None:
+        """Everything the pipeline reported about the run; complete once it is terminal."""
         return self._async.metadata
 
     @property
     def error(self) -> RunErrorInfo | None:
+        """Why the run ended FAILED or CRASHED; None otherwise."""
         return self._async.error
 
     @property
+    def created_by(self) -> str | None:
+        """The principal whose API key created the run."""
+        return self._async.created_by
+
+    @property
+    def run_owner(self) -> str | None:
+        """The principal who owns the run: it may read, update and cancel it."""
+        return self._async.run_owner
+
+    @property
+    def monitoring_by(self) -> tuple[str, ...]:
+        """Principals who may read the run."""
+        return self._async.monitoring_by
+
+    @property
+    def monitoring_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read the run."""
+        return self._async.monitoring_groups
+
+    @property
+    def managing_by(self) -> tuple[str, ...]:
+        """Principals who may read, update and cancel the run and change who may."""
+        return self._async.managing_by
+
+    @property
+    def managing_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read, update and cancel the run and change who may."""
+        return self._async.managing_groups
+
+    @property
     def is_terminal(self) -> bool:
+        """True once the status can no longer change."""
         return self._async.is_terminal
 
     @property
@@ -109,47 +152,143 @@ class Run(_wrap.Twin[AsyncRun]):
         return hash(self._async)
 
     def refresh(self) -> Run:
-        """Fetch the run again and update this handle."""
+        """Fetch the run again and update this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         return self._same(self._bridge.run(self._async.refresh()))
 
     def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> Run:
-        """Wait until the run is terminal; return this handle. Raises RunTimeoutError when over.
+        """Wait until the run is terminal; return this handle.
 
         Waiting is shared: every run waited on by this client is polled together, up to 100 runs
         per request, starting every ``poll_interval`` seconds and backing off while nothing
         changes; a webhook receiver, when the client has one, ends the wait as soon as the
         completion event arrives. A failed run is returned, not raised: see ``raise_for_status``.
+
+        Raises:
+            RunTimeoutError: ``timeout`` seconds passed before the run finished; the handle
+                holds its latest state, and the run goes on at the service.
+            ValueError: ``timeout`` is negative or ``poll_interval`` not positive (before any
+                request).
         """
         return self._same(
             self._bridge.run(self._async.wait(timeout=timeout, poll_interval=poll_interval))
         )
 
     def raise_for_status(self) -> Run:
-        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it."""
+        """Raise RunFailedError if the run ended FAILED, CRASHED or CANCELED; else return it.
+
+        The message names the error, and for a run that rejected rows, how many and the most
+        frequent validation errors. SUCCEEDED, PARTIAL_FAILED and unfinished runs pass. Sends no
+        request.
+
+        Raises:
+            RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``run`` is this handle.
+        """
         return self._same(self._bridge.local(self._async.raise_for_status))
 
     def cancel(self) -> Run:
-        """Cancel the run (a run already terminal is left as it is); return this handle."""
+        """Cancel the run (a run already terminal is left as it is); return this handle.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+        """
         return self._same(self._bridge.run(self._async.cancel()))
 
     def update(
-        self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
+        self,
+        *,
+        label: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> Run:
-        """Change the run's label and/or tags; return this handle."""
-        return self._same(self._bridge.run(self._async.update(label=label, tags=tags)))
+        """Change the run's label, tags, owner or permission lists; return this handle.
+
+        What is None is kept; a list given replaces the run's (``[]`` empties it). Only the
+        owner, managers and tenant admins may; a monitor gets PermissionDeniedError.
+
+        Raises:
+            RunNotFoundError: The run is no longer visible to this API key.
+            PermissionDeniedError: This API key may read the run but not change it.
+            ValueError: A label, tag or principal is malformed (before any request).
+        """
+        return self._same(
+            self._bridge.run(
+                self._async.update(
+                    label=label,
+                    tags=tags,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
+                )
+            )
+        )
 
     def results(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
-        """The mapped rows, in order."""
+        """The mapped rows, in order, fetched page by page as you iterate.
+
+        Iterating raises InvalidRequestError (409 ``run_not_finished``) while the run is not
+        terminal: ``wait()`` first.
+        """
         return Paginator(self._bridge, self._bridge.local(self._async.results, page_size=page_size))
 
-    def results_page(self, *, page: int = 1, page_size: int = 50) -> Page[dict[str, Any]]:
-        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100)."""
+    def results_page(self, *, page: int = 1, page_size: int = 100) -> Page[dict[str, Any]]:
+        """One page of mapped rows (``page`` from 1, ``page_size`` 1..100).
+
+        Raises:
+            InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
+            ValueError: ``page`` or ``page_size`` is out of range (before any request).
+        """
         return self._bridge.run(self._async.results_page(page=page, page_size=page_size))
 
     def rejects(self, *, page_size: int = 100) -> Paginator[RejectedRow]:
-        """The source rows the flow rejected, with the reasons."""
+        """The source rows the flow rejected, with the reasons, fetched as you iterate."""
         return Paginator(self._bridge, self._bridge.local(self._async.rejects, page_size=page_size))
 
-    def logs(self, *, page_size: int = 100) -> Paginator[LogEntry]:
-        """The run's log entries, oldest first."""
-        return Paginator(self._bridge, self._bridge.local(self._async.logs, page_size=page_size))
+    def logs(
+        self, *, page_size: int = 100, follow: bool = False, poll_interval: float = 2
+    ) -> Paginator[LogEntry]:
+        """The run's log entries, oldest first.
+
+        With ``follow=True`` the iteration goes on as entries are written, each given once, and
+        ends when the run has ended and its last entry was given; this handle's status is kept
+        current meanwhile. It checks every ``poll_interval`` seconds, backing off while the log
+        is quiet.
+        """
+        return Paginator(
+            self._bridge,
+            self._bridge.local(
+                self._async.logs, page_size=page_size, follow=follow, poll_interval=poll_interval
+            ),
+        )
+
+    def input(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
+        """The source records the run read, in order.
+
+        Rows given inline can be read at once; a source path's rows once the run has read its
+        source (before that, InvalidRequestError with the code ``input_not_read``).
+        """
+        return Paginator(self._bridge, self._bridge.local(self._async.input, page_size=page_size))
+
+    def rerun(self) -> Run:
+        """Run the same input again; return the new run (this handle is left as it is).
+
+        The new run has this run's flow version, source path or inline rows (read back with
+        ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
+        the check that refuses a source path already processed. A source path still being
+        processed is not run twice: its run in flight is returned. It is shared as this run is:
+        the same owner, monitors and managers.
+
+        Raises:
+            InvalidRequestError: The service refused the new run.
+            NotFoundError: The flow version no longer exists.
+        """
+        return self._same(self._bridge.run(self._async.rerun()))

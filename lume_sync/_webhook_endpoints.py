@@ -37,6 +37,11 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
         The service signs each delivery with ``secret`` (one of the form ``whsec_<base64>`` is
         made when none is given; read it from the result). Hand the same secret to a
         ``WebhookReceiver`` to verify them.
+
+        Raises:
+            InvalidRequestError: The service refused the endpoint (422).
+            ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
+                malformed (before any request).
         """
         return self._bridge.run(self._async.create(url, events=events, secret=secret))
 
@@ -45,9 +50,19 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
         return Paginator(self._bridge, self._bridge.local(self._async.list, page_size=page_size))
 
     def get(self, endpoint_id: str) -> WebhookEndpoint:
-        """One webhook endpoint by id."""
+        """One webhook endpoint by id.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         return self._bridge.run(self._async.get(endpoint_id))
 
     def delete(self, endpoint_id: str) -> None:
-        """Stop sending events to this endpoint."""
+        """Stop sending events to this endpoint.
+
+        Raises:
+            NotFoundError: No endpoint with this id belongs to this API key.
+            ValueError: ``endpoint_id`` is malformed (before any request).
+        """
         self._bridge.run(self._async.delete(endpoint_id))

@@ -23,6 +23,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import itertools
 import re
 import subprocess
 import sys
@@ -58,12 +59,13 @@ RETURNS = {
 ARGUMENTS = {
     "Iterable[X]": "[item._async for item in {e}]",
     "ProgressCallback | None": "_callbacks.on_caller({e})",
+    "RowsWritten | None": "_callbacks.on_caller({e})",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
 }
 #: Annotations that must match a rule: those naming an async class or carrying a callback.
 NEEDS_RULE = {
     "return": r"\bAsync[A-Z]|\bRetryPolicy\b",
-    "argument": r"\bAsync[A-Z]|\bRetryPolicy\b|Callable|Callback\b",
+    "argument": r"\bAsync[A-Z]|\bRetryPolicy\b|Callable|Callback\b|\bRowsWritten\b",
 }
 SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__init__": "wrapped = {A}({args})\nself._bind(_wrap.Bridge(wrapped.aclose), wrapped)",
@@ -214,11 +216,18 @@ class Twin:
         text = ast.get_docstring(self.node) or ""
         for pattern, replacement in CLASS_DOC_RULES.items():
             text = re.sub(pattern, replacement, text)
-        text += (
-            f"\n\nThe blocking twin of ``lume_async.{self.name}``: each call runs the same"
+        twin = (
+            f"The blocking twin of ``lume_async.{self.name}``: each call runs the same"
             " coroutine on lume_sync's private event loop thread."
         )
-        paragraphs = [textwrap.fill(" ".join(p.split()), 95) for p in text.split("\n\n")]
+        paragraphs = text.split("\n\n")
+        # Sections (``Raises:`` and their indented lines) close the docstring and keep their layout.
+        sections = [i for i, p in enumerate(paragraphs) if re.match(r"\w+:\n\s", p)]
+        paragraphs.insert(sections[0] if sections else len(paragraphs), twin)
+        paragraphs = [
+            p if re.search(r"^\s", p, re.MULTILINE) else textwrap.fill(" ".join(p.split()), 95)
+            for p in paragraphs
+        ]
         return textwrap.indent("\n\n".join(paragraphs), "    ").lstrip() + "\n    "
 
     def write(self) -> ast.ClassDef:
@@ -227,6 +236,14 @@ class Twin:
         items = self.node.body
         fields = [i for i in items if isinstance(i, ast.AnnAssign)]
         fields = [i for i in fields if not ast.unparse(i.target).startswith("_")]
+        field_docs = {  # a string right after a field documents it (as for the API reference)
+            ast.unparse(item.target): after
+            for item, after in itertools.pairwise(items)
+            if item in fields
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        }
         members = [
             self.member(item)
             for item in items
@@ -242,7 +259,12 @@ class Twin:
         body = [
             ast.Expr(ast.Constant(self.docstring())),
             *_parse(f"__slots__ = {tuple(sorted(ast.unparse(i.target) for i in fields))!r}"),
-            *map(self.rename, fields),
+            *(
+                node
+                for field in fields
+                for node in (self.rename(field), field_docs.get(ast.unparse(field.target)))
+                if node is not None
+            ),
             *sorted(members, key=lambda m: m.name != "__init__"),  # first, where readers look
             *_parse("\n".join(bind)),
         ]

@@ -97,6 +97,7 @@ def create_from_file(
     label: str | None,
     tags: tuple[str, ...],
     force_rerun: bool,
+    permissions: dict[str, Any],
     wait: bool,
     timeout: float,
     poll_interval: float,
@@ -106,7 +107,7 @@ def create_from_file(
     paths = read_paths(text)
     if not paths:
         raise click.UsageError("--from-file holds no source paths")
-    options = {"label": label, "tags": list(tags), "force_rerun": force_rerun}
+    options = {"label": label, "tags": list(tags), "force_rerun": force_rerun, **permissions}
     space = _check_namespace(namespace or default_namespace(flow_version, paths, options))
     items = [_Item(path, item_key(space, flow_version, path)) for path in paths]
     requests: list[dict[str, Any]] = [

@@ -80,6 +80,12 @@ def show_runs(settings: Settings, handles: Iterable[AsyncRun]) -> None:
     return None
 
 
+def _names(principals: tuple[str, ...], groups: tuple[str, ...]) -> str:
+    """``ana@example.com, group analysts``, or ``-`` when a run names nobody."""
+    shown = [*principals, *(f"group {group}" for group in groups)]
+    return ", ".join(shown) or "-"
+
+
 def show_run(settings: Settings, run: AsyncRun) -> None:
     if settings.json:
         return print_json(run.data)
@@ -93,6 +99,13 @@ def show_run(settings: Settings, run: AsyncRun) -> None:
     if run.label or run.tags:
         grid.add_row("label / tags", f"{run.label or '-'} / {', '.join(run.tags) or '-'}")
     grid.add_row("created", f"{run.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    if run.run_owner is not None:
+        by = (
+            f" (created by {run.created_by})" if run.created_by not in (None, run.run_owner) else ""
+        )
+        grid.add_row("owner", f"{run.run_owner}{by}")
+    grid.add_row("monitors", _names(run.monitoring_by, run.monitoring_groups))
+    grid.add_row("managers", _names(run.managing_by, run.managing_groups))
     meta = run.metadata
     if meta and meta.results and meta.results.input_rows is not None:
         r = meta.results

@@ -17,6 +17,7 @@ from ._fanout import create_from_file
 from ._output import show_run, show_runs
 from ._rows import logs, results
 from ._settings import Settings, fail, json_flag
+from ._sharing import SDK_NAMES, permission_options, permissions_of, update
 from ._wait import wait, wait_for, wait_options
 
 __all__ = ["runs"]
@@ -27,7 +28,7 @@ def runs() -> None:
     """Create, inspect, change, wait for and cancel runs."""
 
 
-@runs.command(sdk_names={"source_data": "data", "tags": "tags", "timeout": "wait_timeout"})
+@runs.command(sdk_names={"source_data": "data", "timeout": "wait_timeout", **SDK_NAMES})
 @click.argument("flow_version")
 @click.argument("source_path", required=False)
 @click.option(
@@ -57,6 +58,7 @@ def runs() -> None:
 @click.option("--force-rerun", is_flag=True, help="Run again even if this source succeeded.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run is finished.")
 @wait_options
+@permission_options
 @json_flag
 @click.pass_obj
 def create(
@@ -74,6 +76,11 @@ def create(
     wait_timeout: float,
     poll_interval: float,
     fail_on_partial: bool,
+    owner: str | None,
+    monitors: tuple[str, ...],
+    monitor_groups: tuple[str, ...],
+    managers: tuple[str, ...],
+    manager_groups: tuple[str, ...],
 ) -> None:
     """Start a run of FLOW_VERSION on SOURCE_PATH (or on --data rows, or one per line of
     --from-file).
@@ -81,6 +88,9 @@ def create(
     With --wait, exits 0 when the runs succeeded, 3 when one ended FAILED, CRASHED or CANCELED,
     and 4 when one ended PARTIAL_FAILED and --fail-on-partial is given.
     """
+    permissions = permissions_of(
+        owner, monitors, monitor_groups, managers, manager_groups, keep_unset=False
+    )
     if paths_file is not None:
         if source_path is not None or data is not None:
             raise click.UsageError("give SOURCE_PATH, --data or --from-file, only one of them")
@@ -93,6 +103,7 @@ def create(
             label=label,
             tags=tags,
             force_rerun=force_rerun,
+            permissions=permissions,
             wait=wait_,
             timeout=wait_timeout,
             poll_interval=poll_interval,
@@ -111,6 +122,7 @@ def create(
             label=label,
             tags=tags,
             force_rerun=force_rerun,
+            **permissions,
         )
         settings.watch([run])
         if wait_:
@@ -192,27 +204,6 @@ def list_(
     show_runs(settings, settings.run(call))
 
 
-@runs.command(sdk_names={"tags": "tags"})
-@click.argument("run_id")
-@click.option("--label", help="The new label.")
-@click.option("--tag", "tags", multiple=True, help="The new tags (repeat); replaces the old ones.")
-@click.option("--clear-tags", is_flag=True, help="Remove every tag.")
-@json_flag
-@click.pass_obj
-def update(
-    settings: Settings, run_id: str, label: str | None, tags: tuple[str, ...], clear_tags: bool
-) -> None:
-    """Change a run's label and/or tags."""
-    if clear_tags and tags:
-        raise click.UsageError("give --tag or --clear-tags, not both")
-    new_tags = () if clear_tags else (tags or None)
-    if label is None and new_tags is None:
-        raise click.UsageError("nothing to change: give --label, --tag or --clear-tags")
-    show_run(
-        settings, settings.run(lambda lume: lume.runs.update(run_id, label=label, tags=new_tags))
-    )
-
-
 @runs.command()
 @click.argument("run_ids", nargs=-1, required=True)
 @json_flag
@@ -228,6 +219,7 @@ def cancel(settings: Settings, run_ids: tuple[str, ...]) -> None:
         fail("; ".join(f"{run_id}: {error}" for run_id, error in failures))
 
 
+runs.add_command(update)
 runs.add_command(wait)
 runs.add_command(logs)
 runs.add_command(results)

@@ -3,7 +3,8 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, client settings, the network, webhooks.
+shapes, runs and flows, who runs are shared with, exported files, client settings, the
+network, webhooks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._base import (
     describe,
     wrong_type,
 )
+from ._files import check_callback, check_columns, check_export_path
 from ._network import (
     check_ca_bundle,
     check_default_headers,
@@ -30,10 +32,17 @@ from ._network import (
     check_proxy_url,
     redact_url,
 )
+from ._permissions import (
+    PERMISSION_LISTS,
+    check_permission_update,
+    check_principal,
+    check_principal_list,
+)
 from ._runs import (
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_concurrency,
+    check_cursor,
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
@@ -80,17 +89,22 @@ from ._webhooks import (
 __all__ = [
     "EVENT_TYPES",
     "MAX_PAGE_SIZE",
+    "PERMISSION_LISTS",
     "bad_value",
     "check_api_key",
     "check_base_url",
     "check_batch_ids",
     "check_bool",
     "check_ca_bundle",
+    "check_callback",
     "check_clock",
+    "check_columns",
     "check_concurrency",
+    "check_cursor",
     "check_default_headers",
     "check_endpoint_id",
     "check_endpoint_url",
+    "check_export_path",
     "check_events",
     "check_flow_name",
     "check_flow_version",
@@ -106,6 +120,9 @@ __all__ = [
     "check_optional_str",
     "check_page",
     "check_page_size",
+    "check_permission_update",
+    "check_principal",
+    "check_principal_list",
     "check_proxy_route",
     "check_proxy_url",
     "check_receiver_path",

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "check_batch_ids",
     "check_concurrency",
+    "check_cursor",
     "check_flow_name",
     "check_flow_version",
     "check_idempotency_key",
@@ -44,7 +45,7 @@ __all__ = [
 MAX_PAGE_SIZE = 100
 _FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*:v[0-9]+")
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
-_ORDER_BY = ("created_at", "updated_at")
+_ORDER_BY = ("created_at",)
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -139,15 +140,22 @@ def check_tags(tags: object) -> list[str]:
     return check_str_list(tags, "tags")
 
 
-def check_update(*, label: object, tags: object) -> dict[str, object]:
-    """The body of a run update: a label and/or tags, at least one of them."""
+def check_update(
+    *, label: object, tags: object, permissions: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The body of a run update: a label, tags and/or the (already checked) ``permissions``
+    fields of ``check_permission_update``; at least one of them."""
     body: dict[str, object] = {}
     if label is not None:
         body["label"] = check_optional_str(label, "label")
     if tags is not None:
         body["tags"] = check_tags(tags)
+    body.update(permissions or {})
     if not body:
-        raise ValueError("update() needs label=... and/or tags=...")
+        raise ValueError(
+            "update() needs label=..., tags=..., run_owner=... and/or a permission list "
+            "(monitoring_by, monitoring_groups, managing_by, managing_groups)"
+        )
     return body
 
 
@@ -214,9 +222,21 @@ def check_timestamp(name: str, value: object) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def check_cursor(cursor: object) -> str | None:
+    """A saved ``next_cursor`` of a run listing, or None."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise wrong_type("cursor", "a str (a page's next_cursor) or None", cursor)
+    if not cursor or len(cursor) > 4096 or not cursor.isascii() or not cursor.isprintable():
+        raise bad_value("cursor", "a page's next_cursor, as it was given", cursor)
+    return cursor
+
+
 def check_list_filters(
     *,
     flow_version: object,
+    source_path: object,
     status: object,
     label: object,
     tags: object,
@@ -225,21 +245,36 @@ def check_list_filters(
     order_by: object,
     descending: object,
     page_size: object,
+    cursor: object,
 ) -> list[tuple[str, str | int]]:
-    """The query of ``runs.list(...)``, every filter checked."""
+    """The query of ``runs.list(...)``, every filter checked.
+
+    With a ``cursor`` the order is the cursor's own, so it is not sent; filters given with one
+    are sent, for the service to check that they are the cursor's.
+    """
     size = check_page_size(page_size)
     if not isinstance(order_by, str):
         raise wrong_type("order_by", "a str", order_by)
+    if order_by == "updated_at":
+        raise bad_value(
+            "order_by",
+            "'created_at' (updated_at changes while you iterate, so pages would skip and "
+            "repeat runs: the service refuses it)",
+            order_by,
+        )
     if order_by not in _ORDER_BY:
         raise bad_value("order_by", f"one of {', '.join(_ORDER_BY)}", order_by)
     check_bool(descending, "descending")
-    params: list[tuple[str, str | int]] = [
-        ("order_by", order_by),
-        ("order", "desc" if descending else "asc"),
-        ("size", size),
-    ]
+    saved = check_cursor(cursor)
+    params: list[tuple[str, str | int]] = [("size", size)]
+    if saved is None:
+        params += [("order_by", order_by), ("order", "desc" if descending else "asc")]
+    else:
+        params.append(("cursor", saved))
     if flow_version is not None:
         params.append(("flow_version", check_nonempty_str(flow_version, "flow_version")))
+    if source_path is not None:
+        params.append(("source_path", check_nonempty_str(source_path, "source_path")))
     params.extend(("status", value) for value in check_statuses(status))
     if label is not None:
         params.append(("label", check_nonempty_str(label, "label")))

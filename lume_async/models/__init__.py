@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .._status import RunStatus
 from ._containers import BatchOutcome, Page
-from ._flows import Flow, FlowVersion
+from ._flows import Flow, FlowVersion, TargetField
 from ._metadata import (
     PipelineMetadata,
     ResultsMetadata,
@@ -45,6 +45,7 @@ __all__ = [
     "RunStatus",
     "StageError",
     "StageTimings",
+    "TargetField",
     "TargetLocations",
     "TopError",
     "ValidationMetadata",

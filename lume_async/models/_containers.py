@@ -17,6 +17,14 @@ class Page(Generic[T]):
 
     ``total`` and ``pages`` are None for cursor-paged listings, which cannot know them cheaply;
     ``next_cursor`` is then where the next page starts.
+
+    Attributes:
+        items: The page's items, in order.
+        page: The page's number, from 1 (always 1 for cursor-paged listings).
+        size: The page size asked for.
+        total: Items in the whole listing, when known.
+        pages: Pages in the whole listing, when known.
+        next_cursor: Where the next page starts, for cursor-paged listings.
     """
 
     items: tuple[T, ...]
@@ -45,6 +53,20 @@ class BatchOutcome(Generic[T]):
 
     Exactly one of ``value`` (when ``ok``) and ``error`` is set; one failed item never aborts the
     others, so a batch returns one outcome per input.
+
+    Attributes:
+        index: The item's position in the input.
+        ok: True when the item succeeded.
+        value: The item's result, when ``ok``.
+        error: The exception the item raised, when not ``ok``.
+
+    Examples:
+        >>> outcomes = [BatchOutcome.success(0, "run_a"), BatchOutcome.failure(1, KeyError("b"))]
+        >>> [o.value for o in outcomes if o.ok]
+        ['run_a']
+        >>> outcomes[1].unwrap()
+        Traceback (most recent call last):
+        KeyError: 'b'
     """
 
     index: int
@@ -63,7 +85,11 @@ class BatchOutcome(Generic[T]):
         return cls(index, False, None, error)
 
     def unwrap(self) -> T:
-        """The value, or raise the item's error."""
+        """The value, or raise the item's error.
+
+        Raises:
+            Exception: The item's own error, when it failed.
+        """
         if not self.ok:
             if self.error is not None:
                 raise self.error

@@ -7,13 +7,29 @@ from typing import Any
 
 import attrs
 
-from .._validation import check_run_request, check_tags
+from .._validation import check_principal, check_principal_list, check_run_request, check_tags
 
 __all__ = ["RunRequest"]
 
 
 def _tags(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(check_tags(value))
+
+
+def _monitoring_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_by")
+
+
+def _monitoring_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_groups")
+
+
+def _managing_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_by")
+
+
+def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_groups")
 
 
 @attrs.frozen
@@ -23,6 +39,38 @@ class RunRequest:
     Exactly one of ``source_path`` (a location the service reads) and ``source_data`` (rows sent
     inline, a sequence of JSON objects) is given. ``flow_version`` is written ``name:vN``.
     ``idempotency_key`` is sent as a header, so retries of this create never make a second run.
+
+    Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
+    ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
+    ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do anything.
+
+    Attributes:
+        flow_version: The flow version to apply, ``name:vN``.
+        source_path: A location the service reads, such as ``s3://bucket/batch_001``.
+        source_data: Rows sent inline, a sequence of JSON objects.
+        run_metadata: Your own metadata, stored with the run.
+        force_rerun: Run even if this (flow_version, source_path) already wrote data.
+        label: A label for the run.
+        tags: Tags for the run.
+        idempotency_key: The key of this create; one is generated per create when None.
+        run_owner: Who owns the run (default: the principal of the API key).
+        monitoring_by: Principals who may read the run.
+        monitoring_groups: Groups whose principals may read the run.
+        managing_by: Principals who may read, update and cancel the run.
+        managing_groups: Groups whose principals may read, update and cancel the run.
+
+    Raises:
+        ValueError: An argument is malformed, or both or neither of ``source_path`` and
+            ``source_data`` are given.
+        TypeError: An argument has the wrong type.
+
+    Examples:
+        >>> request = RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_001")
+        >>> request.to_wire()
+        {'flow_version': 'customer_cleaner:v1', 'source_path': 's3://bucket/batch_001'}
+        >>> RunRequest("customer_cleaner", source_path="s3://bucket/batch_001")
+        Traceback (most recent call last):
+        ValueError: flow_version must be ...
     """
 
     flow_version: str
@@ -33,6 +81,15 @@ class RunRequest:
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
     idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    run_owner: str | None = attrs.field(default=None, kw_only=True)
+    monitoring_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_monitoring_by)
+    monitoring_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_monitoring_groups
+    )
+    managing_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_managing_by)
+    managing_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_managing_groups
+    )
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -44,6 +101,8 @@ class RunRequest:
             label=self.label,
             idempotency_key=self.idempotency_key,
         )
+        if self.run_owner is not None:
+            check_principal(self.run_owner, "run_owner")
         if rows is not None:
             object.__setattr__(self, "source_data", rows)
 
@@ -62,4 +121,10 @@ class RunRequest:
             body["label"] = self.label
         if self.tags:
             body["tags"] = list(self.tags)
+        if self.run_owner is not None:
+            body["run_owner"] = self.run_owner
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            names: tuple[str, ...] = getattr(self, name)
+            if names:
+                body[name] = list(names)
         return body

@@ -16,7 +16,12 @@ __all__ = ["RunData", "RunErrorInfo"]
 
 @attrs.frozen(kw_only=True)
 class RunErrorInfo:
-    """Why a run ended FAILED or CRASHED."""
+    """Why a run ended FAILED or CRASHED.
+
+    Attributes:
+        code: A short machine-readable code.
+        message: What happened, for people.
+    """
 
     code: str
     message: str
@@ -30,11 +35,32 @@ _metadata_decoder: Callable[[dict[str, Any]], RunMetadata] | None = None
 class RunData:
     """A run exactly as the service returned it (the state behind an ``AsyncRun`` handle).
 
-    ``request_id`` names the answer it came in, for support requests; equality ignores it.
+    ``created_by`` and ``run_owner`` are principals (None from a service that does not say);
+    the four lists say who else may read (``monitoring_*``) or manage (``managing_*``) the run.
 
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
     the cost of a run. A malformed tree raises ResponseValidationError on that first read.
+
+    Attributes:
+        id: The run's id (``run_...``).
+        status: Where the run is in its lifecycle.
+        flow_version: The flow version the run applies (``name:vN``).
+        source_path: Where the service reads the source rows; None for rows sent inline.
+        label: The run's label, if it was given one.
+        tags: The run's tags.
+        run_metadata: Your own metadata, as given at create.
+        created_at: When the service created the run (UTC).
+        updated_at: When the run last changed (UTC).
+        error: Why the run ended FAILED or CRASHED; None otherwise.
+        created_by: The principal whose API key created the run.
+        run_owner: The principal who owns the run.
+        monitoring_by: Principals who may read the run.
+        monitoring_groups: Groups whose principals may read the run.
+        managing_by: Principals who may read, update and cancel the run.
+        managing_groups: Groups whose principals may read, update and cancel the run.
+        request_id: The ``x-request-id`` of the answer this snapshot came in, for a support
+            request; not part of the run (equality and JSON leave it out).
     """
 
     id: str
@@ -51,8 +77,13 @@ class RunData:
     _metadata_json: dict[str, Any] | None = attrs.field(
         default=None, alias="metadata_json", repr=False
     )
+    created_by: str | None = None
+    run_owner: str | None = None
+    monitoring_by: tuple[str, ...] = ()
+    monitoring_groups: tuple[str, ...] = ()
+    managing_by: tuple[str, ...] = ()
+    managing_groups: tuple[str, ...] = ()
     request_id: str | None = None
-    """The ``x-request-id`` of the answer this snapshot came in (not part of the run)."""
 
     @property
     def metadata(self) -> RunMetadata | None:
@@ -81,6 +112,12 @@ class RunData:
             self.updated_at,
             self.metadata,
             self.error,
+            self.created_by,
+            self.run_owner,
+            self.monitoring_by,
+            self.monitoring_groups,
+            self.managing_by,
+            self.managing_groups,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -96,5 +133,8 @@ class RunData:
             f"RunData(id={self.id!r}, status={self.status!r}, flow_version={self.flow_version!r}, "
             f"source_path={self.source_path!r}, label={self.label!r}, tags={self.tags!r}, "
             f"created_at={self.created_at!r}, updated_at={self.updated_at!r}, "
-            f"metadata={self.metadata!r}, error={self.error!r})"
+            f"metadata={self.metadata!r}, error={self.error!r}, created_by={self.created_by!r}, "
+            f"run_owner={self.run_owner!r}, monitoring_by={self.monitoring_by!r}, "
+            f"monitoring_groups={self.monitoring_groups!r}, managing_by={self.managing_by!r}, "
+            f"managing_groups={self.managing_groups!r})"
         )

@@ -14,7 +14,14 @@ __all__ = ["WebhookEndpoint", "WebhookEvent", "WebhookRunData"]
 
 @attrs.frozen(kw_only=True)
 class WebhookEndpoint:
-    """A URL the service sends run completion events to; ``secret`` signs them (never shown)."""
+    """A URL the service sends run completion events to; ``secret`` signs them (never shown).
+
+    Attributes:
+        id: The endpoint's id.
+        url: Where the events are sent.
+        events: The event types sent, such as ``run.succeeded``.
+        secret: The signing secret; only in the answer to ``create``, and never in the repr.
+    """
 
     id: str
     url: str
@@ -24,7 +31,15 @@ class WebhookEndpoint:
 
 @attrs.frozen(kw_only=True)
 class WebhookRunData:
-    """The run a webhook event is about, as it stood when the event was sent."""
+    """The run a webhook event is about, as it stood when the event was sent.
+
+    Attributes:
+        run_id: The run's id.
+        status: Its terminal status.
+        flow_version: The flow version it applied.
+        source_path: Where its source rows were read.
+        run_metadata: Your own metadata, as given at create.
+    """
 
     run_id: str
     status: RunStatus
@@ -35,7 +50,15 @@ class WebhookRunData:
 
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
-    """A verified webhook delivery; ``type`` is e.g. ``run.succeeded``; ``id`` survives retries."""
+    """A verified webhook delivery; ``type`` is e.g. ``run.succeeded``; ``id`` survives retries.
+
+    Attributes:
+        id: The event's id (``evt_...``): the same in every retried delivery, so deduplicate on it.
+        type: ``run.succeeded``, ``run.partial_failed``, ``run.failed``, ``run.crashed`` or
+            ``run.canceled``.
+        created_at: When the service made the event (UTC).
+        data: The run it is about.
+    """
 
     id: str
     type: str

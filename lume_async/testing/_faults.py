@@ -49,6 +49,24 @@ class FaultProfile:
     ``rate`` is the probability that a request is hit; ``kinds`` are drawn uniformly; ``phase``
     ``before`` loses the request before the handler runs, ``after`` does the work and then loses
     the answer (as a proxy would), ``both`` picks one of the two per fault.
+
+    Attributes:
+        rate: The probability that a ``/v1`` request is hit, 0 to 1.
+        kinds: The faults to draw from: ``500``, ``502``, ``503``, ``429``, ``reset`` (close the
+            connection without answering), ``delay`` (answer late) and ``truncate`` (cut the body).
+        phase: ``before`` the handler runs, ``after`` it (the work is done, the answer lost), or
+            ``both``.
+        seed: The seed of the draws: the same requests in the same order meet the same faults.
+        delay: Seconds a ``delay`` fault holds the answer.
+        retry_after: The ``Retry-After`` seconds of injected 429 and 503 answers.
+
+    Raises:
+        ValueError: ``rate`` is outside 0..1, a kind or the phase is unknown, or a delay is
+            negative.
+
+    Examples:
+        >>> FaultProfile(rate=0.3, kinds=("503", "reset"), seed=7).kinds
+        ('503', 'reset')
     """
 
     rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
@@ -76,6 +94,7 @@ class FaultProfile:
         return cls(**data)
 
     def to_json(self) -> dict[str, Any]:
+        """The profile as the control plane's JSON body (``POST /_emulator/faults``)."""
         return attrs.asdict(self)
 
 

@@ -32,3 +32,17 @@ async def lume(emu: Emulator) -> AsyncIterator[AsyncLume]:
 async def scripted() -> AsyncIterator[ScriptedServer]:
     async with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture
+async def vemu(clock: VirtualClock) -> AsyncIterator[Emulator]:
+    """An emulator on the test's loop, on the same virtual clock as ``vlume``."""
+    async with Emulator(clock=clock) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def vlume(vemu: Emulator, clock: VirtualClock) -> AsyncIterator[AsyncLume]:
+    """A client of ``vemu`` in virtual time: runs progress while it waits, and nothing sleeps."""
+    async with AsyncLume(api_key=vemu.api_key, base_url=vemu.url, clock=clock) as client:
+        yield client

@@ -79,6 +79,8 @@ TYPED: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("page_size", lambda c, v: c.runs.list(page_size=v), integer),
     ("page_size", lambda c, v: c.flows.list(page_size=v), integer),
     ("order_by", lambda c, v: c.runs.list(order_by=v), text),
+    ("cursor", lambda c, v: c.runs.list(cursor=v), optional(text)),
+    ("source_path", lambda c, v: c.runs.list(source_path=v), optional(text)),
     ("descending", lambda c, v: c.runs.list(descending=v), lambda v: isinstance(v, bool)),
     (
         "created_after",
@@ -222,6 +224,17 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
             )
         ),
     ),
+    (
+        "order_by",
+        lambda c, v: c.runs.list(order_by=v),
+        st.just("updated_at") | st.text().filter(lambda s: s != "created_at"),
+    ),
+    (
+        "cursor",
+        lambda c, v: c.runs.list(cursor=v),
+        st.text().filter(lambda s: not (0 < len(s) <= 4096 and s.isascii() and s.isprintable())),
+    ),
+    ("source_path", lambda c, v: c.runs.list(source_path=v), st.just("")),
     ("tolerance", lambda c, v: verify(b"{}", {}, "s", tolerance=v), st.floats(max_value=-1e-9)),
     ("ttl", lambda c, v: ReplayGuard(ttl=v), st.floats(max_value=0)),
 ]

@@ -49,8 +49,8 @@ ASYNC_EXPORTS = [
     "ResultsMetadata", "RetryEvent", "RetryPolicy", "RunData", "RunError", "RunErrorInfo",
     "RunFailedError", "RunInfo", "RunMetadata", "RunNotFoundError", "RunRequest", "RunStatus",
     "RunTimeoutError", "ServerError", "StageError", "StageTimings", "SyncFacadeError",
-    "TargetLocations", "Timeout", "TopError", "ValidationMetadata", "WebhookEndpoint",
-    "WebhookEvent", "WebhookRunData", "WebhookVerificationError", "__version__",
+    "TargetField", "TargetLocations", "Timeout", "TopError", "ValidationMetadata",
+    "WebhookEndpoint", "WebhookEvent", "WebhookRunData", "WebhookVerificationError", "__version__",
 ]  # fmt: skip
 SYNC_EXPORTS = [
     "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BatchOutcome",
@@ -60,7 +60,8 @@ SYNC_EXPORTS = [
     "RejectedRow", "ResponseValidationError", "ResultsMetadata", "RetryEvent", "RetryPolicy",
     "Run", "RunData", "RunError", "RunErrorInfo", "RunFailedError", "RunInfo", "RunMetadata",
     "RunNotFoundError", "RunRequest", "RunStatus", "RunTimeoutError", "Runs", "ServerError",
-    "StageError", "StageTimings", "SyncFacadeError", "TargetLocations", "Timeout", "TopError",
+    "StageError", "StageTimings", "SyncFacadeError", "TargetField", "TargetLocations", "Timeout",
+    "TopError",
     "ValidationMetadata", "WebhookEndpoint", "WebhookEndpoints", "WebhookEvent",
     "WebhookRunData", "WebhookVerificationError", "__version__",
 ]  # fmt: skip

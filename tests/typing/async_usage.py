@@ -13,11 +13,15 @@ from lume_async import (
     AsyncRuns,
     BatchOutcome,
     Flow,
+    FlowVersion,
     LogEntry,
     Page,
     ProcessResult,
     RejectedRow,
+    RunFailedError,
+    RunMetadata,
     RunStatus,
+    TargetField,
 )
 
 
@@ -52,4 +56,37 @@ async def usage() -> None:
 
         result = await lume.process("customer_cleaner:v1", source_data=[{"name": "a"}])
         assert_type(result, ProcessResult[AsyncRun])
+
+        # The seeds' operations.
+        assert_type(await lume.runs.wait(run.id, timeout=600, poll_interval=10), AsyncRun)
+        assert_type(await run.rerun(), AsyncRun)
+        assert_type(run.input(), AsyncPaginator[dict[str, Any]])
+        assert_type(lume.runs.input(run.id), AsyncPaginator[dict[str, Any]])
+        assert_type(run.logs(follow=True, poll_interval=1), AsyncPaginator[LogEntry])
+        assert_type(lume.runs.logs(run.id, follow=True), AsyncPaginator[LogEntry])
+        flow = await lume.flows.get("customer_cleaner")
+        assert_type(flow.version("v1"), FlowVersion)
+        assert_type(flow.version("v1").target_schema, dict[str, TargetField])
+        listing = lume.runs.list(source_path="s3://b/x", status=["RUNNING", "INCOMPLETE"])
+        page = await anext(listing.pages())
+        assert_type(page.next_cursor, str | None)
+        if page.next_cursor is not None:
+            assert_type(lume.runs.list(cursor=page.next_cursor), AsyncPaginator[AsyncRun])
+
+        metadata = run.metadata
+        assert_type(metadata, RunMetadata | None)
+        if metadata is not None:
+            assert_type(metadata["results"], Any)
+            assert_type(metadata.get("error_message"), Any | None)
+            assert_type(metadata.error_message, str | None)
+            assert_type(list(metadata.keys()), list[str])
+
+        assert_type(await run.results().to_jsonl("out.jsonl", on_progress=print), int)
+        assert_type(await run.rejects().to_csv("rejects.csv", columns=["index"]), int)
+        assert_type(await run.results().to_pandas(), Any)
+        assert_type(await run.results().to_arrow(), Any)
+        try:
+            await lume.process("customer_cleaner:v1", source_data=[{"name": ""}])
+        except RunFailedError as exc:
+            assert_type(exc.rejects, list[RejectedRow])
     await lume.aclose()

@@ -10,6 +10,7 @@ from lume_sync import (
     BatchOutcome,
     Flow,
     Flows,
+    FlowVersion,
     LogEntry,
     Lume,
     Page,
@@ -17,6 +18,7 @@ from lume_sync import (
     ProcessResult,
     RejectedRow,
     Run,
+    RunFailedError,
     Runs,
     RunStatus,
     SyncFacadeError,
@@ -65,6 +67,24 @@ def usage() -> None:
         assert_type(result, ProcessResult[Run])
         assert_type(result.run, Run)
         assert_type(result.rows, list[dict[str, Any]])
+
+        # The seeds' operations.
+        assert_type(lume.runs.wait(run.id, timeout=600, poll_interval=10), Run)
+        assert_type(run.rerun(), Run)
+        assert_type(run.input(), Paginator[dict[str, Any]])
+        assert_type(run.logs(follow=True), Paginator[LogEntry])
+        assert_type(lume.flows.get("customer_cleaner").version("v2"), FlowVersion)
+        first = next(iter(lume.runs.list(source_path="s3://b/x", page_size=10).pages()))
+        if first.next_cursor is not None:
+            assert_type(lume.runs.list(cursor=first.next_cursor), Paginator[Run])
+        if run.metadata is not None:
+            assert_type(run.metadata["target_locations"], Any)
+        assert_type(run.results().to_jsonl("out.jsonl"), int)
+        assert_type(run.results().to_csv("out.csv", on_progress=lambda n: None), int)
+        try:
+            lume.process("customer_cleaner:v1", source_data=[{"name": ""}])
+        except RunFailedError as exc:
+            assert_type(exc.rejects, list[RejectedRow])
 
         try:
             lume.run_status("run_01")

@@ -1,0 +1,54 @@
+"""Following a run's log: its entries as they are written, until the run has ended.
+
+A run's log only grows, oldest entry first, so the stream keeps a count of the entries it has
+handed out and asks for the page that holds the next one: nothing is repeated and nothing is
+skipped. Each round reads the run's status first and then the log to its end; once a status
+read says the run has ended, the log read after it is the whole log, and the stream ends. Pauses
+between rounds start at ``poll_interval``, grow by half while nothing new is written (up to
+``MAX_INTERVAL`` or ``poll_interval`` if that is longer) and drop back as soon as something is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import attrs
+
+from ._clock import Clock
+from .models import LogEntry, Page, RunData
+
+__all__ = ["MAX_INTERVAL", "follow"]
+
+MAX_INTERVAL: Final = 30.0
+_GROWTH: Final = 1.5
+
+
+async def follow(
+    *,
+    read_run: Callable[[], Awaitable[RunData]],
+    read_page: Callable[[int], Awaitable[Page[LogEntry]]],
+    page_size: int,
+    poll_interval: float,
+    clock: Clock,
+) -> AsyncIterator[Page[LogEntry]]:
+    """Pages of entries not seen before (``read_page(n)`` reads page ``n`` of ``page_size``)."""
+    seen = 0
+    pause = poll_interval
+    longest = max(poll_interval, MAX_INTERVAL)
+    while True:
+        ended = (await read_run()).is_terminal
+        grew = False
+        while True:
+            page = await read_page(seen // page_size + 1)
+            fresh = page.items[seen % page_size :]
+            if fresh:
+                seen += len(fresh)
+                grew = True
+                yield attrs.evolve(page, items=fresh)
+            if not fresh or len(page.items) < page_size or seen >= (page.total or 0):
+                break
+        if ended:
+            return
+        pause = poll_interval if grew else min(pause * _GROWTH, longest)
+        await clock.sleep(pause)
