@@ -167,9 +167,11 @@ def speak_cli(message: str, names: Mapping[str, str]) -> str:
     """An SDK message with its argument names (``force_rerun``) as the command spells them."""
     if not names:
         return message
-    pattern = re.compile(
-        r"(?<![\w-])("
-        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-        + r")\b"
-    )
-    return pattern.sub(lambda m: names[m.group(1)], message)
+    words = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w-])({words})(?:\[(\d+)\])?(?!\w)")
+
+    def spell(match: re.Match[str]) -> str:
+        index = match.group(2)  # tags[2]: the third --tag given
+        return names[match.group(1)] + (f" #{int(index) + 1}" if index is not None else "")
+
+    return pattern.sub(spell, message)

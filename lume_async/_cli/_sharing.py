@@ -133,12 +133,12 @@ def update(
     for name in clear:
         keyword = _CLEARABLE[name]
         if changes.get(keyword):
-            raise ValueError(f"--clear {name} contradicts the names given for it")
+            raise click.UsageError(f"--clear {name} contradicts the names given for it")
         changes[keyword] = []
     if label is not None:
         changes["label"] = label
     if not changes:
-        raise ValueError(
+        raise click.UsageError(
             "nothing to change: give --label, --tag, --owner, --monitor, --monitor-group, "
             "--manager, --manager-group or --clear"
         )

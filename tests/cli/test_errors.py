@@ -82,6 +82,11 @@ def test_speak_cli_leaves_options_and_other_words_alone() -> None:
     assert speak_cli("force_rerun must be a bool", names) == "--force-rerun must be a bool"
 
 
+def test_speak_cli_numbers_the_items_of_a_repeated_option() -> None:
+    names = {"tags": "--tag"}
+    assert speak_cli("tags[2] must be a str", names) == "--tag #3 must be a str"
+
+
 def test_a_missing_source_names_the_argument_and_the_option(emu: Emulator) -> None:
     line = lume("runs", "create", CUSTOMERS, emu=emu).error_line()
     assert "exactly one of SOURCE_PATH and --data" in line

@@ -34,12 +34,12 @@ def test_flows_get_of_an_unknown_flow_is_one_error_line(emu: Emulator) -> None:
 
 def test_webhooks_create_list_delete(emu: Emulator) -> None:
     made = ok_json(
-        "webhooks", "create", "https://example.com/hook", "--event", "run.failed", emu=emu
+        "webhooks", "create", "http://127.0.0.1:9/hook", "--event", "run.failed", emu=emu
     )
     assert made["events"] == ["run.failed"]
     assert made["secret"].startswith("whsec_")
     listed = ok_json("webhooks", "list", emu=emu)
-    assert [(e["id"], e["url"]) for e in listed] == [(made["id"], "https://example.com/hook")]
+    assert [(e["id"], e["url"]) for e in listed] == [(made["id"], "http://127.0.0.1:9/hook")]
     assert "secret" not in listed[0]
     assert ok_json("webhooks", "delete", made["id"], emu=emu) == {"deleted": [made["id"]]}
     assert ok_json("webhooks", "list", emu=emu) == []
@@ -47,13 +47,13 @@ def test_webhooks_create_list_delete(emu: Emulator) -> None:
 
 def test_webhooks_create_shows_the_secret_to_verify_with(emu: Emulator) -> None:
     secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
-    out = ok("webhooks", "create", "https://example.com/h", "--secret", secret, emu=emu)
+    out = ok("webhooks", "create", "http://127.0.0.1:9/h", "--secret", secret, emu=emu)
     assert secret in out
     assert "run.succeeded" in out
 
 
 def test_webhooks_create_with_an_unknown_event_is_a_usage_error(emu: Emulator) -> None:
-    done = lume("webhooks", "create", "https://example.com/h", "--event", "run.nope", emu=emu)
+    done = lume("webhooks", "create", "http://127.0.0.1:9/h", "--event", "run.nope", emu=emu)
     assert done.status == 2
 
 
@@ -64,7 +64,7 @@ def test_webhooks_create_with_a_bad_url_names_the_argument(emu: Emulator) -> Non
 
 
 def test_webhooks_delete_of_a_malformed_id_deletes_none(emu: Emulator) -> None:
-    made = ok_json("webhooks", "create", "https://example.com/hook", emu=emu)
+    made = ok_json("webhooks", "create", "http://127.0.0.1:9/hook", emu=emu)
     done = lume("webhooks", "delete", made["id"], "not an id", emu=emu)
     assert done.status == 2
     assert "ENDPOINT_ID" in done.error_line()

@@ -132,7 +132,14 @@ def test_update_replaces_the_tags(emu: Emulator) -> None:
 
 def test_update_clear_tags_removes_them_all(emu: Emulator) -> None:
     run_id = ok_json("runs", "create", CUSTOMERS, "synthetic://u", "--tag", "a", emu=emu)["id"]
-    assert ok_json("runs", "update", run_id, "--clear-tags", emu=emu)["tags"] == []
+    assert ok_json("runs", "update", run_id, "--clear", "tags", emu=emu)["tags"] == []
+
+
+def test_update_clearing_the_tags_it_also_sets_is_a_usage_error(emu: Emulator) -> None:
+    run_id = ok_json("runs", "create", CUSTOMERS, "synthetic://u", "--tag", "a", emu=emu)["id"]
+    done = lume("runs", "update", run_id, "--tag", "b", "--clear", "tags", emu=emu)
+    assert done.status == 2
+    assert "--clear tags contradicts" in done.error_line()
 
 
 def test_update_shows_the_changed_run(emu: Emulator) -> None:
