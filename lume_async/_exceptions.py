@@ -126,7 +126,13 @@ class InvalidRequestError(APIError):
 
 
 class DuplicateRunError(InvalidRequestError):
-    """409 ``duplicate_source_path``: this (flow_version, source_path) already SUCCEEDED."""
+    """409 ``duplicate_source_path``: this (flow_version, source_path) was already processed.
+
+    A run of the pair SUCCEEDED or PARTIAL_FAILED, and both wrote rows to the target, so the
+    service refuses to process the source again unless ``force_rerun=True`` (which risks
+    duplicate data in the target). ``existing_run_id`` names that run (None when the caller may
+    not read it). Pairs whose runs all wrote nothing (FAILED, CRASHED, CANCELED) run again.
+    """
 
     def __init__(self, message: str, *, existing_run_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

@@ -34,11 +34,12 @@ class AsyncRun:
     the other methods update them in place and return the same handle.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_core")
+    __slots__ = ("__weakref__", "_cell", "_core", "_reused")
 
-    def __init__(self, cell: RunCell, core: RunsCore) -> None:
+    def __init__(self, cell: RunCell, core: RunsCore, *, reused: bool = False) -> None:
         self._cell = cell
         self._core = core
+        self._reused = reused
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -140,6 +141,18 @@ class AsyncRun:
     def request_id(self) -> str | None:
         """The ``x-request-id`` of the answer that last updated this handle (for support)."""
         return self._cell.data.request_id
+
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made and for handles from any other call. A create repeated with the same idempotency
+        key gets the first answer again, so it says what the first create said.
+        """
+        return self._reused
 
     def __repr__(self) -> str:
         return f"<AsyncRun {self.id} {self.status.value} {self.flow_version}>"
@@ -288,8 +301,8 @@ class AsyncRun:
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned. It is shared as this run is:
-        the same owner, monitors and managers.
+        processed is not run twice: its run in flight is returned (``reused`` is True). It is
+        shared as this run is: the same owner, monitors and managers.
 
         Raises:
             InvalidRequestError: The service refused the new run.
@@ -311,7 +324,8 @@ class AsyncRun:
             managing_by=data.managing_by,
             managing_groups=data.managing_groups,
         )
-        return AsyncRun(RunCell(await self._core.create(request)), self._core)
+        created, reused = await self._core.create(request)
+        return AsyncRun(RunCell(created), self._core, reused=reused)
 
 
 def cell_of(run: AsyncRun) -> RunCell:

@@ -7,15 +7,17 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ._batch import ProgressCallback, run_batch
-from ._exceptions import RunNotFoundError
+from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
     check_bool,
+    check_concurrency,
+    check_idempotency_namespace,
     check_interval,
     check_items,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -33,8 +35,12 @@ class AsyncRuns:
     def __init__(self, core: RunsCore) -> None:
         self._core = core
 
-    def _handle(self, data: RunData) -> AsyncRun:
-        return AsyncRun(RunCell(data), self._core)
+    def _handle(self, data: RunData, *, reused: bool = False) -> AsyncRun:
+        return AsyncRun(RunCell(data), self._core, reused=reused)
+
+    async def _create(self, request: RunRequest) -> AsyncRun:
+        data, reused = await self._core.create(request)
+        return self._handle(data, reused=reused)
 
     # -- single runs -------------------------------------------------------------------------
     async def create(
@@ -48,6 +54,7 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
         run_owner: str | None = None,
         monitoring_by: Iterable[str] = (),
         monitoring_groups: Iterable[str] = (),
@@ -56,10 +63,14 @@ class AsyncRuns:
     ) -> AsyncRun:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
 
         The run is ``run_owner``'s (default: the API key's principal). Principals named in
         ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
@@ -72,10 +83,12 @@ class AsyncRuns:
             NotFoundError: The flow version does not exist.
             InvalidRequestError: The service refused the request, e.g. an idempotency key reused
                 with another body (422).
-            ValueError: An argument is malformed, or both or neither of ``source_path`` and
-                ``source_data`` are given (before any request).
+            ValueError: An argument is malformed, both or neither of ``source_path`` and
+                ``source_data`` are given, or both ``idempotency_key`` and
+                ``idempotency_namespace`` are (before any request).
             TypeError: An argument has the wrong type (before any request).
         """
+        check_key_choice(idempotency_key, idempotency_namespace)
         request = RunRequest(
             flow_version,
             source_path=source_path,
@@ -91,7 +104,9 @@ class AsyncRuns:
             managing_by=managing_by,
             managing_groups=managing_groups,
         )
-        return self._handle(await self._core.create(request))
+        if idempotency_namespace is not None:
+            request = request.with_namespace(idempotency_namespace)
+        return await self._create(request)
 
     async def get(self, run_id: str) -> AsyncRun:
         """The run with this id, fresh from the service.
@@ -253,26 +268,37 @@ class AsyncRuns:
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
-        ``on_progress(done, total, failed)`` is called after each item.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
+        is called after each item.
 
         Raises:
-            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
-                are in their outcomes, never raised.
+            ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
+                (before any request). Errors of single items are in their outcomes, never
+                raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        items = list(requests)
+        check_concurrency(concurrency)
+        check_idempotency_namespace(idempotency_namespace)
+        prepared = requests_of(requests, idempotency_namespace)
 
-        async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
-            # Built here, inside the worker, so a bad item is that item's failure alone.
-            request = item if isinstance(item, RunRequest) else RunRequest(**item)
-            return self._handle(await self._core.create(request))
+        async def create_one(request: RunRequest | Exception) -> AsyncRun:
+            if isinstance(request, Exception):
+                raise request
+            return await self._create(request)
 
-        return await run_batch(items, create_one, concurrency, on_progress)
+        return await run_batch(prepared, create_one, concurrency, on_progress, key=key_of)
 
     async def get_many(
         self,
@@ -292,52 +318,9 @@ class AsyncRuns:
                 in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        ids = list(run_ids)
-        total = len(ids)
-        outcomes: builtins.list[BatchOutcome[AsyncRun] | None] = [None] * total
-        done = failed = 0
-
-        async def fetch_chunk(start: int) -> None:
-            nonlocal done, failed
-            chunk = ids[start : start + BATCH_GET_MAX]
-            invalid = {i: _id_error(run_id) for i, run_id in enumerate(chunk, start)}
-            valid = [run_id for i, run_id in enumerate(chunk, start) if invalid[i] is None]
-            found: dict[str, RunData] = {}
-            error: Exception | None = None
-            if valid:
-                try:
-                    found = await self.batch_get(valid)
-                except Exception as exc:
-                    error = exc
-            for index, run_id in enumerate(chunk, start):
-                outcome: BatchOutcome[AsyncRun]
-                bad_id = invalid[index]
-                if bad_id is not None:
-                    outcome = BatchOutcome.failure(index, bad_id)
-                elif error is not None:
-                    outcome = BatchOutcome.failure(index, error)
-                elif run_id in found:
-                    outcome = BatchOutcome.success(index, self._handle(found[run_id]))
-                else:
-                    outcome = BatchOutcome.failure(
-                        index,
-                        RunNotFoundError(
-                            f"run {run_id} not found", status_code=404, code="not_found"
-                        ),
-                    )
-                outcomes[index] = outcome
-                failed += not outcome.ok
-            done += len(chunk)
-
-        def progress(*_: int) -> None:
-            # Counted in runs, not in requests; called by _run_batch so that an exception in
-            # on_progress propagates rather than becoming a failed chunk.
-            if on_progress is not None:
-                on_progress(done, total, failed)
-
-        starts = list(range(0, total, BATCH_GET_MAX))
-        await run_batch(starts, fetch_chunk, concurrency, progress)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await get_in_chunks(
+            list(run_ids), self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
+        )
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
         """One ``batch-get`` request for up to 100 ids: the runs found, by id.
@@ -430,12 +413,3 @@ class AsyncRuns:
             (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
         ]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
-
-
-def _id_error(run_id: object) -> Exception | None:
-    """Why ``run_id`` is not a run id, or None when it is one."""
-    try:
-        check_run_id(run_id)
-    except (TypeError, ValueError) as exc:
-        return exc
-    return None

@@ -8,7 +8,7 @@ transport; nothing here calls back into them.
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("lume_async.runs")
 
 BATCH_GET_MAX: Final = 100
 """The most run ids one ``batch-get`` request may name."""
@@ -106,18 +108,27 @@ class RunsCore:
         return RunsCore(self._transport, waiting=self._waiting, clock=self._clock, options=options)
 
     # -- one run -------------------------------------------------------------------------------
-    async def create(self, request: RunRequest) -> RunData:
-        """Create a run; every retry carries the same Idempotency-Key."""
+    async def create(self, request: RunRequest) -> tuple[RunData, bool]:
+        """Create a run; every retry carries the request's Idempotency-Key.
+
+        Returns the run and whether it was *reused*: the service answered 200, not 201, because
+        a run of the same (flow_version, source_path) was still in flight. That run keeps its own
+        label, tags and run metadata, so a difference from the request is logged.
+        """
         response = await self._transport.request(
             "POST",
             "/v1/runs",
             route="/v1/runs",
             body=_converter.dumps(request.to_wire()),
             retryable=True,
-            idempotency_key=request.idempotency_key or f"lume-{uuid.uuid4().hex}",
+            idempotency_key=request.idempotency_key,
             options=self._options,
         )
-        return _decode_run(response)
+        data = _decode_run(response)
+        reused = response.status == 200
+        if reused:
+            _log_reuse(request, data)
+        return data, reused
 
     async def fetch(self, run_id: str) -> RunData:
         check_run_id(run_id)
@@ -284,6 +295,25 @@ class RunsCore:
         return self._waiting.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         )
+
+
+def _log_reuse(request: RunRequest, run: RunData) -> None:
+    ignored = [
+        f"{name}={asked!r} (the run has {kept!r})"
+        for name, asked, kept in (
+            ("label", request.label, run.label),
+            ("tags", list(request.tags), list(run.tags)),
+            ("run_metadata", request.run_metadata, run.run_metadata),
+        )
+        if asked != kept and asked not in (None, [])
+    ]
+    logger.info(
+        "%s on %s is still in flight as run %s: the create returned that run%s",
+        request.flow_version,
+        request.source_path,
+        run.id,
+        "; not applied: " + ", ".join(ignored) if ignored else "",
+    )
 
 
 def _decode_run(response: Response) -> RunData:

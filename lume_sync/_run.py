@@ -142,6 +142,18 @@ class Run(_wrap.Twin[AsyncRun]):
         """The ``x-request-id`` of the answer that last updated this handle (for support)."""
         return self._async.request_id
 
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made and for handles from any other call. A create repeated with the same idempotency
+        key gets the first answer again, so it says what the first create said.
+        """
+        return self._async.reused
+
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
 
@@ -284,8 +296,8 @@ class Run(_wrap.Twin[AsyncRun]):
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned. It is shared as this run is:
-        the same owner, monitors and managers.
+        processed is not run twice: its run in flight is returned (``reused`` is True). It is
+        shared as this run is: the same owner, monitors and managers.
 
         Raises:
             InvalidRequestError: The service refused the new run.

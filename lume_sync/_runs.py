@@ -53,6 +53,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
         run_owner: str | None = None,
         monitoring_by: Iterable[str] = (),
         monitoring_groups: Iterable[str] = (),
@@ -61,10 +62,14 @@ class Runs(_wrap.Twin[AsyncRuns]):
     ) -> Run:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
 
         The run is ``run_owner``'s (default: the API key's principal). Principals named in
         ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
@@ -77,8 +82,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             NotFoundError: The flow version does not exist.
             InvalidRequestError: The service refused the request, e.g. an idempotency key reused
                 with another body (422).
-            ValueError: An argument is malformed, or both or neither of ``source_path`` and
-                ``source_data`` are given (before any request).
+            ValueError: An argument is malformed, both or neither of ``source_path`` and
+                ``source_data`` are given, or both ``idempotency_key`` and
+                ``idempotency_namespace`` are (before any request).
             TypeError: An argument has the wrong type (before any request).
         """
         return Run(
@@ -93,6 +99,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
                     label=label,
                     tags=tags,
                     idempotency_key=idempotency_key,
+                    idempotency_namespace=idempotency_namespace,
                     run_owner=run_owner,
                     monitoring_by=monitoring_by,
                     monitoring_groups=monitoring_groups,
@@ -271,16 +278,25 @@ class Runs(_wrap.Twin[AsyncRuns]):
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[Run]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
-        ``on_progress(done, total, failed)`` is called after each item.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
+        is called after each item.
 
         Raises:
-            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
-                are in their outcomes, never raised.
+            ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
+                (before any request). Errors of single items are in their outcomes, never
+                raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
         return _wrap.outcomes(
@@ -288,7 +304,10 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 self._async.create_many(
-                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                    requests,
+                    concurrency=concurrency,
+                    on_progress=_callbacks.on_caller(on_progress),
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )

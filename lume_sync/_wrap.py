@@ -200,9 +200,11 @@ def outcomes(
 ) -> list[BatchOutcome[S]]:
     """Batch outcomes with each successful value wrapped."""
     return [
-        BatchOutcome.success(o.index, wrap(bridge, o.unwrap()))
+        BatchOutcome.success(o.index, wrap(bridge, o.unwrap()), idempotency_key=o.idempotency_key)
         if o.ok
-        else BatchOutcome.failure(o.index, cast(BaseException, o.error))
+        else BatchOutcome.failure(
+            o.index, cast(BaseException, o.error), idempotency_key=o.idempotency_key
+        )
         for o in items
     ]
 

@@ -39,6 +39,7 @@ from ._permissions import (
     check_principal_list,
 )
 from ._runs import (
+    MAX_NAMESPACE,
     MAX_PAGE_SIZE,
     check_batch_ids,
     check_concurrency,
@@ -46,6 +47,8 @@ from ._runs import (
     check_flow_name,
     check_flow_version,
     check_idempotency_key,
+    check_idempotency_namespace,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -88,6 +91,7 @@ from ._webhooks import (
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
     "PERMISSION_LISTS",
     "bad_value",
@@ -110,9 +114,11 @@ __all__ = [
     "check_flow_version",
     "check_id",
     "check_idempotency_key",
+    "check_idempotency_namespace",
     "check_int",
     "check_interval",
     "check_items",
+    "check_key_choice",
     "check_list_filters",
     "check_max_connections",
     "check_max_queue",

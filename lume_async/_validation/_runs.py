@@ -22,6 +22,7 @@ from ._base import (
 )
 
 __all__ = [
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
     "check_batch_ids",
     "check_concurrency",
@@ -29,6 +30,8 @@ __all__ = [
     "check_flow_name",
     "check_flow_version",
     "check_idempotency_key",
+    "check_idempotency_namespace",
+    "check_key_choice",
     "check_list_filters",
     "check_page",
     "check_page_size",
@@ -46,6 +49,9 @@ MAX_PAGE_SIZE = 100
 _FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*:v[0-9]+")
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 _ORDER_BY = ("created_at",)
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces: an HTTP header value
+MAX_NAMESPACE = 190
+"""The longest ``idempotency_namespace``: its keys add ``:`` and 64 hex digits, up to 255."""
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -126,14 +132,42 @@ def check_run_metadata(value: object) -> None:
 
 
 def check_idempotency_key(key: object) -> str | None:
-    """Sent as a header: 1 to 255 printable ASCII characters, or None."""
+    """Sent as a header: 1 to 255 printable ASCII characters without spaces, or None."""
     if key is None:
         return None
     if not isinstance(key, str):
         raise wrong_type("idempotency_key", "a str or None", key)
-    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
-        raise bad_value("idempotency_key", "1 to 255 printable ASCII characters", key)
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise bad_value(
+            "idempotency_key", "1 to 255 printable ASCII characters without spaces", key
+        )
     return key
+
+
+def check_idempotency_namespace(namespace: object) -> str | None:
+    """What deterministic keys are derived from: 1 to 190 printable ASCII characters, no spaces."""
+    if namespace is None:
+        return None
+    if not isinstance(namespace, str):
+        raise wrong_type("idempotency_namespace", "a str or None", namespace)
+    if not _IDEMPOTENCY_KEY.fullmatch(namespace) or len(namespace) > MAX_NAMESPACE:
+        raise bad_value(
+            "idempotency_namespace",
+            f"1 to {MAX_NAMESPACE} printable ASCII characters without spaces",
+            namespace,
+        )
+    return namespace
+
+
+def check_key_choice(key: object, namespace: object) -> None:
+    """An explicit ``idempotency_key`` or an ``idempotency_namespace`` to derive one, not both."""
+    check_idempotency_key(key)
+    check_idempotency_namespace(namespace)
+    if key is not None and namespace is not None:
+        raise ValueError(
+            "give idempotency_key or idempotency_namespace, not both: an explicit key is "
+            "used as it is, a namespace derives the key from the request"
+        )
 
 
 def check_tags(tags: object) -> list[str]:

@@ -59,6 +59,9 @@ class BatchOutcome(Generic[T]):
         ok: True when the item succeeded.
         value: The item's result, when ``ok``.
         error: The exception the item raised, when not ``ok``.
+        idempotency_key: For ``create_many``, the key the item's create was sent with, failed
+            or not (None for an item that was not a valid request, and for other batch
+            calls): sending the same key and request again can never make a second run.
 
     Examples:
         >>> outcomes = [BatchOutcome.success(0, "run_a"), BatchOutcome.failure(1, KeyError("b"))]
@@ -73,16 +76,21 @@ class BatchOutcome(Generic[T]):
     ok: bool
     value: T | None = None
     error: BaseException | None = None
+    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
 
     @classmethod
-    def success(cls, index: int, value: T) -> BatchOutcome[T]:
+    def success(
+        cls, index: int, value: T, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds a value."""
-        return cls(index, True, value, None)
+        return cls(index, True, value, None, idempotency_key=idempotency_key)
 
     @classmethod
-    def failure(cls, index: int, error: BaseException) -> BatchOutcome[T]:
+    def failure(
+        cls, index: int, error: BaseException, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds the error the item raised."""
-        return cls(index, False, None, error)
+        return cls(index, False, None, error, idempotency_key=idempotency_key)
 
     def unwrap(self) -> T:
         """The value, or raise the item's error.

@@ -98,6 +98,8 @@ class Figures:
     created: int = 0  # runs the server made (its own count)
     on_server: int = 0  # runs the server lists for this batch
     duplicates: int = 0  # runs beyond one per source_path
+    paths: int = 0  # source paths the server holds runs of
+    max_per_path: int = 0  # the most runs of one source path
     duplicates_refused: int = 0  # creates the server refused as duplicates
     rows_expected: int = 0
     rows_fetched: int = 0
@@ -114,6 +116,8 @@ class Figures:
             "created": self.created,
             "on_server": self.on_server,
             "duplicates": self.duplicates,
+            "runs_per_path": round(self.on_server / self.paths, 3) if self.paths else 0.0,
+            "max_per_path": self.max_per_path,
             "rows_expected": self.rows_expected,
             "rows_fetched": self.rows_fetched,
             "retries": self.retries,
@@ -190,6 +194,8 @@ async def audit(
             per_path[path] += 1
     figures.on_server = sum(per_path.values())
     figures.duplicates = sum(n - 1 for n in per_path.values() if n > 1)
+    figures.paths = len(per_path)
+    figures.max_per_path = max(per_path.values(), default=0)
     if stats is not None:
         figures.created = int(stats["runs_created"])
         figures.duplicates_refused = int(stats["duplicate_creates_refused"])
