@@ -1,16 +1,16 @@
 """``lume runs create --from-file``: one run per source path, created with bounded concurrency.
 
-Each create carries an idempotency key derived from a namespace and the (flow version, source
-path) pair, so running the same command again within the service's 24 h idempotency window finds
-the runs the first one made instead of starting them twice, even when the first was interrupted
-half-way. The namespace is derived from the file's paths and the options unless given.
+``runs.create_many(..., idempotency_namespace=...)`` derives each create's idempotency key from
+the namespace and the request, so running the same command again within the service's 24 h
+idempotency window finds the runs the first one made instead of starting them twice, even when
+the first was interrupted half-way. The namespace is derived from the file's paths and the
+options unless given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import string
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -31,10 +31,8 @@ from ._output import ORDER, err, out, status_text
 from ._settings import Settings
 from ._wait import wait_for
 
-__all__ = ["create_from_file", "item_key", "read_paths"]
+__all__ = ["create_from_file", "default_namespace", "read_paths"]
 
-_KEY_CHARS = frozenset(string.printable) - frozenset(string.whitespace)
-_MAX_NAMESPACE = 200  # a key adds ':' and 32 hex digits; keys may have up to 255 characters
 _SHOWN_FAILURES = 10
 
 
@@ -52,26 +50,10 @@ def default_namespace(flow_version: str, paths: list[str], options: dict[str, An
     return f"lume-cli-{digest.hexdigest()[:24]}"
 
 
-def item_key(namespace: str, flow_version: str, source_path: str) -> str:
-    """The idempotency key of one create: the namespace and a digest of the pair."""
-    pair = hashlib.sha256(f"{flow_version}\n{source_path}".encode()).hexdigest()[:32]
-    return f"{namespace}:{pair}"
-
-
-def _check_namespace(namespace: str) -> str:
-    if not namespace or len(namespace) > _MAX_NAMESPACE or not set(namespace) <= _KEY_CHARS:
-        raise click.BadParameter(
-            f"must be 1 to {_MAX_NAMESPACE} printable ASCII characters without spaces, "
-            f"got {namespace!r}",
-            param_hint="'--idempotency-namespace'",
-        )
-    return namespace
-
-
 @attrs.define
 class _Item:
     source_path: str
-    key: str
+    key: str | None = None
     run: AsyncRun | None = None
     existing_run_id: str | None = None
     error: BaseException | None = None
@@ -108,11 +90,10 @@ def create_from_file(
     if not paths:
         raise click.UsageError("--from-file holds no source paths")
     options = {"label": label, "tags": list(tags), "force_rerun": force_rerun, **permissions}
-    space = _check_namespace(namespace or default_namespace(flow_version, paths, options))
-    items = [_Item(path, item_key(space, flow_version, path)) for path in paths]
+    space = namespace or default_namespace(flow_version, paths, options)
+    items = [_Item(path) for path in paths]
     requests: list[dict[str, Any]] = [
-        {"flow_version": flow_version, "source_path": item.source_path, "idempotency_key": item.key}
-        for item in items
+        {"flow_version": flow_version, "source_path": item.source_path} for item in items
     ]
     for request in requests:
         request.update(options)
@@ -138,9 +119,13 @@ def create_from_file(
 
         with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
             outcomes = await lume.runs.create_many(
-                requests, concurrency=concurrency, on_progress=created
+                requests,
+                concurrency=concurrency,
+                on_progress=created,
+                idempotency_namespace=space,
             )
         for item, outcome in zip(items, outcomes, strict=True):
+            item.key = outcome.idempotency_key
             if outcome.ok:
                 item.run = outcome.value
             elif isinstance(outcome.error, DuplicateRunError):
