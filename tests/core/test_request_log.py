@@ -226,8 +226,9 @@ async def test_the_request_id_is_not_part_of_a_runs_equality_or_json(emu: Emulat
     from lume_async import _converter
 
     async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as lume:
-        run = await lume.run(FLOW, "s3://bucket/eq")
-        again = await lume.run_status(run.id)
+        created = await lume.run(FLOW, "s3://bucket/eq")
+        await created.wait(poll_interval=0.05)  # finished: two reads describe the same run
+        run, again = await lume.run_status(created.id), await lume.run_status(created.id)
     assert run.request_id != again.request_id
     assert run.data == again.data
     assert "request_id" not in _converter.unstructure(run.data)
