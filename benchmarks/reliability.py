@@ -1,6 +1,7 @@
 """Reliability report: the chaos fan-out of the test suite, at scale.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx] [--json PATH]
+    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx lying resume]
+                                     [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
 reads every result row back, through one kind of trouble:
@@ -11,6 +12,11 @@ reads every result row back, through one kind of trouble:
   resets and stalls connections mid-answer and swallows requests (client timeout 1 s);
 * ``nginx``: Debian's nginx limits the API to 400 requests/s (burst 200) with 429 +
   Retry-After, and the client waits out what it is told;
+* ``lying``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
+  pages that claim another number, size or page count, lose a row or repeat one, and run
+  listings whose cursor points back or whose empty page points on. Every lie must be refused
+  (the listing walked again), and then the whole run listing is walked through the same lies,
+  resuming from the last page trusted;
 * ``resume``: the fan-out script of ``tests/chaos/_scripts/fanout.py`` (a process of its own,
   keys from one ``idempotency_namespace``, rows kept once per run in a directory) against an
   emulator process that fails 30 % of requests, SIGKILLed at three seeded points (while
@@ -18,7 +24,7 @@ reads every result row back, through one kind of trouble:
 
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
 scenario: runs requested and created, runs per source path (mean and most), duplicates, rows
-expected and fetched, retries, wall time.
+expected and fetched, retries, listings refused as untrustworthy, wall time.
 """
 
 from __future__ import annotations
@@ -53,12 +59,13 @@ from tests.chaos._fanout import (  # noqa: E402
     fan_out,
     requests_for,
 )
+from tests.chaos._liar import LyingProxy, walk_runs  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
 from tests.chaos._processes import EmulatorProcess  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 from tests.chaos._scripts import fanout as fanout_script  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx", "resume")
+SCENARIOS = ("faults", "proxy", "nginx", "lying", "resume")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -69,6 +76,7 @@ COLUMNS = (
     ("rows_expected", "rows expected", ">"),
     ("rows_fetched", "rows fetched", ">"),
     ("retries", "retries", ">"),
+    ("refused", "refused", ">"),
     ("failures", "failures", ">"),
     ("wall_s", "wall s", ">"),
 )
@@ -115,6 +123,8 @@ async def scenario(name: str, n: int) -> Figures:
                 ) as lume,
             ):
                 await fan_out(lume, requests, figures)
+        elif name == "lying":
+            await lying(emu, requests, figures, counter)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(
@@ -126,6 +136,28 @@ async def scenario(name: str, n: int) -> Figures:
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
             await audit(oracle, name, figures, emu.stats())
     return figures
+
+
+async def lying(
+    emu: Emulator, requests: list[Any], figures: Figures, counter: RetryCounter
+) -> None:
+    """The fan-out through a proxy whose listings lie, then every run listed through it."""
+    async with (
+        LyingProxy(emu.port, rate=0.2, seed=22) as liar,
+        AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
+    ):
+        await fan_out(lume, requests, figures, read_attempts=100)
+        listed, refused = await walk_runs(lume, page_size=100)
+        figures.refused += refused
+        async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
+            truth = [run.id async for run in oracle.runs.list(page_size=100)]
+        if listed != truth:
+            figures.failures.append(
+                f"run listing through lies: {len(listed)} ids, {len(set(listed))} distinct; "
+                f"{len(truth)} on the server"
+            )
+        lies = ", ".join(f"{kind} {n}" for kind, n in sorted(liar.told.items()))
+        print(f"lying: lies told: {lies}", file=sys.stderr)
 
 
 RESUME_FAULTS = {

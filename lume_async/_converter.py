@@ -295,6 +295,8 @@ _page_types: dict[Any, Any] = {}
 def decode_page(data: bytes | bytearray | memoryview | str, item_cls: type[T]) -> Page[T]:
     """Parse a page envelope ``{items, page, size, total, pages}`` of ``item_cls`` items."""
     obj = loads(data)
+    if obj.__class__ is dict:
+        obj.pop("request_id", None)  # the answer's header says it, not its body
     page_type = _page_types.get(item_cls)
     if page_type is None:
         page_type = _page_types.setdefault(item_cls, Page[item_cls])  # type: ignore[valid-type]

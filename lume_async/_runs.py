@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
@@ -12,11 +13,12 @@ from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_batch_call,
     check_bool,
-    check_concurrency,
+    check_callable,
+    check_handles,
     check_idempotency_namespace,
     check_interval,
-    check_items,
     check_key_choice,
     check_list_filters,
     check_page,
@@ -187,7 +189,9 @@ class AsyncRuns:
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
         cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
-        iterate; a bad filter raises ValueError or TypeError at once.
+        iterate; a bad filter raises ValueError or TypeError at once. A server whose pages repeat
+        or loop (a cursor seen before, a run listed twice, runs out of ``created_at`` order)
+        raises ResponseValidationError while iterating.
         """
         params = check_list_filters(
             flow_version=flow_version,
@@ -206,9 +210,21 @@ class AsyncRuns:
         async def fetch(after: str | None) -> Page[AsyncRun]:
             page = await self._core.list_page(params, after, page_size)
             runs = tuple(self._handle(data) for data in page.items)
-            return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
+            return Page(
+                items=runs,
+                size=page.size,
+                next_cursor=page.next_cursor,
+                request_id=page.request_id,
+            )
 
-        return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
+        return AsyncPaginator(
+            fetch_cursor=fetch,
+            page_size=page_size,
+            item_id=attrgetter("id"),
+            ordered_by=attrgetter("created_at"),
+            descending=None if cursor is not None else descending,  # a cursor has its order
+            resumed_from=cursor,
+        )
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
         """The mapped rows of a terminal run, in order, fetched page by page as you iterate.
@@ -289,9 +305,11 @@ class AsyncRuns:
                 raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        check_concurrency(concurrency)
+        items = check_batch_call(
+            requests, "requests", concurrency=concurrency, on_progress=on_progress
+        )
         check_idempotency_namespace(idempotency_namespace)
-        prepared = requests_of(requests, idempotency_namespace)
+        prepared = requests_of(items, idempotency_namespace)
 
         async def create_one(request: RunRequest | Exception) -> AsyncRun:
             if isinstance(request, Exception):
@@ -318,8 +336,9 @@ class AsyncRuns:
                 in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
         return await get_in_chunks(
-            list(run_ids), self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
+            ids, self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
         )
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
@@ -346,7 +365,8 @@ class AsyncRuns:
                 are in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
+        return await run_batch(ids, self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait(
@@ -384,11 +404,13 @@ class AsyncRuns:
         Raises:
             RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
                 unfinished one, and the runs' handles hold their latest state.
-            TypeError: An item of ``runs`` is not a run handle of this package.
+            TypeError: ``runs`` is not an iterable of run handles (run ids are refused: get
+                their handles with ``get_many``).
         """
-        handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
+        handles: builtins.list[AsyncRun] = check_handles(runs, AsyncRun)
         check_timeout(timeout)
         check_interval(poll_interval)
+        check_callable(on_progress, "on_progress")
         targets = [(cell_of(run), run) for run in handles]
         async for _ in self._core.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
@@ -409,7 +431,5 @@ class AsyncRuns:
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [
-            (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
-        ]
+        targets = [(cell_of(run), run) for run in check_handles(runs, AsyncRun)]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)

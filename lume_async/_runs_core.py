@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
 from ._log_stream import follow
-from ._pagination import AsyncPaginator, get_page, numbered_listing
+from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._validation import (
     check_batch_ids,
     check_interval,
@@ -24,7 +24,7 @@ from ._validation import (
     check_run_id,
     check_update,
 )
-from .models import LogEntry, Page, RunData, RunRequest
+from .models import LogEntry, Page, RejectedRow, RunData, RunRequest
 
 if TYPE_CHECKING:
     from ._batch import ProgressCallback
@@ -218,7 +218,9 @@ class RunsCore:
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and not isinstance(next_cursor, str):
             raise _malformed("run list", "next_cursor is not a string", response)
-        return Page(items=runs, size=page_size, next_cursor=next_cursor)
+        return Page(
+            items=runs, size=page_size, next_cursor=next_cursor, request_id=response.request_id
+        )
 
     # -- what a run produced ---------------------------------------------------------------------
     def listing(
@@ -234,6 +236,7 @@ class RunsCore:
             page_size,
             options=self._options,
             not_found=RunNotFoundError,
+            item_id=_reject_index if item_cls is RejectedRow else None,  # type: ignore[arg-type]
         )
 
     def follow_logs(
@@ -265,7 +268,7 @@ class RunsCore:
         self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
     ) -> Page[T]:
         """One page of a run's ``results``, ``rejects``, ``logs`` or ``input`` (args checked)."""
-        return await get_page(
+        answer = await get_page(
             self._transport,
             f"/v1/runs/{run_id}/{what}",
             f"/v1/runs/{{run_id}}/{what}",
@@ -275,6 +278,8 @@ class RunsCore:
             options=self._options,
             not_found=RunNotFoundError,
         )
+        check_numbered_page(answer, page, page_size)
+        return answer
 
     # -- waiting ---------------------------------------------------------------------------------
     async def wait(
@@ -295,6 +300,10 @@ class RunsCore:
         return self._waiting.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         )
+
+
+def _reject_index(row: RejectedRow) -> int:
+    return row.index
 
 
 def _log_reuse(request: RunRequest, run: RunData) -> None:

@@ -191,7 +191,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
         cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
-        iterate; a bad filter raises ValueError or TypeError at once.
+        iterate; a bad filter raises ValueError or TypeError at once. A server whose pages repeat
+        or loop (a cursor seen before, a run listed twice, runs out of ``created_at`` order)
+        raises ResponseValidationError while iterating.
         """
         return Paginator(
             self._bridge,
@@ -408,14 +410,15 @@ class Runs(_wrap.Twin[AsyncRuns]):
         Raises:
             RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
                 unfinished one, and the runs' handles hold their latest state.
-            TypeError: An item of ``runs`` is not a run handle of this package.
+            TypeError: ``runs`` is not an iterable of run handles (run ids are refused: get
+                their handles with ``get_many``).
         """
         return _wrap.each(
             self._bridge,
             Run,
             self._bridge.run(
                 self._async.wait_all(
-                    [item._async for item in runs],
+                    _wrap.unwrap_each(runs),
                     timeout=timeout,
                     poll_interval=poll_interval,
                     on_progress=_callbacks.on_caller(on_progress),
@@ -433,7 +436,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return self._bridge.iterate(
             self._bridge.local(
                 self._async.as_completed,
-                [item._async for item in runs],
+                _wrap.unwrap_each(runs),
                 timeout=timeout,
                 poll_interval=poll_interval,
             ),

@@ -23,6 +23,7 @@ import orjson
 from .._exceptions import APIError, DuplicateRunError, LumeError
 from .._run import AsyncRun
 from .._status import RunStatus
+from ._escape import visible, visible_json
 
 __all__ = [
     "EXIT_STATUSES",
@@ -113,9 +114,9 @@ def report(exc: BaseException, *, as_json: bool) -> None:
     """One ``error: ...`` line on stderr, or ``{"error": {...}}`` with ``--json``."""
     if as_json:
         body = {"error": {**error_details(exc), "exit_status": exit_status_of(exc)}}
-        click.echo(orjson.dumps(body, default=str).decode(), err=True)
+        click.echo(visible_json(orjson.dumps(body, default=str).decode()), err=True)
     else:
-        click.echo(f"error: {' '.join(_one_line(exc).split())}", err=True)
+        click.echo(f"error: {visible(' '.join(_one_line(exc).split()))}", err=True)
 
 
 def exit_status_of(exc: BaseException) -> int:

@@ -26,6 +26,7 @@ from .. import _converter
 from .._client import AsyncLume
 from .._exceptions import DuplicateRunError
 from .._run import AsyncRun
+from ._escape import plain, visible_json
 from ._exit import CommandError, ExitStatus, error_details, runs_outcome
 from ._output import ORDER, err, out, status_text
 from ._settings import Settings
@@ -141,7 +142,8 @@ def create_from_file(
 
     settings.run(call)
     if settings.json:
-        click.echo(orjson.dumps([item.to_json() for item in items], option=orjson.OPT_INDENT_2))
+        dumped = orjson.dumps([item.to_json() for item in items], option=orjson.OPT_INDENT_2)
+        click.echo(visible_json(dumped.decode()))
     else:
         _summary(items, namespace=space, waited=wait)
     _finish(items, waited=wait, fail_on_partial=fail_on_partial)
@@ -176,10 +178,10 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
     failed = [item for item in items if item.error is not None]
     if failed:
         grid.add_row(Text("could not be created", style="red"), f"{len(failed):,}")
-    grid.add_row("idempotency namespace", Text(namespace))
+    grid.add_row("idempotency namespace", plain(namespace))
     out.print(grid)
     for item in failed[:_SHOWN_FAILURES]:
-        err.print(Text(f"{item.source_path}: {item.error}", style="red"))
+        err.print(plain(f"{item.source_path}: {item.error}", "red"))
     if len(failed) > _SHOWN_FAILURES:
         err.print(f"... and {len(failed) - _SHOWN_FAILURES} more (--json lists them all)")
 

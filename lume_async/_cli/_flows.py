@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
-from rich.text import Text
 
 from ..models import Flow
 from ._command import LumeGroup
+from ._escape import plain
 from ._output import out, print_json, table
 from ._settings import Settings, json_flag
 
@@ -31,7 +31,7 @@ def list_(settings: Settings) -> None:
     grid = table("NAME", "VERSIONS", "DESCRIPTION")
     for flow in found:
         versions = ", ".join(v.id for v in flow.versions)
-        grid.add_row(Text(flow.name), Text(versions), Text(flow.description or ""))
+        grid.add_row(plain(flow.name), plain(versions), plain(flow.description or ""))
     out.print(grid)
 
 
@@ -48,9 +48,9 @@ def get(settings: Settings, name: str) -> None:
     grid = Table(show_header=False, box=None)
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("name", Text(flow.name))
-    grid.add_row("description", Text(flow.description or "-"))
+    grid.add_row("name", plain(flow.name))
+    grid.add_row("description", plain(flow.description or "-"))
     for version in flow.versions:
         created = f"  created {version.created_at:%Y-%m-%d}" if version.created_at else ""
-        grid.add_row("version", Text(f"{version.id}{created}"))
+        grid.add_row("version", plain(f"{version.id}{created}"))
     out.print(grid)

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 import orjson
-from rich.text import Text
 
 from .. import _converter
 from .._client import AsyncLume
 from ..models import LogEntry
 from ._command import LumeCommand
+from ._escape import plain, visible, visible_json
 from ._export import FORMATS, RowSink, format_for
 from ._output import cell, out, print_json, table
 from ._settings import Settings, json_flag
@@ -44,7 +44,7 @@ def logs(settings: Settings, run_id: str, follow: bool, poll_interval: float) ->
     for e in entries:
         style = "red" if e.level in ("ERROR", "CRITICAL") else ""
         time = f"{e.time:%H:%M:%S.%f}"[:-3]
-        grid.add_row(time, Text(e.level, style=style), Text(e.message), Text(e.code or ""))
+        grid.add_row(time, plain(e.level, style), plain(e.message), cell(e.code))
     out.print(grid)
 
 
@@ -63,10 +63,12 @@ async def _follow(lume: AsyncLume, run_id: str, settings: Settings, poll_interva
 
 
 def _log_line(entry: LogEntry, *, as_json: bool) -> str:
+    """One entry as a line of text or of JSON; server text spelled out (never control codes)."""
     if as_json:
-        return orjson.dumps(_converter.unstructure(entry)).decode()
+        return visible_json(orjson.dumps(_converter.unstructure(entry)).decode())
     time = f"{entry.time:%Y-%m-%d %H:%M:%S.%f}"[:-3]
-    return f"{time} {entry.level:<7} {entry.message}" + (f" [{entry.code}]" if entry.code else "")
+    code = f" [{entry.code}]" if entry.code else ""
+    return visible(f"{time} {entry.level:<7} {entry.message}{code}")
 
 
 @click.command(cls=LumeCommand)
@@ -120,14 +122,14 @@ def results(
         grid = table("INDEX", "ERRORS", "SOURCE RECORD")
         for r in rows:
             why = ", ".join(f"{e.field}: {e.error_code}" for e in r.errors)
-            grid.add_row(str(r.index), Text(why), Text(orjson.dumps(r.source_record).decode()))
+            grid.add_row(str(r.index), plain(why), cell(r.source_record))
     else:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         grid = table()
         for column in columns:
-            grid.add_column(Text(column))
+            grid.add_column(plain(column))
         for row in rows:
-            grid.add_row(*(Text(cell(row.get(key))) for key in columns))
+            grid.add_row(*(cell(row.get(key)) for key in columns))
     out.print(grid)
     if not rows:
         out.print("(no rows)")

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from .._client import AsyncLume
 from .._run import AsyncRun
 from ._command import LumeCommand
+from ._escape import plain, visible
 from ._exit import runs_outcome
 from ._output import err, show_runs, status_text
 from ._settings import Settings, json_flag
@@ -108,9 +108,9 @@ async def wait_for(
         done += 1
         if live:
             progress.advance(task)
-            progress.console.print(Text(f"{run.id} "), status_text(run.status.value))
+            progress.console.print(plain(f"{run.id} "), status_text(run.status.value))
         elif show:
-            click.echo(f"{run.id} {run.status.value} ({done}/{total})", err=True)
+            click.echo(visible(f"{run.id} {run.status.value} ({done}/{total})"), err=True)
 
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     progress = Progress(
@@ -123,7 +123,7 @@ async def wait_for(
         while True:
             counts = Counter(run.status.value.lower() for run in pending if not run.is_terminal)
             text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            progress.update(task, description=text or "waiting")
+            progress.update(task, description=visible(text) or "waiting")
             await asyncio.sleep(0.2)
 
     with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line

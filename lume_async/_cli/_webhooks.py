@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
-from rich.text import Text
 
 from .._client import AsyncLume
 from .._validation import EVENT_TYPES, check_endpoint_id
 from ..models import WebhookEndpoint
 from ._command import LumeGroup
+from ._escape import plain
 from ._output import out, print_json, table
 from ._settings import Settings, json_flag
 
@@ -45,10 +45,10 @@ def create(settings: Settings, url: str, events: tuple[str, ...], secret: str | 
     grid = Table(show_header=False, box=None)
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("id", Text(endpoint.id))
-    grid.add_row("url", Text(endpoint.url))
-    grid.add_row("events", Text(", ".join(endpoint.events) or "every run.* event"))
-    grid.add_row("secret", Text(endpoint.secret or "-"))
+    grid.add_row("id", plain(endpoint.id))
+    grid.add_row("url", plain(endpoint.url))
+    grid.add_row("events", plain(", ".join(endpoint.events) or "every run.* event"))
+    grid.add_row("secret", plain(endpoint.secret or "-"))
     out.print(grid)
 
 
@@ -68,7 +68,7 @@ def list_(settings: Settings) -> None:
     grid = table("ID", "URL", "EVENTS")
     for endpoint in found:
         grid.add_row(
-            Text(endpoint.id), Text(endpoint.url), Text(", ".join(endpoint.events) or "all")
+            plain(endpoint.id), plain(endpoint.url), plain(", ".join(endpoint.events) or "all")
         )
     out.print(grid)
     if not found:
@@ -94,4 +94,4 @@ def delete(settings: Settings, endpoint_ids: tuple[str, ...]) -> None:
         print_json({"deleted": list(endpoint_ids)})
     else:
         for endpoint_id in endpoint_ids:
-            out.print(Text(f"deleted {endpoint_id}"))
+            out.print(plain(f"deleted {endpoint_id}"))

@@ -25,6 +25,7 @@ class Page(Generic[T]):
         total: Items in the whole listing, when known.
         pages: Pages in the whole listing, when known.
         next_cursor: Where the next page starts, for cursor-paged listings.
+        request_id: The ``x-request-id`` of the answer the page came from (for support).
     """
 
     items: tuple[T, ...]
@@ -33,6 +34,7 @@ class Page(Generic[T]):
     total: int | None = None
     pages: int | None = None
     next_cursor: str | None = None
+    request_id: str | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @property
     def has_next(self) -> bool:

@@ -15,7 +15,15 @@ from typing import Any
 import anyio
 import attrs
 
-from lume_async import AsyncLume, AsyncRun, RetryEvent, RetryPolicy, RunRequest, RunStatus
+from lume_async import (
+    AsyncLume,
+    AsyncRun,
+    ResponseValidationError,
+    RetryEvent,
+    RetryPolicy,
+    RunRequest,
+    RunStatus,
+)
 
 __all__ = [
     "QUICK_BACKOFF",
@@ -105,6 +113,7 @@ class Figures:
     rows_fetched: int = 0
     rows_wrong: int = 0  # runs whose rows were not exactly the expected ones, in order
     retries: int = 0
+    refused: int = 0  # listings refused as untrustworthy, and walked again
     failures: list[str] = attrs.Factory(list)  # anything that escaped: must stay empty
     wall: float = 0.0
     statuses: Counter[str] = attrs.Factory(Counter)
@@ -121,6 +130,7 @@ class Figures:
             "rows_expected": self.rows_expected,
             "rows_fetched": self.rows_fetched,
             "retries": self.retries,
+            "refused": self.refused,
             "failures": len(self.failures),
             "wall_s": round(self.wall, 1),
         }
@@ -136,8 +146,13 @@ async def fan_out(
     poll_interval: float = 0.05,
     timeout: float = 600,
     on_created: Callable[[], None] | None = None,
+    read_attempts: int = 1,
 ) -> list[AsyncRun]:
-    """Create, wait for and read back every run; record what happened in ``figures``."""
+    """Create, wait for and read back every run; record what happened in ``figures``.
+
+    A listing refused as untrustworthy (a lying server) is walked again, up to
+    ``read_attempts`` walks in all; each refusal counts in ``figures.refused``.
+    """
     started = time.monotonic()
     outcomes = await lume.runs.create_many(requests, concurrency=concurrency)
     runs: list[AsyncRun] = []
@@ -162,10 +177,18 @@ async def fan_out(
     fetched: dict[str, list[dict[str, Any]]] = {}
     todo = iter(runs)
 
+    async def read(run: AsyncRun) -> list[dict[str, Any]]:
+        for _ in range(read_attempts - 1):
+            try:
+                return await run.results(page_size=page_size).collect()
+            except ResponseValidationError:
+                figures.refused += 1
+        return await run.results(page_size=page_size).collect()
+
     async def reader() -> None:
         for run in todo:
             try:
-                fetched[run.id] = await run.results(page_size=page_size).collect()
+                fetched[run.id] = await read(run)
             except Exception as exc:
                 figures.failures.append(f"results of {run.id}: {exc!r}")
 

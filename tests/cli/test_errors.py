@@ -158,10 +158,10 @@ def test_any_run_id_ends_in_a_status_and_one_line_never_a_traceback(
 def test_a_bad_emulator_setting_is_one_usage_line(args: list[str], says: str) -> None:
     done = lume("emulator", *args)
     assert done.status == 2
-    assert done.stderr.splitlines() in (
-        [f"error: argument {says} (see: lume emulator --help)"],
-        [f"error: {says} (see: lume emulator --help)"],
-    )
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert says in line
+    assert line.endswith("(see: lume emulator --help)")
 
 
 def test_a_port_in_use_is_one_error_line() -> None:
