@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -14,6 +15,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
 from ._exceptions import RunTimeoutError
 from ._flows import AsyncFlows
+from ._network import tls_context
 from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
 from ._timers import run_within
@@ -71,11 +73,17 @@ class AsyncLume:
     ``max_response_bytes`` bounds what one answer can make the client hold, counted after
     decompression and checked while the body streams in (32 MiB by default, far above the
     largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``.
+    Requests go through ``proxy`` (``http://[user:pass@]host:port``), else, unless
+    ``trust_env=False``, through the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``
+    name for the base URL (``NO_PROXY`` excepted; a loopback base URL never is). TLS trusts
+    ``ssl_context``, else the PEM bundle at ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the
+    system's CAs. ``default_headers`` go with every request; they cannot replace the API key.
 
     Raises:
         AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
-        ValueError: A setting is out of range, or ``base_url`` is plain HTTP to a host other
-            than loopback without ``allow_insecure_http=True``.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
         TypeError: A setting has the wrong type.
     """
 
@@ -100,6 +108,10 @@ class AsyncLume:
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -110,8 +122,12 @@ class AsyncLume:
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
             max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            default_headers=default_headers,
         )
         check_ssl_context(ssl_context)
+        ssl_context = tls_context(ssl_context, ca_bundle)
         check_webhook_receiver(webhooks)
         if clock is not None:
             check_clock(clock)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ._clock import Clock
 from ._config import ClientConfig
+from ._http_log import configure_from_env
 from ._runs_core import RunsCore, batch_get, fetch_if_found
 from ._transport import RequestOptions, Transport
 from ._waiting import Waiting
@@ -34,6 +35,7 @@ class ClientCore:
         ssl_context: ssl.SSLContext | None,
         webhooks: WebhookReceiver | None,
     ) -> None:
+        configure_from_env()
         self.config = config
         self.clock = clock
         self.transport = Transport(config, ssl_context=ssl_context, clock=clock)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
+from ._network import proxy_for
 from ._secrets import Secret
 from ._validation import (
     callable_or_none,
     check_api_key,
     check_base_url,
+    check_bool,
+    check_default_headers,
     check_int,
     check_max_connections,
     check_optional_str,
@@ -21,6 +24,7 @@ from ._validation import (
     int_at_least_zero,
     non_negative_number,
     positive_seconds,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -135,12 +139,15 @@ class ClientConfig:
     max_connections: int
     allow_insecure_http: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    proxy: str | None = None  # settled by _network.proxy_for; may hold the proxy's credentials
+    default_headers: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
+        proxy = redact_url(self.proxy) if self.proxy else None
         return (
             f"ClientConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
             f"retry={self.retry!r}, max_connections={self.max_connections!r}, "
-            f"max_response_bytes={self.max_response_bytes!r}, api_key='***')"
+            f"max_response_bytes={self.max_response_bytes!r}, proxy={proxy!r}, api_key='***')"
         )
 
     @classmethod
@@ -155,6 +162,9 @@ class ClientConfig:
         max_connections: int,
         allow_insecure_http: bool,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        default_headers: Mapping[str, str] | None = None,
     ) -> ClientConfig:
         key = check_api_key(
             api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
@@ -166,6 +176,7 @@ class ClientConfig:
         )
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
+        check_bool(trust_env, "trust_env")
         return cls(
             api_key=Secret(key),
             base_url=url,
@@ -174,4 +185,8 @@ class ClientConfig:
             max_connections=check_max_connections(max_connections),
             allow_insecure_http=allow_insecure_http,
             max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
+            proxy=proxy_for(
+                url, proxy=proxy, trust_env=trust_env, allow_insecure_http=allow_insecure_http
+            ),
+            default_headers=check_default_headers(default_headers),
         )

@@ -8,7 +8,10 @@ successive ``asyncio.run()`` calls holds one pool at a time, never one per loop.
 on a second loop while its first is still open raises at once; after a fork, the child makes its
 own pool and leaves the parent's sockets alone.
 
-The API key is one of the session's default headers, as a value whose ``repr`` is masked;
+The API key is one of the session's default headers, as a value whose ``repr`` is masked,
+unless requests go through a proxy: aiohttp copies a session's default headers into the
+``CONNECT`` request it sends a proxy in clear, so then the key and the caller's default headers
+go with each request instead (``request_headers``);
 ``mask_request_info`` gives an aiohttp error about to be chained under an SDK error a copy of its
 request's headers with the key masked, since error reporters serialise ``request_info.headers``
 (and the transport drops the error's frames, which hold the rest).
@@ -33,7 +36,7 @@ from ._exceptions import LumeError
 from ._secrets import MASK
 from ._version import __version__
 
-__all__ = ["KEY_HEADER", "USER_AGENT", "Pool", "mask_request_info"]
+__all__ = ["KEY_HEADER", "USER_AGENT", "Pool", "mask_request_info", "request_headers"]
 
 logger = logging.getLogger("lume_async.transport")
 
@@ -162,11 +165,10 @@ class Pool:
             self._session = self._loop = self._shutdown_hook = None
 
     def _headers(self) -> dict[str, str]:
-        return {
-            KEY_HEADER: _HeaderSecret(self._config.api_key.reveal()),
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._config.proxy is None:
+            headers.update(_secret_headers(self._config))
+        return headers
 
     async def aclose(self) -> None:
         """Close the session on its own loop; idempotent."""
@@ -191,6 +193,20 @@ class Pool:
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))
         else:
             await self._drop_orphan(session)
+
+
+def _secret_headers(config: ClientConfig) -> dict[str, str]:
+    """The caller's default headers and the key (last, so nothing can replace it)."""
+    return {
+        **dict(config.default_headers),
+        KEY_HEADER: _HeaderSecret(config.api_key.reveal()),
+    }
+
+
+def request_headers(config: ClientConfig) -> dict[str, str]:
+    """What each request carries besides the session's own headers: the caller's default
+    headers and the key when requests go through a proxy (see the module's docstring)."""
+    return _secret_headers(config) if config.proxy is not None else {}
 
 
 def mask_request_info(exc: BaseException) -> None:

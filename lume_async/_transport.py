@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -26,7 +27,8 @@ from ._exceptions import (
     NotFoundError,
     ServerError,
 )
-from ._pool import USER_AGENT, Pool, mask_request_info
+from ._http_log import log_attempt
+from ._pool import USER_AGENT, Pool, mask_request_info, request_headers
 from ._responses import Response, error_from_response, read_body, read_error_body
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._secrets import forget_frames
@@ -69,6 +71,9 @@ class Transport:
         self._rng = random.Random()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+        # What the session does not send by itself (see Pool): nothing, unless through a proxy.
+        self._headers = request_headers(config)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     @property
     def closed(self) -> bool:
@@ -155,12 +160,9 @@ class Transport:
         policy = opts.retry
         session = self._pool.current() or await self._pool.session()
         url = self._base_url + path
-        headers: dict[str, str] | None = None
-        if body is not None:
-            headers = {"Content-Type": "application/json"}
+        headers = self._json_headers if body is not None else (self._headers or None)
         if idempotency_key is not None:
-            headers = headers or {}
-            headers["Idempotency-Key"] = idempotency_key
+            headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
         clock = self._clock
         limit = self._limit
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
@@ -173,6 +175,7 @@ class Transport:
             remaining = None if deadline is None else deadline - clock.monotonic()
             timeout = self._client_timeout(opts.timeout, remaining)
             failure: LumeError
+            started = time.perf_counter()
             try:
                 async with session.request(
                     method,
@@ -183,6 +186,7 @@ class Transport:
                     timeout=timeout,
                     allow_redirects=False,
                     ssl=self._ssl,
+                    proxy=self._config.proxy,
                 ) as resp:
                     status = resp.status
                     if status < 300:
@@ -198,8 +202,19 @@ class Transport:
                         )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
+                log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
                 del resp  # its headers are as the server sent them
+                log_attempt(
+                    method,
+                    route,
+                    attempt=attempt,
+                    started=started,
+                    status=response.status,
+                    request_id=response.request_id,
+                    params=params,
+                    size=len(response.body),
+                )
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()
@@ -260,6 +275,11 @@ def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeEr
     elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
         err = APIConnectionError(
             f"{where}: TLS certificate verification failed: {exc.certificate_error}"
+        )
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Its text names the proxy URL, credentials and all: keep the status, drop the rest.
+        return APIConnectionError(
+            f"{where}: the proxy refused to relay it ({exc.status} {exc.message})"
         )
     elif isinstance(exc, aiohttp.ClientConnectorError):
         err = APIConnectionError(

@@ -17,6 +17,7 @@ from ._runs import Runs
 from ._webhook_endpoints import WebhookEndpoints
 
 if TYPE_CHECKING:
+    import os
     import ssl
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
@@ -45,15 +46,21 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     ``max_response_bytes`` bounds what one answer can make the client hold, counted after
     decompression and checked while the body streams in (32 MiB by default, far above the largest
-    page of 100 runs); a larger answer raises ``ResponseTooLargeError``.
+    page of 100 runs); a larger answer raises ``ResponseTooLargeError``. Requests go through
+    ``proxy`` (``http://[user:pass@]host:port``), else, unless ``trust_env=False``, through the
+    proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` name for the base URL (``NO_PROXY``
+    excepted; a loopback base URL never is). TLS trusts ``ssl_context``, else the PEM bundle at
+    ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the system's CAs. ``default_headers`` go with every
+    request; they cannot replace the API key.
 
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
 
     Raises:
         AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
-        ValueError: A setting is out of range, or ``base_url`` is plain HTTP to a host other
-            than loopback without ``allow_insecure_http=True``.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
         TypeError: A setting has the wrong type.
     """
 
@@ -79,6 +86,10 @@ class Lume(_wrap.Twin[AsyncLume]):
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -92,6 +103,10 @@ class Lume(_wrap.Twin[AsyncLume]):
             ssl_context=ssl_context,
             clock=clock,
             max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            ca_bundle=ca_bundle,
+            default_headers=default_headers,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 

@@ -59,6 +59,8 @@ class RunData:
         monitoring_groups: Groups whose principals may read the run.
         managing_by: Principals who may read, update and cancel the run.
         managing_groups: Groups whose principals may read, update and cancel the run.
+        request_id: The ``x-request-id`` of the answer this snapshot came in, for a support
+            request; not part of the run (equality and JSON leave it out).
     """
 
     id: str
@@ -81,6 +83,7 @@ class RunData:
     monitoring_groups: tuple[str, ...] = ()
     managing_by: tuple[str, ...] = ()
     managing_groups: tuple[str, ...] = ()
+    request_id: str | None = None
 
     @property
     def metadata(self) -> RunMetadata | None:
