@@ -191,6 +191,8 @@ def test_the_notes_in_the_tree_are_true(where: str) -> None:
         init_args = {"status_code": 400} if issubclass(cls, lume_async.APIError) else {}
         if issubclass(cls, lume_async.RunFailedError):
             init_args = {"run": None}
+        if issubclass(cls, lume_async.ResponseTooLargeError):
+            init_args["limit"] = 1
         instance = cls("x", **init_args)
         for field in fields:
             assert hasattr(instance, field), f"{name} has no {field}"
