@@ -268,6 +268,13 @@ class _Sections:
         self._decoded[key] = decoded
         return decoded
 
+    def raw(self, name: str) -> bytes:
+        value = self._obj.get(name)
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # an integer past 64 bits, parsed by the fallback
+            return repr(value).encode()
+
     def run(self) -> RunInfo | None:
         return self._section("run", run_info_from_json, RunInfo | None)  # type: ignore[no-any-return]
 
@@ -352,21 +359,30 @@ _detailed_run: Final = converter.get_structure_hook(RunData)
 converter.register_structure_hook(RunData, _structure_run)
 
 
-def run_from_obj(obj: Any, *, what: str = "run", compact: bool = True) -> RunData:
+def run_from_obj(
+    obj: Any, *, what: str = "run", compact: bool = True, request_id: str | None = None
+) -> RunData:
     """A ``RunData`` from already parsed JSON (e.g. one item of a batch answer).
 
     ``compact`` keeps its metadata as compact JSON bytes, for runs that come many at a time;
     otherwise the parsed JSON is kept, which is quicker to read and several times larger.
+    ``request_id`` is the answer's ``x-request-id`` header.
     """
     try:
-        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections)
+        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections, request_id)
     except Exception:
-        return structure(obj, RunData, what=what)
+        # The id comes from the answer's headers, never from its body.
+        return attrs.evolve(structure(obj, RunData, what=what), request_id=request_id)
 
 
-def decode_run(data: bytes | bytearray | memoryview | str, *, compact: bool = False) -> RunData:
+def decode_run(
+    data: bytes | bytearray | memoryview | str,
+    *,
+    compact: bool = False,
+    request_id: str | None = None,
+) -> RunData:
     """Parse one run JSON body: the hottest call of the SDK (``compact``: see run_from_obj)."""
-    return run_from_obj(loads(data), compact=compact)
+    return run_from_obj(loads(data), compact=compact, request_id=request_id)
 
 
 _page_types: dict[Any, Any] = {}

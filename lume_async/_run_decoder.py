@@ -114,8 +114,15 @@ def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(map(_intern, v))
 
 
-def run_from_json(d: Any, keep: Callable[[dict[str, Any]], MetadataSource]) -> RunData:
-    """A ``RunData`` from one parsed run object; ``keep`` holds its metadata until it is read."""
+def run_from_json(
+    d: Any,
+    keep: Callable[[dict[str, Any]], MetadataSource],
+    request_id: str | None = None,
+) -> RunData:
+    """A ``RunData`` from one parsed run object; ``keep`` holds its metadata until it is read.
+
+    ``request_id`` is the answer's ``x-request-id`` header (a run's body never carries it).
+    """
     if d.__class__ is not dict:
         raise Mismatch("$")
     run_id = d["id"]
@@ -166,6 +173,7 @@ def run_from_json(d: Any, keep: Callable[[dict[str, Any]], MetadataSource]) -> R
         monitoring_groups=_names(d, "monitoring_groups"),
         managing_by=_names(d, "managing_by"),
         managing_groups=_names(d, "managing_groups"),
+        request_id=request_id,
     )
 
 

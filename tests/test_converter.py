@@ -23,7 +23,9 @@ def encode(obj: Any) -> bytes:
 def decode(data: bytes, item_cls: type[Any] | None) -> object:
     if item_cls is None:
         run = _converter.decode_run(data)
-        repr(run.metadata)  # each metadata section is decoded (and checked) on its first read
+        if run.metadata is not None:  # each section is decoded (and checked) on its first read
+            for section in ("run", "pipeline", "results", "validation", "errors"):
+                getattr(run.metadata, section)
         return run
     return _converter.decode_page(data, item_cls)
 

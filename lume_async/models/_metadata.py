@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import attrs
 
@@ -165,6 +165,9 @@ class MetadataSections(Protocol):
     def results(self) -> ResultsMetadata | None: ...
     def validation(self) -> ValidationMetadata | None: ...
     def errors(self) -> tuple[StageError, ...]: ...
+    def raw(self, name: str) -> bytes:
+        """The section ``name`` as the answer carried it, as compact JSON."""
+        ...
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -239,7 +242,16 @@ class RunMetadata(SchemaView):
     _aliases: ClassVar[frozenset[str]] = frozenset({"target_locations", "error_message"})
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.run, self.pipeline, self.results, self.validation, self.errors)
+        """The sections, a malformed one as a marker holding its JSON: ``==``, ``hash`` and
+        ``repr`` must not raise whatever the service sent."""
+        return tuple(self._section_or_raw(name) for name in _SECTIONS)
+
+    def _section_or_raw(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except Exception:
+            assert self._sections is not None  # sections given to the constructor are typed
+            return _Malformed(self._sections.raw(name))
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not RunMetadata:
@@ -251,7 +263,20 @@ class RunMetadata(SchemaView):
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return (
-            f"RunMetadata(run={self.run!r}, pipeline={self.pipeline!r}, "
-            f"results={self.results!r}, validation={self.validation!r}, errors={self.errors!r})"
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(_SECTIONS, self._key(), strict=True)
         )
+        return f"RunMetadata({shown})"
+
+
+_SECTIONS: Final = ("run", "pipeline", "results", "validation", "errors")
+
+
+@attrs.frozen
+class _Malformed:
+    """A section of metadata that does not decode, in ``RunMetadata``'s ``==`` and ``repr``."""
+
+    json: bytes
+
+    def __repr__(self) -> str:
+        return "<malformed>"
