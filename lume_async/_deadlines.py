@@ -9,7 +9,7 @@ limit, at least 10 ms and at most 1 s, so a 60 s limit costs one timer a second 
 requests are in flight.
 
 An expired limit cancels its task and turns the ``CancelledError`` into the builtin
-``TimeoutError`` at the end of the ``async with`` block, unless something else asked to cancel the
+``TimeoutError`` at the end of the ``with`` block, unless something else asked to cancel the
 task meanwhile: then the cancellation goes on.
 """
 
@@ -41,7 +41,7 @@ class Deadlines:
         self._due = math.inf  # when the timer fires
 
     def limit(self, seconds: float) -> Limit:
-        """An ``async with`` block bounded to ``seconds`` (a positive number)."""
+        """A ``with`` block, in a task, bounded to ``seconds`` (a positive number)."""
         return Limit(self, seconds)
 
     def __len__(self) -> int:
@@ -81,7 +81,8 @@ class Deadlines:
 
 @final
 class Limit:
-    """One attempt's limit: an async context manager, entered once."""
+    """One attempt's limit: a context manager, entered once by a running task (synchronous, as
+    it never waits: cheaper than an async one on the hot path)."""
 
     __slots__ = ("_cancelling", "_owner", "_task", "expired", "seconds", "slack", "when")
 
@@ -94,7 +95,7 @@ class Limit:
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
 
-    async def __aenter__(self) -> Limit:
+    def __enter__(self) -> Limit:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a request time limit needs a running task")
@@ -105,7 +106,7 @@ class Limit:
         self._owner._watch(self, loop)
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,

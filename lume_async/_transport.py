@@ -11,6 +11,7 @@ import random
 import ssl
 import time
 from collections.abc import Mapping
+from logging import INFO
 from typing import Final
 
 import aiohttp
@@ -30,6 +31,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._http_log import log_attempt
+from ._http_log import logger as log
 from ._pool import USER_AGENT, Pool, mask_request_info, request_headers
 from ._responses import Response, error_from_response, read_body, read_error_body
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
@@ -190,7 +192,7 @@ class Transport:
             try:
                 # The attempt's total time is bounded here (see _deadlines) rather than by
                 # aiohttp's total timeout, which costs several timers and contexts per request.
-                async with _UNLIMITED if total is None else self._deadlines.limit(total):
+                with _UNLIMITED if total is None else self._deadlines.limit(total):
                     resp = await session.request(
                         method,
                         url,
@@ -219,19 +221,21 @@ class Transport:
                         resp.release()  # the connection goes back (or is dropped, if cut short)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
-                log_attempt(method, route, attempt=attempt, started=started, error=failure)
+                if log.isEnabledFor(INFO):
+                    log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
                 del resp  # its headers are as the server sent them
-                log_attempt(
-                    method,
-                    route,
-                    attempt=attempt,
-                    started=started,
-                    status=response.status,
-                    request_id=response.request_id,
-                    params=params,
-                    size=len(response.body),
-                )
+                if log.isEnabledFor(INFO):  # nothing is gathered for a log that is off
+                    log_attempt(
+                        method,
+                        route,
+                        attempt=attempt,
+                        started=started,
+                        status=response.status,
+                        request_id=response.request_id,
+                        params=params,
+                        size=len(response.body),
+                    )
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()

@@ -16,13 +16,13 @@ FOREVER = 3600.0
 
 
 async def finishes_in_time(deadlines: Deadlines) -> str:
-    async with deadlines.limit(FOREVER):
+    with deadlines.limit(FOREVER):
         await asyncio.sleep(0)
         return "done"
 
 
 async def overstays(deadlines: Deadlines, seconds: float = 0.02) -> None:
-    async with deadlines.limit(seconds):
+    with deadlines.limit(seconds):
         await asyncio.sleep(FOREVER)
 
 
@@ -67,7 +67,7 @@ async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     entered = asyncio.Event()
 
     async def waits() -> None:
-        async with deadlines.limit(FOREVER):
+        with deadlines.limit(FOREVER):
             entered.set()
             await asyncio.sleep(FOREVER)
 
@@ -85,7 +85,7 @@ async def test_an_outside_cancellation_during_expiry_is_not_swallowed() -> None:
     deadlines = Deadlines()
 
     async def overstays_then_is_cancelled() -> None:
-        async with deadlines.limit(0.01):
+        with deadlines.limit(0.01):
             try:
                 await asyncio.sleep(FOREVER)
             finally:
@@ -100,7 +100,7 @@ def test_the_limits_of_a_loop_that_is_gone_are_forgotten() -> None:
     deadlines = Deadlines()
 
     async def abandons_a_limit() -> None:
-        await deadlines.limit(FOREVER).__aenter__()  # never exited: its loop ends first
+        deadlines.limit(FOREVER).__enter__()  # never exited: its loop ends first
 
     asyncio.run(abandons_a_limit())
     assert len(deadlines) == 1
