@@ -154,25 +154,45 @@ def run_from_json(
         if code.__class__ is not str or message.__class__ is not str:
             raise Mismatch("error")
         error = RunErrorInfo(code=code, message=message)
+    # The optional fields are checked inline, not by a call each: this is the hottest function
+    # of the SDK, and most of these are absent or null.
+    get = d.get
+    source_path = get("source_path")
+    if source_path is not None and source_path.__class__ is not str:
+        raise Mismatch("source_path")
+    label = get("label")
+    if label is not None and label.__class__ is not str:
+        raise Mismatch("label")
+    created_by = get("created_by")
+    if created_by is not None and created_by.__class__ is not str:
+        raise Mismatch("created_by")
+    run_owner = get("run_owner")
+    if run_owner is not None and run_owner.__class__ is not str:
+        raise Mismatch("run_owner")
+    run_metadata = get("run_metadata")
+    if run_metadata is not None and run_metadata.__class__ is not dict:
+        raise Mismatch("run_metadata")
     created_at = parse_datetime(created)
     return RunData(
         id=run_id,
         status=parse_status(d["status"]),
         flow_version=_intern(flow_version),
-        source_path=_str(d, "source_path"),
-        label=_str(d, "label"),
+        source_path=source_path,
+        label=label,
         tags=tags,
-        run_metadata=_object(d, "run_metadata"),
+        run_metadata=run_metadata,
         created_at=created_at,
         updated_at=created_at if updated == created else parse_datetime(updated),
         error=error,
         metadata_json=metadata,
-        created_by=_str(d, "created_by"),
-        run_owner=_str(d, "run_owner"),
-        monitoring_by=_names(d, "monitoring_by"),
-        monitoring_groups=_names(d, "monitoring_groups"),
-        managing_by=_names(d, "managing_by"),
-        managing_groups=_names(d, "managing_groups"),
+        created_by=created_by,
+        run_owner=run_owner,
+        monitoring_by=() if get("monitoring_by") is None else _names(d, "monitoring_by"),
+        monitoring_groups=(
+            () if get("monitoring_groups") is None else _names(d, "monitoring_groups")
+        ),
+        managing_by=() if get("managing_by") is None else _names(d, "managing_by"),
+        managing_groups=() if get("managing_groups") is None else _names(d, "managing_groups"),
         request_id=request_id,
     )
 
@@ -221,13 +241,29 @@ def results_from_json(r: Any) -> ResultsMetadata | None:
         return None
     if r.__class__ is not dict:
         raise Mismatch("results")
-    locations = None
-    if (t := _object(r, "target_locations")) is not None:
-        locations = TargetLocations(mapped=_str(t, "mapped"), rejects=_str(t, "rejects"))
+    get = r.get
+    locations = get("target_locations")
+    if locations is not None:
+        if locations.__class__ is not dict:
+            raise Mismatch("target_locations")
+        locations = TargetLocations(
+            mapped=_str(locations, "mapped"), rejects=_str(locations, "rejects")
+        )
+    input_rows, mapped_rows, rejected_rows = (
+        get("input_rows"),
+        get("mapped_rows"),
+        get("rejected_rows"),
+    )
+    if not (
+        (input_rows is None or input_rows.__class__ is int)
+        and (mapped_rows is None or mapped_rows.__class__ is int)
+        and (rejected_rows is None or rejected_rows.__class__ is int)
+    ):
+        raise Mismatch("results")
     return ResultsMetadata(
-        input_rows=_int(r, "input_rows"),
-        mapped_rows=_int(r, "mapped_rows"),
-        rejected_rows=_int(r, "rejected_rows"),
+        input_rows=input_rows,
+        mapped_rows=mapped_rows,
+        rejected_rows=rejected_rows,
         target_locations=locations,
     )
 

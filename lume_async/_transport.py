@@ -81,6 +81,7 @@ class Transport:
         self._last_timeout: tuple[Timeout, aiohttp.ClientTimeout] | None = None
         self._deadlines = Deadlines()
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+        self._own_budget = self.budget(config.retry)  # the one most calls draw on
         # What the session does not send by itself (see Pool): nothing, unless through a proxy.
         self._headers = request_headers(config)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
@@ -177,7 +178,7 @@ class Transport:
         clock = self._clock
         limit = self._limit
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
-        budget = self.budget(policy)
+        budget = self._own_budget if policy is self._config.retry else self.budget(policy)
         budget.deposit()
         attempt = 0
         answer_lost = False  # an earlier attempt may have been done without us hearing
