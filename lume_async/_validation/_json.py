@@ -11,8 +11,8 @@ values of its rows, counted in C, and only if they differ are the rows searched 
 
 from __future__ import annotations
 
-from itertools import chain
-from operator import countOf
+from itertools import chain, repeat
+from operator import is_
 from typing import Any, Final
 
 import orjson
@@ -43,7 +43,8 @@ def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]]
     nulls = encoded.count(b"null")
     if nulls:
         nulls -= _encode(head, "the request").count(b"null")
-        if nulls > countOf(chain.from_iterable(map(dict.values, rows)), None):
+        # Counted by identity (``is``), which spares each value a comparison with None.
+        if nulls > sum(map(is_, chain.from_iterable(map(dict.values, rows)), repeat(None))):
             # A NaN or an infinity, a None nested deeper, or "null" in a string: look.
             for i, row in enumerate(rows):
                 check_finite_json(row, f"{name}[{i}]", b"null")
