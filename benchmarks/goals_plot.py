@@ -70,6 +70,7 @@ def draw(goals: list[Goal], image: Path, subtitle: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small and searchable
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 0.42 * len(goals) + 1.6), dpi=100)
