@@ -123,6 +123,21 @@ def test_every_public_member_of_the_clients_has_an_entry(site: Path) -> None:
     assert absent == []
 
 
+def test_the_changelog_page_holds_every_release_of_the_changelog(site: Path) -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^##+ (.+)$", changelog, re.MULTILINE)
+    items = re.findall(r"^- (.+)$", changelog, re.MULTILINE)  # each entry's first line
+    page = text_of((site / "changelog" / "index.html").read_text(encoding="utf-8"))
+
+    assert headings and items
+    assert [line for line in headings + items if words(line) not in words(page)] == []
+
+
+def words(text: str) -> str:
+    """The words of a text, whatever its markup: Markdown and its rendering compare equal."""
+    return " ".join(re.findall(r"\w+", re.sub(r"\]\([^)]*\)", "", text)))
+
+
 # -- in a real browser ---------------------------------------------------------------------------
 
 
