@@ -28,7 +28,14 @@ import pytest
 
 from ._blocks import ROOT
 
-PACKAGES = ("lume_async", "lume_sync", "lume_async.testing", "lume_async.webhooks", "lume_airflow")
+PACKAGES = (
+    "lume_async",
+    "lume_sync",
+    "lume_async.testing",
+    "lume_async.webhooks",
+    "lume_airflow",
+    "lume_pytest",
+)
 #: The reference page of each package's own names.
 PAGES = {
     "lume_sync": "reference/sync/index.html",
@@ -87,7 +94,7 @@ def exported_names(package: str) -> list[str]:
 
 def home_of(package: str, name: str) -> str:
     """Where a name is documented: ``lume_async``'s entry for what it re-exports, else its own."""
-    if package in ("lume_async", "lume_airflow"):
+    if package in ("lume_async", "lume_airflow", "lume_pytest"):
         return package
     obj = getattr(importlib.import_module(package), name)
     home = importlib.import_module("lume_async")
