@@ -18,7 +18,7 @@ import pytest
 
 from lume_async._exceptions import SyncFacadeError
 from lume_sync import _loop
-from tests.sync._support import Client, Server
+from tests.sync._support import Client, Server, without_slow_callbacks
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,7 +37,7 @@ def fresh_loop() -> Iterator[None]:
 
 
 def run_script(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", *args],
         capture_output=True,
         text=True,
@@ -45,6 +45,8 @@ def run_script(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[s
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    done.stderr = without_slow_callbacks(done.stderr)
+    return done
 
 
 async def answer() -> int:
@@ -453,6 +455,11 @@ def test_a_forked_child_gets_its_own_loop_and_leaves_the_parents_alone(mode: str
     assert done.returncode == 0
 
 
+#: Seconds within which Ctrl-C must be seen: a third of the 30 s the interrupted call sleeps, so
+#: a pass means the call was cancelled, not waited out (a tighter bound measures the machine).
+QUICKLY = 10
+
+
 def _interrupt(mode: str, delay: float) -> tuple[list[str], float, str]:
     process = subprocess.Popen(
         [sys.executable, "-X", "dev", "-W", "error", str(SCRIPTS / "sigint.py"), mode],
@@ -477,14 +484,14 @@ def _interrupt(mode: str, delay: float) -> tuple[list[str], float, str]:
     finally:
         process.kill()
         process.wait()
-    return lines, interrupted_after, stderr
+    return lines, interrupted_after, without_slow_callbacks(stderr)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_a_long_call_cancels_it_and_raises_keyboard_interrupt_quickly() -> None:
     lines, interrupted_after, stderr = _interrupt("long", 0.1)
     assert lines == ["finally", "interrupted", "tasks 0"]  # cleanup ran before the re-raise
-    assert interrupted_after < 1
+    assert interrupted_after < QUICKLY
     assert stderr == ""
 
 
@@ -493,5 +500,5 @@ def test_ctrl_c_during_a_long_call_cancels_it_and_raises_keyboard_interrupt_quic
 def test_ctrl_c_anywhere_in_a_stream_of_calls_leaves_nothing_behind(delay: float) -> None:
     lines, interrupted_after, stderr = _interrupt("busy", delay)
     assert lines == ["interrupted", "tasks 0"]
-    assert interrupted_after < 1
+    assert interrupted_after < QUICKLY
     assert stderr == ""
