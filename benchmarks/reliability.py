@@ -1,6 +1,7 @@
 """Reliability report: the chaos fan-out of the test suite, at scale.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx] [--json PATH]
+    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx lying resume]
+                                     [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
 reads every result row back, through one kind of trouble:
@@ -10,10 +11,20 @@ reads every result row back, through one kind of trouble:
 * ``proxy``: a fault proxy between client and emulator adds latency and jitter, caps bandwidth,
   resets and stalls connections mid-answer and swallows requests (client timeout 1 s);
 * ``nginx``: Debian's nginx limits the API to 400 requests/s (burst 200) with 429 +
-  Retry-After, and the client waits out what it is told.
+  Retry-After, and the client waits out what it is told;
+* ``lying``: a lying proxy (``tests/chaos/_liar.py``) rewrites a fifth of all listing answers:
+  pages that claim another number, size or page count, lose a row or repeat one, and run
+  listings whose cursor points back or whose empty page points on. Every lie must be refused
+  (the listing walked again), and then the whole run listing is walked through the same lies,
+  resuming from the last page trusted;
+* ``resume``: the fan-out script of ``tests/chaos/_scripts/fanout.py`` (a process of its own,
+  keys from one ``idempotency_namespace``, rows kept once per run in a directory) against an
+  emulator process that fails 30 % of requests, SIGKILLed at three seeded points (while
+  creating, and twice while reading rows) and run again until it ends cleanly.
 
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
-scenario: runs requested and created, duplicates, rows expected and fetched, retries, wall time.
+scenario: runs requested and created, runs per source path (mean and most), duplicates, rows
+expected and fetched, retries, listings refused as untrustworthy, wall time.
 """
 
 from __future__ import annotations
@@ -21,7 +32,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +59,24 @@ from tests.chaos._fanout import (  # noqa: E402
     fan_out,
     requests_for,
 )
+from tests.chaos._liar import LyingProxy, walk_runs  # noqa: E402
 from tests.chaos._nginx import nginx_available, rate_limited_proxy  # noqa: E402
+from tests.chaos._processes import EmulatorProcess  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
+from tests.chaos._scripts import fanout as fanout_script  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx")
+SCENARIOS = ("faults", "proxy", "nginx", "lying", "resume")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
     ("created", "created", ">"),
+    ("runs_per_path", "runs/path", ">"),
+    ("max_per_path", "max/path", ">"),
     ("duplicates", "duplicates", ">"),
     ("rows_expected", "rows expected", ">"),
     ("rows_fetched", "rows fetched", ">"),
     ("retries", "retries", ">"),
+    ("refused", "refused", ">"),
     ("failures", "failures", ">"),
     ("wall_s", "wall s", ">"),
 )
@@ -98,6 +123,8 @@ async def scenario(name: str, n: int) -> Figures:
                 ) as lume,
             ):
                 await fan_out(lume, requests, figures)
+        elif name == "lying":
+            await lying(emu, requests, figures, counter)
         else:
             with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
                 async with AsyncLume(
@@ -108,6 +135,124 @@ async def scenario(name: str, n: int) -> Figures:
         figures.retries = counter.total
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
             await audit(oracle, name, figures, emu.stats())
+    return figures
+
+
+async def lying(
+    emu: Emulator, requests: list[Any], figures: Figures, counter: RetryCounter
+) -> None:
+    """The fan-out through a proxy whose listings lie, then every run listed through it."""
+    async with (
+        LyingProxy(emu.port, rate=0.2, seed=22) as liar,
+        AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
+    ):
+        await fan_out(lume, requests, figures, read_attempts=100)
+        listed, refused = await walk_runs(lume, page_size=100)
+        figures.refused += refused
+        async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
+            truth = [run.id async for run in oracle.runs.list(page_size=100)]
+        if listed != truth:
+            figures.failures.append(
+                f"run listing through lies: {len(listed)} ids, {len(set(listed))} distinct; "
+                f"{len(truth)} on the server"
+            )
+        lies = ", ".join(f"{kind} {n}" for kind, n in sorted(liar.told.items()))
+        print(f"lying: lies told: {lies}", file=sys.stderr)
+
+
+RESUME_FAULTS = {
+    "rate": 0.3,
+    "kinds": ["500", "502", "503", "429", "reset", "truncate"],
+    "phase": "both",
+    "seed": 32,
+    "retry_after": 0.01,
+}
+
+
+def _run_until(cmd: list[str], reached: Callable[[int], bool]) -> None:
+    """Run the fan-out script; SIGKILL it once ``reached(creates done so far)``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    done = [0]
+
+    def count() -> None:
+        for line in proc.stdout or ():
+            if line.startswith("progress "):
+                done[0] = int(line.split()[1])
+
+    reader = threading.Thread(target=count, daemon=True)
+    reader.start()
+    try:
+        while proc.poll() is None:
+            if reached(done[0]):
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    finally:
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if proc.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"the fan-out ended (status {proc.returncode}) before its kill")
+
+
+def _kept(sink: Path) -> int:
+    with os.scandir(sink) as entries:
+        return sum(entry.name.endswith(".json") for entry in entries)
+
+
+def resume_scenario(n: int) -> Figures:
+    """Kill the fan-out script three times, run it again until it ends cleanly, then audit."""
+    figures = Figures("resume", n)
+    rng = random.Random(2026)
+    created_at = rng.randint(n // 10, n * 9 // 10)
+    kept_at = sorted([rng.randint(n // 20, n // 2), rng.randint(n // 2, n * 9 // 10)])
+    started = time.monotonic()
+    with EmulatorProcess(time_scale=50, seed=8) as emu, tempfile.TemporaryDirectory() as tmp:
+        emu.set_faults(RESUME_FAULTS)
+        sink = Path(tmp) / "sink"
+        sink.mkdir()
+        cmd = [sys.executable, fanout_script.__file__, emu.url, emu.api_key, "resume", "0"]
+        cmd += [str(n), "--concurrency", "32", "--namespace", "resume-ns", "--sink", str(sink)]
+        _run_until(cmd, lambda done: done >= created_at)
+        _run_until(cmd, lambda _: _kept(sink) >= kept_at[0])
+        _run_until(cmd, lambda _: _kept(sink) >= kept_at[1])
+        summary: dict[str, Any] = {"failed": ["not run"]}
+        for _ in range(5):
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+            summary = json.loads(done.stdout.splitlines()[-1])
+            if done.returncode == 0:
+                break
+        figures.wall = time.monotonic() - started
+        figures.failures = list(summary["failed"])
+        emu.set_faults(None)
+        stats = asyncio.run(emu.stats())
+        # Every injected fault is a request the script had to repeat.
+        figures.retries = sum(
+            count
+            for by_status in stats["requests"].values()
+            for status, count in by_status.items()
+            if not status.startswith("2")
+        )
+
+        async def check() -> None:
+            async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as oracle:
+                await audit(oracle, "resume", figures, stats)
+
+        asyncio.run(check())
+        records = [json.loads(path.read_text()) for path in sink.glob("*.json")]
+    figures.rows_expected = sum(fanout_script.rows_of(i) for i in range(n))
+    figures.rows_fetched = sum(len(record["rows"]) for record in records)
+    for record in records:
+        index = int(record["source_path"].split("-")[-1].split("?")[0])
+        if record["rows"] != [f"Customer {i}" for i in range(fanout_script.rows_of(index))]:
+            figures.rows_wrong += 1
+    if len(records) != figures.on_server:
+        figures.failures.append(f"{len(records)} runs' rows kept for {figures.on_server} runs")
+    print(
+        f"resume: killed at {created_at} creates, then at {kept_at[0]} and {kept_at[1]} runs kept",
+        file=sys.stderr,
+    )
     return figures
 
 
@@ -142,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "nginx" and not nginx_available():
             print("nginx: skipped (not installed; apt-get install nginx-light)", file=sys.stderr)
             continue
-        figures = asyncio.run(scenario(name, args.runs))
+        if name == "resume":
+            figures = resume_scenario(args.runs)
+        else:
+            figures = asyncio.run(scenario(name, args.runs))
         row = figures.row()
         rows.append(row)
         print(f"{name}: {row}", file=sys.stderr, flush=True)
@@ -152,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             not figures.failures
             and figures.created == figures.on_server == args.runs
             and figures.duplicates == 0
+            and figures.max_per_path == 1
             and figures.rows_fetched == figures.rows_expected
             and figures.rows_wrong == 0
         )

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import orjson
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -23,32 +22,32 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
 
-__all__ = ["LumeRunOperator", "idempotency_key"]
+__all__ = ["LumeRunOperator", "idempotency_namespace"]
 
 
-def idempotency_key(
-    ti: RuntimeTaskInstanceProtocol, request: RunRequest, *, after: str | None = None
-) -> str:
-    """The create's key: the same for every try of one task instance asking the same thing.
+def idempotency_namespace(ti: RuntimeTaskInstanceProtocol, *, after: str | None = None) -> str:
+    """The namespace of the create's key: the same for every try of one task instance.
 
-    Derived from the DAG id, task id, DAG run id and map index (never the try number) and the
-    request's whole body, so a retry replays the first try's answer (the service keeps keys for
-    24 h) and a changed request is a new run. ``after`` names an earlier try's run that ended
-    FAILED, CRASHED or CANCELED, so the retry gets its own run instead of that one again.
+    Derived from the DAG id, task id, DAG run id and map index (never the try number); the SDK
+    derives the key from it and the request's whole body (``RunRequest.with_namespace``), so a
+    retry replays the first try's answer (the service keeps keys for 24 h) and a changed request
+    is a new run. ``after`` names an earlier try's run that ended FAILED, CRASHED or CANCELED,
+    so the retry gets its own run instead of that one again. The ids may hold any text, so they
+    are hashed into a namespace the service accepts.
     """
     scope = "\x1f".join([ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index), after or ""])
-    body = orjson.dumps(request.to_wire(), option=orjson.OPT_SORT_KEYS)
-    return "airflow-" + hashlib.sha256(scope.encode() + b"\x1e" + body).hexdigest()
+    return "airflow-" + hashlib.sha256(scope.encode()).hexdigest()
 
 
 class LumeRunOperator(BaseOperator):
     """Start a Lume run of ``flow_version`` on ``source_path`` (or ``source_data``) and wait.
 
     A retry of the task finds the run its first try started rather than making another (the
-    create's idempotency key is derived from the task instance, see ``idempotency_key``), unless
-    that run ended FAILED, CRASHED or CANCELED: then the retry starts a new one. With
-    ``deferrable=True`` the wait happens in the triggerer (``LumeRunTrigger``), otherwise in the
-    worker through ``lume_sync``; ``wait=False`` returns as soon as the run is created.
+    create's idempotency key is derived from the task instance and the request, see
+    ``idempotency_namespace``), unless that run ended FAILED, CRASHED or CANCELED: then the retry
+    starts a new one. With ``deferrable=True`` the wait happens in the triggerer
+    (``LumeRunTrigger``), otherwise in the worker through ``lume_sync``; ``wait=False`` returns
+    as soon as the run is created.
 
     Returns (XCom) ``{run_id, status, mapped_rows, rejected_rows, target_locations}``. A run that
     ends FAILED, CRASHED or CANCELED fails the task with the run's errors; PARTIAL_FAILED
@@ -140,7 +139,12 @@ class LumeRunOperator(BaseOperator):
                 raise AirflowFailException(f"Lume refused the run: {exc}") from exc
             self.lume_run_id = run.id
             ti.xcom_push(key="run_id", value=run.id)
-            self.log.info("Lume run %s is %s", run.id, run.status.value)
+            self.log.info(
+                "Lume run %s is %s%s",
+                run.id,
+                run.status.value,
+                " (the source was already in flight: that run is used)" if run.reused else "",
+            )
             if not self.wait or run.is_terminal:
                 return check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
             if self.deferrable:
@@ -197,7 +201,7 @@ class LumeRunOperator(BaseOperator):
                 force_rerun=request.force_rerun,
                 label=request.label,
                 tags=request.tags,
-                idempotency_key=idempotency_key(ti, request, after=after),
+                idempotency_namespace=idempotency_namespace(ti, after=after),
             )
             if tries == 1:
                 return run  # a first try: nothing earlier to find

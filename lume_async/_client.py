@@ -173,6 +173,12 @@ class AsyncLume:
         tags: Iterable[str] = (),
         source_data: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run and return at once (same as ``runs.create``).
 
@@ -193,6 +199,12 @@ class AsyncLume:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            idempotency_namespace=idempotency_namespace,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
 
     async def run_status(self, run_id: str) -> AsyncRun:
@@ -216,11 +228,15 @@ class AsyncLume:
         tags: Iterable[str] = (),
         timeout: float | None = 3600,
         poll_interval: float = 5,
+        idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
     ) -> ProcessResult[AsyncRun]:
         """Create a run, wait for it, and collect its mapped and rejected rows.
 
         PARTIAL_FAILED returns normally, with the rejected rows in ``rejects``. Meant for small
-        batches: every row is held in memory; page through ``results()`` for large ones.
+        batches: every row is held in memory; page through ``results()`` for large ones. With
+        ``idempotency_namespace`` (or a fixed ``idempotency_key``), calling it again after a
+        crash or a timeout picks up the run the first call made instead of starting another.
 
         Raises:
             RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
@@ -239,6 +255,8 @@ class AsyncLume:
             force_rerun=force_rerun,
             label=label,
             tags=tags,
+            idempotency_key=idempotency_key,
+            idempotency_namespace=idempotency_namespace,
         )
         await run.wait(timeout=timeout, poll_interval=poll_interval)
         if run.status.is_failure:

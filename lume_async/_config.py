@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._validation import (
+    callable_or_none,
     check_api_key,
     check_base_url,
     check_max_connections,
@@ -16,7 +17,7 @@ from ._validation import (
     check_retry_choice,
     check_timeout_setting,
     int_at_least_zero,
-    non_negative_seconds,
+    non_negative_number,
     positive_seconds,
 )
 
@@ -108,14 +109,16 @@ class RetryPolicy:
     """
 
     max_retries: int = attrs.field(default=3, validator=int_at_least_zero)
-    base_delay: float = attrs.field(default=0.5, validator=non_negative_seconds)
-    rate_limit_base_delay: float = attrs.field(default=2.0, validator=non_negative_seconds)
-    max_delay: float = attrs.field(default=30.0, validator=non_negative_seconds)
-    max_retry_after: float = attrs.field(default=60.0, validator=non_negative_seconds)
-    deadline: float | None = attrs.field(default=180.0, validator=non_negative_seconds)
-    budget_ratio: float = attrs.field(default=0.4, validator=non_negative_seconds)
-    budget_floor: float = attrs.field(default=2.0, validator=non_negative_seconds)
-    on_retry: Callable[[RetryEvent], None] | None = attrs.field(default=None, eq=False)
+    base_delay: float = attrs.field(default=0.5, validator=non_negative_number)
+    rate_limit_base_delay: float = attrs.field(default=2.0, validator=non_negative_number)
+    max_delay: float = attrs.field(default=30.0, validator=non_negative_number)
+    max_retry_after: float = attrs.field(default=60.0, validator=non_negative_number)
+    deadline: float | None = attrs.field(default=180.0, validator=positive_seconds)
+    budget_ratio: float = attrs.field(default=0.4, validator=non_negative_number)
+    budget_floor: float = attrs.field(default=2.0, validator=non_negative_number)
+    on_retry: Callable[[RetryEvent], None] | None = attrs.field(
+        default=None, eq=False, validator=callable_or_none
+    )
 
 
 @attrs.frozen(repr=False)

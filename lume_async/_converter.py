@@ -250,6 +250,12 @@ def _unstructure_run(run: RunData) -> dict[str, Any]:
         "updated_at": converter.unstructure(run.updated_at),
         "metadata": converter.unstructure(run.metadata),
         "error": converter.unstructure(run.error),
+        "created_by": run.created_by,
+        "run_owner": run.run_owner,
+        "monitoring_by": list(run.monitoring_by),
+        "monitoring_groups": list(run.monitoring_groups),
+        "managing_by": list(run.managing_by),
+        "managing_groups": list(run.managing_groups),
     }
 
 
@@ -286,6 +292,8 @@ _page_types: dict[Any, Any] = {}
 def decode_page(data: bytes | bytearray | memoryview | str, item_cls: type[T]) -> Page[T]:
     """Parse a page envelope ``{items, page, size, total, pages}`` of ``item_cls`` items."""
     obj = loads(data)
+    if obj.__class__ is dict:
+        obj.pop("request_id", None)  # the answer's header says it, not its body
     page_type = _page_types.get(item_cls)
     if page_type is None:
         page_type = _page_types.setdefault(item_cls, Page[item_cls])  # type: ignore[valid-type]

@@ -5,7 +5,7 @@
     LumeError
      ├─ APIError                      status_code, code, message, error_id, request_id, retry_after
      │   ├─ AuthenticationError       401
-     │   ├─ PermissionDeniedError     403
+     │   ├─ PermissionDeniedError     403 (operation)
      │   ├─ NotFoundError             404   └─ RunNotFoundError
      │   ├─ InvalidRequestError       400/409/422   └─ DuplicateRunError (existing_run_id)
      │   ├─ RateLimitError            429 (retry_after)
@@ -102,7 +102,15 @@ class AuthenticationError(APIError):
 
 
 class PermissionDeniedError(APIError):
-    """403: the key is valid but may not do this."""
+    """403: the key is valid but may not do this.
+
+    ``operation`` is what was refused: ``"update"``, ``"update_permissions"`` or ``"cancel"`` for
+    a run the key may only monitor (None when neither the service nor the SDK could tell).
+    """
+
+    def __init__(self, message: str, *, operation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.operation = operation
 
 
 class NotFoundError(APIError):
@@ -118,7 +126,13 @@ class InvalidRequestError(APIError):
 
 
 class DuplicateRunError(InvalidRequestError):
-    """409 ``duplicate_source_path``: this (flow_version, source_path) already SUCCEEDED."""
+    """409 ``duplicate_source_path``: this (flow_version, source_path) was already processed.
+
+    A run of the pair SUCCEEDED or PARTIAL_FAILED, and both wrote rows to the target, so the
+    service refuses to process the source again unless ``force_rerun=True`` (which risks
+    duplicate data in the target). ``existing_run_id`` names that run (None when the caller may
+    not read it). Pairs whose runs all wrote nothing (FAILED, CRASHED, CANCELED) run again.
+    """
 
     def __init__(self, message: str, *, existing_run_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

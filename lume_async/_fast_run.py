@@ -180,6 +180,14 @@ def fast_metadata(m: dict[str, Any]) -> RunMetadata:
     return _RunMetadata(run, pipeline, results, validation, tuple(errors))
 
 
+def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    names = _list(d, key)
+    for name in names:
+        if name.__class__ is not str:
+            raise Mismatch
+    return tuple(names)
+
+
 def fast_run(d: Any) -> RunData:
     if d.__class__ is not dict:
         raise Mismatch
@@ -210,4 +218,10 @@ def fast_run(d: Any) -> RunData:
         None,
         error,
         metadata,
+        _opt_str(d, "created_by"),
+        _opt_str(d, "run_owner"),
+        _names(d, "monitoring_by"),
+        _names(d, "monitoring_groups"),
+        _names(d, "managing_by"),
+        _names(d, "managing_groups"),
     )

@@ -25,7 +25,13 @@ class AsyncFlows:
     def list(self, *, page_size: int = 100) -> AsyncPaginator[Flow]:
         """Every flow this API key can run."""
         return numbered_listing(
-            self._transport, "/v1/flows", "/v1/flows", Flow, page_size, options=self._options
+            self._transport,
+            "/v1/flows",
+            "/v1/flows",
+            Flow,
+            page_size,
+            options=self._options,
+            item_id=_flow_name,
         )
 
     async def get(self, name: str) -> Flow:
@@ -44,3 +50,7 @@ class AsyncFlows:
             options=self._options,
         )
         return _converter.structure(response.json(), Flow, what="flow")
+
+
+def _flow_name(flow: Flow) -> str:
+    return flow.name

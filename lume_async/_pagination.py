@@ -1,10 +1,15 @@
 """``AsyncPaginator``: one way to walk every listing, by page number or by cursor.
 
-Page-numbered listings (results, rejects, logs, flows) fetch the next pages ahead while the caller
-consumes the current one, with at most ``prefetch`` requests in flight and so at most
-``prefetch + 1`` pages in memory. Cursor listings (runs) follow ``next_cursor`` one page at a time.
-Every page is read whole before its first item is yielded, so breaking out of a loop never holds a
-connection; in-flight read-ahead is cancelled when the iteration is closed.
+Page-numbered listings (results, rejects, logs, flows, webhook endpoints) fetch the next pages
+ahead while the caller consumes the current one, with at most ``prefetch`` requests in flight and
+so at most ``prefetch + 1`` pages in memory. Cursor listings (runs) follow ``next_cursor`` one
+page at a time. Every page is read whole before its first item is yielded, so breaking out of a
+loop never holds a connection; in-flight read-ahead is cancelled when the iteration is closed.
+
+Nothing the server says is taken on trust (see ``_listing_checks``): a page that is not the one
+asked for, totals that disagree, an item listed twice, or a cursor followed before raises
+``ResponseValidationError`` rather than looping, dropping rows or repeating them. Rows appended
+while a page-numbered listing is walked are included.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
 
 from . import _converter
 from ._exceptions import NotFoundError
 from ._export import RowsWritten, dataframe_builder, table_builder, write_csv, write_jsonl
+from ._listing_checks import ListingChecks, check_numbered_page
 from ._validation import check_page_size
 from .models import Page
 
@@ -27,7 +35,7 @@ if TYPE_CHECKING:
 
     from ._transport import RequestOptions, Transport
 
-__all__ = ["AsyncPaginator", "get_page", "numbered_listing"]
+__all__ = ["AsyncPaginator", "check_numbered_page", "get_page", "numbered_listing"]
 
 T = TypeVar("T")
 
@@ -57,7 +65,14 @@ class AsyncPaginator(Generic[T]):
         stream: PageStream[T] | None = None,
         page_size: int,
         prefetch: int = 2,
+        item_id: Callable[[T], Hashable] | None = None,
+        ordered_by: Callable[[T], Any] | None = None,
+        descending: bool | None = False,
+        resumed_from: str | None = None,
     ) -> None:
+        # ``item_id`` names an item, so that one listed twice is caught; ``ordered_by`` is the
+        # key a cursor listing is sorted on (``descending`` or not), so one going back is caught;
+        # ``resumed_from`` is the saved cursor a cursor listing starts from.
         if sum(f is not None for f in (fetch_page, fetch_cursor, stream)) != 1:
             raise TypeError("give exactly one of fetch_page / fetch_cursor / stream")
         self._fetch_page = fetch_page
@@ -65,6 +80,10 @@ class AsyncPaginator(Generic[T]):
         self._stream = stream
         self._page_size = page_size
         self._prefetch = max(0, prefetch)
+        self._item_id = item_id
+        self._ordered_by = ordered_by
+        self._descending = descending
+        self._resumed_from = resumed_from
 
     @property
     def page_size(self) -> int:
@@ -84,13 +103,20 @@ class AsyncPaginator(Generic[T]):
             await pages.aclose()  # type: ignore[attr-defined]
 
     def pages(self) -> AsyncIterator[Page[T]]:
-        """The pages in order (each read whole before it is yielded)."""
-        if self._fetch_page is not None:
-            return self._numbered_pages(self._fetch_page)
+        """The pages in order (each read whole, and checked, before it is yielded)."""
         if self._stream is not None:
             return self._stream()
+        checks = ListingChecks(
+            page_size=self._page_size,
+            item_id=self._item_id,
+            ordered_by=self._ordered_by,
+            descending=self._descending,
+            resumed_from=self._resumed_from,
+        )
+        if self._fetch_page is not None:
+            return self._numbered_pages(self._fetch_page, checks)
         assert self._fetch_cursor is not None
-        return self._cursor_pages(self._fetch_cursor)
+        return self._cursor_pages(self._fetch_cursor, checks)
 
     async def collect(self) -> list[T]:
         """Every item of every page, in order, as one list (held in memory: mind large runs).
@@ -159,35 +185,39 @@ class AsyncPaginator(Generic[T]):
         build = table_builder()  # no request is sent when pyarrow is missing
         return build(await self.collect())
 
-    async def _numbered_pages(self, fetch: PageFetcher[T]) -> AsyncIterator[Page[T]]:
+    async def _numbered_pages(
+        self, fetch: PageFetcher[T], checks: ListingChecks[T]
+    ) -> AsyncIterator[Page[T]]:
         first = await fetch(1)
+        checks.numbered(first, 1)
         yield first
-        last = first.pages or 1
-        if last <= 1 or not first.items:
-            return
-        ahead: deque[asyncio.Task[Page[T]]] = deque()
+        ahead: deque[tuple[int, asyncio.Task[Page[T]]]] = deque()
         next_page = 2
         try:
-            while ahead or next_page <= last:
-                while next_page <= last and len(ahead) < max(1, self._prefetch):
-                    ahead.append(asyncio.ensure_future(fetch(next_page)))
+            # ``checks.last_page`` grows when a later page says rows were appended meanwhile.
+            while ahead or next_page <= checks.last_page:
+                while next_page <= checks.last_page and len(ahead) < max(1, self._prefetch):
+                    ahead.append((next_page, asyncio.ensure_future(fetch(next_page))))
                     next_page += 1
-                page = await ahead.popleft()
-                if not page.items:
-                    return  # the listing shrank under us: stop at its new end
+                asked, task = ahead.popleft()
+                page = await task
+                checks.numbered(page, asked)
                 yield page
         finally:
-            for task in ahead:
+            for _, task in ahead:
                 task.cancel()
             if ahead:
-                await asyncio.gather(*ahead, return_exceptions=True)
+                await asyncio.gather(*(task for _, task in ahead), return_exceptions=True)
 
-    async def _cursor_pages(self, fetch: CursorFetcher[T]) -> AsyncIterator[Page[T]]:
+    async def _cursor_pages(
+        self, fetch: CursorFetcher[T], checks: ListingChecks[T]
+    ) -> AsyncIterator[Page[T]]:
         cursor: str | None = None
         while True:
             page = await fetch(cursor)
+            checks.cursor(page)
             yield page
-            if page.next_cursor is None or not page.items:
+            if page.next_cursor is None:
                 return
             cursor = page.next_cursor
 
@@ -214,11 +244,12 @@ async def get_page(
         not_found=not_found,
     )
     try:
-        return _converter.decode_page(response.body, item_cls)
+        decoded = _converter.decode_page(response.body, item_cls)
     except Exception as exc:
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]
         raise
+    return attrs.evolve(decoded, request_id=response.request_id)
 
 
 def numbered_listing(
@@ -230,6 +261,7 @@ def numbered_listing(
     *,
     options: RequestOptions | None,
     not_found: type[NotFoundError] = NotFoundError,
+    item_id: Callable[[T], Hashable] | None = None,
 ) -> AsyncPaginator[T]:
     """A paginator over a page-numbered listing (checked ``page_size``, read-ahead included)."""
     check_page_size(page_size)
@@ -239,4 +271,4 @@ def numbered_listing(
             transport, path, route, item_cls, page, page_size, options=options, not_found=not_found
         )
 
-    return AsyncPaginator(fetch_page=fetch, page_size=page_size)
+    return AsyncPaginator(fetch_page=fetch, page_size=page_size, item_id=item_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,12 @@ class AsyncRun:
     the other methods update them in place and return the same handle.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_core")
+    __slots__ = ("__weakref__", "_cell", "_core", "_reused")
 
-    def __init__(self, cell: RunCell, core: RunsCore) -> None:
+    def __init__(self, cell: RunCell, core: RunsCore, *, reused: bool = False) -> None:
         self._cell = cell
         self._core = core
+        self._reused = reused
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -101,9 +103,51 @@ class AsyncRun:
         return self._cell.data.error
 
     @property
+    def created_by(self) -> str | None:
+        """The principal whose API key created the run."""
+        return self._cell.data.created_by
+
+    @property
+    def run_owner(self) -> str | None:
+        """The principal who owns the run: it may read, update and cancel it."""
+        return self._cell.data.run_owner
+
+    @property
+    def monitoring_by(self) -> tuple[str, ...]:
+        """Principals who may read the run."""
+        return self._cell.data.monitoring_by
+
+    @property
+    def monitoring_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read the run."""
+        return self._cell.data.monitoring_groups
+
+    @property
+    def managing_by(self) -> tuple[str, ...]:
+        """Principals who may read, update and cancel the run and change who may."""
+        return self._cell.data.managing_by
+
+    @property
+    def managing_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read, update and cancel the run and change who may."""
+        return self._cell.data.managing_groups
+
+    @property
     def is_terminal(self) -> bool:
         """True once the status can no longer change."""
         return self._cell.data.status.is_terminal
+
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made and for handles from any other call. A create repeated with the same idempotency
+        key gets the first answer again, so it says what the first create said.
+        """
+        return self._reused
 
     def __repr__(self) -> str:
         return f"<AsyncRun {self.id} {self.status.value} {self.flow_version}>"
@@ -167,15 +211,37 @@ class AsyncRun:
         return self
 
     async def update(
-        self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
+        self,
+        *,
+        label: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change the run's label and/or tags; return this handle. None keeps a value.
+        """Change the run's label, tags, owner or permission lists; return this handle.
+
+        What is None is kept; a list given replaces the run's (``[]`` empties it). Only the
+        owner, managers and tenant admins may; a monitor gets PermissionDeniedError.
 
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
-            ValueError: A label or tag is malformed (before any request).
+            PermissionDeniedError: This API key may read the run but not change it.
+            ValueError: A label, tag or principal is malformed (before any request).
         """
-        self._cell.apply(await self._core.patch(self.id, label=label, tags=tags))
+        data = await self._core.patch(
+            self.id,
+            label=label,
+            tags=tags,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        self._cell.apply(data)
         return self
 
     def results(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
@@ -230,7 +296,8 @@ class AsyncRun:
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned.
+        processed is not run twice: its run in flight is returned (``reused`` is True). It is
+        shared as this run is: the same owner, monitors and managers.
 
         Raises:
             InvalidRequestError: The service refused the new run.
@@ -246,8 +313,14 @@ class AsyncRun:
             force_rerun=data.source_path is not None,
             label=data.label,
             tags=data.tags,
+            run_owner=data.run_owner,
+            monitoring_by=data.monitoring_by,
+            monitoring_groups=data.monitoring_groups,
+            managing_by=data.managing_by,
+            managing_groups=data.managing_groups,
         )
-        return AsyncRun(RunCell(await self._core.create(request)), self._core)
+        created, reused = await self._core.create(request)
+        return AsyncRun(RunCell(created), self._core, reused=reused)
 
 
 def cell_of(run: AsyncRun) -> RunCell:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from ._batch import ProgressCallback, run_batch
-from ._exceptions import RunNotFoundError
+from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
 from ._validation import (
+    check_batch_call,
     check_bool,
+    check_callable,
+    check_handles,
+    check_idempotency_namespace,
     check_interval,
-    check_items,
+    check_key_choice,
     check_list_filters,
     check_page,
     check_page_size,
@@ -33,8 +37,12 @@ class AsyncRuns:
     def __init__(self, core: RunsCore) -> None:
         self._core = core
 
-    def _handle(self, data: RunData) -> AsyncRun:
-        return AsyncRun(RunCell(data), self._core)
+    def _handle(self, data: RunData, *, reused: bool = False) -> AsyncRun:
+        return AsyncRun(RunCell(data), self._core, reused=reused)
+
+    async def _create(self, request: RunRequest) -> AsyncRun:
+        data, reused = await self._core.create(request)
+        return self._handle(data, reused=reused)
 
     # -- single runs -------------------------------------------------------------------------
     async def create(
@@ -48,13 +56,28 @@ class AsyncRuns:
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
+
+        The run is ``run_owner``'s (default: the API key's principal). Principals named in
+        ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
+        it; those in ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do
+        anything. Anyone else gets RunNotFoundError for it.
 
         Raises:
             DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
@@ -62,10 +85,12 @@ class AsyncRuns:
             NotFoundError: The flow version does not exist.
             InvalidRequestError: The service refused the request, e.g. an idempotency key reused
                 with another body (422).
-            ValueError: An argument is malformed, or both or neither of ``source_path`` and
-                ``source_data`` are given (before any request).
+            ValueError: An argument is malformed, both or neither of ``source_path`` and
+                ``source_data`` are given, or both ``idempotency_key`` and
+                ``idempotency_namespace`` are (before any request).
             TypeError: An argument has the wrong type (before any request).
         """
+        check_key_choice(idempotency_key, idempotency_namespace)
         request = RunRequest(
             flow_version,
             source_path=source_path,
@@ -75,8 +100,15 @@ class AsyncRuns:
             label=label,
             tags=tags,
             idempotency_key=idempotency_key,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
         )
-        return self._handle(await self._core.create(request))
+        if idempotency_namespace is not None:
+            request = request.with_namespace(idempotency_namespace)
+        return await self._create(request)
 
     async def get(self, run_id: str) -> AsyncRun:
         """The run with this id, fresh from the service.
@@ -93,14 +125,33 @@ class AsyncRuns:
         *,
         label: str | None = None,
         tags: Iterable[str] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> AsyncRun:
-        """Change a run's label and/or tags; arguments left as None are kept.
+        """Change a run's label, tags, owner or permission lists; what is None is kept.
+
+        A list given replaces the run's list (``[]`` empties it). Only the run's owner, its
+        managers and tenant admins may; a monitor gets PermissionDeniedError.
 
         Raises:
             RunNotFoundError: No run with this id is visible to this API key.
+            PermissionDeniedError: This API key may read the run but not change it.
             ValueError: An argument is malformed (before any request).
         """
-        return self._handle(await self._core.patch(run_id, label=label, tags=tags))
+        data = await self._core.patch(
+            run_id,
+            label=label,
+            tags=tags,
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        return self._handle(data)
 
     async def cancel(self, run_id: str) -> AsyncRun:
         """Cancel a run; one already terminal is returned unchanged.
@@ -138,7 +189,9 @@ class AsyncRuns:
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
         cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
-        iterate; a bad filter raises ValueError or TypeError at once.
+        iterate; a bad filter raises ValueError or TypeError at once. A server whose pages repeat
+        or loop (a cursor seen before, a run listed twice, runs out of ``created_at`` order)
+        raises ResponseValidationError while iterating.
         """
         params = check_list_filters(
             flow_version=flow_version,
@@ -157,9 +210,21 @@ class AsyncRuns:
         async def fetch(after: str | None) -> Page[AsyncRun]:
             page = await self._core.list_page(params, after, page_size)
             runs = tuple(self._handle(data) for data in page.items)
-            return Page(items=runs, size=page.size, next_cursor=page.next_cursor)
+            return Page(
+                items=runs,
+                size=page.size,
+                next_cursor=page.next_cursor,
+                request_id=page.request_id,
+            )
 
-        return AsyncPaginator(fetch_cursor=fetch, page_size=page_size)
+        return AsyncPaginator(
+            fetch_cursor=fetch,
+            page_size=page_size,
+            item_id=attrgetter("id"),
+            ordered_by=attrgetter("created_at"),
+            descending=None if cursor is not None else descending,  # a cursor has its order
+            resumed_from=cursor,
+        )
 
     def results(self, run_id: str, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:
         """The mapped rows of a terminal run, in order, fetched page by page as you iterate.
@@ -219,26 +284,39 @@ class AsyncRuns:
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
-        ``on_progress(done, total, failed)`` is called after each item.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
+        is called after each item.
 
         Raises:
-            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
-                are in their outcomes, never raised.
+            ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
+                (before any request). Errors of single items are in their outcomes, never
+                raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        items = list(requests)
+        items = check_batch_call(
+            requests, "requests", concurrency=concurrency, on_progress=on_progress
+        )
+        check_idempotency_namespace(idempotency_namespace)
+        prepared = requests_of(items, idempotency_namespace)
 
-        async def create_one(item: RunRequest | Mapping[str, Any]) -> AsyncRun:
-            # Built here, inside the worker, so a bad item is that item's failure alone.
-            request = item if isinstance(item, RunRequest) else RunRequest(**item)
-            return self._handle(await self._core.create(request))
+        async def create_one(request: RunRequest | Exception) -> AsyncRun:
+            if isinstance(request, Exception):
+                raise request
+            return await self._create(request)
 
-        return await run_batch(items, create_one, concurrency, on_progress)
+        return await run_batch(prepared, create_one, concurrency, on_progress, key=key_of)
 
     async def get_many(
         self,
@@ -258,52 +336,10 @@ class AsyncRuns:
                 in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        ids = list(run_ids)
-        total = len(ids)
-        outcomes: builtins.list[BatchOutcome[AsyncRun] | None] = [None] * total
-        done = failed = 0
-
-        async def fetch_chunk(start: int) -> None:
-            nonlocal done, failed
-            chunk = ids[start : start + BATCH_GET_MAX]
-            invalid = {i: _id_error(run_id) for i, run_id in enumerate(chunk, start)}
-            valid = [run_id for i, run_id in enumerate(chunk, start) if invalid[i] is None]
-            found: dict[str, RunData] = {}
-            error: Exception | None = None
-            if valid:
-                try:
-                    found = await self.batch_get(valid)
-                except Exception as exc:
-                    error = exc
-            for index, run_id in enumerate(chunk, start):
-                outcome: BatchOutcome[AsyncRun]
-                bad_id = invalid[index]
-                if bad_id is not None:
-                    outcome = BatchOutcome.failure(index, bad_id)
-                elif error is not None:
-                    outcome = BatchOutcome.failure(index, error)
-                elif run_id in found:
-                    outcome = BatchOutcome.success(index, self._handle(found[run_id]))
-                else:
-                    outcome = BatchOutcome.failure(
-                        index,
-                        RunNotFoundError(
-                            f"run {run_id} not found", status_code=404, code="not_found"
-                        ),
-                    )
-                outcomes[index] = outcome
-                failed += not outcome.ok
-            done += len(chunk)
-
-        def progress(*_: int) -> None:
-            # Counted in runs, not in requests; called by _run_batch so that an exception in
-            # on_progress propagates rather than becoming a failed chunk.
-            if on_progress is not None:
-                on_progress(done, total, failed)
-
-        starts = list(range(0, total, BATCH_GET_MAX))
-        await run_batch(starts, fetch_chunk, concurrency, progress)
-        return [outcome for outcome in outcomes if outcome is not None]
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
+        return await get_in_chunks(
+            ids, self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
+        )
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
         """One ``batch-get`` request for up to 100 ids: the runs found, by id.
@@ -329,7 +365,8 @@ class AsyncRuns:
                 are in their outcomes, never raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
-        return await run_batch(list(run_ids), self.cancel, concurrency, on_progress)
+        ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
+        return await run_batch(ids, self.cancel, concurrency, on_progress)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait(
@@ -367,11 +404,13 @@ class AsyncRuns:
         Raises:
             RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
                 unfinished one, and the runs' handles hold their latest state.
-            TypeError: An item of ``runs`` is not a run handle of this package.
+            TypeError: ``runs`` is not an iterable of run handles (run ids are refused: get
+                their handles with ``get_many``).
         """
-        handles = check_items(runs, "runs", AsyncRun, "an AsyncRun")
+        handles: builtins.list[AsyncRun] = check_handles(runs, AsyncRun)
         check_timeout(timeout)
         check_interval(poll_interval)
+        check_callable(on_progress, "on_progress")
         targets = [(cell_of(run), run) for run in handles]
         async for _ in self._core.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
@@ -392,16 +431,5 @@ class AsyncRuns:
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [
-            (cell_of(run), run) for run in check_items(runs, "runs", AsyncRun, "an AsyncRun")
-        ]
+        targets = [(cell_of(run), run) for run in check_handles(runs, AsyncRun)]
         return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
-
-
-def _id_error(run_id: object) -> Exception | None:
-    """Why ``run_id`` is not a run id, or None when it is one."""
-    try:
-        check_run_id(run_id)
-    except (TypeError, ValueError) as exc:
-        return exc
-    return None

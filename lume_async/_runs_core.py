@@ -8,22 +8,23 @@ transport; nothing here calls back into them.
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
 from ._log_stream import follow
-from ._pagination import AsyncPaginator, get_page, numbered_listing
+from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._validation import (
     check_batch_ids,
     check_interval,
     check_page_size,
+    check_permission_update,
     check_run_id,
     check_update,
 )
-from .models import LogEntry, Page, RunData, RunRequest
+from .models import LogEntry, Page, RejectedRow, RunData, RunRequest
 
 if TYPE_CHECKING:
     from ._batch import ProgressCallback
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("lume_async.runs")
 
 BATCH_GET_MAX: Final = 100
 """The most run ids one ``batch-get`` request may name."""
@@ -104,39 +107,76 @@ class RunsCore:
         return RunsCore(self._transport, waiting=self._waiting, clock=self._clock, options=options)
 
     # -- one run -------------------------------------------------------------------------------
-    async def create(self, request: RunRequest) -> RunData:
-        """Create a run; every retry carries the same Idempotency-Key."""
+    async def create(self, request: RunRequest) -> tuple[RunData, bool]:
+        """Create a run; every retry carries the request's Idempotency-Key.
+
+        Returns the run and whether it was *reused*: the service answered 200, not 201, because
+        a run of the same (flow_version, source_path) was still in flight. That run keeps its own
+        label, tags and run metadata, so a difference from the request is logged.
+        """
         response = await self._transport.request(
             "POST",
             "/v1/runs",
             route="/v1/runs",
             body=_converter.dumps(request.to_wire()),
             retryable=True,
-            idempotency_key=request.idempotency_key or f"lume-{uuid.uuid4().hex}",
+            idempotency_key=request.idempotency_key,
             options=self._options,
         )
-        return _decode_run(response)
+        data = _decode_run(response)
+        reused = response.status == 200
+        if reused:
+            _log_reuse(request, data)
+        return data, reused
 
     async def fetch(self, run_id: str) -> RunData:
         check_run_id(run_id)
         return await self._run_request("GET", run_id, "")
 
-    async def patch(self, run_id: str, *, label: str | None, tags: Iterable[str] | None) -> RunData:
+    async def patch(
+        self,
+        run_id: str,
+        *,
+        label: str | None,
+        tags: Iterable[str] | None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
+    ) -> RunData:
+        """Change a run; what is None is kept (PermissionDeniedError names the operation)."""
         check_run_id(run_id)
-        body = check_update(label=label, tags=tags)
-        return await self._run_request("PATCH", run_id, "", body=_converter.dumps(body))
+        permissions = check_permission_update(
+            run_owner=run_owner,
+            monitoring_by=monitoring_by,
+            monitoring_groups=monitoring_groups,
+            managing_by=managing_by,
+            managing_groups=managing_groups,
+        )
+        body = check_update(label=label, tags=tags, permissions=permissions)
+        operation = "update_permissions" if permissions else "update"
+        return await self._run_request(
+            "PATCH", run_id, "", body=_converter.dumps(body), operation=operation
+        )
 
     async def cancel(self, run_id: str) -> RunData:
         check_run_id(run_id)
         try:
-            return await self._run_request("POST", run_id, "/cancel")
+            return await self._run_request("POST", run_id, "/cancel", operation="cancel")
         except InvalidRequestError as exc:
             if exc.code != "run_already_finished":
                 raise
         return await self.fetch(run_id)  # it ended otherwise: nothing to cancel
 
     async def _run_request(
-        self, method: str, run_id: str, suffix: str, *, body: bytes | None = None
+        self,
+        method: str,
+        run_id: str,
+        suffix: str,
+        *,
+        body: bytes | None = None,
+        operation: str = "read",
     ) -> RunData:
         response = await self._transport.request(
             method,
@@ -146,6 +186,7 @@ class RunsCore:
             retryable=True,
             options=self._options,
             not_found=RunNotFoundError,
+            operation=operation,
         )
         return _decode_run(response)
 
@@ -175,7 +216,9 @@ class RunsCore:
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and not isinstance(next_cursor, str):
             raise _malformed("run list", "next_cursor is not a string", response)
-        return Page(items=runs, size=page_size, next_cursor=next_cursor)
+        return Page(
+            items=runs, size=page_size, next_cursor=next_cursor, request_id=response.request_id
+        )
 
     # -- what a run produced ---------------------------------------------------------------------
     def listing(
@@ -191,6 +234,7 @@ class RunsCore:
             page_size,
             options=self._options,
             not_found=RunNotFoundError,
+            item_id=_reject_index if item_cls is RejectedRow else None,  # type: ignore[arg-type]
         )
 
     def follow_logs(
@@ -222,7 +266,7 @@ class RunsCore:
         self, run_id: str, what: str, item_cls: type[T], page: int, page_size: int
     ) -> Page[T]:
         """One page of a run's ``results``, ``rejects``, ``logs`` or ``input`` (args checked)."""
-        return await get_page(
+        answer = await get_page(
             self._transport,
             f"/v1/runs/{run_id}/{what}",
             f"/v1/runs/{{run_id}}/{what}",
@@ -232,6 +276,8 @@ class RunsCore:
             options=self._options,
             not_found=RunNotFoundError,
         )
+        check_numbered_page(answer, page, page_size)
+        return answer
 
     # -- waiting ---------------------------------------------------------------------------------
     async def wait(
@@ -252,6 +298,29 @@ class RunsCore:
         return self._waiting.as_completed(
             targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         )
+
+
+def _reject_index(row: RejectedRow) -> int:
+    return row.index
+
+
+def _log_reuse(request: RunRequest, run: RunData) -> None:
+    ignored = [
+        f"{name}={asked!r} (the run has {kept!r})"
+        for name, asked, kept in (
+            ("label", request.label, run.label),
+            ("tags", list(request.tags), list(run.tags)),
+            ("run_metadata", request.run_metadata, run.run_metadata),
+        )
+        if asked != kept and asked not in (None, [])
+    ]
+    logger.info(
+        "%s on %s is still in flight as run %s: the create returned that run%s",
+        request.flow_version,
+        request.source_path,
+        run.id,
+        "; not applied: " + ", ".join(ignored) if ignored else "",
+    )
 
 
 def _decode_run(response: Response) -> RunData:

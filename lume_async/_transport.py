@@ -110,9 +110,15 @@ def _parse_retry_after(value: str | None) -> float | None:
 
 
 def error_from_response(
-    response: Response, *, not_found: type[NotFoundError] = NotFoundError
+    response: Response,
+    *,
+    not_found: type[NotFoundError] = NotFoundError,
+    operation: str | None = None,
 ) -> APIError:
-    """Build the typed error for a 4xx/5xx answer, whatever its body looks like."""
+    """Build the typed error for a 4xx/5xx answer, whatever its body looks like.
+
+    ``operation`` is what the request meant to do; a 403 names it unless the body says better.
+    """
     status = response.status
     body: Any = None
     try:
@@ -142,6 +148,10 @@ def error_from_response(
         return DuplicateRunError(message, existing_run_id=existing, **kwargs)
     if status == 404:
         return not_found(message, **kwargs)
+    if status == 403:
+        said = body.get("operation") if isinstance(body, dict) else None
+        refused = said if isinstance(said, str) and said else operation
+        return PermissionDeniedError(message, operation=refused, **kwargs)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIError
@@ -283,11 +293,13 @@ class Transport:
         idempotency_key: str | None = None,
         options: RequestOptions | None = None,
         not_found: type[NotFoundError] = NotFoundError,
+        operation: str | None = None,
     ) -> Response:
         """Send one logical request; return a 2xx answer or raise a LumeError.
 
         ``route`` is the path template, used in retry logs. ``retryable`` says whether repeating the
         request is safe (reads, PATCH, cancel, and creates that carry an ``Idempotency-Key``).
+        ``operation`` names what a PermissionDeniedError was refused ("cancel", "update").
         """
         opts = options or self.default_options
         policy = opts.retry
@@ -336,7 +348,7 @@ class Transport:
                         status_code=response.status,
                         request_id=response.request_id,
                     )
-                failure = error_from_response(response, not_found=not_found)
+                failure = error_from_response(response, not_found=not_found, operation=operation)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
                 raise failure
             asked = getattr(failure, "retry_after", None)

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
-from ._validation import check_endpoint_id, check_endpoint_url, check_events, check_secret
+from ._validation import (
+    check_endpoint_id,
+    check_endpoint_secret,
+    check_endpoint_url,
+    check_events,
+)
 from .models import WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -46,7 +51,7 @@ class AsyncWebhookEndpoints:
         if events is not None:
             body["events"] = check_events(events)
         if secret is not None:
-            body["secret"] = check_secret(secret)
+            body["secret"] = check_endpoint_secret(secret)
         response = await self._transport.request(
             "POST",
             "/v1/webhooks",
@@ -67,6 +72,7 @@ class AsyncWebhookEndpoints:
             WebhookEndpoint,
             page_size,
             options=self._options,
+            item_id=_endpoint_id,
         )
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
@@ -99,3 +105,7 @@ class AsyncWebhookEndpoints:
             retryable=True,
             options=self._options,
         )
+
+
+def _endpoint_id(endpoint: WebhookEndpoint) -> str:
+    return endpoint.id

@@ -66,14 +66,16 @@ class OnCaller:
 
 def on_caller(callback: F | None) -> F | None:
     """``callback`` (an ``on_progress``) run on the caller's thread; its exception ends the call."""
-    if callback is None or isinstance(callback, OnCaller):
-        return callback
+    if callback is None or isinstance(callback, OnCaller) or not callable(callback):
+        return callback  # lume_async refuses a callback that cannot be called
     return cast(F, OnCaller(callback))
 
 
 def retry_on_caller(policy: RetryPolicy | None) -> RetryPolicy | None:
     """``policy`` with its ``on_retry`` run on the caller's thread; its exceptions are logged."""
-    if policy is None or policy.on_retry is None or isinstance(policy.on_retry, OnCaller):
+    if not isinstance(policy, RetryPolicy) or policy.on_retry is None:
+        return policy  # lume_async refuses what is not a RetryPolicy
+    if isinstance(policy.on_retry, OnCaller):
         return policy
     hook = OnCaller(policy.on_retry, on_error=_log_retry_hook_error)
     return attrs.evolve(policy, on_retry=hook)

@@ -51,7 +51,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         return self._bridge.iterate(self._bridge.local(self._async.__aiter__), self._item)
 
     def pages(self) -> Iterator[Page[T]]:
-        """The pages in order (each read whole before it is yielded)."""
+        """The pages in order (each read whole, and checked, before it is yielded)."""
         return _wrap.pages(self._bridge, self._item, self._bridge.local(self._async.pages))
 
     def collect(self) -> list[T]:

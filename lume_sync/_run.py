@@ -13,6 +13,7 @@ from . import _wrap
 from ._pagination import Paginator
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
     from typing import Any
 
@@ -102,9 +103,51 @@ class Run(_wrap.Twin[AsyncRun]):
         return self._async.error
 
     @property
+    def created_by(self) -> str | None:
+        """The principal whose API key created the run."""
+        return self._async.created_by
+
+    @property
+    def run_owner(self) -> str | None:
+        """The principal who owns the run: it may read, update and cancel it."""
+        return self._async.run_owner
+
+    @property
+    def monitoring_by(self) -> tuple[str, ...]:
+        """Principals who may read the run."""
+        return self._async.monitoring_by
+
+    @property
+    def monitoring_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read the run."""
+        return self._async.monitoring_groups
+
+    @property
+    def managing_by(self) -> tuple[str, ...]:
+        """Principals who may read, update and cancel the run and change who may."""
+        return self._async.managing_by
+
+    @property
+    def managing_groups(self) -> tuple[str, ...]:
+        """Groups whose principals may read, update and cancel the run and change who may."""
+        return self._async.managing_groups
+
+    @property
     def is_terminal(self) -> bool:
         """True once the status can no longer change."""
         return self._async.is_terminal
+
+    @property
+    def reused(self) -> bool:
+        """True when the create that gave this handle found the run instead of making it.
+
+        The service answers a create for a (flow_version, source_path) still in flight with
+        that run (HTTP 200, not 201); the run keeps its own label, tags and run metadata, and
+        the difference is logged (logger ``lume_async.runs``, INFO). False for a run the create
+        made and for handles from any other call. A create repeated with the same idempotency
+        key gets the first answer again, so it says what the first create said.
+        """
+        return self._async.reused
 
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
@@ -162,15 +205,39 @@ class Run(_wrap.Twin[AsyncRun]):
         return self._same(self._bridge.run(self._async.cancel()))
 
     def update(
-        self, *, label: str | None = None, tags: list[str] | tuple[str, ...] | None = None
+        self,
+        *,
+        label: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> Run:
-        """Change the run's label and/or tags; return this handle. None keeps a value.
+        """Change the run's label, tags, owner or permission lists; return this handle.
+
+        What is None is kept; a list given replaces the run's (``[]`` empties it). Only the
+        owner, managers and tenant admins may; a monitor gets PermissionDeniedError.
 
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
-            ValueError: A label or tag is malformed (before any request).
+            PermissionDeniedError: This API key may read the run but not change it.
+            ValueError: A label, tag or principal is malformed (before any request).
         """
-        return self._same(self._bridge.run(self._async.update(label=label, tags=tags)))
+        return self._same(
+            self._bridge.run(
+                self._async.update(
+                    label=label,
+                    tags=tags,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
+                )
+            )
+        )
 
     def results(self, *, page_size: int = 100) -> Paginator[dict[str, Any]]:
         """The mapped rows, in order, fetched page by page as you iterate.
@@ -224,7 +291,8 @@ class Run(_wrap.Twin[AsyncRun]):
         The new run has this run's flow version, source path or inline rows (read back with
         ``input()``), label, tags and run metadata, and is forced (``force_rerun=True``) past
         the check that refuses a source path already processed. A source path still being
-        processed is not run twice: its run in flight is returned.
+        processed is not run twice: its run in flight is returned (``reused`` is True). It is
+        shared as this run is: the same owner, monitors and managers.
 
         Raises:
             InvalidRequestError: The service refused the new run.

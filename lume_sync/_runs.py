@@ -53,13 +53,28 @@ class Runs(_wrap.Twin[AsyncRuns]):
         label: str | None = None,
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
+        idempotency_namespace: str | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] = (),
+        monitoring_groups: Iterable[str] = (),
+        managing_by: Iterable[str] = (),
+        managing_groups: Iterable[str] = (),
     ) -> Run:
         """Start a run of ``flow_version`` on ``source_path`` or inline ``source_data``.
 
-        Returns at once with the new run (or, for a (flow_version, source_path) still in flight,
-        that run). A pair that already SUCCEEDED raises DuplicateRunError unless
-        ``force_rerun=True``. The create carries an Idempotency-Key, generated here unless given,
-        and every retry reuses it, so a retried create never makes a second run.
+        Returns at once with the new run. A (flow_version, source_path) still in flight returns
+        that run instead (``run.reused`` is True); one that already SUCCEEDED or PARTIAL_FAILED
+        (both wrote to the target) raises DuplicateRunError with ``existing_run_id``, unless
+        ``force_rerun=True``. The create carries an Idempotency-Key that every retry reuses, so
+        a retried create never makes a second run: ``idempotency_key`` as given, else one
+        derived from ``idempotency_namespace`` and the request (the same call with the same
+        namespace, after a restart, finds the first run: see ``RunRequest.with_namespace``),
+        else a new one. Give at most one of the two.
+
+        The run is ``run_owner``'s (default: the API key's principal). Principals named in
+        ``managing_by`` (or in a group of ``managing_groups``) may also read, update and cancel
+        it; those in ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do
+        anything. Anyone else gets RunNotFoundError for it.
 
         Raises:
             DuplicateRunError: This (flow_version, source_path) already SUCCEEDED or
@@ -67,8 +82,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             NotFoundError: The flow version does not exist.
             InvalidRequestError: The service refused the request, e.g. an idempotency key reused
                 with another body (422).
-            ValueError: An argument is malformed, or both or neither of ``source_path`` and
-                ``source_data`` are given (before any request).
+            ValueError: An argument is malformed, both or neither of ``source_path`` and
+                ``source_data`` are given, or both ``idempotency_key`` and
+                ``idempotency_namespace`` are (before any request).
             TypeError: An argument has the wrong type (before any request).
         """
         return Run(
@@ -83,6 +99,12 @@ class Runs(_wrap.Twin[AsyncRuns]):
                     label=label,
                     tags=tags,
                     idempotency_key=idempotency_key,
+                    idempotency_namespace=idempotency_namespace,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
                 )
             ),
         )
@@ -97,16 +119,41 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return Run(self._bridge, self._bridge.run(self._async.get(run_id)))
 
     def update(
-        self, run_id: str, *, label: str | None = None, tags: Iterable[str] | None = None
+        self,
+        run_id: str,
+        *,
+        label: str | None = None,
+        tags: Iterable[str] | None = None,
+        run_owner: str | None = None,
+        monitoring_by: Iterable[str] | None = None,
+        monitoring_groups: Iterable[str] | None = None,
+        managing_by: Iterable[str] | None = None,
+        managing_groups: Iterable[str] | None = None,
     ) -> Run:
-        """Change a run's label and/or tags; arguments left as None are kept.
+        """Change a run's label, tags, owner or permission lists; what is None is kept.
+
+        A list given replaces the run's list (``[]`` empties it). Only the run's owner, its
+        managers and tenant admins may; a monitor gets PermissionDeniedError.
 
         Raises:
             RunNotFoundError: No run with this id is visible to this API key.
+            PermissionDeniedError: This API key may read the run but not change it.
             ValueError: An argument is malformed (before any request).
         """
         return Run(
-            self._bridge, self._bridge.run(self._async.update(run_id, label=label, tags=tags))
+            self._bridge,
+            self._bridge.run(
+                self._async.update(
+                    run_id,
+                    label=label,
+                    tags=tags,
+                    run_owner=run_owner,
+                    monitoring_by=monitoring_by,
+                    monitoring_groups=monitoring_groups,
+                    managing_by=managing_by,
+                    managing_groups=managing_groups,
+                )
+            ),
         )
 
     def cancel(self, run_id: str) -> Run:
@@ -144,7 +191,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
         cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
-        iterate; a bad filter raises ValueError or TypeError at once.
+        iterate; a bad filter raises ValueError or TypeError at once. A server whose pages repeat
+        or loop (a cursor seen before, a run listed twice, runs out of ``created_at`` order)
+        raises ResponseValidationError while iterating.
         """
         return Paginator(
             self._bridge,
@@ -231,16 +280,25 @@ class Runs(_wrap.Twin[AsyncRuns]):
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        idempotency_namespace: str | None = None,
     ) -> builtins.list[BatchOutcome[Run]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
         Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item keeps one Idempotency-Key across its retries.
-        ``on_progress(done, total, failed)`` is called after each item.
+        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
+        outcome as ``idempotency_key``) across all its retries, so sending the same
+        ``RunRequest`` objects again replays what was done instead of doing it twice. With
+        ``idempotency_namespace``, each key is derived from the namespace and the request (a
+        key given on a request wins): a job restarted with the same inputs and namespace
+        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
+        source was still in flight from another create), or DuplicateRunError whose
+        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
+        is called after each item.
 
         Raises:
-            ValueError: ``concurrency`` is below 1 (before any request). Errors of single items
-                are in their outcomes, never raised.
+            ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
+                (before any request). Errors of single items are in their outcomes, never
+                raised.
             Exception: Whatever ``on_progress`` raises ends the call.
         """
         return _wrap.outcomes(
@@ -248,7 +306,10 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 self._async.create_many(
-                    requests, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                    requests,
+                    concurrency=concurrency,
+                    on_progress=_callbacks.on_caller(on_progress),
+                    idempotency_namespace=idempotency_namespace,
                 )
             ),
         )
@@ -349,14 +410,15 @@ class Runs(_wrap.Twin[AsyncRuns]):
         Raises:
             RunTimeoutError: ``timeout`` seconds passed first; its ``run`` is the first
                 unfinished one, and the runs' handles hold their latest state.
-            TypeError: An item of ``runs`` is not a run handle of this package.
+            TypeError: ``runs`` is not an iterable of run handles (run ids are refused: get
+                their handles with ``get_many``).
         """
         return _wrap.each(
             self._bridge,
             Run,
             self._bridge.run(
                 self._async.wait_all(
-                    [item._async for item in runs],
+                    _wrap.unwrap_each(runs),
                     timeout=timeout,
                     poll_interval=poll_interval,
                     on_progress=_callbacks.on_caller(on_progress),
@@ -374,7 +436,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return self._bridge.iterate(
             self._bridge.local(
                 self._async.as_completed,
-                [item._async for item in runs],
+                _wrap.unwrap_each(runs),
                 timeout=timeout,
                 poll_interval=poll_interval,
             ),

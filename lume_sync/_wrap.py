@@ -24,6 +24,7 @@ from collections.abc import (
     Generator,
     Iterable,
     Iterator,
+    Mapping,
 )
 from typing import Any, Generic, ParamSpec, Self, TypeVar, cast, final, overload
 
@@ -44,6 +45,7 @@ __all__ = [
     "process_result",
     "same",
     "twin_repr",
+    "unwrap_each",
 ]
 
 A = TypeVar("A")
@@ -195,14 +197,27 @@ def each(bridge: Bridge, wrap: Wrap[A, S], items: Iterable[A]) -> list[S]:
     return [wrap(bridge, item) for item in items]
 
 
+def unwrap_each(items: Iterable[Any]) -> Iterable[Any]:
+    """The async objects of the twins in ``items``, for a call that takes several handles.
+
+    Anything else is passed on as it is, so that lume_async's own checks name the argument and
+    the wrong type (a single string, a run id instead of a handle).
+    """
+    if isinstance(items, str | bytes | bytearray | Mapping) or not isinstance(items, Iterable):
+        return items
+    return [item._async if isinstance(item, Twin) else item for item in items]
+
+
 def outcomes(
     bridge: Bridge, wrap: Wrap[A, S], items: Iterable[BatchOutcome[A]]
 ) -> list[BatchOutcome[S]]:
     """Batch outcomes with each successful value wrapped."""
     return [
-        BatchOutcome.success(o.index, wrap(bridge, o.unwrap()))
+        BatchOutcome.success(o.index, wrap(bridge, o.unwrap()), idempotency_key=o.idempotency_key)
         if o.ok
-        else BatchOutcome.failure(o.index, cast(BaseException, o.error))
+        else BatchOutcome.failure(
+            o.index, cast(BaseException, o.error), idempotency_key=o.idempotency_key
+        )
         for o in items
     ]
 

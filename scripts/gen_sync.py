@@ -57,7 +57,7 @@ RETURNS = {
 }
 #: Callbacks are run on the caller's thread (see lume_sync/_callbacks.py).
 ARGUMENTS = {
-    "Iterable[X]": "[item._async for item in {e}]",
+    "Iterable[X]": "_wrap.unwrap_each({e})",
     "ProgressCallback | None": "_callbacks.on_caller({e})",
     "RowsWritten | None": "_callbacks.on_caller({e})",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",

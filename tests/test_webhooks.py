@@ -23,12 +23,14 @@ OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
 NOW = 1_714_557_600
 
 
-def event_body(event_id: str = "evt_1", status: str = "SUCCEEDED") -> bytes:
+def event_body(
+    event_id: str = "evt_1", status: str = "SUCCEEDED", created_at: float = NOW
+) -> bytes:
     return orjson.dumps(
         {
             "id": event_id,
             "type": f"run.{status.lower()}",
-            "created_at": "2024-05-01T10:00:00Z",
+            "created_at": datetime.fromtimestamp(created_at, UTC).isoformat(),
             "data": {
                 "run_id": "run_01",
                 "status": status,
@@ -164,16 +166,16 @@ def test_standard_scheme_alone_verifies() -> None:
 def test_lume_scheme_alone_verifies_with_or_without_prefix() -> None:
     body = event_body()
     headers = lume_only(sign(body, SECRET))
-    assert verify(body, headers, SECRET).id == "evt_1"
+    assert verify(body, headers, SECRET, now=NOW).id == "evt_1"
     bare = headers["X-Lume-Signature-256"].removeprefix("sha256=")
-    assert verify(body, {"x-lume-signature-256": bare.upper()}, SECRET).id == "evt_1"
+    assert verify(body, {"x-lume-signature-256": bare.upper()}, SECRET, now=NOW).id == "evt_1"
 
 
 def test_lume_scheme_is_hmac_of_the_body_with_the_secret_bytes() -> None:
     body = event_body()
     digest = hmac.new(b"plain-secret", body, hashlib.sha256).hexdigest()
     headers = {"X-Lume-Signature-256": f"sha256={digest}"}
-    assert verify(body, headers, "plain-secret").id == "evt_1"
+    assert verify(body, headers, "plain-secret", now=NOW).id == "evt_1"
 
 
 def test_lume_scheme_with_tampered_body_is_refused() -> None:
@@ -186,9 +188,9 @@ def test_lume_scheme_replay_is_refused_by_event_id() -> None:
     body = event_body()
     headers = lume_only(sign(body, SECRET))
     guard = ReplayGuard()
-    verify(body, headers, SECRET, seen=guard)
+    verify(body, headers, SECRET, now=NOW, seen=guard)
     with pytest.raises(WebhookVerificationError, match="replayed"):
-        verify(body, headers, SECRET, seen=guard)
+        verify(body, headers, SECRET, now=NOW, seen=guard)
 
 
 def test_malformed_lume_signature_is_refused() -> None:
@@ -340,7 +342,7 @@ async def test_receiver_refuses_a_signed_non_event_with_400() -> None:
 @pytest.mark.anyio
 async def test_receiver_accepts_the_lume_scheme_alone() -> None:
     receiver = WebhookReceiver([OTHER_SECRET, SECRET])
-    body = event_body()
+    body = event_body(created_at=time.time())
     async with receiver.serve() as url:
         assert (await post(url, body, lume_only(sign(body, SECRET))))[0] == 200
 

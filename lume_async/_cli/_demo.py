@@ -13,6 +13,7 @@ from rich.text import Text
 
 from .._config import ENV_API_KEY, ENV_BASE_URL
 from ._demo_run import DemoProgress, DemoSummary, run_demo
+from ._escape import plain
 from ._output import ORDER, err, out, print_json, status_text
 from ._settings import Settings, json_flag
 
@@ -102,11 +103,11 @@ def _print_demo_summary(s: DemoSummary) -> None:
     table.add_row("rows rejected", f"{s.rows_rejected:,}")
     table.add_row("rows / rejects paged through", f"{s.rows_paged:,} / {s.rejects_paged:,}")
     for field, code, n in s.top_reject_reasons:
-        table.add_row(f"  {code} on {field}", f"{n:,}")
+        table.add_row(plain(f"  {code} on {field}"), f"{n:,}")
     table.add_section()
     table.add_row("requests sent", f"{s.requests_total:,}")
     for route in sorted(s.requests, key=lambda r: list(_ROUTES).index(r) if r in _ROUTES else 99):
-        table.add_row(f"  {_ROUTES.get(route, route)}", f"{s.requests[route]:,}")
+        table.add_row(plain(f"  {_ROUTES.get(route, route)}"), f"{s.requests[route]:,}")
     table.add_section()
     table.add_row("wall time", f"{s.wall_seconds:.1f} s")
     out.print(table)

@@ -1,4 +1,8 @@
-"""How the ``lume`` command prints: tables on a terminal, JSON with ``--json``."""
+"""How the ``lume`` command prints: tables on a terminal, JSON with ``--json``.
+
+Every value that came from a server goes through ``plain`` (``_escape``): printed literally,
+never read as Rich markup, with control characters spelled out.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from rich.text import Text
 
 from .. import _converter
 from .._run import AsyncRun
+from ._escape import plain, visible_json
 from ._settings import Settings
 
 __all__ = [
@@ -37,21 +42,26 @@ ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
 
 def print_json(value: Any) -> None:
     data = _converter.unstructure(value)
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    click.echo(visible_json(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()))
 
 
 def table(*columns: str) -> Table:
-    return Table(*columns, box=SIMPLE_HEAD, header_style="bold", show_edge=False)
+    """A table whose column headers (server text too: the keys of result rows) print as is."""
+    grid = Table(box=SIMPLE_HEAD, header_style="bold", show_edge=False)
+    for column in columns:
+        grid.add_column(plain(column))
+    return grid
 
 
 def status_text(value: str) -> Text:
-    return Text(value, style=_STYLE.get(value, "cyan"))
+    return plain(value, _STYLE.get(value, "cyan"))
 
 
-def cell(value: Any) -> str:
-    return (
-        "" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()
-    )
+def cell(value: Any) -> Text:
+    """A free-form value (a result row's field) as a table cell: JSON unless it is a string."""
+    if value is None:
+        return Text("")
+    return plain(value if isinstance(value, str) else orjson.dumps(value).decode())
 
 
 def mapped_and_rejected(run: AsyncRun) -> str:
@@ -67,17 +77,25 @@ def show_runs(settings: Settings, handles: Iterable[AsyncRun]) -> None:
         return print_json([run.data for run in handles])
     grid = table()
     # Ids and statuses are never cut; the other columns give way on a narrow terminal.
-    grid.add_column("ID", no_wrap=True, min_width=max((len(r.id) for r in handles), default=2))
+    ids = [plain(run.id) for run in handles]
+    grid.add_column("ID", no_wrap=True, min_width=max((len(i) for i in ids), default=2))
     grid.add_column("STATUS", no_wrap=True, min_width=14)
     for name in ("FLOW VERSION", "CREATED (UTC)", "MAPPED / REJECTED", "SOURCE"):
         grid.add_column(name, no_wrap=True, overflow="ellipsis")
-    for run in handles:
+    for run, run_id in zip(handles, ids, strict=True):
         created = f"{run.created_at:%Y-%m-%d %H:%M:%S}"
-        source = run.source_path or "(inline rows)"
+        source = plain(run.source_path or "(inline rows)")
         status = status_text(run.status.value)
-        grid.add_row(run.id, status, run.flow_version, created, mapped_and_rejected(run), source)
+        flow = plain(run.flow_version)
+        grid.add_row(run_id, status, flow, created, mapped_and_rejected(run), source)
     out.print(grid)
     return None
+
+
+def _names(principals: tuple[str, ...], groups: tuple[str, ...]) -> str:
+    """``ana@example.com, group analysts``, or ``-`` when a run names nobody."""
+    shown = [*principals, *(f"group {group}" for group in groups)]
+    return ", ".join(shown) or "-"
 
 
 def show_run(settings: Settings, run: AsyncRun) -> None:
@@ -86,13 +104,20 @@ def show_run(settings: Settings, run: AsyncRun) -> None:
     grid = Table(show_header=False, box=None)
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("id", run.id)
+    grid.add_row("id", plain(run.id))
     grid.add_row("status", status_text(run.status.value))
-    grid.add_row("flow version", run.flow_version)
-    grid.add_row("source", run.source_path or "(inline rows)")
+    grid.add_row("flow version", plain(run.flow_version))
+    grid.add_row("source", plain(run.source_path or "(inline rows)"))
     if run.label or run.tags:
-        grid.add_row("label / tags", f"{run.label or '-'} / {', '.join(run.tags) or '-'}")
+        grid.add_row("label / tags", plain(f"{run.label or '-'} / {', '.join(run.tags) or '-'}"))
     grid.add_row("created", f"{run.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    if run.run_owner is not None:
+        by = (
+            f" (created by {run.created_by})" if run.created_by not in (None, run.run_owner) else ""
+        )
+        grid.add_row("owner", f"{run.run_owner}{by}")
+    grid.add_row("monitors", _names(run.monitoring_by, run.monitoring_groups))
+    grid.add_row("managers", _names(run.managing_by, run.managing_groups))
     meta = run.metadata
     if meta and meta.results and meta.results.input_rows is not None:
         r = meta.results
@@ -101,7 +126,9 @@ def show_run(settings: Settings, run: AsyncRun) -> None:
         )
     if meta and meta.pipeline and meta.pipeline.duration_seconds is not None:
         grid.add_row("duration", f"{meta.pipeline.duration_seconds:.1f} s")
+    if run.run_metadata:
+        grid.add_row("run metadata", cell(run.run_metadata))
     if run.error is not None:
-        grid.add_row("error", Text(f"{run.error.code}: {run.error.message}", style="red"))
+        grid.add_row("error", plain(f"{run.error.code}: {run.error.message}", "red"))
     out.print(grid)
     return None

@@ -9,13 +9,14 @@ from typing import Any
 import click
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from .._client import AsyncLume
 from .._run import AsyncRun
 from ..models import RunStatus
+from ._escape import plain, visible
 from ._output import cell, err, out, print_json, show_run, show_runs, status_text, table
 from ._settings import Settings, fail, json_flag
+from ._sharing import permission_options, permissions_of, update
 
 __all__ = ["runs"]
 
@@ -34,6 +35,7 @@ def runs() -> None:
 @click.option("--force-rerun", is_flag=True, help="Run again even if this source succeeded.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run is finished.")
 @click.option("--poll-interval", default=2.0, show_default=True, type=click.FloatRange(min=0.01))
+@permission_options
 @json_flag
 @click.pass_obj
 def create(
@@ -46,9 +48,17 @@ def create(
     force_rerun: bool,
     wait_: bool,
     poll_interval: float,
+    owner: str | None,
+    monitors: tuple[str, ...],
+    monitor_groups: tuple[str, ...],
+    managers: tuple[str, ...],
+    manager_groups: tuple[str, ...],
 ) -> None:
     """Start a run of FLOW_VERSION on SOURCE_PATH (or on --data rows)."""
     rows = _load_rows(data) if data is not None else None
+    permissions = permissions_of(
+        owner, monitors, monitor_groups, managers, manager_groups, keep_unset=False
+    )
 
     async def call(lume: AsyncLume) -> AsyncRun:
         run = await lume.runs.create(
@@ -58,6 +68,7 @@ def create(
             label=label,
             tags=tags,
             force_rerun=force_rerun,
+            **permissions,
         )
         if wait_:
             await _wait(lume, [run], settings, timeout=None, poll_interval=poll_interval)
@@ -74,6 +85,9 @@ def _load_rows(stream: Any) -> list[Any]:
     if not isinstance(rows, list):
         raise ValueError("--data must hold a JSON array of objects")
     return rows
+
+
+runs.add_command(update)
 
 
 @runs.command()
@@ -163,11 +177,12 @@ async def _wait(
         done += 1
         if live:
             progress.advance(task)
-            progress.console.print(f"{run.id} ", status_text(run.status.value))
+            progress.console.print(plain(f"{run.id} "), status_text(run.status.value))
         elif show:
-            click.echo(f"{run.id} {run.status.value} ({done}/{total})", err=True)
+            click.echo(visible(f"{run.id} {run.status.value} ({done}/{total})"), err=True)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    # The description holds server text (statuses): never read as markup.
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     progress = Progress(
         *columns, TimeElapsedColumn(), console=err, transient=True, disable=not live
     )
@@ -178,7 +193,7 @@ async def _wait(
         while True:
             counts = Counter(run.status.value.lower() for run in pending if not run.is_terminal)
             text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            progress.update(task, description=text or "waiting")
+            progress.update(task, description=visible(text) or "waiting")
             await asyncio.sleep(0.2)
 
     with progress:
@@ -221,7 +236,8 @@ def logs(settings: Settings, run_id: str) -> None:
     grid = table("TIME", "LEVEL", "MESSAGE", "CODE")
     for e in entries:
         style = "red" if e.level in ("ERROR", "CRITICAL") else ""
-        grid.add_row(f"{e.time:%H:%M:%S.%f}"[:-3], Text(e.level, style=style), e.message, e.code)
+        time = f"{e.time:%H:%M:%S.%f}"[:-3]
+        grid.add_row(time, plain(e.level, style), plain(e.message), cell(e.code))
     out.print(grid)
     return None
 
@@ -256,7 +272,7 @@ def results(settings: Settings, run_id: str, rejects: bool, limit: int) -> None:
         grid = table("INDEX", "ERRORS", "SOURCE RECORD")
         for r in rows:
             why = ", ".join(f"{e.field}: {e.error_code}" for e in r.errors)
-            grid.add_row(str(r.index), why, orjson.dumps(r.source_record).decode())
+            grid.add_row(str(r.index), plain(why), cell(r.source_record))
     else:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         grid = table(*columns)

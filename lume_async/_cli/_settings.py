@@ -11,6 +11,7 @@ import click
 
 from .._client import AsyncLume
 from .._config import ENV_API_KEY
+from ._escape import visible
 
 __all__ = ["Settings", "fail", "json_flag"]
 
@@ -40,7 +41,8 @@ class Settings:
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    """One ``error: ...`` line on stderr (server text in it spelled out), and exit status 1."""
+    click.echo(f"error: {visible(' '.join(message.split()))}", err=True)
     raise SystemExit(1)
 
 

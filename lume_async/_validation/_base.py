@@ -10,14 +10,18 @@ from typing import Any, TypeVar
 __all__ = [
     "bad_value",
     "check_bool",
+    "check_callable",
+    "check_finite_json",
     "check_id",
     "check_int",
     "check_interval",
     "check_items",
+    "check_iterable",
     "check_nonempty_str",
     "check_optional_str",
     "check_seconds",
     "check_str_list",
+    "check_text",
     "check_timeout",
     "describe",
     "wrong_type",
@@ -119,23 +123,107 @@ def check_id(value: object, name: str, what: str, example: str) -> str:
     return value
 
 
-def check_str_list(value: object, name: str) -> list[str]:
-    """A list (any iterable but a single string or a mapping) of strings."""
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise wrong_type(name, "a list of strings", value)
-    out: list[Any] = list(value)
+def check_text(
+    value: object, name: str, *, max_len: int, min_len: int = 0, single_line: bool = False
+) -> str:
+    """A str of ``min_len`` to ``max_len`` characters (without line breaks if ``single_line``)."""
+    if not isinstance(value, str):
+        raise wrong_type(name, "a str", value)
+    if not min_len <= len(value) <= max_len:
+        raise bad_value(name, f"a str of {min_len} to {max_len} characters", value)
+    if single_line and any(c in value for c in "\r\n\x00"):
+        raise bad_value(name, "a single line (no line breaks or NUL)", value)
+    return value
+
+
+def check_callable(value: object, name: str) -> None:
+    """A callback, or None for none."""
+    if value is not None and not callable(value):
+        raise wrong_type(name, "a callable or None", value)
+
+
+def check_iterable(value: object, name: str, expected: str) -> list[Any]:
+    """Several things at once: any iterable but a single string, bytes or mapping, as a list.
+
+    A string is refused although it iterates: ``get_many("run_01...")`` would otherwise be one
+    call per character.
+    """
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise wrong_type(name, expected, value)
+    return list(value)
+
+
+def check_str_list(
+    value: object, name: str, *, max_items: int | None = None, max_len: int | None = None
+) -> list[str]:
+    """A list (any iterable but a single string or a mapping) of strings, within the bounds."""
+    out = check_iterable(value, name, "a list of strings")
+    if max_items is not None and len(out) > max_items:
+        raise ValueError(
+            f"{name} must hold at most {max_items} items, got {len(out)} ({type(value).__name__})"
+        )
     for i, item in enumerate(out):
-        if not isinstance(item, str):
-            raise wrong_type(f"{name}[{i}]", "a str", item)
+        if max_len is None:
+            if not isinstance(item, str):
+                raise wrong_type(f"{name}[{i}]", "a str", item)
+        else:
+            check_text(item, f"{name}[{i}]", min_len=1, max_len=max_len)
     return out
 
 
-def check_items(value: object, name: str, cls: type[T], expected: str) -> list[T]:
+def check_items(value: object, name: str, cls: type[T], expected: str, hint: str = "") -> list[T]:
     """An iterable whose items are all ``cls`` instances (``expected`` names one: "an AsyncRun")."""
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise wrong_type(name, "an iterable", value)
-    out: list[Any] = list(value)
+    out = check_iterable(value, name, "an iterable (a list, not one item)")
     for i, item in enumerate(out):
         if not isinstance(item, cls):
-            raise wrong_type(f"{name}[{i}]", expected, item)
+            raise TypeError(f"{name}[{i}] must be {expected}, not {type(item).__name__}{hint}")
     return out
+
+
+def _non_finite_at(value: object, path: str, depth: int) -> tuple[str, float] | None:
+    """Where the first NaN or infinity sits in ``value``, and which it is."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if depth > 256:
+        return None  # orjson refuses JSON nested this deep on its own
+    if isinstance(value, dict):
+        entries: Iterable[tuple[object, object]] = value.items()
+    elif isinstance(value, list | tuple):
+        entries = enumerate(value)
+    else:
+        return None
+    for key, item in entries:
+        if isinstance(item, float | dict | list | tuple):
+            found = _non_finite_at(item, f"{path}[{key!r}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def check_finite_json(value: object, name: str, encoded: bytes) -> None:
+    """No NaN or infinity anywhere in ``value``, already ``encoded`` as JSON.
+
+    JSON has no such numbers and orjson writes them as ``null``: sent as they are, they would
+    silently become missing values. An ``encoded`` without any ``null`` (the common case) proves
+    there is none without walking ``value``.
+    """
+    if b"null" not in encoded:
+        return
+    found = _non_finite_at(value, name, 0)
+    if found is not None:
+        path, number = found
+        raise bad_value(path, "a finite number (JSON has no NaN or infinity)", number)
+
+
+def check_host(host: object, name: str = "host") -> str:
+    """An interface to listen on: a host name or an IP address."""
+    if not isinstance(host, str):
+        raise wrong_type(name, "a str", host)
+    if not host or any(c.isspace() or not c.isprintable() or c in "/?#@" for c in host):
+        raise bad_value(name, "a host name or IP address such as '127.0.0.1'", host)
+    return host
+
+
+def check_port(port: object, name: str = "port") -> int:
+    """A TCP port, 0 for any free one."""
+    return check_int(port, name, minimum=0, maximum=65535)

@@ -13,22 +13,33 @@ from .._status import RunStatus
 from ._base import (
     bad_value,
     check_bool,
-    check_id,
+    check_callable,
+    check_finite_json,
     check_int,
+    check_items,
+    check_iterable,
     check_nonempty_str,
-    check_optional_str,
     check_str_list,
+    check_text,
+    describe,
     wrong_type,
 )
 
 __all__ = [
+    "MAX_NAMESPACE",
     "MAX_PAGE_SIZE",
+    "check_batch_call",
     "check_batch_ids",
+    "check_batch_items",
     "check_concurrency",
     "check_cursor",
     "check_flow_name",
     "check_flow_version",
+    "check_handles",
     "check_idempotency_key",
+    "check_idempotency_namespace",
+    "check_key_choice",
+    "check_label",
     "check_list_filters",
     "check_page",
     "check_page_size",
@@ -42,17 +53,32 @@ __all__ = [
     "check_update",
 ]
 
+# The service's own limits (its OpenAPI document): a value past them is refused before sending.
 MAX_PAGE_SIZE = 100
-_FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*:v[0-9]+")
-_FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
-_ORDER_BY = ("created_at",)
+MAX_PAGE = 1_000_000_000
+MAX_SOURCE_PATH = 2048
+MAX_SOURCE_ROWS = 10_000
+MAX_LABEL = 256
+MAX_TAGS = 50
+MAX_TAG = 64
+_RUN_ID = re.compile(r"run_[A-Za-z0-9]{1,60}")
+_FLOW_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}:v[0-9]{1,9}")
+_FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces: an HTTP header value
+MAX_NAMESPACE = 190
+"""The longest ``idempotency_namespace``: its keys add ``:`` and 64 hex digits, up to 255."""
 
 
 # --- one run --------------------------------------------------------------------------------------
 
 
-def check_run_id(run_id: object) -> str:
-    return check_id(run_id, "run_id", "a run id", "run_01HY...")
+def check_run_id(run_id: object, name: str = "run_id") -> str:
+    """A run id, ``run_`` and a ULID; it goes into URL paths, so nothing else gets through."""
+    if not isinstance(run_id, str):
+        raise wrong_type(name, "a str", run_id)
+    if not _RUN_ID.fullmatch(run_id):
+        raise bad_value(name, "a run id such as 'run_01HY...'", run_id)
+    return run_id
 
 
 def check_flow_version(value: object) -> str:
@@ -80,6 +106,15 @@ def _json_error(name: str, value: object, exc: Exception) -> TypeError:
     return TypeError(f"{name} must be JSON-serialisable, got {type(value).__name__}: {exc}")
 
 
+def _check_json(value: object, name: str) -> None:
+    """``value`` is JSON as sent: serialisable, and without NaN or infinity anywhere."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:
+        raise _json_error(name, value, exc) from None
+    check_finite_json(value, name, encoded)
+
+
 def check_source(
     source_path: object, source_data: object
 ) -> tuple[str | None, tuple[dict[str, Any], ...] | None]:
@@ -91,25 +126,29 @@ def check_source(
             raise wrong_type("source_path", "a str", source_path)
         if not source_path.strip():
             raise bad_value("source_path", "a non-blank str", source_path)
+        check_text(source_path, "source_path", max_len=MAX_SOURCE_PATH)
         return source_path, None
     if isinstance(source_data, str | bytes | Mapping) or not isinstance(source_data, Sequence):
         raise wrong_type("source_data", "a sequence of dicts (JSON objects)", source_data)
     rows: list[Any] = list(source_data)
+    if len(rows) > MAX_SOURCE_ROWS:
+        raise ValueError(
+            f"source_data must hold at most {MAX_SOURCE_ROWS:,} rows, got {len(rows):,} "
+            f"({type(source_data).__name__}); pass larger data as a source_path"
+        )
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
         if not isinstance(row, dict):
             rows[i] = dict(row)
     try:
-        orjson.dumps(rows)
+        encoded = orjson.dumps(rows)
     except TypeError:
         # Serialise row by row only on failure, to name the offending row cheaply.
         for i, row in enumerate(rows):
-            try:
-                orjson.dumps(row)
-            except TypeError as exc:
-                raise _json_error(f"source_data[{i}]", row, exc) from None
+            _check_json(row, f"source_data[{i}]")
         raise
+    check_finite_json(rows, "source_data", encoded)
     return None, tuple(rows)
 
 
@@ -119,36 +158,78 @@ def check_run_metadata(value: object) -> None:
         return
     if not isinstance(value, Mapping):
         raise wrong_type("run_metadata", "a dict", value)
-    try:
-        orjson.dumps(dict(value))
-    except TypeError as exc:
-        raise _json_error("run_metadata", value, exc) from None
+    _check_json(dict(value), "run_metadata")
 
 
 def check_idempotency_key(key: object) -> str | None:
-    """Sent as a header: 1 to 255 printable ASCII characters, or None."""
+    """Sent as a header: 1 to 255 printable ASCII characters without spaces, or None."""
     if key is None:
         return None
     if not isinstance(key, str):
         raise wrong_type("idempotency_key", "a str or None", key)
-    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
-        raise bad_value("idempotency_key", "1 to 255 printable ASCII characters", key)
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise bad_value(
+            "idempotency_key", "1 to 255 printable ASCII characters without spaces", key
+        )
     return key
 
 
+def check_label(label: object, name: str = "label") -> str | None:
+    """A run's label: up to 256 characters, or None."""
+    if label is None:
+        return None
+    if not isinstance(label, str):
+        raise wrong_type(name, "a str or None", label)
+    return check_text(label, name, max_len=MAX_LABEL)
+
+
+def check_idempotency_namespace(namespace: object) -> str | None:
+    """What deterministic keys are derived from: 1 to 190 printable ASCII characters, no spaces."""
+    if namespace is None:
+        return None
+    if not isinstance(namespace, str):
+        raise wrong_type("idempotency_namespace", "a str or None", namespace)
+    if not _IDEMPOTENCY_KEY.fullmatch(namespace) or len(namespace) > MAX_NAMESPACE:
+        raise bad_value(
+            "idempotency_namespace",
+            f"1 to {MAX_NAMESPACE} printable ASCII characters without spaces",
+            namespace,
+        )
+    return namespace
+
+
+def check_key_choice(key: object, namespace: object) -> None:
+    """An explicit ``idempotency_key`` or an ``idempotency_namespace`` to derive one, not both."""
+    check_idempotency_key(key)
+    check_idempotency_namespace(namespace)
+    if key is not None and namespace is not None:
+        raise ValueError(
+            "give idempotency_key or idempotency_namespace, not both: an explicit key is "
+            "used as it is, a namespace derives the key from the request"
+        )
+
+
 def check_tags(tags: object) -> list[str]:
-    return check_str_list(tags, "tags")
+    """A run's tags: up to 50 strings of 1 to 64 characters (not one single string)."""
+    return check_str_list(tags, "tags", max_items=MAX_TAGS, max_len=MAX_TAG)
 
 
-def check_update(*, label: object, tags: object) -> dict[str, object]:
-    """The body of a run update: a label and/or tags, at least one of them."""
+def check_update(
+    *, label: object, tags: object, permissions: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The body of a run update: a label, tags and/or the (already checked) ``permissions``
+    fields of ``check_permission_update``; at least one of them."""
     body: dict[str, object] = {}
     if label is not None:
-        body["label"] = check_optional_str(label, "label")
+        body["label"] = check_label(label)
     if tags is not None:
         body["tags"] = check_tags(tags)
+    body.update(permissions or {})
     if not body:
-        raise ValueError("update() needs label=... and/or tags=...")
+        raise ValueError(
+            "update() needs label=..., tags=..., run_owner=... and/or a permission list "
+            "(monitoring_by, monitoring_groups, managing_by, managing_groups)"
+        )
     return body
 
 
@@ -167,7 +248,7 @@ def check_run_request(
     _, rows = check_source(source_path, source_data)
     check_run_metadata(run_metadata)
     check_bool(force_rerun, "force_rerun")
-    check_optional_str(label, "label")
+    check_label(label)
     check_idempotency_key(idempotency_key)
     return rows
 
@@ -181,7 +262,7 @@ def check_page_size(page_size: object) -> int:
 
 def check_page(page: object) -> int:
     """A page number, from 1."""
-    return check_int(page, "page", minimum=1)
+    return check_int(page, "page", minimum=1, maximum=MAX_PAGE)
 
 
 def check_statuses(status: object) -> list[str]:
@@ -194,7 +275,7 @@ def check_statuses(status: object) -> list[str]:
         values = list(status)
     else:
         raise wrong_type("status", "a RunStatus, a str, or a list of them", status)
-    out = []
+    out: dict[str, None] = {}  # in order, each once
     for value in values:
         if not isinstance(value, str):
             raise wrong_type("status", "a RunStatus or str", value)
@@ -202,8 +283,8 @@ def check_statuses(status: object) -> list[str]:
         if parsed is None or not parsed.is_known:
             known = ", ".join(s.value for s in RunStatus)
             raise bad_value("status", f"one of {known}", value)
-        out.append(parsed.value)
-    return out
+        out[parsed.value] = None
+    return list(out)
 
 
 def check_timestamp(name: str, value: object) -> str:
@@ -248,15 +329,13 @@ def check_list_filters(
     size = check_page_size(page_size)
     if not isinstance(order_by, str):
         raise wrong_type("order_by", "a str", order_by)
-    if order_by == "updated_at":
-        raise bad_value(
-            "order_by",
-            "'created_at' (updated_at changes while you iterate, so pages would skip and "
-            "repeat runs: the service refuses it)",
-            order_by,
+    if order_by != "created_at":
+        why = (
+            ": updated_at changes while you iterate, so its pages would skip and repeat runs"
+            if order_by == "updated_at"
+            else ""
         )
-    if order_by not in _ORDER_BY:
-        raise bad_value("order_by", f"one of {', '.join(_ORDER_BY)}", order_by)
+        raise ValueError(f"order_by must be 'created_at', got {describe(order_by)}{why}")
     check_bool(descending, "descending")
     saved = check_cursor(cursor)
     params: list[tuple[str, str | int]] = [("size", size)]
@@ -265,18 +344,30 @@ def check_list_filters(
     else:
         params.append(("cursor", saved))
     if flow_version is not None:
-        params.append(("flow_version", check_nonempty_str(flow_version, "flow_version")))
+        params.append(("flow_version", check_flow_version(flow_version)))
     if source_path is not None:
-        params.append(("source_path", check_nonempty_str(source_path, "source_path")))
+        check_nonempty_str(source_path, "source_path")
+        params.append(
+            ("source_path", check_text(source_path, "source_path", max_len=MAX_SOURCE_PATH))
+        )
     params.extend(("status", value) for value in check_statuses(status))
     if label is not None:
-        params.append(("label", check_nonempty_str(label, "label")))
+        params.append(("label", check_text(label, "label", min_len=1, max_len=MAX_LABEL)))
     if tags is not None:
-        params.extend(("tag", tag) for tag in check_tags(tags))
+        params.extend(("tag", tag) for tag in dict.fromkeys(check_tags(tags)))
     if created_after is not None:
         params.append(("created_after", check_timestamp("created_after", created_after)))
     if created_before is not None:
         params.append(("created_before", check_timestamp("created_before", created_before)))
+    if (
+        isinstance(created_after, datetime)
+        and isinstance(created_before, datetime)
+        and created_after >= created_before
+    ):
+        raise ValueError(
+            "created_after must be before created_before (no run was created in between), got "
+            f"{describe(created_after)} and {describe(created_before)}"
+        )
     return params
 
 
@@ -292,7 +383,28 @@ def check_batch_ids(run_ids: object, most: int) -> list[str]:
             f"run_ids must hold 1 to {most} ids for one batch_get, got "
             f"{len(run_ids)} ({type(run_ids).__name__})"
         )
-    return [check_run_id(run_id) for run_id in run_ids]
+    return [check_run_id(run_id, f"run_ids[{i}]") for i, run_id in enumerate(run_ids)]
+
+
+def check_batch_items(value: object, name: str) -> list[Any]:
+    """The items of a batch call: a list (any iterable) of them, never one string or mapping."""
+    return check_iterable(value, name, f"an iterable of {name.replace('_', ' ')} (not one)")
+
+
+def check_batch_call(
+    items: object, name: str, *, concurrency: object, on_progress: object
+) -> list[Any]:
+    """A batch call's items (see ``check_batch_items``), concurrency and progress callback."""
+    out = check_batch_items(items, name)
+    check_concurrency(concurrency)
+    check_callable(on_progress, "on_progress")
+    return out
+
+
+def check_handles(runs: object, handle_cls: type[Any]) -> list[Any]:
+    """Run handles to wait on: ids are refused with a hint, since waiting updates handles."""
+    hint = " (pass run handles: get them for ids with runs.get_many(ids))"
+    return check_items(runs, "runs", handle_cls, "a run handle (AsyncRun)", hint)
 
 
 def check_concurrency(concurrency: object) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import re
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,21 +12,27 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._exceptions import AuthenticationError
-from ._base import bad_value, check_bool, check_int, check_seconds, wrong_type
+from ._base import bad_value, check_bool, check_callable, check_int, check_seconds, wrong_type
 
 __all__ = [
+    "callable_or_none",
     "check_api_key",
     "check_base_url",
     "check_clock",
+    "check_header_token",
     "check_max_connections",
     "check_retry_choice",
     "check_ssl_context",
     "check_timeout_setting",
     "check_webhook_receiver",
     "int_at_least_zero",
+    "non_negative_number",
     "non_negative_seconds",
     "positive_seconds",
 ]
+
+# C0 controls, DEL and C1 controls: never part of a header value or a URL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --- attrs validators of the settings values ------------------------------------------------------
@@ -41,8 +48,17 @@ def positive_seconds(_: object, attribute: attrs.Attribute[Any], value: object) 
     check_seconds(value, attribute.name, allow_zero=False)
 
 
+def non_negative_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A finite number >= 0 (None is not one)."""
+    check_seconds(value, attribute.name, allow_none=False)
+
+
 def int_at_least_zero(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     check_int(value, attribute.name, minimum=0)
+
+
+def callable_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_callable(value, attribute.name)
 
 
 def check_timeout_setting(value: object) -> float:
@@ -67,10 +83,27 @@ def check_api_key(key: object, *, env: str) -> str:
             status_code=401,
             code="missing_api_key",
         )
-    if any(c in key for c in "\r\n\x00"):
-        # The key itself is never shown.
-        raise ValueError("api_key must be a single-line str, got a str with a line break or NUL")
-    return key
+    return check_header_token(key, "api_key")
+
+
+def check_header_token(value: str, name: str) -> str:
+    """A secret sent in a header: no control characters, latin-1, no surrounding whitespace.
+
+    Anything else would be refused by the HTTP library at the first request, or silently changed
+    on the wire. The messages say what is wrong, never the value itself.
+    """
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        kind = "a line break or NUL" if bad.group() in "\r\n\x00" else "a control character"
+        raise ValueError(
+            f"{name} must be a single-line str without control characters, got a str with "
+            f"{kind} (U+{ord(bad.group()):04X}) at position {bad.start()}"
+        )
+    if not value.isascii() and any(ord(c) > 0xFF for c in value):
+        raise ValueError(f"{name} must hold only latin-1 characters (a str sent as a header)")
+    if value != value.strip():
+        raise ValueError(f"{name} must not start or end with whitespace (a str)")
+    return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -82,18 +115,45 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _without_password(url: str) -> str:
+    """``url`` as an error message may show it: any ``user:password@`` replaced."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{tail}" if sep else url.rpartition("@")[2]
+
+
 def check_base_url(url: object, *, allow_insecure_http: object) -> str:
-    """An http(s) URL with a host, without a trailing slash; plain http only to loopback."""
+    """An http(s) URL with a host and maybe a path, without a trailing slash; nothing else.
+
+    Credentials, a query, a fragment or ``;params`` would be dropped or mangled when the SDK adds
+    its paths, so they are refused; plain http only to loopback. Messages never show a password.
+    """
     check_bool(allow_insecure_http, "allow_insecure_http")
     if not isinstance(url, str):
         raise wrong_type("base_url", "a str", url)
+    shown = _without_password(url)
+    if _CONTROL.search(url) or any(c.isspace() for c in url):
+        raise bad_value("base_url", "a URL without spaces or control characters", shown)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_value("base_url", "an http(s) URL with a host", url)
+        raise bad_value("base_url", "an http(s) URL with a host", shown)
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"base_url must not carry credentials (user:password@), got {shown!r} (str); the "
+            "API key is the only credential the SDK sends"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url or ";" in parts.path:
+        raise bad_value("base_url", "a URL without a query, fragment or ;params", shown)
+    try:
+        parts.port  # noqa: B018  (read for its check: urlsplit parses the port lazily)
+    except ValueError:
+        raise bad_value("base_url", "a URL with a port between 0 and 65535", shown) from None
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise ValueError(
-            f"refusing to send the API key over plain HTTP to {parts.hostname!r}; use https, "
-            "or pass allow_insecure_http=True if this network is trusted"
+            f"base_url must use https to reach {parts.hostname!r} (a str): refusing to send the "
+            "API key over plain HTTP; pass allow_insecure_http=True if this network is trusted"
         )
     return url.rstrip("/")
 

@@ -4,23 +4,43 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._base import bad_value, check_id, check_int, check_seconds, check_str_list, wrong_type
 
 __all__ = [
     "EVENT_TYPES",
+    "check_delivery",
     "check_endpoint_id",
+    "check_endpoint_secret",
     "check_endpoint_url",
     "check_events",
+    "check_guard",
+    "check_listener",
     "check_max_queue",
+    "check_msg_id",
+    "check_now",
     "check_receiver_path",
+    "check_replay_key",
     "check_secret",
     "check_secrets",
+    "check_sign_timestamp",
     "check_tolerance",
     "check_ttl",
     "decode_whsec",
 ]
+
+# What the service accepts (its OpenAPI document) for an endpoint's URL and signing secret.
+_ENDPOINT_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%\[\]-]+")
+_ENDPOINT_SECRET = re.compile(
+    r"whsec_(?:[A-Za-z0-9+/]{4}){4,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+)
+_MAX_URL = 2048
+_MAX_ENDPOINT_SECRET = 200
+_MSG_ID = re.compile(r"[!-~]{1,255}")
 
 SECRET_PREFIX = "whsec_"
 EVENT_TYPES = (
@@ -65,15 +85,82 @@ def check_secrets(secret: object) -> list[str]:
     return [check_secret(s, f"secret[{i}]") for i, s in enumerate(items)]
 
 
+def check_endpoint_secret(secret: object) -> str:
+    """A secret for the service to sign with: ``whsec_`` and at least 12 bytes in base64."""
+    check_secret(secret)
+    assert isinstance(secret, str)
+    if len(secret) > _MAX_ENDPOINT_SECRET or not _ENDPOINT_SECRET.fullmatch(secret):
+        raise ValueError(
+            "secret must be 'whsec_' and base64 of at least 12 bytes, at most 200 characters "
+            "(a str); webhooks.new_secret() makes one"
+        )
+    return secret
+
+
 def check_tolerance(tolerance: object) -> float:
-    """How far a delivery's timestamp may be from now, in seconds."""
-    value = check_seconds(tolerance, "tolerance", allow_none=False)
+    """How far a delivery's timestamp may be from now: a finite number of seconds > 0."""
+    value = check_seconds(tolerance, "tolerance", allow_none=False, allow_zero=False)
     assert value is not None
     return float(value)
 
 
-def check_ttl(ttl: object) -> float:
-    value = check_seconds(ttl, "ttl", allow_none=False, allow_zero=False)
+def check_now(now: object, name: str = "now") -> float | None:
+    """A time in Unix seconds (the time to verify at), or None for the current time."""
+    if now is None:
+        return None
+    if isinstance(now, bool) or not isinstance(now, int | float):
+        raise wrong_type(name, "Unix seconds (a number) or None", now)
+    if not math.isfinite(now):
+        raise bad_value(name, "a finite number of Unix seconds", now)
+    return float(now)
+
+
+def check_delivery(body: object, headers: object) -> bytes:
+    """A delivery as received: the raw body bytes and a mapping of header names to strings."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise wrong_type("body", "bytes (the raw request body, as received)", body)
+    if not isinstance(headers, Mapping):
+        raise wrong_type("headers", "a mapping of header names to values", headers)
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            bad = name if not isinstance(name, str) else value
+            raise wrong_type(f"headers[{name!r}]", "a str header name and value", bad)
+    return bytes(body)
+
+
+def check_msg_id(msg_id: object) -> str:
+    """A delivery id, sent as a header: 1 to 255 printable ASCII characters without spaces."""
+    if not isinstance(msg_id, str):
+        raise wrong_type("msg_id", "a str or None", msg_id)
+    if not _MSG_ID.fullmatch(msg_id):
+        raise bad_value("msg_id", "1 to 255 printable ASCII characters without spaces", msg_id)
+    return msg_id
+
+
+def check_sign_timestamp(timestamp: object) -> int:
+    """A signing time in whole Unix seconds."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        raise wrong_type("timestamp", "Unix seconds (an int) or None", timestamp)
+    if not math.isfinite(timestamp) or timestamp < 0:
+        raise bad_value("timestamp", "a finite number of Unix seconds >= 0", timestamp)
+    return int(timestamp)
+
+
+def check_replay_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise wrong_type("key", "a str", key)
+    if not key:
+        raise bad_value("key", "a non-empty str", key)
+    return key
+
+
+def check_listener(callback: object) -> None:
+    if not callable(callback):
+        raise wrong_type("callback", "a callable taking a WebhookEvent", callback)
+
+
+def check_ttl(ttl: object, name: str = "ttl") -> float:
+    value = check_seconds(ttl, name, allow_none=False, allow_zero=False)
     assert value is not None
     return float(value)
 
@@ -91,11 +178,20 @@ def check_receiver_path(path: object) -> str:
 
 
 def check_endpoint_url(url: object) -> str:
+    """Where the service will send events: an http(s) URL, percent-encoded, up to 2048 chars."""
     if not isinstance(url, str):
         raise wrong_type("url", "a str", url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (read for its check: urlsplit parses the port lazily)
+    except ValueError:
+        raise bad_value("url", "an http(s) URL with a valid host and port", url) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_value("url", "an http(s) URL with a host", url)
+    if len(url) > _MAX_URL or not _ENDPOINT_URL.fullmatch(url):
+        raise bad_value(
+            "url", f"a percent-encoded URL (no spaces) of at most {_MAX_URL} characters", url
+        )
     return url
 
 
@@ -110,3 +206,9 @@ def check_events(events: object) -> list[str]:
 
 def check_endpoint_id(endpoint_id: object) -> str:
     return check_id(endpoint_id, "endpoint_id", "a webhook endpoint id", "wh_01...")
+
+
+def check_guard(seen: object) -> None:
+    """Where accepted deliveries are remembered: a ReplayGuard (``check_and_add``), or None."""
+    if seen is not None and not callable(getattr(seen, "check_and_add", None)):
+        raise wrong_type("seen", "a ReplayGuard or None", seen)

@@ -25,6 +25,7 @@ class Page(Generic[T]):
         total: Items in the whole listing, when known.
         pages: Pages in the whole listing, when known.
         next_cursor: Where the next page starts, for cursor-paged listings.
+        request_id: The ``x-request-id`` of the answer the page came from (for support).
     """
 
     items: tuple[T, ...]
@@ -33,6 +34,7 @@ class Page(Generic[T]):
     total: int | None = None
     pages: int | None = None
     next_cursor: str | None = None
+    request_id: str | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @property
     def has_next(self) -> bool:
@@ -59,6 +61,9 @@ class BatchOutcome(Generic[T]):
         ok: True when the item succeeded.
         value: The item's result, when ``ok``.
         error: The exception the item raised, when not ``ok``.
+        idempotency_key: For ``create_many``, the key the item's create was sent with, failed
+            or not (None for an item that was not a valid request, and for other batch
+            calls): sending the same key and request again can never make a second run.
 
     Examples:
         >>> outcomes = [BatchOutcome.success(0, "run_a"), BatchOutcome.failure(1, KeyError("b"))]
@@ -73,16 +78,21 @@ class BatchOutcome(Generic[T]):
     ok: bool
     value: T | None = None
     error: BaseException | None = None
+    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
 
     @classmethod
-    def success(cls, index: int, value: T) -> BatchOutcome[T]:
+    def success(
+        cls, index: int, value: T, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds a value."""
-        return cls(index, True, value, None)
+        return cls(index, True, value, None, idempotency_key=idempotency_key)
 
     @classmethod
-    def failure(cls, index: int, error: BaseException) -> BatchOutcome[T]:
+    def failure(
+        cls, index: int, error: BaseException, *, idempotency_key: str | None = None
+    ) -> BatchOutcome[T]:
         """An outcome that holds the error the item raised."""
-        return cls(index, False, None, error)
+        return cls(index, False, None, error, idempotency_key=idempotency_key)
 
     def unwrap(self) -> T:
         """The value, or raise the item's error.

@@ -1,28 +1,72 @@
-"""``RunRequest``: one run to create, checked on construction."""
+"""``RunRequest``: one run to create, checked on construction, with its idempotency key."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import orjson
 
-from .._validation import check_run_request, check_tags
+from .._validation import (
+    check_idempotency_namespace,
+    check_principal,
+    check_principal_list,
+    check_run_request,
+    check_tags,
+    wrong_type,
+)
 
 __all__ = ["RunRequest"]
+
+# Versions the derivation, so a future change of the identity's shape cannot collide with it.
+_DERIVATION = b"lume-run-request-v1\x1e"
 
 
 def _tags(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(check_tags(value))
 
 
-@attrs.frozen
+def _monitoring_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_by")
+
+
+def _monitoring_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "monitoring_groups")
+
+
+def _managing_by(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_by")
+
+
+def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
+    return check_principal_list(value, "managing_groups")
+
+
+def _new_key() -> str:
+    return f"lume-{uuid.uuid4().hex}"
+
+
+@attrs.frozen(repr=False)
 class RunRequest:
     """One run to create, checked on construction so a bad batch fails before any request.
 
     Exactly one of ``source_path`` (a location the service reads) and ``source_data`` (rows sent
     inline, a sequence of JSON objects) is given. ``flow_version`` is written ``name:vN``.
-    ``idempotency_key`` is sent as a header, so retries of this create never make a second run.
+
+    ``idempotency_key`` is sent as the create's Idempotency-Key header. Unless given, it is
+    generated when the request is built, and it stays with the object: sending the same request
+    again (a retry of a failed ``create_many`` item) replays the first answer instead of making a
+    second run, for as long as the service remembers keys (24 h). ``with_idempotency_key(key)``
+    and ``with_namespace(namespace)`` give a copy with another key; any other change
+    (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
+    given. Equality compares what is asked for and a given key, not a generated one.
+
+    Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
+    ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
+    ``monitoring_by`` / ``monitoring_groups`` may read it; tenant admins may do anything.
 
     Attributes:
         flow_version: The flow version to apply, ``name:vN``.
@@ -32,7 +76,13 @@ class RunRequest:
         force_rerun: Run even if this (flow_version, source_path) already wrote data.
         label: A label for the run.
         tags: Tags for the run.
-        idempotency_key: The key of this create; one is generated per create when None.
+        idempotency_key: The key of this create: the one given, else one generated with the
+            request (1 to 255 printable ASCII characters without spaces).
+        run_owner: Who owns the run (default: the principal of the API key).
+        monitoring_by: Principals who may read the run.
+        monitoring_groups: Groups whose principals may read the run.
+        managing_by: Principals who may read, update and cancel the run.
+        managing_groups: Groups whose principals may read, update and cancel the run.
 
     Raises:
         ValueError: An argument is malformed, or both or neither of ``source_path`` and
@@ -43,6 +93,10 @@ class RunRequest:
         >>> request = RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_001")
         >>> request.to_wire()
         {'flow_version': 'customer_cleaner:v1', 'source_path': 's3://bucket/batch_001'}
+        >>> request.idempotency_key == request.idempotency_key  # the object keeps its key
+        True
+        >>> request.with_namespace("nightly-2026-11-28").idempotency_key[:19]
+        'nightly-2026-11-28:'
         >>> RunRequest("customer_cleaner", source_path="s3://bucket/batch_001")
         Traceback (most recent call last):
         ValueError: flow_version must be ...
@@ -55,7 +109,17 @@ class RunRequest:
     force_rerun: bool = attrs.field(default=False, kw_only=True)
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
-    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    run_owner: str | None = attrs.field(default=None, kw_only=True)
+    monitoring_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_monitoring_by)
+    monitoring_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_monitoring_groups
+    )
+    managing_by: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_managing_by)
+    managing_groups: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_managing_groups
+    )
+    _given_key: str | None = attrs.field(default=None, kw_only=True, alias="idempotency_key")
+    _generated_key: str = attrs.field(init=False, factory=_new_key, eq=False)
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -65,10 +129,43 @@ class RunRequest:
             run_metadata=self.run_metadata,
             force_rerun=self.force_rerun,
             label=self.label,
-            idempotency_key=self.idempotency_key,
+            idempotency_key=self._given_key,
         )
+        if self.run_owner is not None:
+            check_principal(self.run_owner, "run_owner")
         if rows is not None:
             object.__setattr__(self, "source_data", rows)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The Idempotency-Key this request is created with: the one given, or its own."""
+        return self._given_key if self._given_key is not None else self._generated_key
+
+    def with_idempotency_key(self, key: str) -> RunRequest:
+        """The same request, created with ``key`` (1-255 printable ASCII, no spaces)."""
+        return attrs.evolve(self, idempotency_key=key)
+
+    def with_namespace(self, namespace: str) -> RunRequest:
+        """The same request keyed by ``namespace``: what ``idempotency_namespace=`` sends.
+
+        The key is ``<namespace>:<sha256 hex>`` of the whole request body (flow version, source
+        path or inline rows, run metadata, force_rerun, label, tags, owner and permission
+        lists) as canonical JSON with sorted keys: the same job re-run with the same namespace
+        derives the same keys, and two requests that differ in anything they ask of the service
+        never share one. A request whose key was given explicitly is returned as it is: a given
+        key wins.
+
+        Raises:
+            ValueError: ``namespace`` is not 1 to 190 printable ASCII characters without spaces.
+            TypeError: ``namespace`` is not a str.
+        """
+        if check_idempotency_namespace(namespace) is None:
+            raise wrong_type("idempotency_namespace", "a str", namespace)
+        if self._given_key is not None:
+            return self
+        body = orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(_DERIVATION + body).hexdigest()
+        return self.with_idempotency_key(f"{namespace}:{digest}")
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header)."""
@@ -85,4 +182,32 @@ class RunRequest:
             body["label"] = self.label
         if self.tags:
             body["tags"] = list(self.tags)
+        if self.run_owner is not None:
+            body["run_owner"] = self.run_owner
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            names: tuple[str, ...] = getattr(self, name)
+            if names:
+                body[name] = list(names)
         return body
+
+    def __repr__(self) -> str:
+        parts = [repr(self.flow_version)]
+        if self.source_path is not None:
+            parts.append(f"source_path={self.source_path!r}")
+        else:
+            parts.append(f"source_data=<{len(self.source_data or ())} rows>")
+        for name in ("run_metadata", "label"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        if self.force_rerun:
+            parts.append("force_rerun=True")
+        if self.tags:
+            parts.append(f"tags={self.tags!r}")
+        if self.run_owner is not None:
+            parts.append(f"run_owner={self.run_owner!r}")
+        for name in ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)!r}")
+        parts.append(f"idempotency_key={self.idempotency_key!r}")
+        return f"RunRequest({', '.join(parts)})"

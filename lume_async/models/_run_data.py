@@ -35,6 +35,9 @@ _metadata_decoder: Callable[[dict[str, Any]], RunMetadata] | None = None
 class RunData:
     """A run exactly as the service returned it (the state behind an ``AsyncRun`` handle).
 
+    ``created_by`` and ``run_owner`` are principals (None from a service that does not say);
+    the four lists say who else may read (``monitoring_*``) or manage (``managing_*``) the run.
+
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
     the cost of a run. A malformed tree raises ResponseValidationError on that first read.
@@ -50,6 +53,12 @@ class RunData:
         created_at: When the service created the run (UTC).
         updated_at: When the run last changed (UTC).
         error: Why the run ended FAILED or CRASHED; None otherwise.
+        created_by: The principal whose API key created the run.
+        run_owner: The principal who owns the run.
+        monitoring_by: Principals who may read the run.
+        monitoring_groups: Groups whose principals may read the run.
+        managing_by: Principals who may read, update and cancel the run.
+        managing_groups: Groups whose principals may read, update and cancel the run.
     """
 
     id: str
@@ -66,6 +75,12 @@ class RunData:
     _metadata_json: dict[str, Any] | None = attrs.field(
         default=None, alias="metadata_json", repr=False
     )
+    created_by: str | None = None
+    run_owner: str | None = None
+    monitoring_by: tuple[str, ...] = ()
+    monitoring_groups: tuple[str, ...] = ()
+    managing_by: tuple[str, ...] = ()
+    managing_groups: tuple[str, ...] = ()
 
     @property
     def metadata(self) -> RunMetadata | None:
@@ -94,6 +109,12 @@ class RunData:
             self.updated_at,
             self.metadata,
             self.error,
+            self.created_by,
+            self.run_owner,
+            self.monitoring_by,
+            self.monitoring_groups,
+            self.managing_by,
+            self.managing_groups,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -109,5 +130,8 @@ class RunData:
             f"RunData(id={self.id!r}, status={self.status!r}, flow_version={self.flow_version!r}, "
             f"source_path={self.source_path!r}, label={self.label!r}, tags={self.tags!r}, "
             f"created_at={self.created_at!r}, updated_at={self.updated_at!r}, "
-            f"metadata={self.metadata!r}, error={self.error!r})"
+            f"metadata={self.metadata!r}, error={self.error!r}, created_by={self.created_by!r}, "
+            f"run_owner={self.run_owner!r}, monitoring_by={self.monitoring_by!r}, "
+            f"monitoring_groups={self.monitoring_groups!r}, managing_by={self.managing_by!r}, "
+            f"managing_groups={self.managing_groups!r})"
         )

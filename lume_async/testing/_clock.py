@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Final
 
-from .._validation import bad_value, check_seconds, wrong_type
+from .._validation import bad_value, check_bool, check_seconds, wrong_type
 
 __all__ = ["VirtualClock"]
 
@@ -64,7 +64,7 @@ class VirtualClock:
         self._heap: list[tuple[float, int, _Sleeper]] = []
         self._order = itertools.count()
         self._pending = 0
-        self._autojump = bool(autojump)
+        self._autojump = check_bool(autojump, "autojump")
         self._jumpers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     def __repr__(self) -> str:

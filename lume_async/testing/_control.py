@@ -1,4 +1,5 @@
-"""The control plane under ``/_emulator/`` (loopback only): reset, faults, stats, clock, config."""
+"""The control plane under ``/_emulator/`` (loopback only): reset, faults, stats, clock, config,
+principals."""
 
 from __future__ import annotations
 
@@ -81,6 +82,30 @@ async def config(request: web.Request) -> web.Response:
     return json_response(200, {"rate_limit": svc.rate_limit, "rate_burst": svc.rate_burst})
 
 
+async def principals(request: web.Request) -> web.Response:
+    """A new API key for a principal: ``{tenant_key?, principal, groups?, admin?}`` -> 201."""
+    svc = request.app[SERVICE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise validation_error(["body"], "a JSON object is required", "type_error")
+    unknown = sorted(set(body) - {"tenant_key", "principal", "groups", "admin"})
+    if unknown:
+        raise validation_error(["body", unknown[0]], "Extra inputs are not permitted", "extra")
+    if "principal" not in body:
+        raise validation_error(["body", "principal"], "Field required", "missing")
+    try:
+        key = svc.add_principal(
+            body["principal"],
+            groups=body.get("groups", ()),
+            admin=body.get("admin", False),
+            tenant_key=body.get("tenant_key"),
+        )
+    except (TypeError, ValueError) as exc:
+        name = str(exc).split(" ", 1)[0].split("[", 1)[0]
+        raise validation_error(["body", name], str(exc), "principal") from exc
+    return json_response(201, {"api_key": key})
+
+
 def add_control_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/_emulator/reset", reset)
@@ -89,3 +114,4 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get("/_emulator/stats", stats)
     r.add_post("/_emulator/advance", advance)
     r.add_post("/_emulator/config", config)
+    r.add_post("/_emulator/principals", principals)

@@ -2,8 +2,8 @@
 
 ``async with Emulator() as emu`` serves on the running loop; ``with Emulator() as emu`` starts a
 private loop in a daemon thread and blocks until it listens. The plain methods (``set_faults``,
-``stats``, ``add_tenant``, ``reset``, ``advance``) hop onto the serving loop, so they are safe from
-any thread in both modes.
+``stats``, ``add_tenant``, ``add_principal``, ``reset``, ``advance``) hop onto the serving loop,
+so they are safe from any thread in both modes.
 """
 
 from __future__ import annotations
@@ -11,13 +11,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._validation import (
+    check_clock,
+    check_emulator_key,
+    check_faults,
+    check_host,
+    check_port,
+    check_rate_limit,
+    check_seed,
+    check_time_scale,
+    finite_seconds,
+    whole_at_least_one,
+)
 from ._app import create_app
 from ._faults import FaultProfile
 from ._protocol import JsonErrorRunner
@@ -63,6 +75,16 @@ class Emulator:
         webhook_max_attempts: int = 6,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        check_host(host)
+        check_port(port)
+        check_emulator_key(api_key)
+        check_time_scale(time_scale)
+        check_faults(faults, FaultProfile)
+        check_seed(seed)
+        check_rate_limit(rate_limit, rate_burst)
+        finite_seconds(webhook_retry_base, "webhook_retry_base")
+        whole_at_least_one(webhook_max_attempts, "webhook_max_attempts")
+        check_clock(clock)
         self._service = Service(
             api_key=api_key,
             time_scale=time_scale,
@@ -193,6 +215,7 @@ class Emulator:
 
     def set_faults(self, faults: FaultProfile | None) -> None:
         """Arm (or, with None or rate 0, disarm) fault injection on ``/v1`` requests."""
+        check_faults(faults, FaultProfile)
         self._call(self._service.faults.set, faults)
 
     def stats(self) -> dict[str, Any]:
@@ -201,7 +224,23 @@ class Emulator:
 
     def add_tenant(self, api_key: str | None = None) -> str:
         """Create another tenant and return its API key (runs are isolated per key)."""
+        check_emulator_key(api_key)
         return self._call(self._service.add_tenant, api_key)
+
+    def add_principal(
+        self,
+        principal: str,
+        groups: Iterable[str] = (),
+        admin: bool = False,
+        tenant_key: str | None = None,
+    ) -> str:
+        """Another API key of a tenant (by default this emulator's own), acting as ``principal``.
+
+        ``principal`` is an email-like id; a run it creates is its own, and it reads and manages
+        the runs whose permission lists name it or one of its ``groups``. An ``admin`` sees and
+        manages every run of the tenant, as the emulator's default key does.
+        """
+        return self._call(self._service.add_principal, principal, groups, admin, tenant_key)
 
     def reset(self) -> None:
         """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants."""
@@ -209,10 +248,12 @@ class Emulator:
 
     def advance(self, seconds: float) -> None:
         """Skip ``seconds`` of run time: runs progress at once, timestamps stay wall-clock time."""
+        finite_seconds(seconds, "seconds")
         self._call(self._service.advance, seconds)
 
     def set_rate_limit(self, rate_limit: float | None, burst: int | None = None) -> None:
         """Limit each key to ``rate_limit`` requests/s (token bucket; None turns it off)."""
+        check_rate_limit(rate_limit, burst, "burst")
 
         def apply() -> None:
             self._service.rate_limit = rate_limit

@@ -11,35 +11,26 @@ from typing import Any, Literal
 
 import attrs
 
+from .._validation import (
+    FAULT_KINDS,
+    check_fault_kinds,
+    check_fault_phase,
+    check_fault_rate,
+    check_seed,
+    finite_seconds,
+)
+
 __all__ = ["FAULT_KINDS", "FaultInjector", "FaultProfile"]
 
-FAULT_KINDS = ("500", "502", "503", "429", "reset", "delay", "truncate")
 Phase = Literal["before", "after", "both"]
 
 
-def _check_rate(_: object, __: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("rate must be between 0 and 1")
+def _delay(value: Any) -> float:
+    return finite_seconds(value, "delay")
 
 
-def _check_kinds(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-    unknown = [k for k in value if k not in FAULT_KINDS]
-    if unknown or not value:
-        raise ValueError(f"kinds must be a non-empty subset of {FAULT_KINDS}, got {value!r}")
-
-
-def _check_phase(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if value not in ("before", "after", "both"):
-        raise ValueError("phase must be 'before', 'after' or 'both'")
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0")
-
-
-def _to_kinds(value: Any) -> tuple[str, ...]:
-    return tuple(str(kind) for kind in value)
+def _retry_after(value: Any) -> float:
+    return finite_seconds(value, "retry_after")
 
 
 @attrs.frozen(kw_only=True)
@@ -69,16 +60,14 @@ class FaultProfile:
         ('503', 'reset')
     """
 
-    rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
+    rate: float = attrs.field(default=0.0, converter=check_fault_rate)
     kinds: tuple[str, ...] = attrs.field(
-        default=("500", "503", "429", "reset"),
-        converter=_to_kinds,
-        validator=_check_kinds,
+        default=("500", "503", "429", "reset"), converter=check_fault_kinds
     )
-    phase: Phase = attrs.field(default="both", validator=_check_phase)
-    seed: int = attrs.field(default=0, converter=int)
-    delay: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
-    retry_after: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    phase: Phase = attrs.field(default="both", converter=check_fault_phase)
+    seed: int = attrs.field(default=0, converter=check_seed)
+    delay: float = attrs.field(default=0.5, converter=_delay)
+    retry_after: float = attrs.field(default=1.0, converter=_retry_after)
 
     @classmethod
     def from_json(cls, data: Any) -> FaultProfile:

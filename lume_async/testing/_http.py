@@ -1,7 +1,8 @@
 """The one middleware: request ids, auth, rate limits, faults, idempotency and stats.
 
 Keeping all cross-cutting work in a single middleware keeps the hot path short: one dict lookup
-for the route key, one for the tenant, and faults and idempotency only when armed or asked for.
+for the route key, one for the key's principal, and faults and idempotency only when armed or
+asked for.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ._access import Principal
 from ._errors import ApiError
 from ._service import Service
-from ._state import IdempotencyRecord, Tenant
+from ._state import IdempotencyRecord
 
-__all__ = ["SERVICE", "TENANT", "error_response", "json_response", "middleware"]
+__all__ = ["PRINCIPAL", "SERVICE", "error_response", "json_response", "middleware"]
 
 SERVICE = web.AppKey("lume_service", Service)
-TENANT = web.RequestKey("lume_tenant", Tenant)
+PRINCIPAL = web.RequestKey("lume_principal", Principal)
 FAULT_STATUS = web.RequestKey("lume_fault_status", str)
 IDEMPOTENCY_TTL = 24 * 3600.0
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
@@ -127,8 +129,8 @@ async def _invoke(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _api(request: web.Request, handler: Handler, svc: Service) -> web.StreamResponse:
     key = _api_key(request)
-    tenant = svc.keys.get(key) if key is not None else None
-    if tenant is None or key is None:
+    principal = svc.keys.get(key) if key is not None else None
+    if principal is None or key is None:
         return error_response(ApiError(401, "unauthorized", "Missing or invalid API key"))
     if svc.rate_limit:
         wait = svc.rate_check(key)
@@ -136,17 +138,17 @@ async def _api(request: web.Request, handler: Handler, svc: Service) -> web.Stre
             return error_response(
                 ApiError(429, "rate_limited", "Rate limit exceeded", headers=_retry_headers(wait))
             )
-    request[TENANT] = tenant
+    request[PRINCIPAL] = principal
     fault = svc.faults.draw() if svc.faults.profile is not None else None
     if fault is None:
         if request.method == "POST" and "Idempotency-Key" in request.headers:
-            return await _idempotent(request, handler, svc, tenant, None)
+            return await _idempotent(request, handler, svc, principal, None)
         return await _invoke(request, handler)
     kind, phase = fault
     if phase == "before" and kind != "delay":
         return await _fault(request, svc, kind, None)
     if request.method == "POST" and "Idempotency-Key" in request.headers:
-        resp = await _idempotent(request, handler, svc, tenant, fault)
+        resp = await _idempotent(request, handler, svc, principal, fault)
     else:
         resp = await _work(request, handler, svc, fault)
     if phase == "after" and kind != "delay":
@@ -167,19 +169,24 @@ async def _work(
     return resp
 
 
-def _fingerprint(request: web.Request, body: bytes) -> bytes:
+def _fingerprint(request: web.Request, body: bytes, principal: str) -> bytes:
+    """What makes a request the same request: its principal, method, path and JSON body.
+
+    Keys are the tenant's, but another principal's request is another request (a 422), so a
+    replay never shows a run to someone who may not read it.
+    """
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     except orjson.JSONDecodeError:
         canonical = body
-    return f"{request.method} {request.path}\n".encode() + canonical
+    return f"{principal}\n{request.method} {request.path}\n".encode() + canonical
 
 
 async def _idempotent(
     request: web.Request,
     handler: Handler,
     svc: Service,
-    tenant: Tenant,
+    principal: Principal,
     fault: tuple[str, str] | None,
 ) -> web.StreamResponse:
     """Replay the first answer to a key; refuse reuse with another body or while in flight."""
@@ -199,7 +206,8 @@ async def _idempotent(
                 ],
             )
         )
-    fingerprint = _fingerprint(request, await request.read())
+    tenant = principal.tenant
+    fingerprint = _fingerprint(request, await request.read(), principal.name)
     now = svc.clock.clock.monotonic()
     record = tenant.idempotency_record(key, now, IDEMPOTENCY_TTL)
     if record is not None:

@@ -6,6 +6,8 @@ repeated. A cursor is opaque and self-contained: the filters and order it was is
 run id, and when it was issued, signed so a damaged one is refused. It resumes in any emulator
 process for 24 h. A filter given along with a cursor must be the cursor's own (left out, the
 cursor's applies). Ordering by ``updated_at``, which changes while iterating, is refused.
+Runs the caller may not read are skipped like runs that do not match a filter, so the keyset
+stays stable under permissions too.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ._access import Principal
 from ._errors import ApiError
 from ._lifecycle import RunClock
 from ._run import Run
-from ._state import Tenant
 
 __all__ = ["int_param", "list_runs"]
 
@@ -207,13 +209,16 @@ def decode_cursor(raw: str, now: float) -> tuple[dict[str, Any], str]:
     return filters, last_id
 
 
-def _matcher(f: dict[str, Any], t: float) -> Callable[[Run], bool]:
+def _matcher(f: dict[str, Any], t: float, who: Principal) -> Callable[[Run], bool]:
     flow_version, source_path, label = f["flow_version"], f["source_path"], f["label"]
     statuses = frozenset(f["status"]) if f["status"] is not None else None
     tags = f["tag"] or ()
     after, before = f["created_after"], f["created_before"]
+    admin = who.admin
 
     def match(run: Run) -> bool:
+        if not admin and not run.grants.can_read(who):
+            return False
         if flow_version is not None and run.flow_version != flow_version:
             return False
         if source_path is not None and run.source_path != source_path:
@@ -231,7 +236,8 @@ def _matcher(f: dict[str, Any], t: float) -> Callable[[Run], bool]:
     return match
 
 
-def list_runs(request: web.Request, clock: RunClock, tenant: Tenant) -> dict[str, Any]:
+def list_runs(request: web.Request, clock: RunClock, who: Principal) -> dict[str, Any]:
+    """One page of the runs ``who`` may read that match the query, from its cursor."""
     size = int_param(request, "size", 100, 1, 100)
     given = _filters(request)
     raw_cursor = request.query.get("cursor")
@@ -259,8 +265,8 @@ def list_runs(request: web.Request, clock: RunClock, tenant: Tenant) -> dict[str
         if not _RUN_ID.fullmatch(last_id):
             raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor")
     t = clock.now()
-    match = _matcher(filters, t)
-    order, runs = tenant.order, tenant.runs
+    match = _matcher(filters, t, who)
+    order, runs = who.tenant.order, who.tenant.runs
     if filters["order"] == "desc":
         i = bisect.bisect_left(order, last_id) - 1 if last_id else len(order) - 1
         step = -1

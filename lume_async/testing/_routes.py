@@ -9,13 +9,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ._access import Principal
 from ._errors import ApiError, validation_error
 from ._flows import FLOW_VERSIONS, FLOWS, flow_json
-from ._http import SERVICE, TENANT, json_response
+from ._http import PRINCIPAL, SERVICE, json_response
 from ._listing import int_param, list_runs
 from ._schema import openapi_bytes, validate
 from ._service import EVENT_TYPES, Service
-from ._state import Tenant
+from ._state import Webhook
 from ._webhooks import new_secret, secret_key
 
 __all__ = ["add_routes"]
@@ -25,8 +26,9 @@ PAGE_SIZE = 100
 _FLOW_VERSION = re.compile(r"[A-Za-z0-9_.-]{1,100}:v[0-9]{1,9}")
 
 
-def _ctx(request: web.Request) -> tuple[Service, Tenant]:
-    return request.app[SERVICE], request[TENANT]
+def _ctx(request: web.Request) -> tuple[Service, Principal]:
+    """The service, and the principal the request's API key acts as."""
+    return request.app[SERVICE], request[PRINCIPAL]
 
 
 async def _json(request: web.Request) -> Any:
@@ -67,7 +69,7 @@ def _paged(items: list[Any], envelope: dict[str, Any]) -> web.Response:
 
 
 async def create_run(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
+    svc, who = _ctx(request)
     data = await _json(request)
     flow_version = data.get("flow_version") if isinstance(data, dict) else None
     if (
@@ -77,37 +79,38 @@ async def create_run(request: web.Request) -> web.Response:
     ):
         raise ApiError(404, "not_found", f"Flow version {flow_version} not found")
     body = _validated("RunCreate", data)
-    status, run = svc.create_run(tenant, body)
+    status, run = svc.create_run(who, body)
     # A new run is answered as of its creation instant, so it reads CREATED.
     t = run.plan.created if status == 201 else svc.clock.now()
     return json_response(status, run.to_json(svc.clock, t))
 
 
 async def get_run(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
-    run = svc.get_run(tenant, request.match_info["run_id"])
+    svc, who = _ctx(request)
+    run = svc.get_run(who, request.match_info["run_id"])
     return json_response(200, run.to_json(svc.clock, svc.clock.now()))
 
 
 async def get_runs(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
-    return json_response(200, list_runs(request, svc.clock, tenant))
+    svc, who = _ctx(request)
+    return json_response(200, list_runs(request, svc.clock, who))
 
 
 async def batch_get(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
+    svc, who = _ctx(request)
     ids = (await _body(request, "BatchGetRequest"))["ids"]
     t = svc.clock.now()
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     seen: set[str] = set()
-    runs = tenant.runs
+    runs = who.tenant.runs
+    admin = who.admin
     for run_id in ids:
         if run_id in seen:
             continue
         seen.add(run_id)
         run = runs.get(run_id)
-        if run is None:
+        if run is None or not (admin or run.grants.can_read(who)):
             missing.append(run_id)
         else:
             items.append(run.to_json(svc.clock, t))
@@ -115,21 +118,21 @@ async def batch_get(request: web.Request) -> web.Response:
 
 
 async def patch_run(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
+    svc, who = _ctx(request)
     body = await _body(request, "RunPatch")
-    run = svc.patch_run(tenant, request.match_info["run_id"], body)
+    run = svc.patch_run(who, request.match_info["run_id"], body)
     return json_response(200, run.to_json(svc.clock, svc.clock.now()))
 
 
 async def cancel_run(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
-    run = svc.cancel_run(tenant, request.match_info["run_id"])
+    svc, who = _ctx(request)
+    run = svc.cancel_run(who, request.match_info["run_id"])
     return json_response(200, run.to_json(svc.clock, svc.clock.now()))
 
 
 async def _rows(request: web.Request, kind: str) -> web.Response:
-    svc, tenant = _ctx(request)
-    run = svc.get_run(tenant, request.match_info["run_id"])
+    svc, who = _ctx(request)
+    run = svc.get_run(who, request.match_info["run_id"])
     t = svc.clock.now()
     if not run.is_terminal(t):
         raise ApiError(
@@ -155,8 +158,8 @@ async def get_rejects(request: web.Request) -> web.Response:
 
 async def get_input(request: web.Request) -> web.Response:
     """The source records a run read: inline rows at once, a path's once its source was read."""
-    svc, tenant = _ctx(request)
-    run = svc.get_run(tenant, request.match_info["run_id"])
+    svc, who = _ctx(request)
+    run = svc.get_run(who, request.match_info["run_id"])
     t = svc.clock.now()
     if not run.input_readable(t):
         status = run.status(t)
@@ -173,8 +176,8 @@ async def get_input(request: web.Request) -> web.Response:
 
 
 async def get_logs(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
-    run = svc.get_run(tenant, request.match_info["run_id"])
+    svc, who = _ctx(request)
+    run = svc.get_run(who, request.match_info["run_id"])
     logs = run.logs(svc.clock, svc.clock.now())
     offset, limit, _, envelope = _page(request, len(logs))
     return _paged(logs[offset : offset + limit], envelope)
@@ -200,7 +203,7 @@ async def get_flow(request: web.Request) -> web.Response:
 
 
 async def create_webhook(request: web.Request) -> web.Response:
-    svc, tenant = _ctx(request)
+    svc, who = _ctx(request)
     body = await _body(request, "WebhookCreate")
     secret = body.get("secret") or new_secret()
     try:
@@ -208,33 +211,34 @@ async def create_webhook(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise validation_error(["body", "secret"], str(exc), "secret") from exc
     events = list(dict.fromkeys(body.get("events") or EVENT_TYPES))
-    hook = svc.add_webhook(tenant, body["url"], events, secret)
+    hook = svc.add_webhook(who, body["url"], events, secret)
     return json_response(201, hook.to_json())
 
 
 async def get_webhooks(request: web.Request) -> web.Response:
-    _, tenant = _ctx(request)
-    hooks = [h.to_json() for h in tenant.webhooks.values()]
+    _, who = _ctx(request)
+    hooks = [h.to_json() for h in who.tenant.webhooks.values() if h.visible_to(who)]
     offset, limit, _, envelope = _page(request, len(hooks))
     return _paged(hooks[offset : offset + limit], envelope)
 
 
-def _webhook(request: web.Request) -> tuple[Tenant, str]:
-    _, tenant = _ctx(request)
+def _webhook(request: web.Request) -> Webhook:
+    """The webhook of the path, if the caller may see it (its owner, or a tenant admin)."""
+    _, who = _ctx(request)
     hook_id = request.match_info["webhook_id"]
-    if hook_id not in tenant.webhooks:
+    hook = who.tenant.webhooks.get(hook_id)
+    if hook is None or not hook.visible_to(who):
         raise ApiError(404, "not_found", f"Webhook {hook_id} not found")
-    return tenant, hook_id
+    return hook
 
 
 async def get_webhook(request: web.Request) -> web.Response:
-    tenant, hook_id = _webhook(request)
-    return json_response(200, tenant.webhooks[hook_id].to_json())
+    return json_response(200, _webhook(request).to_json())
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
-    tenant, hook_id = _webhook(request)
-    del tenant.webhooks[hook_id]
+    hook = _webhook(request)
+    del request[PRINCIPAL].tenant.webhooks[hook.id]
     return web.Response(status=204)
 
 

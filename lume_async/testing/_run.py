@@ -10,10 +10,13 @@ until the run ends.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._lifecycle import TERMINAL, Plan, RunClock, iso, log_entries
 from ._synthetic import Source
+
+if TYPE_CHECKING:
+    from ._access import Grants
 
 __all__ = ["FAILURES", "Run"]
 
@@ -34,6 +37,7 @@ class Run:
         "created_us",
         "failure",
         "flow_version",
+        "grants",
         "id",
         "label",
         "notified",
@@ -62,6 +66,7 @@ class Run:
         tests_per_row: int,
         created_us: int,
         failure: str | None,
+        grants: Grants,
     ) -> None:
         self.id = id
         self.tenant = tenant
@@ -76,6 +81,7 @@ class Run:
         self.created_us = created_us
         self.created_iso = iso(created_us / 1_000_000)
         self.failure = failure
+        self.grants = grants  # who may read and manage it (see _access)
         self.canceled: float | None = None  # run time of the cancel
         self.patched: float | None = None  # Unix time of the last PATCH
         self.notified = False
@@ -143,6 +149,7 @@ class Run:
             "updated_at": iso(self.updated_wall(clock, t)),
             "metadata": self._metadata(clock, t, status),
             "error": self._error(status),
+            **self.grants.to_json(),
         }
         if status in TERMINAL:
             self._cache = body

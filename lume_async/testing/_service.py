@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .._clock import SYSTEM_CLOCK, Clock, SystemClock
+from ._access import Grants, Principal, denied, names_permissions, new_principal
 from ._errors import ApiError
 from ._faults import FaultInjector, FaultProfile
 from ._flows import FLOW_VERSIONS
@@ -58,7 +59,7 @@ class Service:
         self._rng = random.Random(seed)
         self.ulids = UlidFactory(self._rng)
         self.api_key = api_key or new_api_key()
-        self.keys: dict[str, Tenant] = {}
+        self.keys: dict[str, Principal] = {}
         self.tenants: dict[str, Tenant] = {}
         self._add_key(self.api_key)
         self.faults = FaultInjector()
@@ -96,13 +97,35 @@ class Service:
     # -- tenants, limits, stats ------------------------------------------------------------------
 
     def _add_key(self, key: str) -> str:
+        """A new tenant whose first key, ``key``, is its admin."""
         tenant = Tenant(f"tenant_{len(self.tenants) + 1}")
-        self.keys[key] = tenant
+        name = f"admin@{tenant.name.replace('_', '-')}.example"
+        self.keys[key] = Principal(name, tenant, admin=True)
         self.tenants[tenant.name] = tenant
         return key
 
     def add_tenant(self, api_key: str | None = None) -> str:
         return self._add_key(api_key or new_api_key())
+
+    def add_principal(
+        self,
+        principal: object,
+        groups: object = (),
+        admin: object = False,
+        tenant_key: object = None,
+    ) -> str:
+        """A new API key acting as ``principal`` in the tenant of ``tenant_key`` (default: the
+        emulator's own key). TypeError or ValueError, naming the argument, when malformed."""
+        if tenant_key is None:
+            tenant_key = self.api_key
+        if not isinstance(tenant_key, str):
+            raise TypeError(f"tenant_key must be a str or None, not {type(tenant_key).__name__}")
+        owner = self.keys.get(tenant_key)
+        if owner is None:
+            raise ValueError("tenant_key must be an API key of this emulator")
+        key = new_api_key()
+        self.keys[key] = new_principal(owner.tenant, principal, groups, admin)
+        return key
 
     def _reset_stats(self) -> None:
         self.requests: dict[str, dict[str, int]] = {}
@@ -167,18 +190,29 @@ class Service:
 
     # -- runs ------------------------------------------------------------------------------------
 
-    def get_run(self, tenant: Tenant, run_id: str) -> Run:
-        run = tenant.runs.get(run_id)
-        if run is None:
+    def get_run(self, who: Principal, run_id: str) -> Run:
+        """A run ``who`` may read; any other is not found, whether it exists or not."""
+        run = who.tenant.runs.get(run_id)
+        if run is None or not (who.admin or run.grants.can_read(who)):
             raise ApiError(404, "not_found", f"Run {run_id} not found")
         return run
 
-    def create_run(self, tenant: Tenant, body: dict[str, Any]) -> tuple[int, Run]:
+    def managed_run(self, who: Principal, run_id: str, operation: str) -> Run:
+        """A run ``who`` may manage; 403 for one it may only read, 404 for one it may not."""
+        run = self.get_run(who, run_id)
+        if not run.grants.can_manage(who):
+            raise denied(run_id, who, operation)
+        return run
+
+    def create_run(self, who: Principal, body: dict[str, Any]) -> tuple[int, Run]:
         """A new run (201), or the run of the same pair still in flight (200).
 
         A (flow_version, source_path) pair that SUCCEEDED or PARTIAL_FAILED wrote to the target,
         so repeating it needs ``force_rerun``; pairs whose runs all wrote nothing may run again.
+        These rules are the tenant's, but an answer names an existing run only to a principal
+        who may read it: anyone else gets a 409 that does not say which run it is.
         """
+        tenant = who.tenant
         flow_version = body["flow_version"]
         flow = FLOW_VERSIONS.get(flow_version)
         if flow is None:
@@ -190,19 +224,21 @@ class Service:
             prior = tenant.by_pair.get((flow_version, path), ())
             for run in reversed(prior):
                 if not run.is_terminal(t):
-                    return 200, run
+                    if run.grants.can_read(who):
+                        return 200, run
+                    self.duplicates_refused += 1
+                    raise ApiError(
+                        409,
+                        "duplicate_source_path",
+                        f"{flow_version} is already processing {path} in a run you may not "
+                        "read; ask its owner, or wait until it ends",
+                    )
             if not body.get("force_rerun"):
                 for run in reversed(prior):
                     status = run.status(t)
                     if status == "SUCCEEDED" or status == "PARTIAL_FAILED":
                         self.duplicates_refused += 1
-                        raise ApiError(
-                            409,
-                            "duplicate_source_path",
-                            f"{flow_version} already processed {path} (run {run.id}, {status}); "
-                            "pass force_rerun to run it again",
-                            extra={"existing_run_id": run.id},
-                        )
+                        raise _duplicate(who, run, flow_version, path, status)
             source, duration, forced = parse_source_path(flow, path, self.seed)
         else:
             source, duration, forced = InlineSource(flow, body["source_data"]), INLINE_SECONDS, None
@@ -230,6 +266,7 @@ class Service:
             tests_per_row=flow.fields_checked,
             created_us=created_us,
             failure=failure,
+            grants=Grants(who.name, body),
         )
         tenant.runs[run.id] = run
         tenant.order.append(run.id)
@@ -239,9 +276,9 @@ class Service:
         self._schedule_completion(run)
         return 201, run
 
-    def cancel_run(self, tenant: Tenant, run_id: str) -> Run:
+    def cancel_run(self, who: Principal, run_id: str) -> Run:
         """Cancel a run in flight; a CANCELED run answers as it is, any other ended run is 409."""
-        run = self.get_run(tenant, run_id)
+        run = self.managed_run(who, run_id, "cancel")
         t = self.clock.now()
         if not run.is_terminal(t):
             run.canceled = t
@@ -258,8 +295,10 @@ class Service:
             extra={"status": status},
         )
 
-    def patch_run(self, tenant: Tenant, run_id: str, body: dict[str, Any]) -> Run:
-        run = self.get_run(tenant, run_id)
+    def patch_run(self, who: Principal, run_id: str, body: dict[str, Any]) -> Run:
+        operation = "update_permissions" if names_permissions(body) else "update"
+        run = self.managed_run(who, run_id, operation)
+        run.grants.change(body)
         if "label" in body:
             run.label = body["label"]
         if "tags" in body:
@@ -317,7 +356,12 @@ class Service:
         run.notified = True
         status = run.status(t)
         event_type = "run." + status.lower()
-        hooks = [h for h in tenant.webhooks.values() if event_type in h.events]
+        grants = run.grants
+        hooks = [
+            h
+            for h in tenant.webhooks.values()
+            if event_type in h.events and grants.can_read(h.owner)
+        ]
         if not hooks:
             return
         event_id = "evt_" + self.ulids.new(self.clock.wall_ms())
@@ -338,7 +382,26 @@ class Service:
         for hook in hooks:
             self.deliverer.submit(hook.url, hook.secret, event_id, body)
 
-    def add_webhook(self, tenant: Tenant, url: str, events: list[str], secret: str) -> Webhook:
-        hook = Webhook("wh_" + self.ulids.new(self.clock.wall_ms()), url, events, secret)
-        tenant.webhooks[hook.id] = hook
+    def add_webhook(self, who: Principal, url: str, events: list[str], secret: str) -> Webhook:
+        """A webhook of ``who``: it hears of the runs ``who`` may read when they end."""
+        hook = Webhook("wh_" + self.ulids.new(self.clock.wall_ms()), url, events, secret, who)
+        who.tenant.webhooks[hook.id] = hook
         return hook
+
+
+def _duplicate(who: Principal, run: Run, flow_version: str, path: str, status: str) -> ApiError:
+    """409 for a pair already processed; the run is named only to those who may read it."""
+    if run.grants.can_read(who):
+        return ApiError(
+            409,
+            "duplicate_source_path",
+            f"{flow_version} already processed {path} (run {run.id}, {status}); "
+            "pass force_rerun to run it again",
+            extra={"existing_run_id": run.id},
+        )
+    return ApiError(
+        409,
+        "duplicate_source_path",
+        f"{flow_version} already processed {path} in a run you may not read; "
+        "pass force_rerun to run it again",
+    )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._run import Run
+
+if TYPE_CHECKING:
+    from ._access import Principal
 
 __all__ = ["IdempotencyRecord", "Tenant", "UlidFactory", "Webhook"]
 
@@ -37,10 +40,17 @@ class UlidFactory:
 
 
 class Webhook:
-    __slots__ = ("events", "id", "secret", "url")
+    """A webhook endpoint; it hears of the runs its ``owner`` may read."""
 
-    def __init__(self, id: str, url: str, events: list[str], secret: str) -> None:
+    __slots__ = ("events", "id", "owner", "secret", "url")
+
+    def __init__(self, id: str, url: str, events: list[str], secret: str, owner: Principal) -> None:
         self.id, self.url, self.events, self.secret = id, url, events, secret
+        self.owner = owner
+
+    def visible_to(self, who: Principal) -> bool:
+        """Its owner and tenant admins see a webhook (its secret included); others do not."""
+        return who.admin or who.name == self.owner.name
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "events": self.events, "secret": self.secret}

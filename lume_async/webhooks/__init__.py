@@ -8,7 +8,12 @@ The service signs every delivery twice; ``verify`` accepts either scheme:
   ``tolerance`` seconds of now, in either direction, which bounds how long a captured delivery
   can be replayed; a ``ReplayGuard`` closes that window too.
 * ``X-Lume-Signature-256: sha256=<hex>``, the HMAC-SHA256 of the body alone (bare hex accepted).
-  It carries no timestamp, so only the Standard Webhooks scheme protects against replays.
+  Its headers carry no time, so the signed body's own ``created_at`` is held to the same
+  tolerance: a delivery without one, or with one that does not parse, is refused.
+
+A delivery carrying both is checked by the Standard Webhooks scheme. Replay protection
+(``ReplayGuard``, ``WebhookReceiver``) is keyed on the event id inside the signed body, so one
+event is accepted once, whichever scheme or schemes carry its deliveries.
 
 Keys: a secret of the form ``whsec_<base64>`` is used, as the Standard Webhooks specification
 says, as the base64-decoded bytes for that scheme; any other secret is used as its UTF-8 bytes.

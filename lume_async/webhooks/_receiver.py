@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
 from aiohttp import web
 
 from .._exceptions import WebhookVerificationError
-from .._validation import check_max_queue, check_receiver_path, check_tolerance
+from .._validation import (
+    check_host,
+    check_listener,
+    check_max_queue,
+    check_port,
+    check_receiver_path,
+    check_tolerance,
+    check_ttl,
+)
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
-from ._signatures import check_signature, parse_event, signing_keys
+from ._signatures import MalformedEventError, ReplayedDeliveryError, accept, signing_keys
 
 __all__ = ["WebhookEventStream", "WebhookReceiver"]
 
@@ -64,11 +73,19 @@ class WebhookEventStream:
 class WebhookReceiver:
     """An aiohttp endpoint that verifies deliveries and hands each new event to listeners.
 
-    Mount ``handler`` in your own app, use ``app``, or run it alone with ``serve()``. Answers 200
-    for an accepted event and for a repeated delivery of one (deduplicated on the event id, so
-    the sender stops retrying), 401 when the signature does not verify and 400 when a signed body
-    is not an event. Listeners run on the receiver's event loop and must not block; an exception
-    in one is logged and does not affect the answer or the other listeners.
+    Mount ``handler`` in your own app, use ``app``, or run it alone with ``serve()``. Answers:
+
+    * 200 ``{"status": "accepted"}`` for a new event, after handing it to the listeners;
+    * 200 ``{"status": "duplicate"}`` for another delivery of an event already accepted, through
+      either signature scheme (keyed on the event id inside the signed body), without calling
+      the listeners again: a 2xx, so that a sender retrying a lost answer stops;
+    * 401 when the signature does not verify or the delivery is not fresh (its signed time, the
+      ``webhook-timestamp`` header or for the body-only scheme the event's ``created_at``, is
+      more than ``tolerance`` seconds from now);
+    * 400 when a signed body is not an event.
+
+    Listeners run on the receiver's event loop and must not block; an exception in one is logged
+    and does not affect the answer or the other listeners.
     """
 
     def __init__(
@@ -82,7 +99,7 @@ class WebhookReceiver:
         self._keys = signing_keys(secret)
         self._path = check_receiver_path(path)
         self._tolerance = check_tolerance(tolerance)
-        self._delivered = ReplayGuard(ttl=dedupe_ttl)
+        self._delivered = ReplayGuard(ttl=check_ttl(dedupe_ttl, "dedupe_ttl"))
         self._listeners: list[Callable[[WebhookEvent], None]] = []
         self._app: web.Application | None = None
 
@@ -93,6 +110,7 @@ class WebhookReceiver:
 
     def add_listener(self, callback: Callable[[WebhookEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for each new event; returns a function that unsubscribes."""
+        check_listener(callback)
         self._listeners.append(callback)
 
         def unsubscribe() -> None:
@@ -109,17 +127,22 @@ class WebhookReceiver:
         """The aiohttp handler: verify, deduplicate, notify listeners, answer."""
         body = await request.read()
         try:
-            check_signature(body, request.headers, self._keys, tolerance=self._tolerance, now=None)
+            event = accept(
+                body,
+                request.headers,
+                self._keys,
+                tolerance=self._tolerance,
+                now=time.time(),
+                seen=self._delivered,
+            )
+        except ReplayedDeliveryError:
+            return web.json_response({"status": "duplicate"})
+        except MalformedEventError as exc:
+            logger.warning("refused webhook delivery from %s: %s", request.remote, exc)
+            return web.json_response({"error": "malformed event"}, status=400)
         except WebhookVerificationError as exc:
             logger.warning("refused webhook delivery from %s: %s", request.remote, exc)
             return web.json_response({"error": "invalid signature"}, status=401)
-        try:
-            event = parse_event(body)
-        except WebhookVerificationError as exc:
-            logger.warning("refused webhook delivery from %s: %s", request.remote, exc)
-            return web.json_response({"error": "malformed event"}, status=400)
-        if not self._delivered.check_and_add(event.id):
-            return web.json_response({"status": "duplicate"})
         self._notify(event)
         return web.json_response({"status": "accepted"})
 
@@ -145,6 +168,8 @@ class WebhookReceiver:
     @contextlib.asynccontextmanager
     async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Run the receiver on its own socket; yields the URL to register as the webhook URL."""
+        check_host(host)
+        check_port(port)
         runner = web.AppRunner(self._make_app(), access_log=None)
         await runner.setup()
         try:

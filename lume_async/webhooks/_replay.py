@@ -6,17 +6,18 @@ import threading
 import time
 from collections import OrderedDict
 
-from .._validation import check_int, check_ttl
+from .._validation import check_int, check_now, check_replay_key, check_ttl
 
 __all__ = ["ReplayGuard"]
 
 
 class ReplayGuard:
-    """Remembers accepted delivery ids for ``ttl`` seconds so a replay of one is refused.
+    """Remembers accepted event ids for ``ttl`` seconds so a replay of one is refused.
 
     Bounded (the oldest ids go first past ``max_entries``) and safe to share between threads.
-    ``ttl`` should be at least twice the verification tolerance: a delivery is acceptable for
-    ``tolerance`` seconds either side of its timestamp.
+    ``verify(..., seen=guard)`` keys it on the event id inside the signed body, whichever scheme
+    carried the delivery, and keeps each id at least until the event's signed times are out of
+    the verification tolerance, however short ``ttl`` is.
     """
 
     def __init__(self, *, ttl: float = 600.0, max_entries: int = 100_000) -> None:
@@ -25,15 +26,23 @@ class ReplayGuard:
         self._expiry: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check_and_add(self, key: str, *, now: float | None = None) -> bool:
-        """Record ``key``; True if it was new, False if it was seen within ``ttl``."""
-        now = time.time() if now is None else now
+    def check_and_add(
+        self, key: str, *, now: float | None = None, keep_until: float | None = None
+    ) -> bool:
+        """Record ``key``; True if it was new, False if it was seen within ``ttl``.
+
+        ``keep_until`` (Unix seconds) keeps it longer than ``ttl`` if need be.
+        """
+        check_replay_key(key)
+        at = check_now(now)
+        now = time.time() if at is None else at
+        until = check_now(keep_until, "keep_until")
         with self._lock:
             self._purge(now)
             expires = self._expiry.get(key)
             if expires is not None and expires > now:
                 return False
-            self._expiry[key] = now + self._ttl
+            self._expiry[key] = max(now + self._ttl, until if until is not None else now)
             self._expiry.move_to_end(key)
             while len(self._expiry) > self._max:
                 self._expiry.popitem(last=False)

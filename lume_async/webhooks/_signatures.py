@@ -16,11 +16,30 @@ import attrs
 
 from .. import _converter
 from .._exceptions import ResponseValidationError, WebhookVerificationError
-from .._validation import check_secrets, check_tolerance, decode_whsec
+from .._validation import (
+    check_delivery,
+    check_guard,
+    check_msg_id,
+    check_now,
+    check_secret,
+    check_secrets,
+    check_sign_timestamp,
+    check_tolerance,
+    decode_whsec,
+)
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
 
-__all__ = ["Key", "check_signature", "new_secret", "parse_event", "sign", "signing_keys", "verify"]
+__all__ = [
+    "Key",
+    "MalformedEventError",
+    "ReplayedDeliveryError",
+    "accept",
+    "new_secret",
+    "sign",
+    "signing_keys",
+    "verify",
+]
 
 _STANDARD_HEADERS: Final = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _LUME_HEADER: Final = "x-lume-signature-256"
@@ -65,10 +84,11 @@ def sign(
 
     ``msg_id`` defaults to a fresh ``msg_...`` id and ``timestamp`` to now, in Unix seconds.
     """
-    key = _key(secret)
-    msg_id = msg_id if msg_id is not None else f"msg_{_secrets.token_hex(12)}"
-    ts = str(int(time.time()) if timestamp is None else int(timestamp))
-    signature = base64.b64encode(_standard_mac(key.standard, msg_id, ts, bytes(body))).decode()
+    body = check_delivery(body, {})
+    key = _key(check_secret(secret))
+    msg_id = check_msg_id(msg_id) if msg_id is not None else f"msg_{_secrets.token_hex(12)}"
+    ts = str(int(time.time()) if timestamp is None else check_sign_timestamp(timestamp))
+    signature = base64.b64encode(_standard_mac(key.standard, msg_id, ts, body)).decode()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": ts,
@@ -84,9 +104,30 @@ def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
+class MalformedEventError(WebhookVerificationError):
+    """A delivery signed as it should be whose body is not a webhook event."""
+
+
+class ReplayedDeliveryError(WebhookVerificationError):
+    """A delivery of an event already accepted (through either scheme)."""
+
+
+def _check_fresh(ts: float, now: float, tolerance: float, what: str) -> None:
+    """``ts`` (Unix seconds) within ``tolerance`` of ``now``, either way."""
+    if ts < now - tolerance:
+        raise WebhookVerificationError(
+            f"{what} is too old ({now - ts:.0f} s ago, tolerance {tolerance:g} s)"
+        )
+    if ts > now + tolerance:
+        raise WebhookVerificationError(
+            f"{what} is too far in the future ({ts - now:.0f} s ahead, tolerance {tolerance:g} s)"
+        )
+
+
 def _check_standard(
     h: dict[str, str], body: bytes, keys: tuple[Key, ...], tolerance: float, now: float
-) -> str:
+) -> float:
+    """The Standard Webhooks scheme: its signed timestamp, once checked and fresh."""
     msg_id, ts_text, sig_header = (h[name] for name in _STANDARD_HEADERS)
     try:
         ts = float(ts_text.strip())
@@ -94,15 +135,7 @@ def _check_standard(
         ts = math.nan
     if not math.isfinite(ts):
         raise WebhookVerificationError("malformed webhook-timestamp header: not Unix seconds")
-    if ts < now - tolerance:
-        raise WebhookVerificationError(
-            f"webhook-timestamp is too old ({now - ts:.0f} s ago, tolerance {tolerance:g} s)"
-        )
-    if ts > now + tolerance:
-        raise WebhookVerificationError(
-            f"webhook-timestamp is too far in the future ({ts - now:.0f} s ahead, "
-            f"tolerance {tolerance:g} s)"
-        )
+    _check_fresh(ts, now, tolerance, "webhook-timestamp")
     candidates: list[bytes] = []
     for entry in sig_header.split():
         version, _, encoded = entry.partition(",")
@@ -124,7 +157,7 @@ def _check_standard(
         raise WebhookVerificationError(
             "webhook-signature does not match (wrong secret, or the body was altered)"
         )
-    return msg_id
+    return ts
 
 
 def _check_lume(value: str, body: bytes, keys: tuple[Key, ...]) -> None:
@@ -146,19 +179,15 @@ def _check_lume(value: str, body: bytes, keys: tuple[Key, ...]) -> None:
         )
 
 
-def check_signature(
-    body: bytes,
-    headers: Mapping[str, str],
-    keys: tuple[Key, ...],
-    *,
-    tolerance: float,
-    now: float | None,
-) -> str | None:
-    """Check either scheme (Standard Webhooks first); the delivery id if the scheme has one."""
+def _check_signature(
+    body: bytes, headers: Mapping[str, str], keys: tuple[Key, ...], tolerance: float, now: float
+) -> float | None:
+    """Check either scheme (Standard Webhooks first): its signed timestamp, or None for the
+    body-only scheme, whose only signed time is the event's ``created_at``."""
     h = _lowered(headers)
     present = [name for name in _STANDARD_HEADERS if h.get(name)]
     if len(present) == len(_STANDARD_HEADERS):
-        return _check_standard(h, body, keys, tolerance, time.time() if now is None else now)
+        return _check_standard(h, body, keys, tolerance, now)
     lume = h.get(_LUME_HEADER)
     if lume:
         _check_lume(lume, body, keys)
@@ -172,11 +201,41 @@ def check_signature(
     )
 
 
-def parse_event(body: bytes) -> WebhookEvent:
+def _parse_event(body: bytes) -> WebhookEvent:
     try:
         return _converter.structure(_converter.loads(body), WebhookEvent, what="webhook event")
     except ResponseValidationError as exc:
-        raise WebhookVerificationError(f"malformed webhook body: {exc}") from exc
+        raise MalformedEventError(f"malformed webhook body: {exc}") from exc
+
+
+def accept(
+    body: bytes,
+    headers: Mapping[str, str],
+    keys: tuple[Key, ...],
+    *,
+    tolerance: float,
+    now: float,
+    seen: ReplayGuard | None,
+) -> WebhookEvent:
+    """A delivery's event, if it is authentic, fresh and (with ``seen``) new.
+
+    Fresh: the scheme's signed time is within ``tolerance`` of ``now``: the webhook-timestamp
+    header, or for the body-only scheme the event's own ``created_at``. New: no delivery of the
+    same event id was accepted before, through either scheme; the guard remembers the id at least
+    as long as either scheme could still find the event fresh.
+    """
+    signed_at = _check_signature(body, headers, keys, tolerance, now)
+    event = _parse_event(body)
+    created = event.created_at.timestamp()
+    if signed_at is None:
+        _check_fresh(created, now, tolerance, "the event's created_at")
+    if seen is not None:
+        fresh_until = max(created, signed_at or created) + tolerance
+        if not seen.check_and_add(event.id, now=now, keep_until=fresh_until):
+            raise ReplayedDeliveryError(
+                f"replayed delivery: event {event.id[:80]!r} was already accepted"
+            )
+    return event
 
 
 def verify(
@@ -188,19 +247,20 @@ def verify(
     now: float | None = None,
     seen: ReplayGuard | None = None,
 ) -> WebhookEvent:
-    """Check a delivery's signature and return its event, or raise ``WebhookVerificationError``.
+    """Check a delivery's signature and freshness and return its event, or raise
+    ``WebhookVerificationError``.
 
     ``body`` must be the raw bytes as received. Header names are matched case-insensitively.
-    With ``seen``, a delivery whose ``webhook-id`` (or, for the ``X-Lume-Signature-256`` scheme
-    alone, event ``id``) was already accepted is refused as a replay.
+    A delivery is fresh when its signed time is within ``tolerance`` seconds of ``now`` (the
+    current time unless given): the ``webhook-timestamp`` header, or for a delivery signed with
+    ``X-Lume-Signature-256`` alone, the event's own ``created_at``. With ``seen``, a delivery of
+    an event whose id was already accepted, through either scheme, is refused as a replay.
     """
     keys = signing_keys(secret)
     seconds = check_tolerance(tolerance)
-    data = bytes(body)
-    delivery_id = check_signature(data, headers, keys, tolerance=seconds, now=now)
-    event = parse_event(data)
-    if seen is not None:
-        key = delivery_id if delivery_id is not None else f"event:{event.id}"
-        if not seen.check_and_add(key, now=now):
-            raise WebhookVerificationError(f"replayed delivery: {key[:80]!r} was already accepted")
-    return event
+    data = check_delivery(body, headers)
+    at = check_now(now)
+    check_guard(seen)
+    return accept(
+        data, headers, keys, tolerance=seconds, now=time.time() if at is None else at, seen=seen
+    )

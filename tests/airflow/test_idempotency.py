@@ -1,4 +1,8 @@
-"""The create's idempotency key: one per task instance and request, whatever the try."""
+"""The create's idempotency key: one per task instance and request, whatever the try.
+
+The operator passes ``idempotency_namespace(ti)`` and the SDK derives the key from it and the
+request, so these tests check the key the create is sent with.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ pytest.importorskip("airflow")
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lume_airflow._operator import idempotency_key
+from lume_airflow._operator import idempotency_namespace
 from lume_async import RunRequest
 
 KEY = re.compile(r"[!-~]{1,255}")  # what the service accepts: visible ASCII, no spaces
@@ -32,6 +36,11 @@ def ti(**changes: Any) -> Any:
 
 
 REQUEST = RunRequest("customer_cleaner:v1", source_path="s3://acme/batch_03", label="nightly")
+
+
+def idempotency_key(ti: Any, request: RunRequest, *, after: str | None = None) -> str:
+    """The key the operator's create sends for ``request`` from task instance ``ti``."""
+    return request.with_namespace(idempotency_namespace(ti, after=after)).idempotency_key
 
 
 def test_every_try_of_a_task_instance_gets_the_same_key() -> None:
@@ -94,3 +103,9 @@ def test_any_ids_make_a_key_the_service_accepts(
 
     assert KEY.fullmatch(key)
     assert RunRequest("customer_cleaner:v1", source_path="s3://x", idempotency_key=key)
+
+
+def test_every_build_of_the_request_gets_the_same_key() -> None:
+    # Each try renders its templates and builds its RunRequest anew.
+    again = RunRequest("customer_cleaner:v1", source_path="s3://acme/batch_03", label="nightly")
+    assert idempotency_key(ti(try_number=2), again) == idempotency_key(ti(), REQUEST)

@@ -15,7 +15,15 @@ from typing import Any
 import anyio
 import attrs
 
-from lume_async import AsyncLume, AsyncRun, RetryEvent, RetryPolicy, RunRequest, RunStatus
+from lume_async import (
+    AsyncLume,
+    AsyncRun,
+    ResponseValidationError,
+    RetryEvent,
+    RetryPolicy,
+    RunRequest,
+    RunStatus,
+)
 
 __all__ = [
     "QUICK_BACKOFF",
@@ -98,11 +106,14 @@ class Figures:
     created: int = 0  # runs the server made (its own count)
     on_server: int = 0  # runs the server lists for this batch
     duplicates: int = 0  # runs beyond one per source_path
+    paths: int = 0  # source paths the server holds runs of
+    max_per_path: int = 0  # the most runs of one source path
     duplicates_refused: int = 0  # creates the server refused as duplicates
     rows_expected: int = 0
     rows_fetched: int = 0
     rows_wrong: int = 0  # runs whose rows were not exactly the expected ones, in order
     retries: int = 0
+    refused: int = 0  # listings refused as untrustworthy, and walked again
     failures: list[str] = attrs.Factory(list)  # anything that escaped: must stay empty
     wall: float = 0.0
     statuses: Counter[str] = attrs.Factory(Counter)
@@ -114,9 +125,12 @@ class Figures:
             "created": self.created,
             "on_server": self.on_server,
             "duplicates": self.duplicates,
+            "runs_per_path": round(self.on_server / self.paths, 3) if self.paths else 0.0,
+            "max_per_path": self.max_per_path,
             "rows_expected": self.rows_expected,
             "rows_fetched": self.rows_fetched,
             "retries": self.retries,
+            "refused": self.refused,
             "failures": len(self.failures),
             "wall_s": round(self.wall, 1),
         }
@@ -132,8 +146,13 @@ async def fan_out(
     poll_interval: float = 0.05,
     timeout: float = 600,
     on_created: Callable[[], None] | None = None,
+    read_attempts: int = 1,
 ) -> list[AsyncRun]:
-    """Create, wait for and read back every run; record what happened in ``figures``."""
+    """Create, wait for and read back every run; record what happened in ``figures``.
+
+    A listing refused as untrustworthy (a lying server) is walked again, up to
+    ``read_attempts`` walks in all; each refusal counts in ``figures.refused``.
+    """
     started = time.monotonic()
     outcomes = await lume.runs.create_many(requests, concurrency=concurrency)
     runs: list[AsyncRun] = []
@@ -158,10 +177,18 @@ async def fan_out(
     fetched: dict[str, list[dict[str, Any]]] = {}
     todo = iter(runs)
 
+    async def read(run: AsyncRun) -> list[dict[str, Any]]:
+        for _ in range(read_attempts - 1):
+            try:
+                return await run.results(page_size=page_size).collect()
+            except ResponseValidationError:
+                figures.refused += 1
+        return await run.results(page_size=page_size).collect()
+
     async def reader() -> None:
         for run in todo:
             try:
-                fetched[run.id] = await run.results(page_size=page_size).collect()
+                fetched[run.id] = await read(run)
             except Exception as exc:
                 figures.failures.append(f"results of {run.id}: {exc!r}")
 
@@ -190,6 +217,8 @@ async def audit(
             per_path[path] += 1
     figures.on_server = sum(per_path.values())
     figures.duplicates = sum(n - 1 for n in per_path.values() if n > 1)
+    figures.paths = len(per_path)
+    figures.max_per_path = max(per_path.values(), default=0)
     if stats is not None:
         figures.created = int(stats["runs_created"])
         figures.duplicates_refused = int(stats["duplicate_creates_refused"])

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from types import TracebackType
 from typing import Any
@@ -63,6 +64,18 @@ class EmulatorProcess:
                 proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+    def set_faults(self, profile: dict[str, Any] | None) -> None:
+        """Arm (or, with None, disarm) fault injection: the body of ``POST /_emulator/faults``."""
+        body = json.dumps(profile or {"rate": 0}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/faults",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200
 
     async def stats(self) -> dict[str, Any]:
         async with (

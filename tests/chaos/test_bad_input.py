@@ -131,6 +131,30 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
         ValueError,
         "idempotency_key",
     ),
+    (
+        "idempotency_key with a space",
+        lambda c: c.run(FLOW, PATH, idempotency_key="batch 7"),
+        ValueError,
+        "idempotency_key",
+    ),
+    (
+        "idempotency_namespace with a space",
+        lambda c: c.runs.create_many([], idempotency_namespace="night 1"),
+        ValueError,
+        "idempotency_namespace",
+    ),
+    (
+        "idempotency_namespace too long for its keys",
+        lambda c: c.run(FLOW, PATH, idempotency_namespace="n" * 191),
+        ValueError,
+        "idempotency_namespace",
+    ),
+    (
+        "both an idempotency_key and a namespace",
+        lambda c: c.process(FLOW, PATH, idempotency_key="k", idempotency_namespace="n"),
+        ValueError,
+        "idempotency_namespace",
+    ),
     # -- one run ----------------------------------------------------------------------------------
     ("empty run id", lambda c: c.run_status(""), ValueError, "run_id"),
     ("run id not a str", lambda c: c.runs.get(None), TypeError, "run_id"),

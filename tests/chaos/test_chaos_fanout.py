@@ -3,7 +3,9 @@
 (a) the emulator fails a fifth of all requests, before or after doing the work; (b) a fault
 proxy adds latency, caps bandwidth, resets and stalls connections; (c) nginx sheds load with
 429 + Retry-After. Each ends with exactly 2,000 runs on the server, one per source path, no
-duplicate create accepted, every row read exactly once, and nothing unhandled.
+duplicate create accepted, every row read exactly once, and nothing unhandled. And (d) 500 runs
+through a proxy whose listings lie on a fifth of their pages: every row and every run is still
+read exactly once, in order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._fanout import (
     fan_out,
     requests_for,
 )
+from ._liar import LyingProxy, walk_runs
 from ._nginx import nginx_available, rate_limited_proxy
 from ._proxy import FaultProxy, Toxics
 
@@ -36,6 +39,7 @@ needs_nginx = pytest.mark.skipif(
 )
 
 N = 2000
+LIED_TO = 500
 
 
 @pytest.fixture
@@ -183,3 +187,25 @@ async def test_a_create_retried_while_its_first_attempt_is_still_handled_gets_th
         run = await lume.run("customer_cleaner:v1", "s3://bucket/slow-service")
     assert run.id.startswith("run_")
     assert emu.stats()["runs_created"] == 1
+
+
+@pytest.mark.timeout(120)
+async def test_a_service_whose_listings_lie(
+    emu: Emulator, oracle: AsyncLume, loop_errors: list[object]
+) -> None:
+    counter = RetryCounter()
+    figures = Figures("lying listings", LIED_TO)
+    async with (
+        LyingProxy(emu.port, rate=0.2, seed=22) as liar,
+        AsyncLume(api_key=emu.api_key, base_url=liar.url, retry=chaos_policy(counter)) as lume,
+    ):
+        await fan_out(lume, requests_for(LIED_TO, "lying"), figures, read_attempts=100)
+        listed, refused = await walk_runs(lume, page_size=20)
+    truth = [run.id async for run in oracle.runs.list(page_size=100)]
+    assert listed == truth  # every run once, in order, through the lies
+    assert refused > 0 and figures.refused > 0  # the lies were seen through
+    assert {"page", "pages", "size", "short", "cursor_back", "empty_points_on"} <= set(liar.told)
+    per_path = await audit(oracle, "lying", figures, emu.stats())
+    assert figures.failures == [] and loop_errors == []
+    assert figures.created == figures.on_server == len(per_path) == LIED_TO
+    assert figures.rows_fetched == figures.rows_expected and figures.rows_wrong == 0

@@ -2,9 +2,12 @@
 
 A raw HTTP server answers every request with what hypothesis draws: any status, any content
 type, malformed JSON, JSON of the wrong shape, valid documents with fields dropped or of the
-wrong type, wrong lengths, bogus encodings and huge bodies. Each SDK call either returns or
-raises a LumeError subclass; a KeyError, TypeError or AttributeError escaping is a bug, and so
-is an error left unhandled in a background task.
+wrong type, wrong lengths, bogus encodings, huge bodies, and listings that lie (envelopes whose
+totals disagree, cursors that point back at themselves). Each SDK call either returns or raises
+a LumeError subclass; a KeyError, TypeError or AttributeError escaping is a bug, and so is an
+error left unhandled in a background task. Walking a whole listing must end too: the server
+answers every page with the same document, the way a server ignoring ``page=`` or repeating its
+cursor would.
 """
 
 from __future__ import annotations
@@ -79,6 +82,17 @@ VALID_DOCUMENTS: list[Any] = [
     {"detail": "dup", "code": "duplicate_source_path", "existing_run_id": RUN_ID},
 ]
 
+LYING: list[Any] = [
+    {"items": [RUN], "next_cursor": "c1"},  # the same cursor, forever
+    {"items": [], "next_cursor": "c2"},  # nothing, but more to come
+    {"items": [{"n": 1}] * 3, "total": 1000, "page": 1, "size": 3},  # no pages
+    {"items": [{"n": 1}] * 3, "total": 1000, "page": 1, "size": 3, "pages": 2},
+    {"items": [REJECT] * 2, "total": 2, "page": 1, "size": 100, "pages": 1},  # one row twice
+    {"items": [FLOW], "total": 1, "page": 7, "size": 100, "pages": 1},  # not the page asked
+    {"items": [LOG] * 5, "total": 2, "page": 1, "size": 100, "pages": 1},
+    {"items": [LOG], "total": -1, "page": 1, "size": 100, "pages": 0},
+]
+
 HUGE: list[bytes] = [
     orjson.dumps({**RUN, "label": "x" * 2_000_000}),
     orjson.dumps({"items": [{"full_name": "y"}] * 20_000, "total": 1, "page": 1, "size": 50}),
@@ -142,6 +156,7 @@ bodies = st.one_of(
     st.binary(max_size=300),
     json_values.map(orjson.dumps),
     st.sampled_from(VALID_DOCUMENTS).map(orjson.dumps),
+    st.sampled_from(LYING).map(orjson.dumps),
     mutated_documents(),
     mutated_documents(),
     st.sampled_from(range(len(HUGE))).map(_huge),
@@ -310,6 +325,10 @@ CALLS: dict[str, Callable[[AsyncLume], Awaitable[Any]]] = {
     "get_many": _get_many,
     "flows_list": lambda c: _first_page(c.flows.list()),
     "flows_get": lambda c: c.flows.get("customer_cleaner"),
+    "list_all": lambda c: c.runs.list().collect(),
+    "results_all": lambda c: c.runs.results(RUN_ID).collect(),
+    "rejects_all": lambda c: c.runs.rejects(RUN_ID, page_size=50).collect(),
+    "flows_all": lambda c: c.flows.list().collect(),
 }
 
 OUTCOMES: Counter[str] = Counter()

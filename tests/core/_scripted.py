@@ -1,12 +1,14 @@
 """A tiny real HTTP server that answers from a script and records what it was sent.
 
 For the few behaviours the emulator cannot be asked for on demand: exact Retry-After values, a
-malformed body, a 403, headers seen on each retry.
+malformed body, a 403, headers seen on each retry, listings that lie. ``respond``, when set,
+answers each request from what was sent once the script has run out.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -53,6 +55,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.script: deque[Answer] = deque()
         self.default = Answer(200, run_json())
+        self.respond: Callable[[Seen], Answer] | None = None
         self.seen: list[Seen] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -61,10 +64,12 @@ class ScriptedServer:
         self.script.extend(answers)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.seen.append(
-            Seen(request.method, request.path_qs, dict(request.headers), await request.read())
-        )
-        answer = self.script.popleft() if self.script else self.default
+        seen = Seen(request.method, request.path_qs, dict(request.headers), await request.read())
+        self.seen.append(seen)
+        if self.script:
+            answer = self.script.popleft()
+        else:
+            answer = self.respond(seen) if self.respond is not None else self.default
         body = answer.body if isinstance(answer.body, bytes) else orjson.dumps(answer.body)
         return web.Response(
             status=answer.status,

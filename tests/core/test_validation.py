@@ -93,6 +93,21 @@ TYPED: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("force_rerun", lambda c, v: c.run(FLOW, PATH, force_rerun=v), lambda v: isinstance(v, bool)),
     ("idempotency_key", lambda c, v: c.run(FLOW, PATH, idempotency_key=v), optional(text)),
     (
+        "idempotency_namespace",
+        lambda c, v: c.run(FLOW, PATH, idempotency_namespace=v),
+        optional(text),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create_many([], idempotency_namespace=v),
+        optional(text),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: RunRequest(FLOW, source_path=PATH).with_namespace(v),
+        text,
+    ),
+    (
         "run_metadata",
         lambda c, v: c.run(FLOW, PATH, run_metadata=v),
         optional(dict.__instancecheck__),
@@ -199,7 +214,17 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     (
         "idempotency_key",
         lambda c, v: RunRequest(FLOW, source_path=PATH, idempotency_key=v),
-        st.text().filter(lambda s: not (0 < len(s) <= 255 and s.isascii() and s.isprintable())),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,255}", s)),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create(FLOW, PATH, idempotency_namespace=v),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,190}", s)),
+    ),
+    (
+        "idempotency_namespace",
+        lambda c, v: c.runs.create_many([], idempotency_namespace=v),
+        st.text().filter(lambda s: not re.fullmatch(r"[!-~]{1,190}", s)),
     ),
     (
         "status",

@@ -121,6 +121,21 @@ def test_listings_and_batches_hand_back_sync_runs(lume: Lume) -> None:
     assert all(isinstance(o.unwrap(), Run) for o in lume.runs.get_many([r.id for r in runs]))
 
 
+def test_batch_outcomes_keep_their_keys_and_handles_say_reused(lume: Lume) -> None:
+    requests = [
+        lume_sync.RunRequest(FLOW, source_path=synthetic("keyed", duration=600)),
+        lume_sync.RunRequest(FLOW, source_path=synthetic("keyed", duration=600)),
+    ]
+    [first] = lume.runs.create_many(requests[:1], idempotency_namespace="sync-ns")
+    [again] = lume.runs.create_many(requests[1:])
+
+    assert first.idempotency_key == requests[0].with_namespace("sync-ns").idempotency_key
+    assert again.idempotency_key == requests[1].idempotency_key
+    assert isinstance(again.unwrap(), Run)
+    assert (first.unwrap().reused, again.unwrap().reused) == (False, True)
+    assert again.unwrap().id == first.unwrap().id
+
+
 def test_errors_are_lume_async_classes(lume: Lume) -> None:
     with pytest.raises(lume_async.RunNotFoundError) as caught:
         lume.run_status(UNKNOWN_RUN)

@@ -20,6 +20,7 @@ from lume_async import (
     RejectedRow,
     RunFailedError,
     RunMetadata,
+    RunRequest,
     RunStatus,
     TargetField,
 )
@@ -89,4 +90,14 @@ async def usage() -> None:
             await lume.process("customer_cleaner:v1", source_data=[{"name": ""}])
         except RunFailedError as exc:
             assert_type(exc.rejects, list[RejectedRow])
+
+        request = RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_002")
+        assert_type(request.idempotency_key, str)
+        assert_type(request.with_namespace("nightly-2026-11-28"), RunRequest)
+        assert_type(request.with_idempotency_key("batch-2"), RunRequest)
+        outcomes = await lume.runs.create_many([request], idempotency_namespace="nightly")
+        assert_type(outcomes, list[BatchOutcome[AsyncRun]])
+        assert_type(outcomes[0].idempotency_key, str | None)
+        again = await lume.run("customer_cleaner:v1", "s3://b/1", idempotency_namespace="n")
+        assert_type(again.reused, bool)
     await lume.aclose()

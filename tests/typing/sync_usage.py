@@ -86,6 +86,13 @@ def usage() -> None:
         except RunFailedError as exc:
             assert_type(exc.rejects, list[RejectedRow])
 
+        request = lume_async.RunRequest("customer_cleaner:v1", source_path="s3://bucket/batch_2")
+        outcomes = lume.runs.create_many([request], idempotency_namespace="nightly-2026-11-28")
+        assert_type(outcomes[0].idempotency_key, str | None)
+        assert_type(outcomes[0].unwrap().reused, bool)
+        again = lume.process("customer_cleaner:v1", "s3://b/1", idempotency_namespace="n")
+        assert_type(again.run.reused, bool)
+
         try:
             lume.run_status("run_01")
         except lume_async.RunNotFoundError:  # the very same class as lume_sync.RunNotFoundError
