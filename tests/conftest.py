@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -24,3 +25,13 @@ load()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per CPU.
+
+    Half of the suite's time is waiting (on subprocesses, sockets, nginx's real rate limit), not
+    computing: a second worker per CPU fills it (on 2 CPUs, 4 workers take ~30% less wall time).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * (cpus or 1)
