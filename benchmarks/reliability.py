@@ -1,6 +1,7 @@
-"""Reliability report: the chaos fan-out of the test suite, at scale.
+"""Reliability report: the chaos fan-out of the test suite, at scale, and a hostile server.
 
-    python benchmarks/reliability.py [--runs 10000] [--scenario faults proxy nginx lying resume]
+    python benchmarks/reliability.py [--runs 10000]
+                                     [--scenario faults proxy nginx lying resume hostile]
                                      [--json PATH]
 
 Each scenario creates N runs with ``create_many``, waits for them with the shared poller and
@@ -25,6 +26,11 @@ reads every result row back, through one kind of trouble:
 Then it asks the server, with faults off, how many runs exist per source path, and prints per
 scenario: runs requested and created, runs per source path (mean and most), duplicates, rows
 expected and fetched, retries, listings refused as untrustworthy, wall time.
+
+``hostile`` is another kind of report: a server that answers with compression bombs, endless
+bodies, lying lengths and envelopes, cursor cycles and a 5 MB error ``detail``, one shape at a
+time, to a client in a fresh process; per shape it prints the call's outcome, how much the
+client process's peak RSS grew, and the wall time (see ``_hostile.py``).
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ from tests.chaos._processes import EmulatorProcess  # noqa: E402
 from tests.chaos._proxy import FaultProxy, Toxics  # noqa: E402
 from tests.chaos._scripts import fanout as fanout_script  # noqa: E402
 
-SCENARIOS = ("faults", "proxy", "nginx", "lying", "resume")
+SCENARIOS = ("faults", "proxy", "nginx", "lying", "resume", "hostile")
 COLUMNS = (
     ("scenario", "scenario", "<"),
     ("requested", "requested", ">"),
@@ -283,7 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     ok = True
+    if "hostile" in args.scenario:
+        import _hostile
+
+        hostile_rows = _hostile.report()
+        print(_hostile.table(hostile_rows))
+        ok &= all(row["bounded"] for row in hostile_rows)
+        if args.json is not None:
+            args.json.with_suffix(".hostile.json").write_text(json.dumps(hostile_rows, indent=2))
     for name in args.scenario:
+        if name == "hostile":
+            continue
         if name == "nginx" and not nginx_available():
             print("nginx: skipped (not installed; apt-get install nginx-light)", file=sys.stderr)
             continue
@@ -304,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             and figures.rows_fetched == figures.rows_expected
             and figures.rows_wrong == 0
         )
-    print(table(rows))
-    if args.json is not None:
+    if rows:
+        print(table(rows))
+    if args.json is not None and rows:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if ok else 1
 

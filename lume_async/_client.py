@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -11,10 +12,13 @@ import attrs
 
 from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
-from ._config import ClientConfig, RetryPolicy, Timeout
+from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
+from ._exceptions import RunTimeoutError
 from ._flows import AsyncFlows
+from ._network import tls_context
 from ._run import AsyncRun, failure
 from ._runs import AsyncRuns
+from ._timers import run_within
 from ._transport import RequestOptions
 from ._validation import (
     check_clock,
@@ -66,10 +70,20 @@ class AsyncLume:
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
+    ``max_response_bytes`` bounds what one answer can make the client hold, counted after
+    decompression and checked while the body streams in (32 MiB by default, far above the
+    largest page of 100 runs); a larger answer raises ``ResponseTooLargeError``.
+    Requests go through ``proxy`` (``http://[user:pass@]host:port``), else, unless
+    ``trust_env=False``, through the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``
+    name for the base URL (``NO_PROXY`` excepted; a loopback base URL never is). TLS trusts
+    ``ssl_context``, else the PEM bundle at ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the
+    system's CAs. ``default_headers`` go with every request; they cannot replace the API key.
+
     Raises:
         AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
-        ValueError: A setting is out of range, or ``base_url`` is plain HTTP to a host other
-            than loopback without ``allow_insecure_http=True``.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
         TypeError: A setting has the wrong type.
     """
 
@@ -93,6 +107,11 @@ class AsyncLume:
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -102,8 +121,13 @@ class AsyncLume:
             retry=retry,
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            default_headers=default_headers,
         )
         check_ssl_context(ssl_context)
+        ssl_context = tls_context(ssl_context, ca_bundle)
         check_webhook_receiver(webhooks)
         if clock is not None:
             check_clock(clock)
@@ -242,30 +266,53 @@ class AsyncLume:
             RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
                 rejected rows and their reasons when the run kept them (as a run whose every row
                 failed validation does).
-            RunTimeoutError: The run was not finished within ``timeout`` seconds.
+            RunTimeoutError: The whole call (creating the run, waiting for it and collecting its
+                rows) was not done within ``timeout`` seconds of the client's clock.
             DuplicateRunError: As for ``run()``.
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        run = await self.run(
-            flow_version,
-            source_path,
-            source_data=source_data,
-            run_metadata=run_metadata,
-            force_rerun=force_rerun,
-            label=label,
-            tags=tags,
-            idempotency_key=idempotency_key,
-            idempotency_namespace=idempotency_namespace,
+        started: list[AsyncRun] = []
+
+        async def work() -> ProcessResult[AsyncRun]:
+            run = await self.run(
+                flow_version,
+                source_path,
+                source_data=source_data,
+                run_metadata=run_metadata,
+                force_rerun=force_rerun,
+                label=label,
+                tags=tags,
+                idempotency_key=idempotency_key,
+                idempotency_namespace=idempotency_namespace,
+            )
+            started.append(run)
+            await run.wait(timeout=None, poll_interval=poll_interval)
+            if run.status.is_failure:
+                results = run.metadata.results if run.metadata is not None else None
+                kept = results is not None and bool(results.rejected_rows)
+                raise failure(run, await run.rejects().collect() if kept else None)
+            rows = await run.results().collect()
+            rejects = await run.rejects().collect()
+            return ProcessResult(run=run, rows=rows, rejects=rejects)
+
+        finished, result = await run_within(self._core.clock, timeout, work)
+        if finished:
+            assert result is not None
+            return result
+        assert timeout is not None
+        if not started:
+            raise RunTimeoutError(f"the run was not even created after {timeout:g} s")
+        run = started[0]
+        if run.is_terminal:
+            raise RunTimeoutError(
+                f"run {run.id} ended {run.status.value}, but its rows were not all read "
+                f"after {timeout:g} s",
+                run=run,
+            )
+        raise RunTimeoutError(
+            f"run {run.id} is still {run.status.value} after {timeout:g} s", run=run
         )
-        await run.wait(timeout=timeout, poll_interval=poll_interval)
-        if run.status.is_failure:
-            results = run.metadata.results if run.metadata is not None else None
-            kept = results is not None and bool(results.rejected_rows)
-            raise failure(run, await run.rejects().collect() if kept else None)
-        rows = await run.results().collect()
-        rejects = await run.rejects().collect()
-        return ProcessResult(run=run, rows=rows, rejects=rejects)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from ._clock import Clock
 from ._config import ClientConfig
-from ._runs_core import RunsCore, batch_get
+from ._http_log import configure_from_env
+from ._runs_core import RunsCore, batch_get, fetch_if_found
 from ._transport import RequestOptions, Transport
 from ._waiting import Waiting
 
@@ -34,10 +35,15 @@ class ClientCore:
         ssl_context: ssl.SSLContext | None,
         webhooks: WebhookReceiver | None,
     ) -> None:
+        configure_from_env()
         self.config = config
         self.clock = clock
         self.transport = Transport(config, ssl_context=ssl_context, clock=clock)
-        self.waiting = Waiting(functools.partial(batch_get, self.transport), clock=clock)
+        self.waiting = Waiting(
+            functools.partial(batch_get, self.transport),
+            confirm=functools.partial(fetch_if_found, self.transport),
+            clock=clock,
+        )
         self.runs = RunsCore(self.transport, waiting=self.waiting, clock=clock)
         self._unsubscribe: Callable[[], None] | None = None
         if webhooks is not None:

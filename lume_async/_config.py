@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
+from ._network import proxy_for
+from ._secrets import Secret
 from ._validation import (
     callable_or_none,
     check_api_key,
     check_base_url,
+    check_bool,
+    check_default_headers,
+    check_int,
     check_max_connections,
     check_optional_str,
     check_retry_choice,
@@ -19,6 +24,7 @@ from ._validation import (
     int_at_least_zero,
     non_negative_number,
     positive_seconds,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientConfig", "RetryPolicy", "Timeout"]
 
 DEFAULT_BASE_URL = "https://api.lume.ai"
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 ENV_API_KEY = "LUME_API_KEY"
 ENV_BASE_URL = "LUME_BASE_URL"
 
@@ -123,19 +130,24 @@ class RetryPolicy:
 
 @attrs.frozen(repr=False)
 class ClientConfig:
-    """The resolved settings of one client. Its repr never shows the API key."""
+    """The resolved settings of one client. The key is a ``Secret``: no repr shows it."""
 
-    api_key: str
+    api_key: Secret
     base_url: str
     timeout: Timeout
     retry: RetryPolicy
     max_connections: int
     allow_insecure_http: bool = False
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    proxy: str | None = None  # settled by _network.proxy_for; may hold the proxy's credentials
+    default_headers: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
+        proxy = redact_url(self.proxy) if self.proxy else None
         return (
             f"ClientConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
-            f"retry={self.retry!r}, max_connections={self.max_connections!r}, api_key='***')"
+            f"retry={self.retry!r}, max_connections={self.max_connections!r}, "
+            f"max_response_bytes={self.max_response_bytes!r}, proxy={proxy!r}, api_key='***')"
         )
 
     @classmethod
@@ -149,6 +161,10 @@ class ClientConfig:
         retry: RetryPolicy | None,
         max_connections: int,
         allow_insecure_http: bool,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        default_headers: Mapping[str, str] | None = None,
     ) -> ClientConfig:
         key = check_api_key(
             api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
@@ -160,11 +176,17 @@ class ClientConfig:
         )
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
+        check_bool(trust_env, "trust_env")
         return cls(
-            api_key=key,
+            api_key=Secret(key),
             base_url=url,
             timeout=Timeout.coerce(timeout),
             retry=policy,
             max_connections=check_max_connections(max_connections),
             allow_insecure_http=allow_insecure_http,
+            max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
+            proxy=proxy_for(
+                url, proxy=proxy, trust_env=trust_env, allow_insecure_http=allow_insecure_http
+            ),
+            default_headers=check_default_headers(default_headers),
         )

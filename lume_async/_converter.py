@@ -273,17 +273,20 @@ _detailed_run: Final = converter.get_structure_hook(RunData)
 converter.register_structure_hook(RunData, _structure_run)
 
 
-def run_from_obj(obj: Any, *, what: str = "run") -> RunData:
+def run_from_obj(obj: Any, *, what: str = "run", request_id: str | None = None) -> RunData:
     """A ``RunData`` from already parsed JSON (e.g. one item of a batch answer)."""
     try:
-        return fast_run(obj)
+        return fast_run(obj, request_id)
     except Exception:
-        return structure(obj, RunData, what=what)
+        # The id comes from the answer's headers, never from its body.
+        return attrs.evolve(structure(obj, RunData, what=what), request_id=request_id)
 
 
-def decode_run(data: bytes | bytearray | memoryview | str) -> RunData:
+def decode_run(
+    data: bytes | bytearray | memoryview | str, *, request_id: str | None = None
+) -> RunData:
     """Parse one run JSON body: the hottest call of the SDK."""
-    return run_from_obj(loads(data))
+    return run_from_obj(loads(data), request_id=request_id)
 
 
 _page_types: dict[Any, Any] = {}

@@ -9,7 +9,8 @@
      │   ├─ NotFoundError             404   └─ RunNotFoundError
      │   ├─ InvalidRequestError       400/409/422   └─ DuplicateRunError (existing_run_id)
      │   ├─ RateLimitError            429 (retry_after)
-     │   └─ ServerError               5xx
+     │   ├─ ServerError               5xx
+     │   └─ ResponseTooLargeError     the answer was over max_response_bytes
      ├─ APIConnectionError            └─ APITimeoutError (also a TimeoutError)
      ├─ ResponseValidationError       the server's answer did not match the schema
      ├─ RunError                      ├─ RunFailedError (run, rejects)
@@ -18,12 +19,13 @@
      └─ SyncFacadeError               misuse of lume_sync
 
 Transport, JSON and cattrs exceptions never escape unwrapped: they are chained as ``__cause__``.
-No message built here ever contains an API key.
+No message built here ever contains an API key. Messages are cut to ``MAX_MESSAGE`` characters,
+whatever the server sent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from ._run import AsyncRun
@@ -40,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "RunError",
     "RunFailedError",
@@ -51,8 +54,25 @@ __all__ = [
 ]
 
 
+MAX_MESSAGE: Final = 2000
+"""The longest message an error carries: a server can put megabytes in ``detail``."""
+_MAX_ID: Final = 200
+
+
+def cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class LumeError(Exception):
     """The root of every error this SDK raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE:
+            args = (cut(args[0]),)
+        super().__init__(*args)
 
 
 class APIError(LumeError):
@@ -69,13 +89,15 @@ class APIError(LumeError):
         body: Any = None,
         retry_after: float | None = None,
     ) -> None:
+        message = cut(message)
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
         self.status_code = status_code
-        self.code = code
-        self.error_id = error_id
-        self.request_id = request_id
+        # Shown in str(): as bounded as the message, whatever the server sent.
+        self.code = None if code is None else cut(code, _MAX_ID)
+        self.error_id = None if error_id is None else cut(error_id, _MAX_ID)
+        self.request_id = None if request_id is None else cut(request_id, _MAX_ID)
         self.body = body
 
     def __str__(self) -> str:
@@ -145,6 +167,18 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx: the service failed; retried within the policy before it reaches you."""
+
+
+class ResponseTooLargeError(APIError):
+    """The answer was larger than the client's ``max_response_bytes`` (counted decompressed).
+
+    Reading stopped there: a server cannot make the client hold more than that, whatever its
+    ``Content-Length`` or encoding. Not retried; ``limit`` is the bound that was hit.
+    """
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
 
 
 class APIConnectionError(LumeError):

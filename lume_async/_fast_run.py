@@ -188,7 +188,7 @@ def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def fast_run(d: Any) -> RunData:
+def fast_run(d: Any, request_id: str | None = None) -> RunData:
     if d.__class__ is not dict:
         raise Mismatch
     run_id, flow_version = d["id"], d["flow_version"]
@@ -224,4 +224,5 @@ def fast_run(d: Any) -> RunData:
         _names(d, "monitoring_groups"),
         _names(d, "managing_by"),
         _names(d, "managing_groups"),
+        request_id,
     )

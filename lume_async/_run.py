@@ -138,6 +138,11 @@ class AsyncRun:
         return self._cell.data.status.is_terminal
 
     @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` of the answer that last updated this handle (for support)."""
+        return self._cell.data.request_id
+
+    @property
     def reused(self) -> bool:
         """True when the create that gave this handle found the run instead of making it.
 

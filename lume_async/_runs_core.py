@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._transport import RequestOptions, Response, Transport
     from ._waiting import Waiting
 
-__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get"]
+__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get", "fetch_if_found"]
 
 T = TypeVar("T")
 
@@ -82,8 +82,25 @@ async def batch_get(
     body = response.json()
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise _malformed("batch-get answer", "expected {items, missing}", response)
-    runs = (_converter.run_from_obj(item) for item in body["items"])
+    request_id = response.request_id
+    runs = (_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
     return {run.id: run for run in runs}
+
+
+async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
+    """One run by a direct GET (retried as reads are); None when the service answers 404."""
+    check_run_id(run_id)
+    try:
+        response = await transport.request(
+            "GET",
+            f"/v1/runs/{run_id}",
+            route="/v1/runs/{run_id}",
+            retryable=True,
+            not_found=RunNotFoundError,
+        )
+    except RunNotFoundError:
+        return None
+    return _decode_run(response)
 
 
 class RunsCore:
@@ -212,7 +229,8 @@ class RunsCore:
         body = response.json()
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise _malformed("run list", "expected {items, next_cursor}", response)
-        runs = tuple(_converter.run_from_obj(item) for item in body["items"])
+        request_id = response.request_id
+        runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and not isinstance(next_cursor, str):
             raise _malformed("run list", "next_cursor is not a string", response)
@@ -325,7 +343,7 @@ def _log_reuse(request: RunRequest, run: RunData) -> None:
 
 def _decode_run(response: Response) -> RunData:
     try:
-        return _converter.decode_run(response.body)
+        return _converter.decode_run(response.body, request_id=response.request_id)
     except Exception as exc:
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]

@@ -11,13 +11,16 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 
 from ._clock import Clock
 
-__all__ = ["Timer", "Timers", "sleep_until_set"]
+__all__ = ["Timer", "Timers", "run_within", "sleep_until_set"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("lume_async.waiting")
 
@@ -38,6 +41,30 @@ async def sleep_until_set(clock: Clock, event: asyncio.Event, seconds: float) ->
         tg.start_soon(ring)
         await event.wait()
         tg.cancel_scope.cancel()
+
+
+async def run_within(
+    clock: Clock, seconds: float | None, work: Callable[[], Awaitable[T]]
+) -> tuple[bool, T | None]:
+    """Run ``work()``, cancelled once ``seconds`` of ``clock`` time pass (None: no limit).
+
+    Returns ``(True, its result)``, or ``(False, None)`` when it ran out of time; whatever
+    ``work()`` raises propagates as it is.
+    """
+    if seconds is None:
+        return True, await work()
+    with anyio.CancelScope() as scope:
+
+        async def ring() -> None:
+            await clock.sleep(seconds)
+            scope.cancel()
+
+        watchdog = asyncio.get_running_loop().create_task(ring(), name="lume-deadline")
+        try:
+            return True, await work()
+        finally:
+            watchdog.cancel()
+    return False, None
 
 
 class Timer:

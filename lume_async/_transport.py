@@ -1,69 +1,43 @@
-"""The HTTP transport: one aiohttp session per client, error mapping, and the only retry loop.
+"""The HTTP transport: requests through the client's pool, error mapping, and the only retry loop.
 
-The session is created lazily on the loop of the first request. Every answer is read whole before
-it is handed on, so a connection goes back to the pool before any row reaches the caller.
+Every answer is read whole (within ``max_response_bytes``) before it is handed on, so a
+connection goes back to the pool before any row reaches the caller.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
 import ssl
+import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import attrs
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _converter
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
-    AuthenticationError,
-    DuplicateRunError,
     InvalidRequestError,
     LumeError,
     NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ResponseValidationError,
     ServerError,
 )
+from ._http_log import log_attempt
+from ._pool import USER_AGENT, Pool, mask_request_info, request_headers
+from ._responses import Response, error_from_response, read_body, read_error_body
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
-from ._version import __version__
+from ._secrets import forget_frames
 
-__all__ = ["RequestOptions", "Response", "Transport"]
+__all__ = ["USER_AGENT", "RequestOptions", "Response", "Transport"]
 
-USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
-
-_STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
-    400: InvalidRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: InvalidRequestError,
-    422: InvalidRequestError,
-    429: RateLimitError,
-}
-
-# Pools left behind by a fork or by a closed event loop. Closing them would touch another loop's
-# selector (after a fork, the parent's epoll set), so they are only kept from being collected.
-_ABANDONED: list[tuple[aiohttp.ClientSession, aiohttp.BaseConnector | None]] = []
-
-
-class _Secret(str):
-    """The API key as sent: a str whose repr hides it, so headers captured in a traceback's
-    locals (as error reporters do) or printed while debugging never show it."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'***'"
+# Per-call settings objects cached by value; a caller that makes a view per call (a timeout
+# computed each time) must not grow these without bound.
+_CACHE_SIZE: Final = 32
 
 
 @attrs.frozen
@@ -72,99 +46,6 @@ class RequestOptions:
 
     timeout: Timeout
     retry: RetryPolicy
-
-
-@attrs.frozen
-class Response:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    @property
-    def request_id(self) -> str | None:
-        return self.headers.get("x-request-id")
-
-    def json(self) -> Any:
-        try:
-            return _converter.loads(self.body)
-        except ResponseValidationError as exc:
-            raise ResponseValidationError(str(exc), request_id=self.request_id) from exc
-
-
-def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
-    """The server's wait hint: ``retry-after-ms`` when sent (finer), else ``Retry-After``."""
-    millis = _parse_retry_after(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    return _parse_retry_after(headers.get("Retry-After"))
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare for this API; fall back to our own backoff
-    return max(0.0, seconds)
-
-
-def error_from_response(
-    response: Response,
-    *,
-    not_found: type[NotFoundError] = NotFoundError,
-    operation: str | None = None,
-) -> APIError:
-    """Build the typed error for a 4xx/5xx answer, whatever its body looks like.
-
-    ``operation`` is what the request meant to do; a 403 names it unless the body says better.
-    """
-    status = response.status
-    body: Any = None
-    try:
-        body = _converter.loads(response.body) if response.body else None
-    except ResponseValidationError:
-        body = None
-    detail: Any = body.get("detail") if isinstance(body, dict) else None
-    code = body.get("code") if isinstance(body, dict) else None
-    error_id = body.get("error_id") if isinstance(body, dict) else None
-    if isinstance(detail, list):
-        message = "; ".join(_describe_issue(item) for item in detail) or "invalid request"
-    elif isinstance(detail, str) and detail:
-        message = detail
-    else:
-        text = response.body[:200].decode("utf-8", "replace").strip()
-        message = text or f"HTTP {status}"
-    kwargs: dict[str, Any] = {
-        "status_code": status,
-        "code": code if isinstance(code, str) else None,
-        "error_id": error_id if isinstance(error_id, str) else None,
-        "request_id": response.request_id,
-        "body": body,
-        "retry_after": _retry_after(response.headers),
-    }
-    if status == 409 and kwargs["code"] == "duplicate_source_path":
-        existing = body.get("existing_run_id") if isinstance(body, dict) else None
-        return DuplicateRunError(message, existing_run_id=existing, **kwargs)
-    if status == 404:
-        return not_found(message, **kwargs)
-    if status == 403:
-        said = body.get("operation") if isinstance(body, dict) else None
-        refused = said if isinstance(said, str) and said else operation
-        return PermissionDeniedError(message, operation=refused, **kwargs)
-    cls = _STATUS_ERRORS.get(status)
-    if cls is None:
-        cls = ServerError if status >= 500 else APIError
-    return cls(message, **kwargs)
-
-
-def _describe_issue(item: Any) -> str:
-    if not isinstance(item, dict):
-        return str(item)
-    loc = item.get("loc")
-    where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
-    msg = str(item.get("msg", "invalid"))
-    return f"{where}: {msg}" if where else msg
 
 
 class Transport:
@@ -181,20 +62,27 @@ class Transport:
         self._clock = clock
         self._base_url = config.base_url
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-        self._session_pid = 0
-        self._closed = False
+        self._pool = Pool(config, ssl_context=self._ssl)
+        self._limit = config.max_response_bytes
+        self._key = config.api_key
         # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
         # with_options view that asks for other budget settings.
         self._budgets: dict[tuple[float, float], RetryBudget] = {}
         self._rng = random.Random()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+        # What the session does not send by itself (see Pool): nothing, unless through a proxy.
+        self._headers = request_headers(config)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._pool.closed
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The connection pool's aiohttp session in use, if any (for diagnostics and tests)."""
+        return self._pool.active
 
     def budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
         """The retry budget that calls made under ``policy`` (default: the client's) draw on."""
@@ -202,6 +90,11 @@ class Transport:
         key = (policy.budget_ratio, policy.budget_floor)
         budget = self._budgets.get(key)
         if budget is None:
+            if len(self._budgets) >= _CACHE_SIZE:
+                # The oldest other settings start afresh if they come back; the client's own stay.
+                own = self._config.retry
+                oldest = next(k for k in self._budgets if k != (own.budget_ratio, own.budget_floor))
+                del self._budgets[oldest]
             budget = self._budgets[key] = RetryBudget(
                 policy.budget_ratio, policy.budget_floor, clock=self._clock
             )
@@ -214,72 +107,31 @@ class Transport:
             )
         cached = self._timeouts.get(timeout)
         if cached is None:
+            if len(self._timeouts) >= _CACHE_SIZE:
+                del self._timeouts[next(iter(self._timeouts))]
             cached = aiohttp.ClientTimeout(
                 total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
             )
             self._timeouts[timeout] = cached
         return cached
 
-    def _session_loop_closed(self) -> bool:
-        return self._session_loop is None or self._session_loop.is_closed()
-
-    def _session_for_this_loop(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is not None and self._session_loop is loop:
-            return session
-        if self._closed:
-            raise LumeError("this client is closed; create a new one")
-        if session is not None:
-            if self._session_pid == os.getpid() and not self._session_loop_closed():
-                raise LumeError(
-                    "this client is in use on another running event loop; "
-                    "create one client per event loop"
-                )
-            # The old pool belongs to a forked parent or to a loop that has closed: it cannot be
-            # closed from here without touching another loop's selector, so it is set aside
-            # (kept referenced, never used again) and a new pool is made on this loop.
-            _ABANDONED.append((session, session.connector))
-            session.detach()
-        connector = aiohttp.TCPConnector(
-            limit=self._config.max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=300,
-            ssl=self._ssl,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={
-                "lume-api-key": _Secret(self._config.api_key),
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-            skip_auto_headers=("Accept-Encoding",),
-            raise_for_status=False,
-            trust_env=False,
-        )
-        self._session_loop = loop
-        self._session_pid = os.getpid()
-        return self._session
-
     async def aclose(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        if self._session_pid != os.getpid():
-            _ABANDONED.append((session, session.connector))
-            session.detach()
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._session_loop:
-            await session.close()
-        elif self._session_loop is not None and not self._session_loop.is_closed():
-            fut = asyncio.run_coroutine_threadsafe(session.close(), self._session_loop)
-            await asyncio.wrap_future(fut)
+        await self._pool.aclose()
+
+    def _redact(self, body: bytes) -> bytes:
+        """An error body with the key masked: a server may echo it back, and what it says ends
+        up in messages, ``APIError.body`` and logs."""
+        return self._key.redact(body)
+
+    def _redact_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+        """``headers`` with the key masked in their values (a copy only when needed)."""
+        clean = [
+            (name, self._redact(value.encode(errors="surrogateescape")).decode(errors="replace"))
+            for name, value in headers.items()
+        ]
+        if all(a[1] == b for a, b in zip(clean, headers.values(), strict=True)):
+            return headers
+        return CIMultiDictProxy(CIMultiDict(clean))
 
     async def request(
         self,
@@ -294,33 +146,36 @@ class Transport:
         options: RequestOptions | None = None,
         not_found: type[NotFoundError] = NotFoundError,
         operation: str | None = None,
+        gone_is_done: bool = False,
     ) -> Response:
         """Send one logical request; return a 2xx answer or raise a LumeError.
 
         ``route`` is the path template, used in retry logs. ``retryable`` says whether repeating the
         request is safe (reads, PATCH, cancel, and creates that carry an ``Idempotency-Key``).
         ``operation`` names what a PermissionDeniedError was refused ("cancel", "update").
+        ``gone_is_done`` (for deletes): a 404 to a retry, after an attempt whose answer was lost,
+        means that attempt did the work; the 404 answer is returned instead of raised.
         """
         opts = options or self.default_options
         policy = opts.retry
-        session = self._session_for_this_loop()
+        session = self._pool.current() or await self._pool.session()
         url = self._base_url + path
-        headers: dict[str, str] | None = None
-        if body is not None:
-            headers = {"Content-Type": "application/json"}
+        headers = self._json_headers if body is not None else (self._headers or None)
         if idempotency_key is not None:
-            headers = headers or {}
-            headers["Idempotency-Key"] = idempotency_key
+            headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
         clock = self._clock
+        limit = self._limit
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
         budget = self.budget(policy)
         budget.deposit()
         attempt = 0
+        answer_lost = False  # an earlier attempt may have been done without us hearing
         while True:
             attempt += 1
             remaining = None if deadline is None else deadline - clock.monotonic()
             timeout = self._client_timeout(opts.timeout, remaining)
             failure: LumeError
+            started = time.perf_counter()
             try:
                 async with session.request(
                     method,
@@ -331,12 +186,35 @@ class Transport:
                     timeout=timeout,
                     allow_redirects=False,
                     ssl=self._ssl,
+                    proxy=self._config.proxy,
                 ) as resp:
-                    payload = await resp.read()
-                    response = Response(resp.status, resp.headers, payload)
+                    status = resp.status
+                    if status < 300:
+                        response = Response(
+                            status, resp.headers, await read_body(resp, limit, method, route)
+                        )
+                    else:
+                        # What a failed answer says reaches messages, logs and error reports.
+                        response = Response(
+                            status,
+                            self._redact_headers(resp.headers),
+                            self._redact(await read_error_body(resp, limit)),
+                        )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
+                log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
+                del resp  # its headers are as the server sent them
+                log_attempt(
+                    method,
+                    route,
+                    attempt=attempt,
+                    started=started,
+                    status=response.status,
+                    request_id=response.request_id,
+                    params=params,
+                    size=len(response.body),
+                )
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()
@@ -348,7 +226,13 @@ class Transport:
                         status_code=response.status,
                         request_id=response.request_id,
                     )
-                failure = error_from_response(response, not_found=not_found, operation=operation)
+                if gone_is_done and answer_lost and response.status == 404:
+                    return response
+                failure = error_from_response(
+                    response, now=clock.time(), not_found=not_found, operation=operation
+                )
+                del response  # not held (up to max_response_bytes) through a retry's wait
+            answer_lost = answer_lost or _maybe_done(failure)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
                 raise failure
             asked = getattr(failure, "retry_after", None)
@@ -370,6 +254,11 @@ class Transport:
             await clock.sleep(wait)
 
 
+def _maybe_done(failure: LumeError) -> bool:
+    """Whether the failed attempt may have been carried out all the same (its answer was lost)."""
+    return isinstance(failure, APIConnectionError | ServerError)
+
+
 def _worth_retrying(failure: LumeError) -> bool:
     if isinstance(failure, InvalidRequestError):
         # The first attempt of this create is still being handled (it timed out on our side):
@@ -387,6 +276,11 @@ def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeEr
         err = APIConnectionError(
             f"{where}: TLS certificate verification failed: {exc.certificate_error}"
         )
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Its text names the proxy URL, credentials and all: keep the status, drop the rest.
+        return APIConnectionError(
+            f"{where}: the proxy refused to relay it ({exc.status} {exc.message})"
+        )
     elif isinstance(exc, aiohttp.ClientConnectorError):
         err = APIConnectionError(
             f"{where}: cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
@@ -397,5 +291,9 @@ def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeEr
         err = APIConnectionError(f"{where}: the answer was cut short ({exc})")
     else:
         err = APIConnectionError(f"{where}: {type(exc).__name__}: {exc}")
-    err.__cause__ = exc
+    # aiohttp's frames hold the request's headers and unsent bytes in their locals, and its
+    # errors the request's headers: neither is kept as is under an SDK error, where error
+    # reporters would serialise them.
+    mask_request_info(exc)
+    err.__cause__ = forget_frames(exc)
     return err

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -48,6 +49,7 @@ __all__ = ["BATCH_SIZE", "Waiting"]
 logger = logging.getLogger("lume_async.waiting")
 
 BatchFetch = Callable[[list[str]], Awaitable[dict[str, RunData]]]
+FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
 
 BATCH_SIZE: Final = 100
@@ -67,6 +69,7 @@ class Waiting:
         self,
         fetch: BatchFetch,
         *,
+        confirm: FetchOne | None = None,
         clock: Clock = SYSTEM_CLOCK,
         max_interval: float = 60.0,
         safety_net_interval: float = 30.0,
@@ -74,6 +77,7 @@ class Waiting:
         check_interval(max_interval, "max_interval")
         check_interval(safety_net_interval, "safety_net_interval")
         self._fetch = fetch
+        self._confirm = confirm
         self._clock = clock
         self._max_interval = max_interval
         self._safety_net = safety_net_interval
@@ -81,6 +85,7 @@ class Waiting:
         self._timers = Timers(clock)
         self._push = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._interval = math.inf
@@ -234,17 +239,34 @@ class Waiting:
         return watch
 
     def _idle(self) -> None:
-        """The last waiter is gone: let an idle sweeper end now rather than at its next sweep."""
+        """The last waiter is gone: the sweeper ends now, not at its next sweep.
+
+        A waiter that left (cancelled, timed out) takes the sweeper's request in flight with it:
+        nobody is left to read the answer.
+        """
         self._interval = math.inf
-        self._poke()
+        task = self._task
+        if task is not None and not task.done() and task is not _current_task():
+            task.cancel()
+            self._task = self._wake = None
+        else:
+            self._poke()
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
-        # First use, or the client moved to another loop: what the old loop waited on died with
-        # it (its waiters can never run again), and its tasks cannot be reached from here.
+        old = self._loop
+        if old is not None and self._pid == os.getpid() and not old.is_closed():
+            # Its waiters may still be running there: they keep their state.
+            raise LumeError(
+                "this client is bound to another event loop that is still open; "
+                "create one client per event loop (or close the loop before moving on)"
+            )
+        # First use, or the old loop closed (or belongs to the parent of this forked process):
+        # what it waited on died with it, and its tasks cannot be reached from here.
         self._loop = loop
+        self._pid = os.getpid()
         self._task = self._wake = None
         self._watches.clear()
         self._timers.clear()
@@ -354,6 +376,7 @@ class Waiting:
                 *(self._fetch(chunk) for chunk in group), return_exceptions=True
             )
             error: BaseException | None = None
+            missing: list[str] = []
             for chunk, answer in zip(group, answers, strict=True):
                 if isinstance(answer, BaseException):
                     if error is None:
@@ -364,12 +387,50 @@ class Waiting:
                 for run_id in chunk:
                     data = answer.get(run_id)
                     if data is None:
-                        watches.fail_run(run_id)
+                        missing.append(run_id)
                     elif watches.apply(data):
                         changed = True
             if error is not None:
+                raise error  # the missing ones are asked about again next time
+            if missing:
+                changed |= await self._settle_missing(missing)
+        return changed
+
+    async def _settle_missing(self, run_ids: list[str]) -> bool:
+        """Runs a ``batch-get`` answer left out: gone only if a direct GET says 404 too.
+
+        One lagging replica behind a batch answer must not fail a wait; a run the direct GET
+        finds is applied like any answer. True if any of them moved.
+        """
+        watches = self._watches
+        confirm = self._confirm
+        if confirm is None:
+            for run_id in run_ids:
+                watches.fail_run(run_id)
+            return False
+        changed = False
+        for start in range(0, len(run_ids), _CONCURRENT_BATCHES):
+            group = [r for r in run_ids[start : start + _CONCURRENT_BATCHES] if watches.watched(r)]
+            self.requests += len(group)
+            answers = await asyncio.gather(*(confirm(r) for r in group), return_exceptions=True)
+            error: BaseException | None = None
+            for run_id, answer in zip(group, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    error = error or answer
+                elif answer is None:
+                    watches.fail_run(run_id)
+                elif watches.apply(answer):
+                    changed = True
+            if error is not None:
                 raise error
         return changed
+
+
+def _current_task() -> asyncio.Task[object] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

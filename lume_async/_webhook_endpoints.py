@@ -94,6 +94,9 @@ class AsyncWebhookEndpoints:
     async def delete(self, endpoint_id: str) -> None:
         """Stop sending events to this endpoint.
 
+        A retry that finds the endpoint gone, after an attempt whose answer was lost, counts as
+        done: that attempt deleted it.
+
         Raises:
             NotFoundError: No endpoint with this id belongs to this API key.
             ValueError: ``endpoint_id`` is malformed (before any request).
@@ -104,6 +107,7 @@ class AsyncWebhookEndpoints:
             route="/v1/webhooks/{webhook_id}",
             retryable=True,
             options=self._options,
+            gone_is_done=True,
         )
 
 

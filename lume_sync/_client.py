@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lume_async._client import UNSET, AsyncLume
+from lume_async._config import DEFAULT_MAX_RESPONSE_BYTES
 
 from . import _callbacks, _wrap
 from ._flows import Flows
@@ -16,6 +17,7 @@ from ._runs import Runs
 from ._webhook_endpoints import WebhookEndpoints
 
 if TYPE_CHECKING:
+    import os
     import ssl
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
@@ -42,13 +44,23 @@ class Lume(_wrap.Twin[AsyncLume]):
     ``lume_async.testing.VirtualClock`` to run all of these in virtual time, without waiting.
     Network timeouts (``timeout=``) bound real sockets and stay in real time.
 
+    ``max_response_bytes`` bounds what one answer can make the client hold, counted after
+    decompression and checked while the body streams in (32 MiB by default, far above the largest
+    page of 100 runs); a larger answer raises ``ResponseTooLargeError``. Requests go through
+    ``proxy`` (``http://[user:pass@]host:port``), else, unless ``trust_env=False``, through the
+    proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` name for the base URL (``NO_PROXY``
+    excepted; a loopback base URL never is). TLS trusts ``ssl_context``, else the PEM bundle at
+    ``ca_bundle`` or ``$LUME_CA_BUNDLE``, else the system's CAs. ``default_headers`` go with every
+    request; they cannot replace the API key.
+
     The blocking twin of ``lume_async.AsyncLume``: each call runs the same coroutine on lume_sync's
     private event loop thread.
 
     Raises:
         AuthenticationError: No API key was given and ``LUME_API_KEY`` is not set.
-        ValueError: A setting is out of range, or ``base_url`` is plain HTTP to a host other
-            than loopback without ``allow_insecure_http=True``.
+        ValueError: A setting is out of range; ``base_url`` (or the proxy it would go through)
+            is plain HTTP to a host other than loopback without ``allow_insecure_http=True``;
+            ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
         TypeError: A setting has the wrong type.
     """
 
@@ -73,6 +85,11 @@ class Lume(_wrap.Twin[AsyncLume]):
         allow_insecure_http: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         wrapped = AsyncLume(
             api_key,
@@ -85,6 +102,11 @@ class Lume(_wrap.Twin[AsyncLume]):
             allow_insecure_http=allow_insecure_http,
             ssl_context=ssl_context,
             clock=clock,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            ca_bundle=ca_bundle,
+            default_headers=default_headers,
         )
         self._bind(_wrap.Bridge(wrapped.aclose), wrapped)
 
@@ -214,7 +236,8 @@ class Lume(_wrap.Twin[AsyncLume]):
             RunFailedError: The run ended FAILED, CRASHED or CANCELED; its ``rejects`` holds the
                 rejected rows and their reasons when the run kept them (as a run whose every row
                 failed validation does).
-            RunTimeoutError: The run was not finished within ``timeout`` seconds.
+            RunTimeoutError: The whole call (creating the run, waiting for it and collecting its
+                rows) was not done within ``timeout`` seconds of the client's clock.
             DuplicateRunError: As for ``run()``.
         """
         return _wrap.process_result(

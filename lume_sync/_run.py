@@ -138,6 +138,11 @@ class Run(_wrap.Twin[AsyncRun]):
         return self._async.is_terminal
 
     @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` of the answer that last updated this handle (for support)."""
+        return self._async.request_id
+
+    @property
     def reused(self) -> bool:
         """True when the create that gave this handle found the run instead of making it.
 

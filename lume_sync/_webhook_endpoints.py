@@ -61,6 +61,9 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
     def delete(self, endpoint_id: str) -> None:
         """Stop sending events to this endpoint.
 
+        A retry that finds the endpoint gone, after an attempt whose answer was lost, counts as
+        done: that attempt deleted it.
+
         Raises:
             NotFoundError: No endpoint with this id belongs to this API key.
             ValueError: ``endpoint_id`` is malformed (before any request).

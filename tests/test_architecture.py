@@ -18,13 +18,14 @@ import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lume_async", "lume_sync", "lume_airflow")
+PACKAGES = ("lume_async", "lume_sync", "lume_airflow", "lume_pytest")
 ABOVE_THE_CLIENT = (
     "lume_async.testing",
     "lume_async._cli",
     "lume_async.__main__",
     "lume_sync",
     "lume_airflow",
+    "lume_pytest",
 )
 MAX_LINES = 450
 

@@ -38,8 +38,8 @@ def ok_json(*args: str, emu: Emulator, key: str | None = None) -> Any:
     return json.loads(done.stdout)
 
 
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1
+def one_error_line(done: subprocess.CompletedProcess[str], *, status: int = 1) -> str:
+    assert done.returncode == status
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ")
@@ -125,7 +125,8 @@ def test_update_changes_the_owner(lume_emulator: Emulator) -> None:
 
 def test_update_with_nothing_to_change_is_one_error_line(lume_emulator: Emulator) -> None:
     run_id = shared_run(lume_emulator)
-    assert "nothing to change" in one_error_line(lume("runs", "update", run_id, emu=lume_emulator))
+    done = lume("runs", "update", run_id, emu=lume_emulator)
+    assert "nothing to change" in one_error_line(done, status=2)  # usage
 
 
 def test_update_clearing_a_list_it_also_sets_is_one_error_line(lume_emulator: Emulator) -> None:
@@ -133,7 +134,7 @@ def test_update_clearing_a_list_it_also_sets_is_one_error_line(lume_emulator: Em
     done = lume(
         "runs", "update", run_id, "--monitor", ANA, "--clear", "monitors", emu=lume_emulator
     )
-    assert "--clear monitors" in one_error_line(done)
+    assert "--clear monitors" in one_error_line(done, status=2)  # usage
 
 
 def test_a_monitors_update_or_cancel_is_one_error_line_saying_403(lume_emulator: Emulator) -> None:
@@ -154,4 +155,4 @@ def test_a_run_hidden_from_a_key_is_not_found_for_it(lume_emulator: Emulator) ->
 
 def test_a_blank_monitor_is_one_error_line_naming_the_list(lume_emulator: Emulator) -> None:
     done = lume("runs", "create", CUSTOMERS, "synthetic://b", "--monitor", " ", emu=lume_emulator)
-    assert "monitoring_by[0]" in one_error_line(done)
+    assert "--monitor #1 must be" in one_error_line(done, status=2)  # usage, in the CLI's words

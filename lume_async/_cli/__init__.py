@@ -1,13 +1,15 @@
-"""The ``lume`` command: the demo, the emulator, and runs on a Lume service.
+"""The ``lume`` command: the demo, the emulator, and runs, flows and webhooks on a Lume service.
 
 It needs the ``cli`` extra (click and rich); nothing else in the SDK imports this package or those
-libraries. Every command exits 0, or 1 with one ``error: ...`` line on stderr.
+libraries. Errors end a command with one ``error: ...`` line on stderr (``{"error": {...}}`` with
+``--json``) and the exit statuses that ``_exit`` documents.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 try:
     import click
@@ -17,43 +19,123 @@ except ModuleNotFoundError as exc:  # the package was installed without the ``cl
     raise SystemExit(1) from None
 
 from .._config import ENV_API_KEY, ENV_BASE_URL
-from .._exceptions import LumeError
+from .._network import ENV_CA_BUNDLE
 from .._version import __version__
+from ._command import LumeGroup
 from ._demo import demo, emulator
+from ._exit import EXIT_STATUSES, CommandError, ExitStatus, exit_status_of, report
+from ._flows import flows
 from ._runs import runs
-from ._settings import Settings, fail
+from ._settings import Settings
+from ._webhooks import webhooks
 
 __all__ = ["main"]
 
 
-class _Main(click.Group):
-    """Turns every error the SDK raises into one line on stderr and exit status 1."""
+class _Main(LumeGroup):
+    """Ends every invocation itself: one error line (or JSON) and a documented exit status."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    sdk_names = {"default_headers": "headers"}  # noqa: RUF012
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> NoReturn:
+        argv = list(sys.argv[1:] if args is None else args)
+        settings = Settings()
+        failure: BaseException
         try:
-            return super().invoke(ctx)
-        except (LumeError, ValueError, TypeError) as exc:
-            fail(str(exc) or type(exc).__name__)
+            done = super().main(argv, prog_name, complete_var, standalone_mode=False, obj=settings)
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C outside a request
+            failure = CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
+        except _NO_ARGS as bare:  # ``lume runs``: the help, as click would show it
+            bare.show()
+            raise SystemExit(ExitStatus.USAGE) from None
+        except Exception as exc:  # click's usage errors, SDK errors, a bad argument
+            failure = exc
+        else:
+            raise SystemExit(done if isinstance(done, int) else ExitStatus.OK)
+        # --json may not have been read yet when the arguments themselves were wrong.
+        report(failure, as_json=settings.json or "--json" in argv)
+        raise SystemExit(exit_status_of(failure))
 
 
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+# click 8.2 and later raise this for a group called without a subcommand (8.1 prints the help).
+_NO_ARGS: type[click.ClickException] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.ClickException,), {})
+)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    epilog=EXIT_STATUSES,
+)
 @click.option("--base-url", envvar=ENV_BASE_URL, help=f"Service URL [env {ENV_BASE_URL}].")
 @click.option("--api-key", envvar=ENV_API_KEY, help=f"API key [env {ENV_API_KEY}].")
-@click.option("--json", "json_", is_flag=True, help="Print JSON instead of tables.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds per HTTP request.")
+@click.option("--json", "json_", is_flag=True, help="Print JSON instead of tables (errors too).")
+@click.option("--timeout", default=60.0, help="Seconds per HTTP request.")
+@click.option(
+    "--max-retries",
+    default=3,
+    type=click.IntRange(min=0),
+    help="Retries of a failed request (connection errors, 429, 5xx).",
+)
+@click.option(
+    "--proxy",
+    metavar="URL",
+    help="Send requests through this http(s) proxy [default: HTTPS_PROXY / HTTP_PROXY].",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True),
+    help=f"PEM file of the CAs to trust [env {ENV_CA_BUNDLE}; default: the system's].",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="An extra header for every request (repeat for several).",
+)
 @click.version_option(__version__, prog_name="lume")
-@click.pass_context
+@click.pass_obj
 def main(
-    ctx: click.Context, base_url: str | None, api_key: str | None, json_: bool, timeout: float
+    settings: Settings,
+    base_url: str | None,
+    api_key: str | None,
+    json_: bool,
+    timeout: float,
+    max_retries: int,
+    proxy: str | None,
+    ca_bundle: str | None,
+    headers: tuple[str, ...],
 ) -> None:
     """Lume data-transformation runs from the command line.
 
-    Start with `lume demo`; point the `runs` commands at a service with LUME_BASE_URL and
+    Start with `lume demo`; point the other commands at a service with LUME_BASE_URL and
     LUME_API_KEY (or at `lume emulator`).
     """
-    ctx.obj = Settings(base_url=base_url, api_key=api_key, json=json_, timeout=timeout)
+    settings.base_url = base_url
+    settings.api_key = api_key
+    settings.json = settings.json or json_
+    settings.timeout = timeout
+    settings.max_retries = max_retries
+    settings.proxy = proxy
+    settings.ca_bundle = ca_bundle
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon:
+            raise click.BadParameter(f"{header!r} is not 'NAME: VALUE'", param_hint="'--header'")
+        settings.headers[name.strip()] = value.strip()
 
 
 main.add_command(demo)
 main.add_command(emulator)
 main.add_command(runs)
+main.add_command(flows)
+main.add_command(webhooks)

@@ -63,17 +63,35 @@ def demo(settings: Settings, count: int, time_scale: float, seed: int) -> None:
 
 
 def _demo_panel(p: DemoProgress) -> Group:
-    done = p.succeeded + p.partial + p.failed + p.refused
+    """The live display: what the demo does, a bar, and every count (wrapped, never cropped)."""
+    finished = p.succeeded + p.partial + p.failed
+    if p.phase == "creating":
+        title, done, total, unit = "creating runs", p.created + p.refused, p.total, "sent"
+    else:
+        title, done, total, unit = _PHASES.get(p.phase, p.phase), finished, p.created, "finished"
+    bar = Table.grid(expand=True, padding=(0, 1))
+    bar.add_column(ratio=1)
+    bar.add_column(no_wrap=True, justify="right")
+    bar.add_row(ProgressBar(total=max(total, 1), completed=done), f"{done:,}/{total:,} {unit}")
     counts = Text.assemble(
-        f"created {p.created}/{p.total}   running {p.running}   ",
-        (f"succeeded {p.succeeded}", "green"),
+        ("created ", "bold"),
+        f"{p.created:,}/{p.total:,}   ",
+        ("in flight ", "bold"),
+        f"{p.running:,}   ",
+        (f"succeeded {p.succeeded:,}", "green"),
         "   ",
-        (f"partial {p.partial}", "yellow"),
+        (f"partial {p.partial:,}", "yellow"),
         "   ",
-        (f"failed {p.failed + p.refused}", "red"),
+        (f"failed {p.failed + p.refused:,}", "red"),
     )
-    bar = ProgressBar(total=p.total, completed=done if p.phase != "creating" else p.created)
-    return Group(Text(f"lume demo: {p.phase}", style="bold"), bar, counts)
+    return Group(Text(f"lume demo: {title}", style="bold"), bar, counts)
+
+
+_PHASES = {
+    "waiting": "waiting for the runs (one shared poller)",
+    "paging": "paging through results and rejects",
+    "done": "done",
+}
 
 
 def _demo_line(p: DemoProgress) -> str:

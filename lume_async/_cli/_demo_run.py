@@ -140,7 +140,11 @@ async def run_demo(
         def created(done: int, total: int, failed: int) -> None:
             nonlocal refused
             refused = failed
-            report(DemoProgress("creating", total, created=done - failed, refused=failed))
+            report(
+                DemoProgress(
+                    "creating", total, created=done - failed, refused=failed, running=done - failed
+                )
+            )
 
         report(DemoProgress("creating", runs))
         outcomes = await lume.runs.create_many(requests, on_progress=created)

@@ -1,40 +1,63 @@
-"""``lume runs ...``: create, inspect, wait for and cancel runs on a Lume service."""
+"""``lume runs ...``: create, inspect, change, wait for and cancel runs on a Lume service."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from typing import Any
 
 import click
 import orjson
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._client import AsyncLume
 from .._run import AsyncRun
+from .._validation import check_run_id
 from ..models import RunStatus
-from ._escape import plain, visible
-from ._output import cell, err, out, print_json, show_run, show_runs, status_text, table
+from ._command import LumeGroup
+from ._exit import runs_outcome
+from ._fanout import create_from_file
+from ._output import show_run, show_runs
+from ._rows import logs, results
 from ._settings import Settings, fail, json_flag
-from ._sharing import permission_options, permissions_of, update
+from ._sharing import SDK_NAMES, permission_options, permissions_of, update
+from ._wait import wait, wait_for, wait_options
 
 __all__ = ["runs"]
 
 
-@click.group()
+@click.group(cls=LumeGroup)
 def runs() -> None:
-    """Create, inspect, wait for and cancel runs."""
+    """Create, inspect, change, wait for and cancel runs."""
 
 
-@runs.command()
+@runs.command(sdk_names={"source_data": "data", "timeout": "wait_timeout", **SDK_NAMES})
 @click.argument("flow_version")
 @click.argument("source_path", required=False)
-@click.option("--data", type=click.File("rb"), help="JSON file of source rows ('-' for stdin).")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="JSON file of source rows ('-' for stdin).",
+)
+@click.option(
+    "--from-file",
+    "paths_file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="One run per source path in this file (one a line; '-' for stdin).",
+)
+@click.option(
+    "--concurrency",
+    default=32,
+    type=click.IntRange(min=1),
+    help="Creates in flight at once, with --from-file.",
+)
+@click.option(
+    "--idempotency-namespace",
+    help="With --from-file: names this batch, so running the same command again creates "
+    "nothing twice [default: derived from the file and the options].",
+)
 @click.option("--label")
 @click.option("--tag", "tags", multiple=True, help="Repeat for several tags.")
 @click.option("--force-rerun", is_flag=True, help="Run again even if this source succeeded.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run is finished.")
-@click.option("--poll-interval", default=2.0, show_default=True, type=click.FloatRange(min=0.01))
+@wait_options
 @permission_options
 @json_flag
 @click.pass_obj
@@ -42,23 +65,54 @@ def create(
     settings: Settings,
     flow_version: str,
     source_path: str | None,
-    data: Any,
+    data: str | None,
+    paths_file: str | None,
+    concurrency: int,
+    idempotency_namespace: str | None,
     label: str | None,
     tags: tuple[str, ...],
     force_rerun: bool,
     wait_: bool,
+    wait_timeout: float,
     poll_interval: float,
+    fail_on_partial: bool,
     owner: str | None,
     monitors: tuple[str, ...],
     monitor_groups: tuple[str, ...],
     managers: tuple[str, ...],
     manager_groups: tuple[str, ...],
 ) -> None:
-    """Start a run of FLOW_VERSION on SOURCE_PATH (or on --data rows)."""
-    rows = _load_rows(data) if data is not None else None
+    """Start a run of FLOW_VERSION on SOURCE_PATH (or on --data rows, or one per line of
+    --from-file).
+
+    With --wait, exits 0 when the runs succeeded, 3 when one ended FAILED, CRASHED or CANCELED,
+    and 4 when one ended PARTIAL_FAILED and --fail-on-partial is given.
+    """
     permissions = permissions_of(
         owner, monitors, monitor_groups, managers, manager_groups, keep_unset=False
     )
+    if paths_file is not None:
+        if source_path is not None or data is not None:
+            raise click.UsageError("give SOURCE_PATH, --data or --from-file, only one of them")
+        create_from_file(
+            settings,
+            flow_version,
+            _read(paths_file).decode("utf-8"),
+            concurrency=concurrency,
+            namespace=idempotency_namespace,
+            label=label,
+            tags=tags,
+            force_rerun=force_rerun,
+            permissions=permissions,
+            wait=wait_,
+            timeout=wait_timeout,
+            poll_interval=poll_interval,
+            fail_on_partial=fail_on_partial,
+        )
+        return
+    if idempotency_namespace is not None:
+        raise click.UsageError("--idempotency-namespace goes with --from-file")
+    rows = _load_rows(data) if data is not None else None
 
     async def call(lume: AsyncLume) -> AsyncRun:
         run = await lume.runs.create(
@@ -70,24 +124,33 @@ def create(
             force_rerun=force_rerun,
             **permissions,
         )
+        settings.watch([run])
         if wait_:
-            await _wait(lume, [run], settings, timeout=None, poll_interval=poll_interval)
+            await wait_for(lume, [run], settings, timeout=wait_timeout, poll_interval=poll_interval)
         return run
 
-    show_run(settings, settings.run(call))
+    run = settings.run(call)
+    show_run(settings, run)
+    ended = runs_outcome([run], fail_on_partial=fail_on_partial) if wait_ else None
+    if ended is not None:
+        raise ended
 
 
-def _load_rows(stream: Any) -> list[Any]:
+def _read(path: str) -> bytes:
+    """A file's bytes, or stdin's for ``-``."""
+    with click.open_file(path, "rb") as stream:
+        data: bytes = stream.read()
+    return data
+
+
+def _load_rows(path: str) -> list[Any]:
     try:
-        rows = orjson.loads(stream.read())
+        rows = orjson.loads(_read(path))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"--data is not valid JSON: {exc}") from None
     if not isinstance(rows, list):
         raise ValueError("--data must hold a JSON array of objects")
     return rows
-
-
-runs.add_command(update)
 
 
 @runs.command()
@@ -99,17 +162,18 @@ def get(settings: Settings, run_id: str) -> None:
     show_run(settings, settings.run(lambda lume: lume.runs.get(run_id)))
 
 
-@runs.command("list")
+@runs.command("list", sdk_names={"status": "statuses", "tags": "tags"})
 @click.option("--flow-version")
 @click.option(
     "--status",
     "statuses",
     multiple=True,
     type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
+    help="Repeat for several statuses.",
 )
 @click.option("--label")
-@click.option("--tag", "tags", multiple=True)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--tag", "tags", multiple=True, help="Runs carrying every tag given.")
+@click.option("--limit", default=20, type=click.IntRange(1))
 @json_flag
 @click.pass_obj
 def list_(
@@ -142,81 +206,12 @@ def list_(
 
 @runs.command()
 @click.argument("run_ids", nargs=-1, required=True)
-@click.option("--timeout", "wait_timeout", type=float, help="Give up after this many seconds.")
-@click.option("--poll-interval", default=2.0, show_default=True, type=click.FloatRange(min=0.01))
-@json_flag
-@click.pass_obj
-def wait(
-    settings: Settings, run_ids: tuple[str, ...], wait_timeout: float | None, poll_interval: float
-) -> None:
-    """Wait until every RUN_ID is finished, showing progress."""
-
-    async def call(lume: AsyncLume) -> list[AsyncRun]:
-        handles = [outcome.unwrap() for outcome in await lume.runs.get_many(run_ids)]
-        await _wait(lume, handles, settings, timeout=wait_timeout, poll_interval=poll_interval)
-        return handles
-
-    show_runs(settings, settings.run(call))
-
-
-async def _wait(
-    lume: AsyncLume,
-    handles: list[AsyncRun],
-    settings: Settings,
-    *,
-    timeout: float | None,
-    poll_interval: float,
-) -> None:
-    """Wait on the shared poller; a live bar on a terminal, a line per finished run otherwise."""
-    total, done = len(handles), 0
-    show = not settings.json
-    live = show and err.is_terminal
-
-    def report(run: AsyncRun) -> None:
-        nonlocal done
-        done += 1
-        if live:
-            progress.advance(task)
-            progress.console.print(plain(f"{run.id} "), status_text(run.status.value))
-        elif show:
-            click.echo(visible(f"{run.id} {run.status.value} ({done}/{total})"), err=True)
-
-    # The description holds server text (statuses): never read as markup.
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
-    progress = Progress(
-        *columns, TimeElapsedColumn(), console=err, transient=True, disable=not live
-    )
-    task = progress.add_task("waiting", total=total)
-    pending = [run for run in handles if not run.is_terminal]
-
-    async def describe() -> None:
-        while True:
-            counts = Counter(run.status.value.lower() for run in pending if not run.is_terminal)
-            text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            progress.update(task, description=visible(text) or "waiting")
-            await asyncio.sleep(0.2)
-
-    with progress:
-        for run in handles:
-            if run.is_terminal:
-                report(run)
-        finished = lume.runs.as_completed(pending, timeout=timeout, poll_interval=poll_interval)
-        ticker = asyncio.create_task(describe()) if live else None
-        try:
-            async for run in finished:
-                report(run)
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-                await asyncio.wait([ticker])
-
-
-@runs.command()
-@click.argument("run_ids", nargs=-1, required=True)
 @json_flag
 @click.pass_obj
 def cancel(settings: Settings, run_ids: tuple[str, ...]) -> None:
     """Cancel runs (finished ones are left as they are)."""
+    for run_id in run_ids:  # all or nothing: a typo cancels none of them
+        check_run_id(run_id)
     outcomes = settings.run(lambda lume: lume.runs.cancel_many(run_ids))
     show_runs(settings, [o.value for o in outcomes if o.ok and o.value is not None])
     failures = [(run_ids[o.index], o.error) for o in outcomes if not o.ok]
@@ -224,61 +219,7 @@ def cancel(settings: Settings, run_ids: tuple[str, ...]) -> None:
         fail("; ".join(f"{run_id}: {error}" for run_id, error in failures))
 
 
-@runs.command()
-@click.argument("run_id")
-@json_flag
-@click.pass_obj
-def logs(settings: Settings, run_id: str) -> None:
-    """Show a run's log, oldest first."""
-    entries = settings.run(lambda lume: lume.runs.logs(run_id).collect())
-    if settings.json:
-        return print_json(entries)
-    grid = table("TIME", "LEVEL", "MESSAGE", "CODE")
-    for e in entries:
-        style = "red" if e.level in ("ERROR", "CRITICAL") else ""
-        time = f"{e.time:%H:%M:%S.%f}"[:-3]
-        grid.add_row(time, plain(e.level, style), plain(e.message), cell(e.code))
-    out.print(grid)
-    return None
-
-
-@runs.command()
-@click.argument("run_id")
-@click.option("--rejects", is_flag=True, help="Show the rejected rows instead.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
-@json_flag
-@click.pass_obj
-def results(settings: Settings, run_id: str, rejects: bool, limit: int) -> None:
-    """Show a run's mapped rows (or --rejects), in order."""
-
-    async def call(lume: AsyncLume) -> list[Any]:
-        size = min(limit, 100)
-        pages = (
-            lume.runs.rejects(run_id, page_size=size)
-            if rejects
-            else lume.runs.results(run_id, page_size=size)
-        )
-        rows: list[Any] = []
-        async for row in pages:
-            rows.append(row)
-            if len(rows) == limit:
-                break
-        return rows
-
-    rows = settings.run(call)
-    if settings.json:
-        return print_json(rows)
-    if rejects:
-        grid = table("INDEX", "ERRORS", "SOURCE RECORD")
-        for r in rows:
-            why = ", ".join(f"{e.field}: {e.error_code}" for e in r.errors)
-            grid.add_row(str(r.index), plain(why), cell(r.source_record))
-    else:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        grid = table(*columns)
-        for row in rows:
-            grid.add_row(*(cell(row.get(key)) for key in columns))
-    out.print(grid)
-    if not rows:
-        out.print("(no rows)")
-    return None
+runs.add_command(update)
+runs.add_command(wait)
+runs.add_command(logs)
+runs.add_command(results)

@@ -9,12 +9,14 @@ import click
 
 from .._client import AsyncLume
 from .._run import AsyncRun
+from ._command import LumeCommand
 from ._output import show_run
 from ._settings import Settings, json_flag
 
-__all__ = ["permission_options", "permissions_of", "update"]
+__all__ = ["SDK_NAMES", "permission_options", "permissions_of", "update"]
 
 _CLEARABLE = {
+    "tags": "tags",
     "monitors": "monitoring_by",
     "monitor-groups": "monitoring_groups",
     "managers": "managing_by",
@@ -82,7 +84,17 @@ def permissions_of(
     return out
 
 
-@click.command()
+# The SDK's names for what the options set, so its argument errors name the options.
+SDK_NAMES = {
+    "run_owner": "owner",
+    "monitoring_by": "monitors",
+    "monitoring_groups": "monitor_groups",
+    "managing_by": "managers",
+    "managing_groups": "manager_groups",
+}
+
+
+@click.command(cls=LumeCommand, sdk_names=SDK_NAMES)
 @click.argument("run_id")
 @click.option("--label", help="New label.")
 @click.option("--tag", "tags", multiple=True, help="Replace the tags (repeat for several).")
@@ -92,7 +104,7 @@ def permissions_of(
     "clear",
     multiple=True,
     type=click.Choice(sorted(_CLEARABLE)),
-    help="Empty this permission list (repeat for several).",
+    help="Empty the tags or this permission list (repeat for several).",
 )
 @json_flag
 @click.pass_obj
@@ -116,17 +128,17 @@ def update(
     changes = permissions_of(
         owner, monitors, monitor_groups, managers, manager_groups, keep_unset=True
     )
+    if tags:
+        changes["tags"] = list(tags)
     for name in clear:
         keyword = _CLEARABLE[name]
         if changes.get(keyword):
-            raise ValueError(f"--clear {name} contradicts the names given for it")
+            raise click.UsageError(f"--clear {name} contradicts the names given for it")
         changes[keyword] = []
     if label is not None:
         changes["label"] = label
-    if tags:
-        changes["tags"] = list(tags)
     if not changes:
-        raise ValueError(
+        raise click.UsageError(
             "nothing to change: give --label, --tag, --owner, --monitor, --monitor-group, "
             "--manager, --manager-group or --clear"
         )

@@ -3,8 +3,8 @@
 Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type, bad value) with a
 message that names the argument and the type of the value given (``page_size must be between 1
 and 100, got 0 (int)``); messages never show a secret. Split by what is checked: the shared
-shapes, runs and flows, who runs are shared with, exported files, client settings, webhooks,
-the testing tools.
+shapes, runs and flows, who runs are shared with, exported files, client settings, the
+network, webhooks, the testing tools.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ from ._base import (
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
+from ._network import (
+    check_ca_bundle,
+    check_default_headers,
+    check_proxy_route,
+    check_proxy_url,
+    redact_url,
+)
 from ._permissions import (
     PERMISSION_LISTS,
     check_permission_update,
@@ -76,6 +83,7 @@ from ._settings import (
     check_timeout_setting,
     check_webhook_receiver,
     int_at_least_zero,
+    is_loopback,
     non_negative_number,
     non_negative_seconds,
     positive_seconds,
@@ -131,12 +139,14 @@ __all__ = [
     "check_batch_ids",
     "check_batch_items",
     "check_bool",
+    "check_ca_bundle",
     "check_callable",
     "check_callback",
     "check_clock",
     "check_columns",
     "check_concurrency",
     "check_cursor",
+    "check_default_headers",
     "check_delivery",
     "check_emulator_key",
     "check_endpoint_id",
@@ -151,8 +161,8 @@ __all__ = [
     "check_finite_json",
     "check_flow_name",
     "check_flow_version",
-    "check_handles",
     "check_guard",
+    "check_handles",
     "check_header_token",
     "check_host",
     "check_id",
@@ -178,6 +188,8 @@ __all__ = [
     "check_port",
     "check_principal",
     "check_principal_list",
+    "check_proxy_route",
+    "check_proxy_url",
     "check_rate_limit",
     "check_receiver_path",
     "check_replay_key",
@@ -208,9 +220,11 @@ __all__ = [
     "describe",
     "finite_seconds",
     "int_at_least_zero",
+    "is_loopback",
     "non_negative_number",
     "non_negative_seconds",
     "positive_seconds",
+    "redact_url",
     "whole_at_least_one",
     "wrong_type",
 ]

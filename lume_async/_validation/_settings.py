@@ -26,6 +26,7 @@ __all__ = [
     "check_timeout_setting",
     "check_webhook_receiver",
     "int_at_least_zero",
+    "is_loopback",
     "non_negative_number",
     "non_negative_seconds",
     "positive_seconds",
@@ -106,7 +107,8 @@ def check_header_token(value: str, name: str) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves this machine."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -150,7 +152,7 @@ def check_base_url(url: object, *, allow_insecure_http: object) -> str:
         parts.port  # noqa: B018  (read for its check: urlsplit parses the port lazily)
     except ValueError:
         raise bad_value("base_url", "a URL with a port between 0 and 65535", shown) from None
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ValueError(
             f"base_url must use https to reach {parts.hostname!r} (a str): refusing to send the "
             "API key over plain HTTP; pass allow_insecure_http=True if this network is trusted"

@@ -59,6 +59,8 @@ class RunData:
         monitoring_groups: Groups whose principals may read the run.
         managing_by: Principals who may read, update and cancel the run.
         managing_groups: Groups whose principals may read, update and cancel the run.
+        request_id: The ``x-request-id`` of the answer this snapshot came in, for a support
+            request; not part of the run (equality and JSON leave it out).
     """
 
     id: str
@@ -81,6 +83,7 @@ class RunData:
     monitoring_groups: tuple[str, ...] = ()
     managing_by: tuple[str, ...] = ()
     managing_groups: tuple[str, ...] = ()
+    request_id: str | None = None
 
     @property
     def metadata(self) -> RunMetadata | None:
@@ -96,6 +99,14 @@ class RunData:
         """True once the run's status can no longer change."""
         return self.status.is_terminal
 
+    def _metadata_or_raw(self) -> Any:
+        """The decoded metadata, or for a malformed tree a marker holding its JSON: for ``==``
+        and ``repr``, which must not raise whatever the service sent."""
+        try:
+            return self.metadata
+        except Exception:
+            return ("malformed", self._metadata_json)
+
     def _key(self) -> tuple[Any, ...]:
         return (
             self.id,
@@ -107,7 +118,7 @@ class RunData:
             self.run_metadata,
             self.created_at,
             self.updated_at,
-            self.metadata,
+            self._metadata_or_raw(),
             self.error,
             self.created_by,
             self.run_owner,
@@ -126,11 +137,13 @@ class RunData:
     __hash__ = None  # type: ignore[assignment]  # run_metadata is a dict
 
     def __repr__(self) -> str:
+        metadata = self._metadata_or_raw()
+        shown = "<malformed>" if isinstance(metadata, tuple) else repr(metadata)
         return (
             f"RunData(id={self.id!r}, status={self.status!r}, flow_version={self.flow_version!r}, "
             f"source_path={self.source_path!r}, label={self.label!r}, tags={self.tags!r}, "
             f"created_at={self.created_at!r}, updated_at={self.updated_at!r}, "
-            f"metadata={self.metadata!r}, error={self.error!r}, created_by={self.created_by!r}, "
+            f"metadata={shown}, error={self.error!r}, created_by={self.created_by!r}, "
             f"run_owner={self.run_owner!r}, monitoring_by={self.monitoring_by!r}, "
             f"monitoring_groups={self.monitoring_groups!r}, managing_by={self.managing_by!r}, "
             f"managing_groups={self.managing_groups!r})"

@@ -12,22 +12,59 @@ import contextlib
 import gc
 import signal
 import sys
+from typing import NoReturn
 
 import orjson
 
 from ._emulator import Emulator
 from ._faults import FaultProfile
 
-__all__ = ["build_parser", "main", "serve"]
+__all__ = ["build_parser", "emulator_from", "main", "serve"]
 
 READY_PREFIX = "LUME_EMULATOR "
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one ``error: ...`` line and exit status 2, as in ``lume``'s commands."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 0 to 65535, got {text!r}"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, got {port}")
+    return port
+
+
 def build_parser(prog: str = "python -m lume_async.testing") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Serve the Lume API emulator.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
-    parser.add_argument("--api-key", default=None, help="API key to accept (default: generated)")
+    parser = _Parser(
+        prog=prog,
+        description="Serve the Lume API emulator.",
+        formatter_class=_Help,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port; 0 picks a free one")
+    parser.add_argument(
+        "--api-key", default=None, help="API key to accept (none given: one is generated)"
+    )
     parser.add_argument(
         "--faults", type=float, default=0.0, metavar="RATE", help="fault rate between 0 and 1"
     )
@@ -39,18 +76,18 @@ def build_parser(prog: str = "python -m lume_async.testing") -> argparse.Argumen
     parser.add_argument("--time-scale", type=float, default=1.0, help="run clock speed-up")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, data and faults")
     parser.add_argument(
-        "--rate-limit", type=float, default=None, help="requests/s per key (default: unlimited)"
+        "--rate-limit", type=float, default=None, help="requests/s per key (none: unlimited)"
     )
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Serve until SIGINT/SIGTERM."""
+def emulator_from(args: argparse.Namespace) -> Emulator:
+    """The emulator the parsed arguments describe (ValueError for a setting it refuses)."""
     faults = None
     if args.faults:
         kinds = tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip())
         faults = FaultProfile(rate=args.faults, kinds=kinds, seed=args.seed)
-    emulator = Emulator(
+    return Emulator(
         host=args.host,
         port=args.port,
         api_key=args.api_key,
@@ -59,6 +96,10 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         rate_limit=args.rate_limit,
     )
+
+
+async def serve(emulator: Emulator) -> None:
+    """Serve until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,7 +117,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     parser = build_parser(prog or "python -m lume_async.testing")
     args = parser.parse_args(argv)
     try:
-        FaultProfile(rate=args.faults)
+        emulator = emulator_from(args)
     except ValueError as exc:
         parser.error(str(exc))
     # This process is the emulator alone, and its state is a growing heap of long-lived runs: with
@@ -84,7 +125,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     # completions/s (benchmarks/fanout.py). Collect the young generation far less often.
     gc.set_threshold(100_000, 50, 100)
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(emulator))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

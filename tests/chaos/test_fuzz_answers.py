@@ -2,19 +2,24 @@
 
 A raw HTTP server answers every request with what hypothesis draws: any status, any content
 type, malformed JSON, JSON of the wrong shape, valid documents with fields dropped or of the
-wrong type, wrong lengths, bogus encodings, huge bodies, and listings that lie (envelopes whose
-totals disagree, cursors that point back at themselves). Each SDK call either returns or raises
-a LumeError subclass; a KeyError, TypeError or AttributeError escaping is a bug, and so is an
-error left unhandled in a background task. Walking a whole listing must end too: the server
-answers every page with the same document, the way a server ignoring ``page=`` or repeating its
-cursor would.
+wrong type, wrong lengths, bogus encodings, huge bodies, listings that lie (envelopes whose
+totals disagree, cursors that point back at themselves), and hostile shapes: gzip and deflate
+bombs, endless bodies, bodies longer than their Content-Length, and bodies dribbled out slower
+than the read timeout. Each SDK call either returns or raises a LumeError subclass, holding no
+more than its answers' bound (``max_response_bytes``); a KeyError, TypeError or AttributeError
+escaping is a bug, and so is an error left unhandled in a background task. Walking a whole
+listing must end too: the server answers every page with the same document, the way a server
+ignoring ``page=`` or repeating its cursor would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
+import tracemalloc
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -163,6 +168,19 @@ bodies = st.one_of(
 )
 
 
+HOSTILE = ["gzip bomb", "deflate bomb", "endless", "longer than Content-Length", "slowloris"]
+LIMIT = 4 << 20  # the fuzzed client's max_response_bytes
+_CHUNK = 64 * 1024
+
+
+@functools.cache
+def _bomb(wbits: int) -> bytes:
+    """64 MiB of zeros, compressed (gzip for wbits 31, deflate for 15): 16 times the limit."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    zeros = bytes(1 << 20)
+    return b"".join([*(packer.compress(zeros) for _ in range(64)), packer.flush()])
+
+
 @attrs.frozen
 class Answer:
     status: int
@@ -170,6 +188,7 @@ class Answer:
     content_type: str | None
     headers: tuple[tuple[str, str], ...]
     length: str  # "exact", "short" (the body is cut), "none" (read until close)
+    hostile: str = "none"  # one of HOSTILE: replaces the body (status and headers are kept)
 
     def encode(self) -> tuple[bytes, bool]:
         """The raw HTTP/1.1 answer, and whether the connection is closed after it."""
@@ -210,7 +229,36 @@ answers = st.builds(
         unique_by=lambda h: h[0],
     ).map(tuple),
     length=st.sampled_from(["exact", "exact", "exact", "short", "none"]),
+    hostile=st.sampled_from(["none"] * 15 + HOSTILE),
 )
+
+
+async def _write_hostile(answer: Answer, writer: asyncio.StreamWriter) -> None:
+    """An answer no client should hold more than its limit of, or wait on past its timeouts."""
+    lines = [f"HTTP/1.1 {answer.status} Fuzzed", "x-request-id: req_fuzz"]
+    lines += [f"{name}: {value}" for name, value in answer.headers if name != "Content-Encoding"]
+    kind = answer.hostile
+    if kind in ("gzip bomb", "deflate bomb"):
+        body = _bomb(31 if kind == "gzip bomb" else 15)
+        lines += [f"Content-Encoding: {kind.split()[0]}", f"Content-Length: {len(body)}"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        return
+    if kind == "longer than Content-Length":
+        lines.append(f"Content-Length: {len(answer.body)}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + answer.body)
+        for _ in range(2 * LIMIT // _CHUNK):
+            writer.write(b"x" * _CHUNK)
+            await writer.drain()
+        return
+    lines.append("Transfer-Encoding: chunked")
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    chunk = b"[" * _CHUNK if kind == "endless" else b" "
+    while True:  # until the client hangs up
+        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await writer.drain()
+        if kind == "slowloris":
+            await asyncio.sleep(1.0)  # slower than the client's read timeout
 
 
 class FuzzServer:
@@ -235,13 +283,19 @@ class FuzzServer:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 await reader.readexactly(length)
-                raw, close = self.answer.encode()
+                answer = self.answer
+                if answer.hostile != "none":
+                    await _write_hostile(answer, writer)
+                    break
+                raw, close = answer.encode()
                 writer.write(raw)
                 await writer.drain()
                 if close:
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is closing (Python 3.11 logs a handler that ends cancelled)
         finally:
             writer.close()
 
@@ -265,6 +319,11 @@ class FuzzServer:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
+            # Handlers still feeding a slow or endless body: end them, closing their sockets.
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -285,7 +344,8 @@ def lume(server: FuzzServer) -> Iterator[AsyncLume]:
     client = AsyncLume(
         api_key="k",
         base_url=server.url,
-        timeout=Timeout(total=5),
+        timeout=Timeout(total=5, read=0.5),
+        max_response_bytes=LIMIT,
         retry=RetryPolicy(max_retries=1),
         clock=VirtualClock(),
     )
@@ -350,13 +410,32 @@ def test_only_lume_errors_escape_whatever_the_server_answers(
     server: FuzzServer, lume: AsyncLume, call: str, answer: Answer
 ) -> None:
     server.answer = answer
-    try:
-        server.run(CALLS[call](lume))
-    except LumeError as exc:
-        OUTCOMES[type(exc).__name__] += 1
-    else:
-        OUTCOMES["returned"] += 1
+    # Per answer in flight, its chunks and the body joined from them (create_many sends two at
+    # once); the bombs inflate to 64 MiB, the endless bodies to anything.
+    held = 2 * 2 * LIMIT + 8 * (1 << 20)
+    with _held_at_most(held, hostile=answer.hostile != "none", what=answer):
+        try:
+            server.run(CALLS[call](lume))
+        except LumeError as exc:
+            OUTCOMES[type(exc).__name__] += 1
+        else:
+            OUTCOMES["returned"] += 1
     assert server.loop_errors == []
+
+
+@contextlib.contextmanager
+def _held_at_most(limit: int, *, hostile: bool, what: object = None) -> Iterator[None]:
+    """For hostile answers: fail if the process allocated more than ``limit`` bytes at once."""
+    if not hostile:
+        yield
+        return
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < limit, f"held {peak:,} bytes at once: {what!r}"
 
 
 @pytest.mark.timeout(120)
@@ -378,4 +457,5 @@ def test_the_fuzzing_reached_every_kind_of_outcome() -> None:
     print(dict(OUTCOMES))
     expected = {"returned", "ResponseValidationError", "APIConnectionError", "ServerError"}
     expected |= {"RateLimitError", "NotFoundError", "InvalidRequestError", "APIError"}
+    expected |= {"ResponseTooLargeError", "APITimeoutError"}
     assert expected <= set(OUTCOMES)

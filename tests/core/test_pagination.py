@@ -83,7 +83,7 @@ async def test_breaking_out_of_results_releases_the_connection(lume: AsyncLume) 
     for _ in range(5):  # the loop's finaliser closes the abandoned generator on its next turns
         gc.collect()
         await asyncio.sleep(0)
-    session = lume._core.transport._session
+    session = lume._core.transport.session
     assert session is not None and session.connector is not None
     assert session.connector._acquired == set()  # type: ignore[attr-defined]
     assert {t for t in asyncio.all_tasks() if "web_protocol" not in repr(t)} <= tasks_before

@@ -65,7 +65,7 @@ async def test_a_registered_receiver_ends_waits_at_once(lume: AsyncLume) -> None
     async with receiver.serve() as url:
         await lume.webhook_endpoints.create(url, secret=SECRET)
         async with AsyncLume(
-            api_key=lume._core.config.api_key, base_url=lume.base_url, webhooks=receiver
+            api_key=lume._core.config.api_key.reveal(), base_url=lume.base_url, webhooks=receiver
         ) as pushed:
             run = await pushed.run("customer_cleaner:v1", "synthetic://hooked?rows=5&duration=1")
             await run.wait(timeout=30, poll_interval=30)  # polling alone would take 30 s

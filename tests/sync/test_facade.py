@@ -49,7 +49,7 @@ def lume(emu: Emulator) -> Iterator[Lume]:
 
 
 def acquired_connections(lume: Lume) -> int:
-    session = lume._async._core.transport._session
+    session = lume._async._core.transport.session
     assert session is not None
     return len(session.connector._acquired)  # type: ignore[union-attr]
 
@@ -212,13 +212,13 @@ def test_a_forked_child_uses_its_own_loop_and_connection(emu: Emulator) -> None:
         warnings.filterwarnings("ignore", r".*multi-threaded.*fork", DeprecationWarning)
         lume = Lume(api_key=os.environ["EMU_KEY"], base_url=os.environ["EMU_URL"])
         lume.flows.get("customer_cleaner")
-        parent_loop, parent_session = _loop.get_loop(), lume._async._core.transport._session
+        parent_loop, parent_session = _loop.get_loop(), lume._async._core.transport.session
         pid = os.fork()
         if pid == 0:
             try:
                 assert lume.flows.get("customer_cleaner").name == "customer_cleaner"
                 assert _loop.get_loop() is not parent_loop
-                assert lume._async._core.transport._session is not parent_session
+                assert lume._async._core.transport.session is not parent_session
                 lume.close()
             except BaseException:
                 import traceback; traceback.print_exc()
@@ -227,7 +227,7 @@ def test_a_forked_child_uses_its_own_loop_and_connection(emu: Emulator) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert lume.flows.get("customer_cleaner").name == "customer_cleaner"
-        assert lume._async._core.transport._session is parent_session
+        assert lume._async._core.transport.session is parent_session
         lume.close()
         print("ok")
         """,

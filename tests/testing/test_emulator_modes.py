@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from lume_async.testing import Emulator, FaultProfile
-from lume_async.testing._pytest_plugin import lume_emulator  # noqa: F401  (the plugin's fixture)
+from lume_pytest import lume_emulator  # noqa: F401  (the plugin's fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 

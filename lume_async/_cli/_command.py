@@ -1,0 +1,82 @@
+"""The click classes every ``lume`` command is made of: SDK argument errors told in CLI words.
+
+The SDK checks its arguments before it sends anything and names them as Python does
+(``force_rerun must be a bool``); a command line user typed ``--force-rerun``. Each command maps
+the names of its parameters (and the SDK names it passes them as) onto its options and
+arguments, and a ``ValueError`` or ``TypeError`` that escapes it becomes a usage error (exit 2)
+in those words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from ._exit import CommandError, ExitStatus, speak_cli
+
+__all__ = ["LumeCommand", "LumeGroup", "cli_names"]
+
+
+def cli_names(command: click.Command, aliases: Mapping[str, str]) -> dict[str, str]:
+    """Python name -> how the command line spells it: ``--force-rerun``, ``RUN_ID``."""
+    names: dict[str, str] = {}
+    for param in command.params:
+        if param.name is None or param.expose_value is False:
+            continue
+        if isinstance(param, click.Option):
+            longest = max(param.opts, key=len)
+            names[param.name] = longest
+        elif isinstance(param, click.Argument):
+            names[param.name] = param.human_readable_name
+            if param.nargs != 1 and param.name.endswith("s"):  # run_id, one of RUN_IDS
+                names.setdefault(param.name[:-1], param.human_readable_name[:-1])
+    for sdk_name, param_name in aliases.items():
+        names[sdk_name] = names.get(param_name, param_name)
+    return names
+
+
+class LumeCommand(click.Command):
+    """A command whose SDK argument errors speak its own option names.
+
+    ``sdk_names`` maps an SDK argument name to the parameter that feeds it when the two differ
+    (``{"source_data": "data"}``); parameters named like the SDK's arguments need no entry.
+    """
+
+    def __init__(self, *args: Any, sdk_names: Mapping[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.sdk_names = dict(sdk_names or {})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ValueError, TypeError) as exc:
+            names: dict[str, str] = {}
+            for context in reversed(_lineage(ctx)):  # the command's own names win
+                command = context.command
+                names.update(cli_names(command, getattr(command, "sdk_names", {})))
+            message = speak_cli(str(exc) or type(exc).__name__, names)
+            raise CommandError(
+                f"{message} (see: {ctx.command_path} --help)",
+                status=ExitStatus.USAGE,
+                kind="usage",
+            ) from exc
+
+
+def _lineage(ctx: click.Context) -> list[click.Context]:
+    """``ctx`` and its parents: the subcommand first, ``lume`` itself last."""
+    found = []
+    current: click.Context | None = ctx
+    while current is not None:
+        found.append(current)
+        current = current.parent
+    return found
+
+
+class LumeGroup(click.Group):
+    """A group whose commands are ``LumeCommand`` s and whose subgroups are ``LumeGroup`` s."""
+
+    command_class = LumeCommand
+    group_class = type
+    sdk_names: dict[str, str] = {}  # noqa: RUF012  (read only)

@@ -1,0 +1,131 @@
+"""Where ``lume runs results --output`` writes: JSON lines or CSV, a row at a time.
+
+Rows are written as their pages arrive, so memory stays at a page or two whatever the run's size.
+A file is written beside its final name and moved into place once complete: an interrupted
+export never leaves a truncated file that looks finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+import orjson
+
+from .. import _converter
+
+__all__ = ["FORMATS", "RowSink", "format_for"]
+
+FORMATS = ("jsonl", "csv")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_HEADER_SAMPLE = 100  # CSV columns: every field of the first rows (a page)
+
+
+def format_for(path: str, given: str | None) -> str:
+    """The format to write ``path`` in: ``given``, else its suffix (``.jsonl``, ``.csv``)."""
+    if given is not None:
+        return given
+    found = _SUFFIXES.get(Path(path).suffix.lower())
+    if found is None:
+        raise ValueError(
+            f"cannot tell the format of {path!r} from its suffix: name it .jsonl or .csv, "
+            "or give --format"
+        )
+    return found
+
+
+class RowSink:
+    """Writes rows (dicts, or models such as rejected rows) to a path, or stdout for ``-``."""
+
+    def __init__(self, path: str, fmt: str) -> None:
+        self.path = path
+        self.rows = 0
+        self.fields_left_out: set[str] = set()
+        self._fmt = fmt
+        self._final: Path | None = None
+        self._tmp: str | None = None
+        if path == "-":
+            self._out: IO[str] = sys.stdout
+        else:
+            final = Path(path)
+            fd, self._tmp = tempfile.mkstemp(
+                prefix=f".{final.name}.", suffix=".part", dir=final.parent
+            )
+            self._out = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._final = final
+        self._pending: list[dict[str, Any]] = []
+        self._csv: csv.DictWriter[str] | None = None
+
+    def write(self, item: Any) -> None:
+        row = item if isinstance(item, dict) else _converter.unstructure(item)
+        self.rows += 1
+        if self._fmt == "jsonl":
+            self._out.write(orjson.dumps(row).decode())
+            self._out.write("\n")
+            return
+        if self._csv is None:
+            self._pending.append(row)
+            if len(self._pending) >= _HEADER_SAMPLE:
+                self._start_csv()
+            return
+        self._write_csv(row)
+
+    def _start_csv(self) -> None:
+        columns = list(dict.fromkeys(key for row in self._pending for key in row))
+        self._csv = csv.DictWriter(self._out, fieldnames=columns, extrasaction="ignore")
+        self._csv.writeheader()
+        pending, self._pending = self._pending, []
+        for row in pending:
+            self._write_csv(row)
+
+    def _write_csv(self, row: dict[str, Any]) -> None:
+        assert self._csv is not None
+        extra = row.keys() - set(self._csv.fieldnames)
+        if extra:
+            self.fields_left_out.update(extra)
+        self._csv.writerow({key: _csv_cell(value) for key, value in row.items()})
+
+    def finish(self) -> None:
+        """Write what is buffered and move the file into place."""
+        if self._fmt == "csv" and self._csv is None and (self._pending or self.rows == 0):
+            self._start_csv()
+        self._out.flush()
+        if self._final is not None and self._tmp is not None:
+            self._out.close()
+            os.replace(self._tmp, self._final)
+            self._tmp = None
+
+    def discard(self) -> None:
+        """Drop a file that was not finished."""
+        if self._tmp is not None:
+            self._out.close()
+            os.unlink(self._tmp)
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.discard()
+
+
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: text as it is, other values as JSON (``true``, ``1.5``, ``{"a": 1}``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()

@@ -1,0 +1,204 @@
+"""``lume runs create --from-file``: one run per source path, created with bounded concurrency.
+
+``runs.create_many(..., idempotency_namespace=...)`` derives each create's idempotency key from
+the namespace and the request, so running the same command again within the service's 24 h
+idempotency window finds the runs the first one made instead of starting them twice, even when
+the first was interrupted half-way. The namespace is derived from the file's paths and the
+options unless given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import click
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .. import _converter
+from .._client import AsyncLume
+from .._exceptions import DuplicateRunError
+from .._run import AsyncRun
+from ._escape import plain, visible_json
+from ._exit import CommandError, ExitStatus, error_details, runs_outcome
+from ._output import ORDER, err, out, status_text
+from ._settings import Settings
+from ._wait import wait_for
+
+__all__ = ["create_from_file", "default_namespace", "read_paths"]
+
+_SHOWN_FAILURES = 10
+
+
+def read_paths(text: str) -> list[str]:
+    """Source paths, one a line; blank lines and lines starting with ``#`` are skipped."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def default_namespace(flow_version: str, paths: list[str], options: dict[str, Any]) -> str:
+    """Stable for the same file and options: running the command again reuses its keys."""
+    digest = hashlib.sha256(
+        orjson.dumps([flow_version, paths, options], option=orjson.OPT_SORT_KEYS)
+    )
+    return f"lume-cli-{digest.hexdigest()[:24]}"
+
+
+@attrs.define
+class _Item:
+    source_path: str
+    key: str | None = None
+    run: AsyncRun | None = None
+    existing_run_id: str | None = None
+    error: BaseException | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"source_path": self.source_path, "idempotency_key": self.key}
+        if self.run is not None:
+            found["run"] = _converter.unstructure(self.run.data)
+        elif self.existing_run_id is not None:
+            found["existing_run_id"] = self.existing_run_id
+        if self.error is not None:
+            found["error"] = error_details(self.error)
+        return found
+
+
+def create_from_file(
+    settings: Settings,
+    flow_version: str,
+    text: str,
+    *,
+    concurrency: int,
+    namespace: str | None,
+    label: str | None,
+    tags: tuple[str, ...],
+    force_rerun: bool,
+    permissions: dict[str, Any],
+    wait: bool,
+    timeout: float,
+    poll_interval: float,
+    fail_on_partial: bool,
+) -> None:
+    """Create (and with ``wait``, wait for) one run per path of ``text``; report; exit."""
+    paths = read_paths(text)
+    if not paths:
+        raise click.UsageError("--from-file holds no source paths")
+    options = {"label": label, "tags": list(tags), "force_rerun": force_rerun, **permissions}
+    space = namespace or default_namespace(flow_version, paths, options)
+    items = [_Item(path) for path in paths]
+    requests: list[dict[str, Any]] = [
+        {"flow_version": flow_version, "source_path": item.source_path} for item in items
+    ]
+    for request in requests:
+        request.update(options)
+    settings.on_interrupt = (
+        "runs created so far go on; the same command again finds them and starts the rest"
+    )
+    live = err.is_terminal and not settings.json
+    progress = Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not live,
+    )
+
+    async def call(lume: AsyncLume) -> None:
+        task = progress.add_task("creating runs", total=len(items))
+
+        def created(done: int, total: int, failed: int) -> None:
+            progress.update(task, completed=done, description=f"creating runs ({failed} failed)")
+
+        with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
+            outcomes = await lume.runs.create_many(
+                requests,
+                concurrency=concurrency,
+                on_progress=created,
+                idempotency_namespace=space,
+            )
+        for item, outcome in zip(items, outcomes, strict=True):
+            item.key = outcome.idempotency_key
+            if outcome.ok:
+                item.run = outcome.value
+            elif isinstance(outcome.error, DuplicateRunError):
+                item.existing_run_id = outcome.error.existing_run_id
+            else:
+                item.error = outcome.error
+        handles = [item.run for item in items if item.run is not None]
+        settings.watch(handles)
+        if not settings.json:
+            click.echo(f"{_created_line(items)}", err=True)
+        if wait and handles:
+            await wait_for(lume, handles, settings, timeout=timeout, poll_interval=poll_interval)
+
+    settings.run(call)
+    if settings.json:
+        dumped = orjson.dumps([item.to_json() for item in items], option=orjson.OPT_INDENT_2)
+        click.echo(visible_json(dumped.decode()))
+    else:
+        _summary(items, namespace=space, waited=wait)
+    _finish(items, waited=wait, fail_on_partial=fail_on_partial)
+
+
+def _created_line(items: list[_Item]) -> str:
+    made = sum(item.run is not None for item in items)
+    done_before = sum(item.existing_run_id is not None for item in items)
+    failed = sum(item.error is not None for item in items)
+    parts = [f"{made:,} runs created or found in flight"]
+    if done_before:
+        parts.append(f"{done_before:,} already succeeded before")
+    if failed:
+        parts.append(f"{failed:,} could not be created")
+    return "; ".join(parts)
+
+
+def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
+    grid = Table(show_header=False, box=None, title_justify="left")
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(justify="right")
+    grid.add_row("source paths", f"{len(items):,}")
+    if waited:
+        statuses = Counter(item.run.status.value for item in items if item.run is not None)
+        for status in sorted(statuses, key=lambda v: ORDER.index(v) if v in ORDER else 99):
+            grid.add_row(status_text(status), f"{statuses[status]:,}")
+    else:
+        grid.add_row("runs started", f"{sum(item.run is not None for item in items):,}")
+    done_before = sum(item.existing_run_id is not None for item in items)
+    if done_before:
+        grid.add_row("already succeeded before", f"{done_before:,}")
+    failed = [item for item in items if item.error is not None]
+    if failed:
+        grid.add_row(Text("could not be created", style="red"), f"{len(failed):,}")
+    grid.add_row("idempotency namespace", plain(namespace))
+    out.print(grid)
+    for item in failed[:_SHOWN_FAILURES]:
+        err.print(plain(f"{item.source_path}: {item.error}", "red"))
+    if len(failed) > _SHOWN_FAILURES:
+        err.print(f"... and {len(failed) - _SHOWN_FAILURES} more (--json lists them all)")
+
+
+def _finish(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> None:
+    items = list(items)
+    failed = [item for item in items if item.error is not None]
+    if failed:
+        raise CommandError(
+            f"{len(failed)} of {len(items)} runs could not be created; running the same "
+            "command again retries them (and finds the others)",
+            status=ExitStatus.ERROR,
+            details={"failed": [item.source_path for item in failed]},
+        )
+    if waited:
+        ended = runs_outcome(
+            [item.run for item in items if item.run is not None], fail_on_partial=fail_on_partial
+        )
+        if ended is not None:
+            raise ended

@@ -1,0 +1,241 @@
+"""The connection pool: one aiohttp session per client, on one event loop at a time.
+
+The session is made lazily on the loop of the first request and closed on that loop when the loop
+shuts down: a small async generator started with the session is finalised by
+``loop.shutdown_asyncgens()`` (which ``asyncio.run``, ``asyncio.Runner``, ``anyio.run`` and
+lume_sync's loop thread all call) and closes the session as it goes. So a client used from many
+successive ``asyncio.run()`` calls holds one pool at a time, never one per loop. Using a client
+on a second loop while its first is still open raises at once; after a fork, the child makes its
+own pool and leaves the parent's sockets alone.
+
+The API key is one of the session's default headers, as a value whose ``repr`` is masked,
+unless requests go through a proxy: aiohttp copies a session's default headers into the
+``CONNECT`` request it sends a proxy in clear, so then the key and the caller's default headers
+go with each request instead (``request_headers``);
+``mask_request_info`` gives an aiohttp error about to be chained under an SDK error a copy of its
+request's headers with the key masked, since error reporters serialise ``request_info.headers``
+(and the transport drops the error's frames, which hold the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Final
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._config import ClientConfig
+from ._exceptions import LumeError
+from ._secrets import MASK
+from ._version import __version__
+
+__all__ = ["KEY_HEADER", "USER_AGENT", "Pool", "mask_request_info", "request_headers"]
+
+logger = logging.getLogger("lume_async.transport")
+
+USER_AGENT: Final = f"lume-sdk-python/{__version__} aiohttp/{aiohttp.__version__}"
+KEY_HEADER: Final = "lume-api-key"
+
+
+class _HeaderSecret(str):
+    """A header value as sent, whose repr is masked (for tracebacks and debuggers)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
+
+# Pools a forked child inherited: their sockets are the parent's too, so the child never closes
+# them (closing would unregister them from the epoll set both processes share); it only keeps
+# them from being finalised.
+_INHERITED: list[tuple[aiohttp.ClientSession, object]] = []
+
+
+class Pool:
+    """The aiohttp session of one client, bound to the loop it runs on."""
+
+    def __init__(self, config: ClientConfig, *, ssl_context: ssl.SSLContext | bool) -> None:
+        self._config = config
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        self._shutdown_hook: AsyncGenerator[None, None] | None = None
+        self._closed = False
+        self._warned = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def active(self) -> aiohttp.ClientSession | None:
+        """The session in use (None before the first request, after close, after its loop)."""
+        return self._session
+
+    def current(self) -> aiohttp.ClientSession | None:
+        """The session of the running loop, if it has one (the fast path of every request)."""
+        if self._loop is asyncio.get_running_loop():
+            return self._session
+        return None
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The session of the running loop: the current one, or a new one made here.
+
+        Raises LumeError if the client is closed, or still bound to another open loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._loop is loop:
+            return self._session
+        if self._closed:
+            raise LumeError("this client is closed; create a new one")
+        old = self._session
+        if old is not None:
+            assert self._loop is not None
+            if self._pid != os.getpid():
+                self._leave_to_parent(old)
+            elif not self._loop.is_closed():
+                raise LumeError(
+                    "this client is bound to another event loop that is still open; "
+                    "create one client per event loop (or close the loop before moving on)"
+                )
+            else:
+                await self._drop_orphan(old)
+        self._open(loop)
+        assert self._session is not None
+        return self._session
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._config.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            ssl=self._ssl,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers(),
+            skip_auto_headers=("Accept-Encoding",),
+            raise_for_status=False,
+            trust_env=False,
+        )
+        self._session, self._loop, self._pid = session, loop, os.getpid()
+        hook = _close_at_shutdown(weakref.ref(self), session, self._pid)
+        # Started here, on ``loop``: the loop now tracks it, and finalises it at shutdown.
+        with contextlib.suppress(StopIteration):
+            hook.asend(None).send(None)
+        self._shutdown_hook = hook
+
+    async def _drop_orphan(self, session: aiohttp.ClientSession) -> None:
+        """Let go of a pool whose loop was closed without shutting down its async generators.
+
+        That loop can no longer run a graceful close: the pool's connections are released, and
+        their sockets close as Python collects them. Warns once per client.
+        """
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "the event loop this client last ran on was closed without "
+                "loop.shutdown_asyncgens() (asyncio.run() does it), so its connections could not "
+                "be closed gracefully; call `await client.aclose()` before closing a loop by hand"
+            )
+        connector = session.connector
+        session.detach()
+        self._session = self._loop = self._shutdown_hook = None
+        if connector is not None:
+            await connector.close()  # on a closed loop: only forgets its connections
+
+    def _leave_to_parent(self, session: aiohttp.ClientSession) -> None:
+        """In a forked child: set the parent's pool aside, unclosed and unfinalised, for good."""
+        _INHERITED.append((session, (session.connector, self._shutdown_hook)))
+        session.detach()
+        self._session = self._loop = self._shutdown_hook = None
+
+    def _forget(self, session: aiohttp.ClientSession) -> None:
+        """``session`` was closed with its loop: the next request makes a new one."""
+        if self._session is session:
+            self._session = self._loop = self._shutdown_hook = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._config.proxy is None:
+            headers.update(_secret_headers(self._config))
+        return headers
+
+    async def aclose(self) -> None:
+        """Close the session on its own loop; idempotent."""
+        self._closed = True
+        session, loop, hook = self._session, self._loop, self._shutdown_hook
+        self._session = self._loop = self._shutdown_hook = None
+        if session is None or session.closed or loop is None:
+            return
+        if self._pid != os.getpid():
+            self._leave_to_parent(session)
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            await session.close()
+            if hook is not None:
+                await hook.aclose()
+        elif not loop.is_closed():
+            if hook is not None:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))
+        else:
+            await self._drop_orphan(session)
+
+
+def _secret_headers(config: ClientConfig) -> dict[str, str]:
+    """The caller's default headers and the key (last, so nothing can replace it)."""
+    return {
+        **dict(config.default_headers),
+        KEY_HEADER: _HeaderSecret(config.api_key.reveal()),
+    }
+
+
+def request_headers(config: ClientConfig) -> dict[str, str]:
+    """What each request carries besides the session's own headers: the caller's default
+    headers and the key when requests go through a proxy (see the module's docstring)."""
+    return _secret_headers(config) if config.proxy is not None else {}
+
+
+def mask_request_info(exc: BaseException) -> None:
+    """Give ``exc`` (an aiohttp error) and the errors chained to it a copy of their request's
+    headers with the key masked."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        info = getattr(current, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            headers = CIMultiDict(info.headers)
+            if KEY_HEADER in headers:
+                headers[KEY_HEADER] = MASK
+            masked = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers))
+            current.request_info = masked  # type: ignore[attr-defined]
+            current.args = tuple(masked if arg is info else arg for arg in current.args)
+        current = current.__cause__ or current.__context__
+
+
+async def _close_at_shutdown(
+    pool: weakref.ref[Pool], session: aiohttp.ClientSession, pid: int
+) -> AsyncGenerator[None, None]:
+    """Suspended until its loop shuts down its async generators, then closes ``session``."""
+    try:
+        yield
+    finally:
+        if pid == os.getpid() and not session.closed:
+            await session.close()
+        owner = pool()
+        if owner is not None:
+            owner._forget(session)

@@ -1,0 +1,56 @@
+"""lume-sdk's pytest plugin: the ``lume_emulator`` fixture, a running Lume emulator per test.
+
+pytest loads this module in every project where lume-sdk is installed (through the ``pytest11``
+entry point), so it imports nothing but pytest until a test asks for the fixture: the SDK, the
+emulator and aiohttp load then, not at start-up. It lives outside ``lume_async`` because importing
+any module of a package imports the package first.
+
+The emulator runs on a thread of its own, so sync tests and async tests alike can use it. Options
+come from the ``lume_emulator`` marker::
+
+    @pytest.mark.lume_emulator(time_scale=100, seed=3)
+    def test_cleanup(lume_emulator):
+        with Lume(api_key=lume_emulator.api_key, base_url=lume_emulator.url) as lume: ...
+
+Async tests take the same fixture and make an ``AsyncLume`` on their own event loop, with anyio's
+pytest plugin (installed with anyio, a dependency of lume-sdk)::
+
+    @pytest.mark.anyio
+    async def test_cleanup(lume_emulator):
+        async with AsyncLume(api_key=lume_emulator.api_key, base_url=lume_emulator.url) as lume:
+            ...
+
+or with pytest-asyncio (``@pytest.mark.asyncio``, or ``asyncio_mode = "auto"``). To keep the
+emulator on the test's own loop instead, write an async fixture: ``async with Emulator() as emu:
+yield emu``. Turn the plugin off with ``-p no:lume_emulator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from lume_async.testing import Emulator
+
+__all__ = ["lume_emulator", "pytest_configure"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "lume_emulator(**kwargs): keyword arguments for the lume_emulator fixture's Emulator",
+    )
+
+
+@pytest.fixture
+def lume_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """A running Lume emulator (background thread); use ``.url``, ``.api_key``, ``.advance()``."""
+    from lume_async.testing import Emulator
+
+    marker = request.node.get_closest_marker("lume_emulator")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    with Emulator(**kwargs) as emulator:
+        yield emulator

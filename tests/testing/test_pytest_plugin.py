@@ -1,0 +1,117 @@
+"""The pytest plugin every user's pytest loads: nothing heavy until its fixture is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_importing_the_plugin_imports_nothing_but_itself() -> None:
+    added = python(
+        """
+        import sys
+        import pytest
+        before = set(sys.modules)
+        import lume_pytest
+        print(sorted(set(sys.modules) - before))
+        """
+    )
+    assert added == "['lume_pytest']"
+
+
+def run_pytest(tmp_path: Path, test_code: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def pytest_sessionfinish(session):
+                loaded = sorted(m for m in sys.modules if m.split(".")[0] == "lume_async")
+                with open("loaded.txt", "w") as f:
+                    f.write(" ".join(loaded))
+            """
+        )
+    )
+    (tmp_path / "test_user.py").write_text(textwrap.dedent(test_code))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_test_run_that_never_asks_for_the_fixture_never_loads_the_sdk(tmp_path: Path) -> None:
+    done = run_pytest(tmp_path, "def test_nothing_to_do_with_lume():\n    assert True\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "loaded.txt").read_text() == ""
+
+
+def test_the_marker_is_registered_without_loading_the_sdk(tmp_path: Path) -> None:
+    done = run_pytest(
+        tmp_path,
+        """
+        import pytest
+
+        @pytest.mark.lume_emulator(time_scale=10)
+        def test_marked_but_not_using_the_fixture():
+            pass
+        """,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # -W error: no unknown-marker warning
+    assert (tmp_path / "loaded.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("style", ["sync", "anyio"])
+def test_the_fixture_serves_sync_and_async_tests(tmp_path: Path, style: str) -> None:
+    code = {
+        "sync": """
+            import pytest
+            from lume_sync import Lume
+
+            @pytest.mark.lume_emulator(time_scale=100)
+            def test_a_run(lume_emulator):
+                with Lume(api_key=lume_emulator.api_key, base_url=lume_emulator.url) as lume:
+                    run = lume.run("customer_cleaner:v1", "s3://bucket/a")
+                    assert run.wait(poll_interval=0.05).status.value == "SUCCEEDED"
+        """,
+        "anyio": """
+            import pytest
+            from lume_async import AsyncLume
+
+            @pytest.fixture
+            def anyio_backend():
+                return "asyncio"  # the SDK runs on asyncio (aiohttp), not on trio
+
+            @pytest.mark.anyio
+            @pytest.mark.lume_emulator(time_scale=100)
+            async def test_a_run(lume_emulator):
+                async with AsyncLume(
+                    api_key=lume_emulator.api_key, base_url=lume_emulator.url
+                ) as lume:
+                    run = await lume.run("customer_cleaner:v1", "s3://bucket/a")
+                    await run.wait(poll_interval=0.05)
+                    assert run.status.value == "SUCCEEDED"
+        """,
+    }[style]
+    done = run_pytest(tmp_path, code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert "lume_async.testing" in (tmp_path / "loaded.txt").read_text()
