@@ -45,6 +45,7 @@ import atexit
 import contextlib
 import enum
 import os
+import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
@@ -74,7 +75,12 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
     ``timeout`` (seconds) is enforced on the loop and raises the builtin ``TimeoutError``.
     Raises ``SyncFacadeError`` when called from the loop thread itself.
     """
-    return _current().call(coro, timeout)
+    try:
+        runner = _current()
+    except BaseException:  # no loop (at exit), or a Ctrl-C while the first one started
+        coro.close()
+        raise
+    return runner.call(coro, timeout)
 
 
 def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
@@ -185,8 +191,27 @@ def _start() -> LoopThread:
             raise SyncFacadeError("lume_sync cannot be used while the interpreter is exiting")
         runner = _runner
         if runner is None or runner.closing:  # first use, or the last loop died
-            runner = _runner = LoopThread()
+            with _ctrl_c_deferred():
+                runner = _runner = LoopThread()
         return runner
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Generator[None, None, None]:
+    """Hold SIGINT back while a loop starts: a Ctrl-C then lands after, on a whole runner.
+
+    Landing inside, it would leave a half-made one: a loop with no thread, or a thread running a
+    loop that nothing refers to. (The loop thread inherits the mask, which does no harm: Python
+    handles signals on the main thread only.)
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _at_exit() -> None:

@@ -9,17 +9,17 @@ import pytest
 
 from ._profiles import load
 
-# pyproject turns plugin autoloading off (see its addopts): these are the plugins the suite uses.
-# schemathesis comes with the dev extra; the Airflow venv runs tests/airflow without it.
-pytest_plugins = [
-    "anyio.pytest_plugin",
-    "_hypothesis_pytestplugin",
-    "lume_async.testing._pytest_plugin",
-]
-if importlib.util.find_spec("schemathesis") is not None:
-    pytest_plugins.append("schemathesis.pytest.plugin")
-
 load()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load schemathesis's plugin where it is installed (pyproject's addopts name the others).
+
+    It comes with the dev extra; the Airflow venv runs tests/airflow without it. By its entry-point
+    name, so that a run with plugin autoloading on (``-o addopts=``) loads it once.
+    """
+    if importlib.util.find_spec("schemathesis") is not None:
+        config.pluginmanager.import_plugin("schemathesis", consider_entry_points=True)
 
 
 @pytest.fixture
