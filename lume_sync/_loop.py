@@ -201,8 +201,9 @@ def _ctrl_c_deferred() -> Generator[None, None, None]:
     """Hold SIGINT back while a loop starts: a Ctrl-C then lands after, on a whole runner.
 
     Landing inside, it would leave a half-made one: a loop with no thread, or a thread running a
-    loop that nothing refers to. (The loop thread inherits the mask, which does no harm: Python
-    handles signals on the main thread only.)
+    loop that nothing refers to. The loop thread keeps the mask it inherits: unblocked there,
+    SIGINT could reach it while this thread still waits for it to start, and Python's handler
+    would interrupt that wait all the same. (Python handles signals on the main thread only.)
     """
     if not hasattr(signal, "pthread_sigmask"):  # Windows
         yield

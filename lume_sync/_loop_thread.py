@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
 import threading
 import time
 import weakref
@@ -238,9 +237,6 @@ class LoopThread:
             raise SyncFacadeError(f"lume_sync's event loop did not shut down within {timeout} s")
 
     def _main(self) -> None:
-        if hasattr(signal, "pthread_sigmask"):  # the starter held SIGINT back (_loop._start)
-            # Processes started from this thread or its executor inherit its mask: not this one.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         loop = self.loop
         try:
             loop.run_forever()
