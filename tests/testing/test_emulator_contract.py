@@ -116,15 +116,15 @@ def linked_sequences(
 def test_linked_sequences_reach_real_runs(running: Emulator) -> None:
     seen = linked_sequences(running, r"^/v1/runs", 45)
 
-    assert seen[("POST /v1/runs", 201)] > 0
-    assert seen[("GET /v1/runs/{run_id}", 200)] > 0  # links led to runs that exist
-    assert seen[("GET /v1/runs/{run_id}/results", 200)] > 0  # ... and some had ended
-    assert seen[("PATCH /v1/runs/{run_id}", 200)] > 0
+    assert seen[("POST /v1/runs", 201)] > 0, seen
+    assert seen[("GET /v1/runs/{run_id}", 200)] > 0, seen  # links led to runs that exist
+    assert seen[("GET /v1/runs/{run_id}/results", 200)] > 0, seen  # ... and some had ended
+    assert seen[("PATCH /v1/runs/{run_id}", 200)] > 0, seen
 
 
 def test_linked_sequences_reach_real_webhooks(running: Emulator) -> None:
     seen = linked_sequences(running, r"^/v1/webhooks", 15)
 
-    assert seen[("POST /v1/webhooks", 201)] > 0
-    assert seen[("GET /v1/webhooks/{webhook_id}", 200)] > 0
-    assert seen[("DELETE /v1/webhooks/{webhook_id}", 204)] > 0
+    assert seen[("POST /v1/webhooks", 201)] > 0, seen
+    assert seen[("GET /v1/webhooks/{webhook_id}", 200)] > 0, seen
+    assert seen[("DELETE /v1/webhooks/{webhook_id}", 204)] > 0, seen
