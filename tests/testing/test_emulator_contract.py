@@ -81,9 +81,13 @@ def linked_sequences(
     """Run the stateful test over the operations whose path matches; count the answers seen.
 
     One slice of the document at a time: over the whole of it, the links from a created run are
-    one choice among many and a sequence seldom follows them to a run that has ended.
+    one choice among many and a sequence seldom follows them to a run that has ended. A schema
+    of its own: schemathesis feeds values from the answers a schema has seen into later cases,
+    and the module's schema has seen whatever other cases this worker ran, against runs since
+    reset (ids that now 404), so sequences would depend on which tests shared the process.
     """
-    base = schema.include(path_regex=path_regex).as_state_machine()
+    fresh = schemathesis.openapi.from_path(str(SPEC), config=CONFIG)
+    base = fresh.include(path_regex=path_regex).as_state_machine()
     seen: Counter[tuple[str, int]] = Counter()
 
     class Workflow(base):  # type: ignore[misc, valid-type]
