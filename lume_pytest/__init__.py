@@ -39,6 +39,10 @@ __all__ = ["lume_emulator", "pytest_configure"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``lume_emulator`` marker, so that ``--strict-markers`` accepts it.
+
+    pytest calls this hook when it loads the plugin; tests never call it.
+    """
     config.addinivalue_line(
         "markers",
         "lume_emulator(**kwargs): keyword arguments for the lume_emulator fixture's Emulator",
@@ -47,7 +51,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def lume_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    """A running Lume emulator (background thread); use ``.url``, ``.api_key``, ``.advance()``."""
+    """A running Lume emulator (background thread); use ``.url``, ``.api_key``, ``.advance()``.
+
+    Each test gets an emulator of its own, started before the test and stopped after it. The
+    ``lume_emulator`` marker's keyword arguments go to ``lume_async.testing.Emulator``
+    (``time_scale``, ``seed``, ``faults``, ...), which refuses unknown ones with a TypeError.
+
+    Example:
+        ```python
+        @pytest.mark.lume_emulator(time_scale=1000)
+        def test_cleanup(lume_emulator):
+            with Lume(api_key=lume_emulator.api_key, base_url=lume_emulator.url) as lume:
+                rows = [{"name": "Ada", "email": "Ada@Example.com", "age": 36}]
+                result = lume.process("customer_cleaner:v1", source_data=rows)
+                assert result.rows[0]["email"] == "ada@example.com"
+        ```
+    """
     from lume_async.testing import Emulator
 
     marker = request.node.get_closest_marker("lume_emulator")

@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("lume_async", "lume_sync", "lume_async.testing", "lume_async.webhooks")
+PACKAGES = ("lume_async", "lume_sync", "lume_async.testing", "lume_async.webhooks", "lume_pytest")
 #: Classes whose coroutine methods send requests: each says what it raises.
 CALLERS = (
     "AsyncLume",
@@ -83,6 +83,7 @@ def section(doc: str, title: str) -> str:
 
 @pytest.mark.parametrize(("package", "name", "obj"), list(exported()))
 def test_every_exported_name_has_a_summary_line(package: str, name: str, obj: Any) -> None:
+    obj = inspect.unwrap(obj)  # a pytest fixture: the function it wraps
     if not (inspect.isclass(obj) or inspect.isfunction(obj)):
         pytest.fail(f"{package}.{name} is neither a class nor a function: document it by hand")
     doc = own_doc(obj)

@@ -28,7 +28,14 @@ import pytest
 
 from ._blocks import ROOT
 
-PACKAGES = ("lume_async", "lume_sync", "lume_async.testing", "lume_async.webhooks", "lume_airflow")
+PACKAGES = (
+    "lume_async",
+    "lume_sync",
+    "lume_async.testing",
+    "lume_async.webhooks",
+    "lume_airflow",
+    "lume_pytest",
+)
 #: The reference page of each package's own names.
 PAGES = {
     "lume_sync": "reference/sync/index.html",
@@ -87,7 +94,7 @@ def exported_names(package: str) -> list[str]:
 
 def home_of(package: str, name: str) -> str:
     """Where a name is documented: ``lume_async``'s entry for what it re-exports, else its own."""
-    if package in ("lume_async", "lume_airflow"):
+    if package in ("lume_async", "lume_airflow", "lume_pytest"):
         return package
     obj = getattr(importlib.import_module(package), name)
     home = importlib.import_module("lume_async")
@@ -121,6 +128,21 @@ def test_every_public_member_of_the_clients_has_an_entry(site: Path) -> None:
         if not name.startswith("_") and f"lume_async.{cls}.{name}" not in entries
     ]
     assert absent == []
+
+
+def test_the_changelog_page_holds_every_release_of_the_changelog(site: Path) -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^##+ (.+)$", changelog, re.MULTILINE)
+    items = re.findall(r"^- (.+)$", changelog, re.MULTILINE)  # each entry's first line
+    page = text_of((site / "changelog" / "index.html").read_text(encoding="utf-8"))
+
+    assert headings and items
+    assert [line for line in headings + items if words(line) not in words(page)] == []
+
+
+def words(text: str) -> str:
+    """The words of a text, whatever its markup: Markdown and its rendering compare equal."""
+    return " ".join(re.findall(r"\w+", re.sub(r"\]\([^)]*\)", "", text)))
 
 
 # -- in a real browser ---------------------------------------------------------------------------
