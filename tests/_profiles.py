@@ -26,8 +26,6 @@ def load() -> None:
     # No deadline and no "too slow" check: both bound wall time, which a loaded machine
     # stretches at random; that would be a flake, not a finding.
     untimed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile(
-        "default", untimed, max_examples=50, derandomize=True, database=None
-    )
+    settings.register_profile("default", untimed, max_examples=50, derandomize=True, database=None)
     settings.register_profile("thorough", untimed, max_examples=1000)
     settings.load_profile("thorough" if THOROUGH else "default")
