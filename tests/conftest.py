@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import threading
 
 import pytest
 
@@ -20,6 +22,20 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if importlib.util.find_spec("schemathesis") is not None:
         config.pluginmanager.import_plugin("schemathesis", consider_entry_points=True)
+    hear_ctrl_c()
+
+
+def hear_ctrl_c() -> None:
+    """Handle SIGINT again where the suite was started with it ignored.
+
+    A shell without job control (a script's ``cmd &``, ``nohup``) starts background commands with
+    SIGINT ignored, and processes inherit that: the processes the Ctrl-C tests start would never
+    hear theirs. A handler is not inherited (exec resets it to the default), so with one here,
+    they start as from a terminal.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
