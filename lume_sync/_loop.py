@@ -45,6 +45,7 @@ import atexit
 import contextlib
 import enum
 import os
+import signal
 import sys
 import threading
 import types
@@ -77,7 +78,7 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
     """
     try:
         runner = _current()
-    except BaseException:  # the loop could not start (or Ctrl-C while it did)
+    except BaseException:  # no loop (at exit), or a Ctrl-C while the first one started
         coro.close()
         raise
     return runner.call(coro, timeout)
@@ -195,8 +196,28 @@ def _start() -> LoopThread:
             raise SyncFacadeError("lume_sync cannot be used while the interpreter is exiting")
         runner = _runner
         if runner is None or runner.closing:  # first use, or the last loop died
-            runner = _runner = LoopThread()
+            with _ctrl_c_deferred():
+                runner = _runner = LoopThread()
         return runner
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Generator[None, None, None]:
+    """Hold SIGINT back while a loop starts: a Ctrl-C then lands after, on a whole runner.
+
+    Landing inside, it would leave a half-made one: a loop with no thread, or a thread running a
+    loop that nothing refers to. The loop thread keeps the mask it inherits: unblocked there,
+    SIGINT could reach it while this thread still waits for it to start, and Python's handler
+    would interrupt that wait all the same. (Python handles signals on the main thread only.)
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _at_exit() -> None:

@@ -25,6 +25,7 @@ import importlib.util
 import inspect
 import itertools
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -326,13 +327,18 @@ def init_source(twins: list[Twin]) -> str:
     )
 
 
+#: The venv's ruff binary, run directly: ``python -m ruff`` starts an interpreter per call first.
+_RUFF_BIN = shutil.which("ruff", path=Path(sys.executable).parent)
+RUFF = [_RUFF_BIN] if _RUFF_BIN else [sys.executable, "-m", "ruff"]
+
+
 def ruff(code: str, path: str) -> str:
     """Imports pruned, moved and sorted, then formatted as the file at ``path`` would be."""
     fix = ["check", "--fix", "--unsafe-fixes", "--quiet", "--select"]
     # Every import used only by annotations goes under TYPE_CHECKING, from typing too.
     tc = ["--config", "lint.flake8-type-checking = {strict = true, exempt-modules = []}"]
     for command in [[*fix, "F401,F821,TC", *tc], [*fix, "I"], ["format"]]:
-        ruff = [sys.executable, "-m", "ruff", *command, "--stdin-filename", path, "-"]
+        ruff = [*RUFF, *command, "--stdin-filename", path, "-"]
         done = subprocess.run(ruff, input=code, capture_output=True, text=True, cwd=ROOT)
         if done.returncode != 0:
             raise GenerationError(f"ruff {command[0]} on {path}:\n{done.stdout}{done.stderr}")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from lume_async.testing import Emulator
+
+from .cli.conftest import Done
+from .cli.conftest import lume as invoke
 
 pytestmark = pytest.mark.lume_emulator(time_scale=100)
 
@@ -18,28 +18,19 @@ CUSTOMERS = "customer_cleaner:v1"
 ANA, BO, CY = "ana@example.com", "bo@example.com", "cy@example.com"
 
 
-def lume(*args: str, emu: Emulator, key: str | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LUME_")}
-    environ.pop("COLUMNS", None)
-    environ.update(LUME_BASE_URL=emu.url, LUME_API_KEY=key or emu.api_key)
-    return subprocess.run(
-        [sys.executable, "-m", "lume_async", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def lume(*args: str, emu: Emulator, key: str | None = None) -> Done:
+    """``lume ARGS`` in this process (as tests/cli runs it), as ``key`` or the emulator's key."""
+    return invoke(*args, emu=emu, env=None if key is None else {"LUME_API_KEY": key})
 
 
 def ok_json(*args: str, emu: Emulator, key: str | None = None) -> Any:
     done = lume("--json", *args, emu=emu, key=key)
-    assert done.returncode == 0, done.stderr
+    assert done.status == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def one_error_line(done: subprocess.CompletedProcess[str], *, status: int = 1) -> str:
-    assert done.returncode == status
+def one_error_line(done: Done, *, status: int = 1) -> str:
+    assert done.status == status
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ")
@@ -85,7 +76,7 @@ def test_create_with_an_owner_hands_the_run_to_that_principal(lume_emulator: Emu
 def test_get_shows_the_owner_monitors_and_managers(lume_emulator: Emulator) -> None:
     run_id = shared_run(lume_emulator)
     done = lume("runs", "get", run_id, emu=lume_emulator)
-    assert done.returncode == 0, done.stderr
+    assert done.status == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert "admin@" in lines["owner"]
     assert all(name in lines["monitors"] for name in (ANA, BO, "group analysts"))
@@ -144,7 +135,7 @@ def test_a_monitors_update_or_cancel_is_one_error_line_saying_403(lume_emulator:
     assert "403 permission_denied" in one_error_line(done)
     done = lume("runs", "cancel", run_id, emu=lume_emulator, key=ana)
     assert "403 permission_denied" in done.stderr
-    assert done.returncode == 1
+    assert done.status == 1
 
 
 def test_a_run_hidden_from_a_key_is_not_found_for_it(lume_emulator: Emulator) -> None:

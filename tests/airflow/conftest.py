@@ -3,7 +3,7 @@
 They need the ``airflow`` extra, in a venv of their own (the main venv stays light):
 
     python -m venv /tmp/lume-airflow && . /tmp/lume-airflow/bin/activate
-    pip install -e '.[airflow]' pytest pytest-timeout hypothesis
+    pip install -e '.[airflow]' pytest pytest-timeout pytest-xdist hypothesis
     python -m pytest tests/airflow
 
 Without Airflow every module here is skipped (each starts with ``pytest.importorskip``).

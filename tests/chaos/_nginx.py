@@ -68,6 +68,10 @@ http {{
 """
 
 
+#: Starts of nginx on a fresh port before giving up (each try races other processes for it).
+_PORT_TRIES = 5
+
+
 def nginx_available() -> bool:
     return os.access(NGINX, os.X_OK)
 
@@ -86,28 +90,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], pid: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"nginx exited with code {proc.returncode} at start")
+        if not pid.exists():  # nginx writes it once it has bound its port, not before
+            time.sleep(0.02)
+            continue
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
     raise RuntimeError(f"nginx did not listen on port {port} within {timeout} s")
 
 
-@contextlib.contextmanager
-def rate_limited_proxy(
-    upstream_port: int, *, rate: int, burst: int, retry_after: int = 1
-) -> Iterator[RateLimitedProxy]:
-    """Run nginx limiting ``/v1/`` to ``rate`` requests/s (plus ``burst``) per client address."""
-    tmp = Path(tempfile.mkdtemp(prefix="lume-chaos-nginx-"))
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        tmp.chmod(0o755)  # a worker running as an unprivileged user must reach its temp dirs
-        port = _free_port()
-        conf = tmp / "nginx.conf"
+def _start(
+    tmp: Path, upstream_port: int, rate: int, burst: int, retry_after: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start nginx on a free port; a port another process takes meanwhile means another try."""
+    conf = tmp / "nginx.conf"
+    for _ in range(_PORT_TRIES):
+        port = _free_port()  # free now; nginx binds it a moment later, so it may be gone
         conf.write_text(
             _CONF.format(
                 tmp=tmp,
@@ -125,20 +128,41 @@ def rate_limited_proxy(
             stderr=subprocess.PIPE,
         )
         try:
-            _wait_for_port(port, proc, timeout=10)
+            _wait_for_port(port, proc, tmp / "nginx.pid", timeout=10)
         except RuntimeError as exc:
+            _stop(proc)
             log = (tmp / "error.log").read_text(errors="replace") if tmp.exists() else ""
+            if "Address already in use" in log:
+                continue
             raise RuntimeError(f"{exc}: {log[-500:]}") from None
+        return proc, port
+    raise RuntimeError(f"nginx found no free port in {_PORT_TRIES} tries")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its worker
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+@contextlib.contextmanager
+def rate_limited_proxy(
+    upstream_port: int, *, rate: int, burst: int, retry_after: int = 1
+) -> Iterator[RateLimitedProxy]:
+    """Run nginx limiting ``/v1/`` to ``rate`` requests/s (plus ``burst``) per client address."""
+    tmp = Path(tempfile.mkdtemp(prefix="lume-chaos-nginx-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        tmp.chmod(0o755)  # a worker running as an unprivileged user must reach its temp dirs
+        proc, port = _start(tmp, upstream_port, rate, burst, retry_after)
         yield RateLimitedProxy(f"http://127.0.0.1:{port}", rate, burst, tmp / "error.log")
     finally:
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its worker
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            if proc.stderr is not None:
-                proc.stderr.close()
+            _stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -118,7 +118,7 @@ async def test_a_stalled_answer_times_out_and_the_retry_replays_the_create(
         started = time.monotonic()
         with pytest.raises(APITimeoutError):
             await lume.run(FLOW, "s3://bucket/stall", idempotency_key="stall-1")
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # the stall is endless: the 0.3 s timeout ended it
         proxy.set_toxics(Toxics())
         run = await lume.run(FLOW, "s3://bucket/stall", idempotency_key="stall-1")
     stats = emu.stats()
@@ -146,5 +146,7 @@ async def test_a_slow_close_does_not_slow_the_client_down(emu: Emulator, proxy: 
         run = await lume.run(FLOW, "s3://bucket/slow-close")
         for _ in range(20):
             await run.refresh()
-    assert time.monotonic() - started < 2  # keep-alive: one connection, closed once, late
+    # Keep-alive: one connection, closed once, late. Waiting out a slow close for each of the 21
+    # requests would take 10.5 s: the bound is half of that, not a measure of the machine.
+    assert time.monotonic() - started < 21 * 0.5 / 2
     assert proxy.stats.connections == 1

@@ -63,7 +63,9 @@ def test_the_shell_blocks_of_a_page_run_in_order(path: Path, tmp_path: Path) -> 
     for block_id, marker, _, code in blocks(path, "sh"):
         if marker is None:
             script += [f"echo '>>> {block_id}'", code]
-    with Emulator(time_scale=200) as emu:
+    # Fast enough that a run of a few seconds is over before the CLI's first status poll (or it
+    # waits out a real 5 s poll interval), slow enough that a day-long run is still cancellable.
+    with Emulator(time_scale=2000) as emu:
         env = {**os.environ, "LUME_BASE_URL": emu.url, "LUME_API_KEY": emu.api_key}
         # The ``lume`` of this interpreter's environment, activated or not.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -24,6 +24,7 @@ import pytest
 from lume_async import AsyncLume, LumeError, RunStatus, RunTimeoutError
 from lume_async.testing import Emulator, VirtualClock
 
+from ..chaos._processes import EmulatorProcess
 from ._servers import RawServer, json_answer, silence
 
 FLOW = "customer_cleaner:v1"
@@ -79,6 +80,15 @@ def service() -> Iterator[Emulator]:
         yield emulator
 
 
+@pytest.fixture(scope="module")
+def remote() -> Iterator[EmulatorProcess]:
+    """The service in a process of its own: this process's descriptors and memory are the
+    client's alone (an emulator thread here closes its side of a connection when it gets to it).
+    """
+    with EmulatorProcess(time_scale=100) as emulator:
+        yield emulator
+
+
 def _reuse(lume: AsyncLume, run: Runner, times: int) -> None:
     async def use() -> None:
         await lume.flows.get("customer_cleaner")
@@ -90,9 +100,9 @@ def _reuse(lume: AsyncLume, run: Runner, times: int) -> None:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_one_client_across_a_thousand_loops_keeps_fds_and_memory_flat(
-    service: Emulator, runner: str
+    remote: EmulatorProcess, runner: str
 ) -> None:
-    lume = AsyncLume(api_key=service.api_key, base_url=service.url)
+    lume = AsyncLume(api_key=remote.api_key, base_url=remote.url)
     _reuse(lume, RUNNERS[runner], 100)  # warm up: imports, caches, allocator arenas
     gc.collect()
     fds, rss = _fds(), _rss()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import select
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,27 +24,40 @@ NAME = "lume.test"  # a host name only the proxy can resolve
 
 
 class ProxyProcess:
-    """``tests/net/_forward_proxy.py`` running as a process; ``seen`` is what it relayed."""
+    """``tests/net/_forward_proxy.py`` running as a process; ``seen`` is what it relayed.
+
+    The proxy prints each request's line before it relays a byte of it, so by the time a client
+    has an answer, the line is in the pipe: ``seen`` reads what is there, without waiting.
+    """
 
     def __init__(self, *args: str) -> None:
         self._process = subprocess.Popen(
             [sys.executable, str(PROXY_SCRIPT), "--map", f"{NAME}=127.0.0.1", *args],
             stdout=subprocess.PIPE,
-            text=True,
         )
         assert self._process.stdout is not None
-        ready = self._process.stdout.readline()
-        assert ready.startswith("READY "), ready
+        self._fd = self._process.stdout.fileno()
+        self._buffer = b""
+        self._seen: list[dict[str, Any]] = []
+        while b"\n" not in self._buffer:
+            chunk = os.read(self._fd, 4096)
+            assert chunk, "the proxy exited before it was ready"
+            self._buffer += chunk
+        ready, self._buffer = self._buffer.split(b"\n", 1)
+        assert ready.startswith(b"READY "), ready
         self.port = int(ready.split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.seen: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
 
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.seen.append(json.loads(line))
+    @property
+    def seen(self) -> list[dict[str, Any]]:
+        while select.select([self._fd], [], [], 0)[0]:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        self._seen += [json.loads(line) for line in lines]
+        return list(self._seen)
 
     def targets(self) -> list[str]:
         return [f"{seen['method']} {seen['target']}" for seen in self.seen]
@@ -51,7 +65,6 @@ class ProxyProcess:
     def close(self) -> None:
         self._process.terminate()
         self._process.wait(timeout=30)
-        self._reader.join(timeout=30)
         assert self._process.stdout is not None
         self._process.stdout.close()
 

@@ -8,7 +8,7 @@ own; what each test adds or adapts is said at its top.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -131,23 +131,41 @@ def make_async_wait_for_run_completion(lume: AsyncLume, clock: VirtualClock) -> 
 
 
 @pytest.fixture
-def sleep_is_run_time(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """``time.sleep(s)`` skips ``s`` seconds of the emulator's run time instead of waiting."""
+def still_emu() -> Iterator[Emulator]:
+    """An emulator whose runs move only when told (``advance()``), never on their own."""
+    with Emulator(clock=VirtualClock(autojump=False)) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def still_lume(still_emu: Emulator) -> Iterator[Lume]:
+    with Lume(api_key=still_emu.api_key, base_url=still_emu.url) as client:
+        yield client
+
+
+@pytest.fixture
+def sleep_is_run_time(still_emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``time.sleep(s)`` skips ``s`` seconds of ``still_emu``'s run time instead of waiting.
+
+    Its runs move by these skips alone, so each status the snippet prints is the same on every
+    run, however slowly the machine answers.
+    """
     slept: list[float] = []
 
     def skip(seconds: float) -> None:
         slept.append(seconds)
-        emu.advance(seconds)
+        still_emu.advance(seconds)
 
     monkeypatch.setattr(time, "sleep", skip)
     return slept
 
 
 def test_backoff_polling_snippet(
-    lume: Lume, sleep_is_run_time: list[float], capsys: pytest.CaptureFixture[str]
+    still_lume: Lume, sleep_is_run_time: list[float], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Adapted: lume.run(...) is given its arguments, which the seed elides; time.sleep skips
     # run time (fixture) so the backoff is followed without waiting.
+    lume = still_lume
     wait_for_run_completion = make_wait_for_run_completion(lume)
     # seed:
     # Usage:
@@ -167,9 +185,10 @@ def test_backoff_polling_snippet(
 
 
 def test_backoff_polling_caps_the_delay_and_gives_up(
-    lume: Lume, sleep_is_run_time: list[float], capsys: pytest.CaptureFixture[str]
+    still_lume: Lume, sleep_is_run_time: list[float], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Adapted: as above, with a run too long for ten attempts.
+    lume = still_lume
     wait_for_run_completion = make_wait_for_run_completion(lume)
     initial_run = lume.run(FLOW, "synthetic://seed-004-long?rows=20&duration=100000")
     # seed:
@@ -240,9 +259,12 @@ def expected_calls(run: Any) -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("outcome", list(OUTCOMES))
-def test_partial_failures_snippet(lume: Lume, sleep_is_run_time: list[float], outcome: str) -> None:
+def test_partial_failures_snippet(
+    still_lume: Lume, sleep_is_run_time: list[float], outcome: str
+) -> None:
     # Added: the run to handle (its id replaces the seed's "run_01HY..."), and trivial
     # definitions of the seed's undefined helpers.
+    lume = still_lume
     made = lume.run(FLOW, OUTCOMES[outcome].format("sync"))
     wait_for_run_completion = make_wait_for_run_completion(lume)
     downstream = Downstream()

@@ -20,6 +20,8 @@ import lume_sync
 from lume_async.testing import Emulator
 from lume_sync import Lume, Paginator, Run, _loop
 
+from ._support import without_slow_callbacks
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +56,7 @@ def acquired_connections(lume: Lume) -> int:
 
 def run_script(code: str, emu: Emulator, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EMU_URL": emu.url, "EMU_KEY": emu.api_key}
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
@@ -62,6 +64,8 @@ def run_script(code: str, emu: Emulator, timeout: float = 30) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+    done.stderr = without_slow_callbacks(done.stderr)
+    return done
 
 
 def test_creates_a_run_waits_and_pages_its_results_with_a_for_loop(lume: Lume) -> None:

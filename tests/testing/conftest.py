@@ -106,10 +106,3 @@ async def call(
 
 
 CUSTOMERS = "customer_cleaner:v1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Also registered by the installed pytest plugin; repeated here so a source checkout works.
-    config.addinivalue_line(
-        "markers", "lume_emulator(**kwargs): options for the lume_emulator fixture"
-    )
