@@ -7,10 +7,12 @@ own emulator in a subprocess. Both stop their process on exit, on error and on C
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -37,10 +39,15 @@ __all__ = [
     "ServerUnavailable",
     "ensure_sdk_importable",
     "free_port",
+    "loop_factory",
+    "loop_kinds",
+    "machine",
+    "machine_line",
     "median",
     "percentile",
     "print_table",
     "sample_run",
+    "use_sync_loop",
     "wait_for_port",
     "write_results",
 ]
@@ -379,6 +386,65 @@ class EmulatorProcess:
         tb: TracebackType | None,
     ) -> None:
         self._cleanup()
+
+
+# --- event loops ----------------------------------------------------------------------------------
+
+
+def loop_kinds() -> list[str]:
+    """``["asyncio", "uvloop"]`` with ``lume-sdk[speed]`` installed, else ``["asyncio"]``."""
+    if importlib.util.find_spec("uvloop") is None:
+        return ["asyncio"]
+    return ["asyncio", "uvloop"]
+
+
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """``new_event_loop`` of asyncio or of uvloop, for ``asyncio.Runner(loop_factory=...)``."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return asyncio.new_event_loop
+
+
+def use_sync_loop(kind: str) -> None:
+    """Start lume_sync's private loop afresh on the next call, as an asyncio or uvloop loop.
+
+    lume_sync picks uvloop whenever it is installed; the benchmarks switch it to compare both.
+    """
+    from lume_sync import _loop, _loop_thread
+
+    _loop.shutdown()
+    _loop_thread.new_event_loop = loop_factory(kind)  # type: ignore[attr-defined]
+
+
+# --- the machine ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """What every table states about where it was measured."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(terse=True),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def machine_line(info: dict[str, Any] | None = None) -> str:
+    """``machine()`` as one line: ``2 CPUs (AMD EPYC), CPython 3.11.7, Linux-..., load 2.1``."""
+    m = info or machine()
+    load = ", ".join(f"{v:.1f}" for v in m["load_average"])
+    return (
+        f"{m['cpus']} CPUs ({m['cpu_model']}), {m['python']}, {m['platform']}, load average {load}"
+    )
 
 
 # --- statistics -----------------------------------------------------------------------------------

@@ -7,15 +7,15 @@ strictly (a number where a string belongs is an error, not silently ``str()``-ed
 fields are ignored; ``null`` reads as an empty tuple for list fields.
 
 ``decode_run`` is the client's hot path: decoding a run is a large part of its cost per request,
-so it first tries the hand-written decoder of ``_fast_run`` and falls back to the generated, fully
-detailed one only when that fails, to build the error message.
+so it first tries the hand-written decoder of ``_run_decoder`` and falls back to cattrs' detailed
+hooks only when that fails, to build the error message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, final
 
 import attrs
 import cattrs
@@ -26,7 +26,14 @@ from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 from ._exceptions import ResponseValidationError
-from ._fast_run import fast_metadata, fast_run
+from ._run_decoder import (
+    errors_from_json,
+    pipeline_from_json,
+    results_from_json,
+    run_from_json,
+    run_info_from_json,
+    validation_from_json,
+)
 from ._wire import (
     WireTypeError,
     WireValueError,
@@ -40,13 +47,17 @@ from .models import (
     Flow,
     LogEntry,
     Page,
+    PipelineMetadata,
     RejectedRow,
+    ResultsMetadata,
     RunData,
+    RunInfo,
     RunMetadata,
     RunStatus,
+    StageError,
+    ValidationMetadata,
     WebhookEndpoint,
     WebhookEvent,
-    _run_data,
 )
 
 __all__ = [
@@ -227,14 +238,77 @@ def structure(obj: Any, cls: type[T], *, what: str | None = None, path: str = "$
 # --- runs: the hand-written decoder first, the detailed one to explain a failure ------------------
 
 
-def _decode_metadata(obj: dict[str, Any]) -> RunMetadata:
-    try:
-        return fast_metadata(obj)
-    except Exception:  # any miss is explained by the detailed path
-        return structure(obj, RunMetadata, what="run", path="$.metadata")
+_UNREAD: Final = object()
 
 
-_run_data._metadata_decoder = _decode_metadata
+@final
+class _Sections:
+    """A run's metadata as parsed JSON, each section decoded on its first read.
+
+    Both how a ``RunData`` keeps the metadata of a run fetched alone (``read()`` gives the
+    ``RunMetadata``) and how that ``RunMetadata`` reads its sections.
+    """
+
+    __slots__ = ("_decoded", "_obj")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self._obj = obj
+        self._decoded: dict[str, Any] = {}
+
+    def read(self) -> RunMetadata:
+        return RunMetadata(sections=self)
+
+    def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
+        decoded = self._decoded.get(key, _UNREAD)
+        if decoded is not _UNREAD:
+            return decoded
+        value = self._obj.get(key)
+        try:
+            decoded = fast(value)
+        except Exception:  # any miss is explained by the detailed path
+            decoded = structure(value, cls, what="run", path=f"$.metadata.{key}")
+        self._decoded[key] = decoded
+        return decoded
+
+    def raw(self, name: str) -> bytes:
+        value = self._obj.get(name)
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # an integer past 64 bits, parsed by the fallback
+            return repr(value).encode()
+
+    def run(self) -> RunInfo | None:
+        return self._section("run", run_info_from_json, RunInfo | None)  # type: ignore[no-any-return]
+
+    def pipeline(self) -> PipelineMetadata | None:
+        return self._section("pipeline", pipeline_from_json, PipelineMetadata | None)  # type: ignore[no-any-return]
+
+    def results(self) -> ResultsMetadata | None:
+        return self._section("results", results_from_json, ResultsMetadata | None)  # type: ignore[no-any-return]
+
+    def validation(self) -> ValidationMetadata | None:
+        return self._section("validation", validation_from_json, ValidationMetadata | None)  # type: ignore[no-any-return]
+
+    def errors(self) -> tuple[StageError, ...]:
+        return self._section("errors", errors_from_json, tuple[StageError, ...])  # type: ignore[no-any-return]
+
+
+@final
+class _MetadataJSON(bytes):
+    """A run's metadata kept as compact JSON until it is read: for runs that come many at a time.
+
+    A bytes object itself rather than a holder of one: a million waiting runs keep a million of
+    these, and parsed JSON would take several times the memory.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def keep(cls, obj: dict[str, Any]) -> _MetadataJSON:
+        return cls(orjson.dumps(obj))
+
+    def read(self) -> RunMetadata:
+        return RunMetadata(sections=_Sections(orjson.loads(memoryview(self))))
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:
@@ -262,9 +336,23 @@ def _unstructure_run(run: RunData) -> dict[str, Any]:
 converter.register_unstructure_hook(RunData, _unstructure_run)
 
 
+def _unstructure_metadata(metadata: RunMetadata) -> dict[str, Any]:
+    # Through the properties: a section not read yet is not in the private fields.
+    return {
+        "run": converter.unstructure(metadata.run),
+        "pipeline": converter.unstructure(metadata.pipeline),
+        "results": converter.unstructure(metadata.results),
+        "validation": converter.unstructure(metadata.validation),
+        "errors": converter.unstructure(metadata.errors),
+    }
+
+
+converter.register_unstructure_hook(RunMetadata, _unstructure_metadata)
+
+
 def _structure_run(obj: Any, _: Any = None) -> RunData:
     try:
-        return fast_run(obj)
+        return run_from_json(obj, _MetadataJSON.keep)
     except Exception:  # any miss is explained by the detailed path
         return _detailed_run(obj, RunData)  # type: ignore[no-any-return]
 
@@ -273,20 +361,35 @@ _detailed_run: Final = converter.get_structure_hook(RunData)
 converter.register_structure_hook(RunData, _structure_run)
 
 
-def run_from_obj(obj: Any, *, what: str = "run", request_id: str | None = None) -> RunData:
-    """A ``RunData`` from already parsed JSON (e.g. one item of a batch answer)."""
+def run_from_obj(
+    obj: Any, *, what: str = "run", compact: bool = True, request_id: str | None = None
+) -> RunData:
+    """A ``RunData`` from already parsed JSON (e.g. one item of a batch answer).
+
+    ``compact`` keeps its metadata as compact JSON bytes, for runs that come many at a time;
+    otherwise the parsed JSON is kept, which is quicker to read and several times larger.
+    ``request_id`` is the answer's ``x-request-id`` header.
+    """
     try:
-        return fast_run(obj, request_id)
+        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections, request_id)
     except Exception:
         # The id comes from the answer's headers, never from its body.
         return attrs.evolve(structure(obj, RunData, what=what), request_id=request_id)
 
 
 def decode_run(
-    data: bytes | bytearray | memoryview | str, *, request_id: str | None = None
+    data: bytes | bytearray | memoryview | str,
+    *,
+    compact: bool = False,
+    request_id: str | None = None,
 ) -> RunData:
-    """Parse one run JSON body: the hottest call of the SDK."""
-    return run_from_obj(loads(data), request_id=request_id)
+    """Parse one run JSON body: the hottest call of the SDK (``compact``: see run_from_obj)."""
+    try:  # the common case, in as few calls as it takes
+        return run_from_json(
+            orjson.loads(data), _MetadataJSON.keep if compact else _Sections, request_id
+        )
+    except Exception:  # parsed again, to say what is wrong
+        return run_from_obj(loads(data), compact=compact, request_id=request_id)
 
 
 _page_types: dict[Any, Any] = {}

@@ -123,7 +123,6 @@ class Pool:
         session = aiohttp.ClientSession(
             connector=connector,
             headers=self._headers(),
-            skip_auto_headers=("Accept-Encoding",),
             raise_for_status=False,
             trust_env=False,
         )
@@ -165,7 +164,13 @@ class Pool:
             self._session = self._loop = self._shutdown_hook = None
 
     def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        # Answers are small JSON: not compressed. Said here rather than with aiohttp's
+        # skip_auto_headers, which copies the headers on every request.
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        }
         if self._config.proxy is None:
             headers.update(_secret_headers(self._config))
         return headers

@@ -6,10 +6,12 @@ connection goes back to the pool before any row reaches the caller.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import ssl
 import time
 from collections.abc import Mapping
+from logging import INFO
 from typing import Final
 
 import aiohttp
@@ -18,6 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
+from ._deadlines import Deadlines
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -28,6 +31,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._http_log import log_attempt
+from ._http_log import logger as log
 from ._pool import USER_AGENT, Pool, mask_request_info, request_headers
 from ._responses import Response, error_from_response, read_body, read_error_body
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
@@ -38,6 +42,8 @@ __all__ = ["USER_AGENT", "RequestOptions", "Response", "Transport"]
 # Per-call settings objects cached by value; a caller that makes a view per call (a timeout
 # computed each time) must not grow these without bound.
 _CACHE_SIZE: Final = 32
+
+_UNLIMITED: Final = contextlib.nullcontext()
 
 
 @attrs.frozen
@@ -69,8 +75,13 @@ class Transport:
         # with_options view that asks for other budget settings.
         self._budgets: dict[tuple[float, float], RetryBudget] = {}
         self._rng = random.Random()
+        # aiohttp's own timeouts, minus the total one (see request()), by Timeout; the last one
+        # asked for is kept at hand, since most calls use the client's own.
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._last_timeout: tuple[Timeout, aiohttp.ClientTimeout] | None = None
+        self._deadlines = Deadlines()
         self.default_options = RequestOptions(timeout=config.timeout, retry=config.retry)
+        self._own_budget = self.budget(config.retry)  # the one most calls draw on
         # What the session does not send by itself (see Pool): nothing, unless through a proxy.
         self._headers = request_headers(config)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
@@ -100,19 +111,20 @@ class Transport:
             )
         return budget
 
-    def _client_timeout(self, timeout: Timeout, remaining: float | None) -> aiohttp.ClientTimeout:
-        if remaining is not None and (timeout.total is None or remaining < timeout.total):
-            return aiohttp.ClientTimeout(
-                total=max(remaining, 0.001), sock_connect=timeout.connect, sock_read=timeout.read
-            )
+    def _socket_timeouts(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        """aiohttp's per-socket timeouts for ``timeout`` (its total is enforced in request())."""
+        last = self._last_timeout
+        if last is not None and last[0] is timeout:
+            return last[1]
         cached = self._timeouts.get(timeout)
         if cached is None:
             if len(self._timeouts) >= _CACHE_SIZE:
                 del self._timeouts[next(iter(self._timeouts))]
             cached = aiohttp.ClientTimeout(
-                total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+                total=None, sock_connect=timeout.connect, sock_read=timeout.read
             )
             self._timeouts[timeout] = cached
+        self._last_timeout = (timeout, cached)
         return cached
 
     async def aclose(self) -> None:
@@ -166,55 +178,65 @@ class Transport:
         clock = self._clock
         limit = self._limit
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
-        budget = self.budget(policy)
+        budget = self._own_budget if policy is self._config.retry else self.budget(policy)
         budget.deposit()
         attempt = 0
         answer_lost = False  # an earlier attempt may have been done without us hearing
         while True:
             attempt += 1
-            remaining = None if deadline is None else deadline - clock.monotonic()
-            timeout = self._client_timeout(opts.timeout, remaining)
+            total = opts.timeout.total
+            if deadline is not None:
+                remaining = max(deadline - clock.monotonic(), 0.001)
+                total = remaining if total is None else min(total, remaining)
             failure: LumeError
             started = time.perf_counter()
             try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    ssl=self._ssl,
-                    proxy=self._config.proxy,
-                ) as resp:
-                    status = resp.status
-                    if status < 300:
-                        response = Response(
-                            status, resp.headers, await read_body(resp, limit, method, route)
-                        )
-                    else:
-                        # What a failed answer says reaches messages, logs and error reports.
-                        response = Response(
-                            status,
-                            self._redact_headers(resp.headers),
-                            self._redact(await read_error_body(resp, limit)),
-                        )
+                # The attempt's total time is bounded here (see _deadlines) rather than by
+                # aiohttp's total timeout, which costs several timers and contexts per request.
+                with _UNLIMITED if total is None else self._deadlines.limit(total):
+                    resp = await session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers=headers,
+                        timeout=self._socket_timeouts(opts.timeout),
+                        allow_redirects=False,
+                        ssl=self._ssl,
+                        proxy=self._config.proxy,
+                    )
+                    try:
+                        status = resp.status
+                        if status < 300:
+                            response = Response(
+                                status, resp.headers, await read_body(resp, limit, method, route)
+                            )
+                        else:
+                            # What a failed answer says reaches messages, logs and error reports.
+                            response = Response(
+                                status,
+                                self._redact_headers(resp.headers),
+                                self._redact(await read_error_body(resp, limit)),
+                            )
+                    finally:
+                        resp.release()  # the connection goes back (or is dropped, if cut short)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
-                log_attempt(method, route, attempt=attempt, started=started, error=failure)
+                if log.isEnabledFor(INFO):
+                    log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
                 del resp  # its headers are as the server sent them
-                log_attempt(
-                    method,
-                    route,
-                    attempt=attempt,
-                    started=started,
-                    status=response.status,
-                    request_id=response.request_id,
-                    params=params,
-                    size=len(response.body),
-                )
+                if log.isEnabledFor(INFO):  # nothing is gathered for a log that is off
+                    log_attempt(
+                        method,
+                        route,
+                        attempt=attempt,
+                        started=started,
+                        status=response.status,
+                        request_id=response.request_id,
+                        params=params,
+                        size=len(response.body),
+                    )
                 if response.status < 300:
                     if attempt > 1:
                         budget.refund()

@@ -3,11 +3,15 @@
 A ``Watch`` is one caller's interest in some runs (one ``wait()``, one ``as_completed()``): the
 state cell of each run, what to hand back as each one ends, and its poll interval. Registering
 and finishing a watch is O(its runs); an answer about a run reaches exactly its watchers.
+
+Memory is per watched run: a run nearly always has one watcher and one target, so those are kept
+as themselves, and only a second one makes a set or a list (a fan-out of a million runs would
+otherwise hold two million small containers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._exceptions import RunNotFoundError
@@ -26,13 +30,16 @@ _RECENT_EVENTS: Final = 10_000
 
 
 class Watch:
-    """One caller's interest in some runs, and what to do as each one ends."""
+    """One caller's interest in some runs, and what to do as each one ends.
+
+    ``targets``: by run id, the target, or a list of them if the caller named a run twice.
+    """
 
     __slots__ = ("interval", "on_done", "on_error", "remaining", "targets")
 
     def __init__(
         self,
-        targets: dict[str, list[Target]],
+        targets: dict[str, Target | list[Target]],
         interval: float,
         on_done: Callable[[Target], None],
         on_error: Callable[[BaseException], None],
@@ -43,6 +50,16 @@ class Watch:
         self.on_error = on_error
         self.remaining = len(targets)
 
+    def targets_of(self, run_id: str) -> Iterable[Target]:
+        found = self.targets.get(run_id)
+        if found is None:
+            return ()
+        return found if isinstance(found, list) else (found,)
+
+
+def _each(watchers: Watch | set[Watch]) -> Iterable[Watch]:
+    return (watchers,) if isinstance(watchers, Watch) else watchers
+
 
 class Watches:
     """The registry of live watches: by run id, by poll interval, and runs to fetch at once.
@@ -52,7 +69,7 @@ class Watches:
 
     def __init__(self, on_idle: Callable[[], None]) -> None:
         self._on_idle = on_idle
-        self._by_run: dict[str, set[Watch]] = {}
+        self._by_run: dict[str, Watch | set[Watch]] = {}  # a set once a run has two watchers
         self._live: set[Watch] = set()
         self._intervals: dict[float, int] = {}  # poll_interval -> how many live watches ask it
         self._hot: set[str] = set()  # runs to fetch now (a completion event named them)
@@ -81,14 +98,26 @@ class Watches:
         on_done: Callable[[Target], None],
         on_error: Callable[[BaseException], None],
     ) -> Watch:
-        by_id: dict[str, list[Target]] = {}
+        by_id: dict[str, Target | list[Target]] = {}
         for target in targets:
-            by_id.setdefault(target[0].data.id, []).append(target)
+            run_id = target[0].data.id
+            known = by_id.setdefault(run_id, target)
+            if known is not target:  # named again
+                if isinstance(known, list):
+                    known.append(target)
+                else:
+                    by_id[run_id] = [known, target]
         watch = Watch(by_id, interval, on_done, on_error)
         self._live.add(watch)
         self._intervals[interval] = self._intervals.get(interval, 0) + 1
+        by_run = self._by_run
         for run_id in by_id:
-            self._by_run.setdefault(run_id, set()).add(watch)
+            other = by_run.setdefault(run_id, watch)
+            if other is not watch:
+                if isinstance(other, Watch):
+                    by_run[run_id] = {other, watch}
+                else:
+                    other.add(watch)
             if run_id in self._recent:
                 del self._recent[run_id]
                 self._hot.add(run_id)
@@ -97,13 +126,18 @@ class Watches:
     def remove(self, watch: Watch) -> None:
         """Forget a watch (finished, failed, timed out or cancelled); idempotent."""
         self._detach(watch)
+        by_run = self._by_run
         for run_id in watch.targets:
-            watchers = self._by_run.get(run_id)
-            if watchers is not None:
+            watchers = by_run.get(run_id)
+            if watchers is None:
+                continue
+            if watchers is watch:
+                del by_run[run_id]
+                self._hot.discard(run_id)
+            elif isinstance(watchers, set):
                 watchers.discard(watch)
-                if not watchers:
-                    del self._by_run[run_id]
-                    self._hot.discard(run_id)
+                if len(watchers) == 1:
+                    by_run[run_id] = next(iter(watchers))
 
     def _detach(self, watch: Watch) -> None:
         """Stop counting a watch among the live ones (its runs may still be registered)."""
@@ -159,34 +193,34 @@ class Watches:
         of its runs are.
         """
         watchers = self._by_run.get(data.id)
-        if not watchers:
+        if watchers is None:
             return False
         moved = False
-        for watch in watchers:
-            for cell, _ in watch.targets.get(data.id, ()):
+        for watch in _each(watchers):
+            for cell, _ in watch.targets_of(data.id):
                 moved |= cell.apply(data)
         if not data.status.is_terminal:
             return moved
         del self._by_run[data.id]
         self._hot.discard(data.id)
-        for watch in watchers:
+        for watch in list(_each(watchers)):
             watch.remaining -= 1
             if watch.remaining <= 0:
                 self._detach(watch)
-            for target in watch.targets.get(data.id, ()):
+            for target in watch.targets_of(data.id):
                 watch.on_done(target)
         return True
 
     def fail_run(self, run_id: str) -> None:
         """The service no longer knows this run: its watchers fail with RunNotFoundError."""
         watchers = self._by_run.pop(run_id, None)
-        if not watchers:
+        if watchers is None:
             return
         self._hot.discard(run_id)
         error = RunNotFoundError(
             f"run {run_id} is no longer visible to this API key", status_code=404, code="not_found"
         )
-        for watch in watchers:
+        for watch in list(_each(watchers)):
             self.remove(watch)
             watch.on_error(error)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from lume_async._exceptions import SyncFacadeError
+
+from ._doorbell import Doorbell, borrow
 
 if TYPE_CHECKING:
     from ._loop_thread import LoopThread
@@ -43,12 +44,13 @@ class Call(Generic[T]):
     __slots__ = (
         "abandoned",
         "awaitable",
+        "bell",
         "context",
-        "done",
         "error",
         "finished",
         "inbox",
         "result",
+        "rung",
         "started",
         "task",
         "timeout",
@@ -58,11 +60,11 @@ class Call(Generic[T]):
         self.awaitable: Awaitable[T] | None = awaitable
         self.timeout = timeout
         self.context = contextvars.copy_context()
-        # Released by the loop when the call is over or has a callback for the caller. A bare lock
-        # is the cheapest cross-thread signal there is, and waiting on it can be interrupted by
-        # Ctrl-C.
-        self.done = threading.Lock()
-        self.done.acquire()
+        # Rung by the loop when the call is over or has a callback for the caller (see _doorbell
+        # for why not a lock); ``rung`` is set from the ring until the caller wakes, so that a
+        # burst of callbacks rings once.
+        self.bell: Doorbell = borrow()
+        self.rung = False
         self.started = False  # the awaitable has begun to run (set on the loop)
         self.finished = False
         self.abandoned = False
@@ -76,6 +78,9 @@ class Call(Generic[T]):
             self.discard(SyncFacadeError(runner.closed_reason()))
         else:
             self.task = runner.loop.create_task(self._drive(), context=self.context)
+            # The caller is rung once the task is done, not from inside it: when the blocking
+            # call returns, nothing of it is left pending on the loop.
+            self.task.add_done_callback(self._task_done)
 
     def cancel(self) -> None:
         self.abandoned = True
@@ -102,6 +107,17 @@ class Call(Generic[T]):
         self.inbox.append(callback)
         self._wake()
 
+    def wait(self, timeout: float) -> bool:
+        """On the caller: block until the loop has news or ``timeout`` passes; whether it woke.
+
+        A wake-up may bring no news (a ring left over from an abandoned call): look, then wait
+        again.
+        """
+        if not self.bell.wait(timeout):
+            return False
+        self.rung = False  # before looking: news posted from here on rings again
+        return True
+
     def serve(self) -> bool:
         """On the caller, once woken: run the callbacks handed over; whether the call is over.
 
@@ -126,14 +142,20 @@ class Call(Generic[T]):
             else:
                 async with asyncio.timeout(self.timeout):
                     self.result = await self.awaitable
-        except GeneratorExit:  # the task is being destroyed unfinished
+        except GeneratorExit:  # the task is being destroyed unfinished: no done callback comes
             self.error = SyncFacadeError("lume_sync's event loop closed during this call")
+            self._finish()
             raise
         except BaseException as exc:  # all of it belongs to the caller, KeyboardInterrupt too
             self.error = exc
         finally:
             self.awaitable = None
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self.started or self.finished:
             self._finish()
+        else:  # cancelled before its first step: the awaitable never ran
+            self.discard(SyncFacadeError("lume_sync's event loop shut down during this call"))
 
     def _finish(self) -> None:
         if not self.finished:
@@ -141,10 +163,10 @@ class Call(Generic[T]):
             self._wake()
 
     def _wake(self) -> None:
-        # Only the loop releases ``done``, and the caller takes it each time it wakes: if it is
-        # free, the caller has yet to take it, and will see this news too when it does.
-        if self.done.locked():
-            self.done.release()
+        # Rung and not yet answered: the caller has yet to look, and will see this news too.
+        if not self.rung:
+            self.rung = True
+            self.bell.ring()
 
 
 def discard(awaitable: Awaitable[Any]) -> None:

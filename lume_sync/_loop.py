@@ -48,6 +48,7 @@ import os
 import signal
 import sys
 import threading
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -92,14 +93,18 @@ def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
     An exception raised in the loop body is not thrown into the async iterator; it is closed.
     """
     runner = _current()
+    closed = False
     try:
         while True:
             item = runner.call(_next_item(aiterator), None)
             if item is _Exhausted.TOKEN:
+                # A finished async generator is closed already: spare the trip to close it.
+                closed = isinstance(aiterator, types.AsyncGeneratorType)
                 return
             yield item
     finally:
-        _close_aiterator(runner, aiterator)
+        if not closed:
+            _close_aiterator(runner, aiterator)
 
 
 def get_loop() -> asyncio.AbstractEventLoop:

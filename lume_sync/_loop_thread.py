@@ -9,13 +9,16 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar, cast, final
 
+from lume_async._event_loop import new_event_loop
 from lume_async._exceptions import SyncFacadeError
 
 from ._call import Call, discard
+from ._doorbell import Doorbell, give_back, make_doorbell
 
 __all__ = [
     "CANCEL_GRACE",
@@ -32,8 +35,8 @@ THREAD_NAME: Final = "lume-sync-loop"
 #: Seconds a Ctrl-C'd call waits for its cancelled coroutine's cleanup before re-raising.
 CANCEL_GRACE: Final = 1.0
 #: How often a blocked caller checks that the loop thread is still alive. A finished call wakes
-#: the caller at once; this only bounds how late a dead loop thread is noticed (and, where lock
-#: waits cannot be interrupted by signals, how late Ctrl-C is noticed).
+#: the caller at once; this only bounds how late a dead loop thread is noticed (and, where waits
+#: cannot be interrupted by signals, how late Ctrl-C is noticed).
 POLL_INTERVAL: Final = 0.1
 #: Default bound on shutdown(), and so on how long the interpreter's exit can be held up.
 SHUTDOWN_TIMEOUT: Final = 5.0
@@ -85,7 +88,7 @@ class LoopThread:
 
     def __init__(self) -> None:
         self.pid = _pid
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         # An executor of our own, so teardown can stop it on the loop thread: the loop's
         # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
         self._executor = ThreadPoolExecutor(thread_name_prefix=f"{THREAD_NAME}-executor")
@@ -99,6 +102,17 @@ class LoopThread:
         self._tokens = itertools.count()
         self._closers: set[asyncio.Task[None]] = set()
         self._teardown_budget = SHUTDOWN_TIMEOUT
+        # Calls come in through a queue and a doorbell the loop answers (see _doorbell for why
+        # not call_soon_threadsafe); a loop that cannot watch descriptors takes them the usual way.
+        # ``_stopped``: the loop will take no more calls; whoever finds one queued then refuses it.
+        self._incoming: deque[Call[Any]] = deque()
+        self._stopped = False
+        self._bell: Doorbell | None = make_doorbell()
+        try:
+            self.loop.add_reader(self._bell.fileno(), self._take_calls)
+        except NotImplementedError:  # Windows' proactor loop
+            self._bell.close()
+            self._bell = None
         self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
         try:
             self._thread.start()
@@ -125,15 +139,12 @@ class LoopThread:
                     f"timeout must be a non-negative number of seconds, not {timeout!r}"
                 )
             call = Call(awaitable, timeout)
-            try:
-                self.loop.call_soon_threadsafe(call.start, self, context=call.context)
-            except RuntimeError:  # the loop is closed
-                raise SyncFacadeError(self.closed_reason() or "the loop is closed") from None
-            done = call.done
+            self._submit(call)
             while True:
-                while not done.acquire(timeout=POLL_INTERVAL):
-                    if not self._thread.is_alive() and not done.acquire(blocking=False):
+                if not call.wait(POLL_INTERVAL):
+                    if not self._thread.is_alive() and not call.finished:
                         raise SyncFacadeError("lume_sync's event loop thread has died")
+                    continue
                 if call.finished and call.inbox is None:  # the plain case, kept short
                     break
                 if call.serve():  # woken: run the callbacks the call handed back; over?
@@ -146,6 +157,9 @@ class LoopThread:
             else:
                 self._abandon(call)
             raise
+        finally:
+            if call is not None:
+                give_back(call.bell)
         if call.error is None:
             result, call.result = call.result, None  # a task it started may keep the call alive
             return cast(T, result)
@@ -156,6 +170,37 @@ class LoopThread:
             raise error
         finally:
             del error  # no frame <-> traceback cycle
+
+    def _submit(self, call: Call[Any]) -> None:
+        """Hand ``call`` to the loop, which starts it (or refuses it, if the loop is over)."""
+        if self._bell is None:
+            try:
+                self.loop.call_soon_threadsafe(call.start, self)
+            except RuntimeError:  # the loop is closed
+                raise SyncFacadeError(self.closed_reason() or "the loop is closed") from None
+            return
+        self._incoming.append(call)
+        if self._stopped:  # the loop has taken its last calls: refuse what is left (this one)
+            self._refuse_incoming()
+        else:
+            self._bell.ring()
+
+    def _take_calls(self) -> None:
+        """On the loop, when its doorbell rings: start the calls queued."""
+        assert self._bell is not None
+        self._bell.clear()  # before taking: a call queued from here on rings again
+        incoming = self._incoming
+        while incoming:
+            incoming.popleft().start(self)
+
+    def _refuse_incoming(self) -> None:
+        incoming = self._incoming
+        while True:
+            try:
+                call = incoming.popleft()
+            except IndexError:
+                return
+            call.discard(SyncFacadeError(self.closed_reason() or "the loop is closed"))
 
     def _abandon(self, call: Call[Any]) -> None:
         """Cancel an abandoned call's task and give its cleanup ``CANCEL_GRACE`` seconds."""
@@ -169,7 +214,7 @@ class LoopThread:
             else:
                 deadline = time.monotonic() + CANCEL_GRACE
                 while not call.finished and (left := deadline - time.monotonic()) > 0:
-                    call.done.acquire(timeout=left)  # woken by the end, or by a dropped callback
+                    call.wait(left)  # woken by the end, or by a dropped callback
                 return
         if not call.started:  # nothing runs on the loop any more: close it here
             call.discard()
@@ -249,6 +294,10 @@ class LoopThread:
             try:
                 loop.run_until_complete(self._teardown(resources))
             finally:
+                self._stopped = True  # then refuse the calls queued that the loop never took
+                if self._bell is not None:
+                    loop.remove_reader(self._bell.fileno())
+                    self._refuse_incoming()
                 try:
                     self._executor.shutdown(wait=True, cancel_futures=True)
                 finally:

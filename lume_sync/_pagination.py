@@ -48,7 +48,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         return self._async.page_size
 
     def __iter__(self) -> Iterator[T]:
-        return self._bridge.iterate(self._bridge.local(self._async.__aiter__), self._item)
+        return _wrap.items(self._bridge, self._item, self._bridge.local(self._async.pages))
 
     def pages(self) -> Iterator[Page[T]]:
         """The pages in order (each read whole, and checked, before it is yielded)."""

@@ -1,9 +1,9 @@
 """The site's performance page, made from the benchmarks' own results.
 
 ``benchmarks/README.md`` holds the latest table of every benchmark (each script writes its
-section) and ``benchmarks/*.png`` its plots. The documentation build (``scripts/docs_hooks.py``)
-calls ``page()`` and ``images()`` on every build, so the site shows exactly what the benchmarks
-last measured and cannot drift from them.
+section) and ``benchmarks/*.png`` / ``*.svg`` its plots. The documentation build
+(``scripts/docs_hooks.py``) calls ``page()`` and ``images()`` on every build, so the site shows
+exactly what the benchmarks last measured and cannot drift from them.
 
     python scripts/docs_perf.py              # print the page as the site will show it
     python scripts/docs_perf.py --replot     # redraw the plots from benchmarks/results/*.json
@@ -22,19 +22,19 @@ BENCHMARKS = ROOT / "benchmarks"
 #: Where the plots are served from, relative to the site's root.
 ASSETS = "assets/benchmarks"
 #: Plot scripts that redraw their image from the JSON of their last run, without measuring.
-REPLOTS = {"throughput.png": ["plot.py", "--from-json"]}
+REPLOTS = {"throughput.png": ["plot.py", "--from-json"], "goals.svg": ["goals_plot.py"]}
 
 
 def images() -> list[Path]:
     """The benchmarks' plots."""
-    return sorted(BENCHMARKS.glob("*.png"))
+    return sorted([*BENCHMARKS.glob("*.png"), *BENCHMARKS.glob("*.svg")])
 
 
 def page(readme: str | None = None) -> str:
     """The performance page's body: ``benchmarks/README.md`` with links fit for the site."""
     text = readme if readme is not None else (BENCHMARKS / "README.md").read_text("utf-8")
     text = re.sub(r"\A# [^\n]*\n+", "", text)  # the page has its own title
-    return re.sub(r"\]\(([\w.-]+\.png)\)", rf"]({ASSETS}/\1)", text)
+    return re.sub(r"\]\(([\w.-]+\.(?:png|svg))\)", rf"]({ASSETS}/\1)", text)
 
 
 def replot() -> int:

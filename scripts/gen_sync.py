@@ -72,6 +72,10 @@ SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__init__": "wrapped = {A}({args})\nself._bind(_wrap.Bridge(wrapped.aclose), wrapped)",
     "__aenter__": "return self",
     "__aexit__": "self.close()",
+    # lume_async's iterables are paginators: walked a page per trip to the loop, not an item.
+    "__aiter__": (
+        "return _wrap.items(self._bridge, self._item, self._bridge.local(self._async.pages))"
+    ),
     "aclose": "self._bridge.close()",
     "__repr__": "return _wrap.twin_repr(self._async)",
     "__eq__": "return isinstance({0}, {S}) and self._async == {0}._async",

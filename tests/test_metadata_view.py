@@ -134,8 +134,17 @@ def _through_mapping(value: Any) -> Any:
 
 
 def _through_attributes(value: Any) -> Any:
-    """The same copy made through attrs' own field access (tuples kept as tuples)."""
-    return attrs.asdict(value)
+    """The same copy made through the typed attributes, by their public names (each field's
+    alias: ``RunMetadata`` keeps its sections in private fields, read through properties)."""
+    if attrs.has(type(value)):
+        return {
+            field.alias: _through_attributes(getattr(value, field.alias))
+            for field in attrs.fields(type(value))
+            if field.alias != "sections"
+        }
+    if isinstance(value, tuple):
+        return tuple(_through_attributes(item) for item in value)
+    return value
 
 
 @given(metadata_json)

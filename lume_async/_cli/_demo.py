@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 from rich.console import Group
 from rich.live import Live
@@ -12,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._config import ENV_API_KEY, ENV_BASE_URL
+from .._event_loop import run
 from ._demo_run import DemoProgress, DemoSummary, run_demo
 from ._escape import plain
 from ._output import ORDER, err, out, print_json, status_text
@@ -52,10 +51,10 @@ def demo(settings: Settings, count: int, time_scale: float, seed: int) -> None:
 
     coro = run_demo(runs=count, time_scale=time_scale, seed=seed, on_progress=show)
     if live is None:
-        summary = asyncio.run(coro)
+        summary = run(coro)
     else:
         with live:
-            summary = asyncio.run(coro)
+            summary = run(coro)
     if settings.json:
         print_json(summary.to_json())
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
@@ -11,6 +10,7 @@ import click
 
 from .._client import AsyncLume
 from .._config import ENV_API_KEY
+from .._event_loop import run
 from .._run import AsyncRun
 from ._exit import CommandError, interrupted
 
@@ -67,7 +67,7 @@ class Settings:
                 return await call(lume)
 
         try:
-            return asyncio.run(go())
+            return run(go())
         except KeyboardInterrupt:
             raise interrupted(self.going, hint=self.on_interrupt) from None
 

@@ -117,8 +117,12 @@ def _check_json(value: object, name: str) -> None:
 
 def check_source(
     source_path: object, source_data: object
-) -> tuple[str | None, tuple[dict[str, Any], ...] | None]:
-    """Exactly one of a ``source_path`` and inline ``source_data`` rows (JSON objects)."""
+) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """Exactly one of a ``source_path`` and inline ``source_data`` rows (mappings).
+
+    Returns the path, or the rows as plain dicts; that they hold JSON is checked by encoding
+    them (``encode_with_rows``).
+    """
     if (source_path is None) == (source_data is None):
         raise ValueError("give exactly one of source_path and source_data")
     if source_path is not None:
@@ -136,20 +140,13 @@ def check_source(
             f"source_data must hold at most {MAX_SOURCE_ROWS:,} rows, got {len(rows):,} "
             f"({type(source_data).__name__}); pass larger data as a source_path"
         )
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
-        if not isinstance(row, dict):
-            rows[i] = dict(row)
-    try:
-        encoded = orjson.dumps(rows)
-    except TypeError:
-        # Serialise row by row only on failure, to name the offending row cheaply.
+    if set(map(type, rows)) - {dict}:  # some row is not a plain dict: look at each
         for i, row in enumerate(rows):
-            _check_json(row, f"source_data[{i}]")
-        raise
-    check_finite_json(rows, "source_data", encoded)
-    return None, tuple(rows)
+            if not isinstance(row, Mapping):
+                raise wrong_type(f"source_data[{i}]", "a dict (a JSON object)", row)
+            if not isinstance(row, dict):
+                rows[i] = dict(row)
+    return None, rows
 
 
 def check_run_metadata(value: object) -> None:
@@ -242,7 +239,7 @@ def check_run_request(
     force_rerun: object,
     label: object,
     idempotency_key: object,
-) -> tuple[dict[str, Any], ...] | None:
+) -> list[dict[str, Any]] | None:
     """Every field of a ``RunRequest`` but its tags; the inline rows, as plain dicts."""
     check_flow_version(flow_version)
     _, rows = check_source(source_path, source_data)

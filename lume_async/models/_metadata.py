@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, Final, Protocol
 
 import attrs
 
@@ -11,6 +11,7 @@ from .._status import RunStatus
 from ._schema_view import SchemaView
 
 __all__ = [
+    "MetadataSections",
     "PipelineMetadata",
     "ResultsMetadata",
     "RunInfo",
@@ -153,7 +154,23 @@ class StageError(SchemaView):
     message: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+class MetadataSections(Protocol):
+    """The sections of a run's metadata as its answer carried them (made by the converter).
+
+    Each method decodes its section on first call and returns the same value after.
+    """
+
+    def run(self) -> RunInfo | None: ...
+    def pipeline(self) -> PipelineMetadata | None: ...
+    def results(self) -> ResultsMetadata | None: ...
+    def validation(self) -> ValidationMetadata | None: ...
+    def errors(self) -> tuple[StageError, ...]: ...
+    def raw(self, name: str) -> bytes:
+        """The section ``name`` as the answer carried it, as compact JSON."""
+        ...
+
+
+@attrs.frozen(kw_only=True, eq=False)
 class RunMetadata(SchemaView):
     """Everything the pipeline reports about a run; partial while the run is in flight.
 
@@ -163,6 +180,10 @@ class RunMetadata(SchemaView):
     ``results.target_locations``, and ``metadata.get("error_message")`` the message of the first
     error (None when there is none).
 
+    Read from an answer, each section is decoded when it is first read: most readers look at one
+    or two (``results.mapped_rows``), and the models of the whole tree are most of its cost. A
+    malformed section raises ResponseValidationError on that first read.
+
     Attributes:
         run: The run's identity, status and span.
         pipeline: Timings of the pipeline and its stages.
@@ -171,20 +192,91 @@ class RunMetadata(SchemaView):
         errors: Errors raised by the stages of a FAILED or CRASHED run.
     """
 
-    run: RunInfo | None = None
-    pipeline: PipelineMetadata | None = None
-    results: ResultsMetadata | None = None
-    validation: ValidationMetadata | None = None
-    errors: tuple[StageError, ...] = ()
+    _run: RunInfo | None = attrs.field(default=None, alias="run")
+    _pipeline: PipelineMetadata | None = attrs.field(default=None, alias="pipeline")
+    _results: ResultsMetadata | None = attrs.field(default=None, alias="results")
+    _validation: ValidationMetadata | None = attrs.field(default=None, alias="validation")
+    _errors: tuple[StageError, ...] = attrs.field(default=(), alias="errors")
+    # Set by the converter instead of the sections above, which are then read from it.
+    _sections: MetadataSections | None = attrs.field(
+        default=None, alias="sections", repr=False, metadata={"schema": False}
+    )
+
+    @property
+    def run(self) -> RunInfo | None:
+        """The run's identity, status and span."""
+        return self._run if self._sections is None else self._sections.run()
+
+    @property
+    def pipeline(self) -> PipelineMetadata | None:
+        """Timings of the pipeline and its stages."""
+        return self._pipeline if self._sections is None else self._sections.pipeline()
+
+    @property
+    def results(self) -> ResultsMetadata | None:
+        """Row counts and output locations."""
+        return self._results if self._sections is None else self._sections.results()
+
+    @property
+    def validation(self) -> ValidationMetadata | None:
+        """The validation tests' outcome."""
+        return self._validation if self._sections is None else self._sections.validation()
+
+    @property
+    def errors(self) -> tuple[StageError, ...]:
+        """Errors raised by the stages of a FAILED or CRASHED run."""
+        return self._errors if self._sections is None else self._sections.errors()
 
     @property
     def target_locations(self) -> TargetLocations | None:
         """Where the mapped and rejected rows were written (``results.target_locations``)."""
-        return self.results.target_locations if self.results is not None else None
+        results = self.results
+        return results.target_locations if results is not None else None
 
     @property
     def error_message(self) -> str | None:
         """The message of the first error the run reported, or None."""
-        return self.errors[0].message if self.errors else None
+        errors = self.errors
+        return errors[0].message if errors else None
 
     _aliases: ClassVar[frozenset[str]] = frozenset({"target_locations", "error_message"})
+
+    def _key(self) -> tuple[Any, ...]:
+        """The sections, a malformed one as a marker holding its JSON: ``==``, ``hash`` and
+        ``repr`` must not raise whatever the service sent."""
+        return tuple(self._section_or_raw(name) for name in _SECTIONS)
+
+    def _section_or_raw(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except Exception:
+            assert self._sections is not None  # sections given to the constructor are typed
+            return _Malformed(self._sections.raw(name))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not RunMetadata:
+            return NotImplemented
+        assert isinstance(other, RunMetadata)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(_SECTIONS, self._key(), strict=True)
+        )
+        return f"RunMetadata({shown})"
+
+
+_SECTIONS: Final = ("run", "pipeline", "results", "validation", "errors")
+
+
+@attrs.frozen
+class _Malformed:
+    """A section of metadata that does not decode, in ``RunMetadata``'s ``==`` and ``repr``."""
+
+    json: bytes
+
+    def __repr__(self) -> str:
+        return "<malformed>"

@@ -16,6 +16,7 @@ from .._validation import (
     check_principal_list,
     check_run_request,
     check_tags,
+    encode_with_rows,
     wrong_type,
 )
 
@@ -120,6 +121,8 @@ class RunRequest:
     )
     _given_key: str | None = attrs.field(default=None, kw_only=True, alias="idempotency_key")
     _generated_key: str = attrs.field(init=False, factory=_new_key, eq=False)
+    # The body as sent, with inline rows: encoding it is also how the rows are checked.
+    _wire: bytes | None = attrs.field(init=False, default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(
@@ -134,7 +137,8 @@ class RunRequest:
         if self.run_owner is not None:
             check_principal(self.run_owner, "run_owner")
         if rows is not None:
-            object.__setattr__(self, "source_data", rows)
+            object.__setattr__(self, "source_data", tuple(rows))
+            object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))
 
     @property
     def idempotency_key(self) -> str:
@@ -169,11 +173,22 @@ class RunRequest:
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header)."""
+        body = self._head()
+        if self.source_path is None:
+            body["source_data"] = list(self.source_data or ())
+        return body
+
+    def wire_body(self) -> bytes:
+        """``to_wire()`` as JSON bytes (with inline rows: encoded once, when they were checked)."""
+        if self._wire is not None:
+            return self._wire
+        return encode_with_rows(self._head(), "source_data", None)
+
+    def _head(self) -> dict[str, Any]:
+        """The body without the inline rows."""
         body: dict[str, Any] = {"flow_version": self.flow_version}
         if self.source_path is not None:
             body["source_path"] = self.source_path
-        else:
-            body["source_data"] = list(self.source_data or ())
         if self.run_metadata is not None:
             body["run_metadata"] = dict(self.run_metadata)
         if self.force_rerun:

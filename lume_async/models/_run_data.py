@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from .._status import RunStatus
 from ._metadata import RunMetadata
 
-__all__ = ["RunData", "RunErrorInfo"]
+__all__ = ["MetadataSource", "RunData", "RunErrorInfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -27,8 +26,12 @@ class RunErrorInfo:
     message: str
 
 
-# How ``RunData.metadata`` is built from its JSON on first read; set by the private converter.
-_metadata_decoder: Callable[[dict[str, Any]], RunMetadata] | None = None
+class MetadataSource(Protocol):
+    """A run's metadata as its answer carried it, not yet decoded (made by the converter)."""
+
+    def read(self) -> RunMetadata:
+        """The metadata tree; raises ResponseValidationError if it is malformed."""
+        ...
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -40,7 +43,9 @@ class RunData:
 
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
-    the cost of a run. A malformed tree raises ResponseValidationError on that first read.
+    the cost of a run. Until then it is kept as it came (``metadata_json``: for runs that come many
+    at a time, compact JSON bytes, a fraction of the memory of parsed JSON). A malformed tree
+    raises ResponseValidationError on that first read.
 
     Attributes:
         id: The run's id (``run_...``).
@@ -74,7 +79,7 @@ class RunData:
     updated_at: datetime
     _metadata: RunMetadata | None = attrs.field(default=None, alias="metadata", repr=False)
     error: RunErrorInfo | None = None
-    _metadata_json: dict[str, Any] | None = attrs.field(
+    _metadata_json: MetadataSource | None = attrs.field(
         default=None, alias="metadata_json", repr=False
     )
     created_by: str | None = None
@@ -89,8 +94,7 @@ class RunData:
     def metadata(self) -> RunMetadata | None:
         """Everything the pipeline reported about the run; complete once it is terminal."""
         if self._metadata is None and self._metadata_json is not None:
-            assert _metadata_decoder is not None
-            object.__setattr__(self, "_metadata", _metadata_decoder(self._metadata_json))
+            object.__setattr__(self, "_metadata", self._metadata_json.read())
             object.__setattr__(self, "_metadata_json", None)
         return self._metadata
 

@@ -13,7 +13,9 @@ __all__ = ["SchemaView"]
 
 @functools.cache
 def _keys(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in attrs.fields(cls))
+    # A private field is read through its public name (its alias); a field marked
+    # ``metadata={"schema": False}`` is the model's own bookkeeping, not a key.
+    return tuple(field.alias for field in attrs.fields(cls) if field.metadata.get("schema", True))
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import threading
@@ -192,7 +193,8 @@ def test_an_export_streams_page_by_page(big: Big, tmp_path: Path) -> None:
         parts = tmp_path.glob(".rows.jsonl.*.part")
         while not stop.wait(0.001):
             for part in parts:
-                seen_while_paging.append(part.stat().st_size)
+                with contextlib.suppress(FileNotFoundError):  # moved into place meanwhile
+                    seen_while_paging.append(part.stat().st_size)
             parts = tmp_path.glob(".rows.jsonl.*.part")
 
     watcher = threading.Thread(target=watch)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lume_async._exceptions import SyncFacadeError
-from lume_sync import _loop
+from lume_sync import _loop, _loop_thread
 from tests.sync._support import Client, Server, without_slow_callbacks
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,9 +32,28 @@ TELLTALES = ("Warning", "never awaited", "Task was destroyed", "Unclosed", "Exce
 QUICKLY = 10
 
 
-@pytest.fixture(autouse=True)
-def fresh_loop() -> Iterator[None]:
-    """Each test starts without a loop and leaves none behind."""
+def _uvloop_installed() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+LOOPS = [
+    "asyncio",
+    pytest.param(
+        "uvloop",
+        marks=pytest.mark.skipif(not _uvloop_installed(), reason="lume-sdk[speed] not installed"),
+    ),
+]
+
+
+@pytest.fixture(autouse=True, params=LOOPS)
+def fresh_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without a loop and leaves none behind; it runs on each kind of loop."""
+    if request.param == "asyncio":
+        monkeypatch.setattr(_loop_thread, "new_event_loop", asyncio.new_event_loop)
     _loop.shutdown()
     yield
     _loop.shutdown()
@@ -75,6 +94,30 @@ def loop_threads() -> list[threading.Thread]:
 def test_run_returns_the_result_computed_on_the_loop_thread() -> None:
     assert _loop.run(answer()) == 42
     assert _loop.run(loop_thread_name()) == _loop.THREAD_NAME
+
+
+def test_the_loop_runs_on_uvloop_when_it_is_installed(request: pytest.FixtureRequest) -> None:
+    kind = type(_loop.get_loop()).__module__.split(".")[0]
+
+    assert kind == request.node.callspec.params["fresh_loop"]
+
+
+def test_a_call_leaves_nothing_pending_on_the_loop_when_it_returns() -> None:
+    async def nap() -> None:
+        await asyncio.sleep(0)
+
+    for call in [answer, nap] * 100:
+        _loop.run(call())
+
+        assert [t for t in asyncio.all_tasks(_loop.get_loop()) if not t.done()] == []
+
+
+def test_a_call_handed_to_a_loop_that_has_stopped_is_refused() -> None:
+    runner = _loop_thread.LoopThread()
+    runner.stop(5)
+
+    with pytest.raises(SyncFacadeError, match="shut down"):
+        runner.call(answer(), None)
 
 
 def test_the_loop_thread_is_a_daemon_started_once() -> None:

@@ -1,0 +1,214 @@
+"""Memory and CPU per run at scale: ``create_many`` then ``wait_all`` of N runs in one client.
+
+For each N (default 10,000, 30,000 and 100,000, plus a 1,000-run baseline) a fresh emulator
+process (``python -m lume_async.testing``) and a fresh client process are started. The client
+creates N runs of ``synthetic://...?rows=1&duration=D`` (``runs.create_many``, concurrency 64)
+and waits for all of them (``runs.wait_all``, ``poll_interval`` 1 s, the shared poller), keeping
+the N handles as a user would. D grows with N, so every run is still in flight when the wait
+begins: the peak holds N waiting runs. The client reports its peak RSS (``ru_maxrss``) and its CPU
+time (user + system, all threads) for the create and for the wait.
+
+Per run: memory is the peak RSS above the baseline's, divided by the runs above the baseline's
+(``(peak(N) - peak(1,000)) / (N - 1,000)``), so the interpreter, the imports and the connection
+pool cancel out; CPU is the client's CPU time over N. Goals (issue 16): <= 1.5 KB per waiting
+run (a 1,000,000-run fan-out in one process of about 1.5 GB) and <= 0.15 ms of CPU per run.
+
+    python benchmarks/scale.py [--n 10000,30000,100000] [--base 1000] [--quick]
+
+Results go to ``benchmarks/results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    EmulatorProcess,
+    ensure_sdk_importable,
+    machine,
+    machine_line,
+    print_table,
+    write_results,
+)
+
+FLOW = "customer_cleaner:v1"
+CONCURRENCY = 64
+POLL_INTERVAL = 1.0
+GOAL_KB_PER_RUN = 1.5
+GOAL_CPU_MS_PER_RUN = 0.15
+#: Creates per second the emulator sustains on a small machine, with margin: sizes D.
+CREATE_RATE = 2500
+
+
+def _duration(n: int) -> float:
+    """Seconds each run takes: long enough that none ends before all N exist."""
+    return round(5.0 + n / CREATE_RATE, 1)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _client(url: str, key: str, n: int, tag: str) -> dict[str, Any]:
+    from lume_async import AsyncLume, RunRequest
+
+    duration = _duration(n)
+    requests = [
+        RunRequest(FLOW, source_path=f"synthetic://{tag}/{i}?rows=1&duration={duration}")
+        for i in range(n)
+    ]
+    async with AsyncLume(api_key=key, base_url=url, max_connections=CONCURRENCY) as lume:
+        await lume.runs.get_many([], concurrency=1)  # the session, before the measurement
+        cpu0, wall0 = _cpu(), time.perf_counter()
+        outcomes = await lume.runs.create_many(requests, concurrency=CONCURRENCY)
+        runs = [outcome.unwrap() for outcome in outcomes]
+        cpu1, wall1 = _cpu(), time.perf_counter()
+        del outcomes, requests
+        waiting = sum(not run.is_terminal for run in runs)
+        await lume.runs.wait_all(runs, poll_interval=POLL_INTERVAL)
+        cpu2, wall2 = _cpu(), time.perf_counter()
+    return {
+        "n": n,
+        "duration_s": duration,
+        "waiting_at_start": waiting,
+        "succeeded": sum(run.status.value == "SUCCEEDED" for run in runs),
+        "create_cpu_s": cpu1 - cpu0,
+        "wait_cpu_s": cpu2 - cpu1,
+        "create_wall_s": wall1 - wall0,
+        "wait_wall_s": wall2 - wall1,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    result = asyncio.run(_client(args.url, args.key, args.worker, args.tag))
+    print(json.dumps(result))
+
+
+def _measure(n: int) -> dict[str, Any]:
+    """One client process against one fresh emulator process."""
+    with EmulatorProcess(api_key=f"lume_bench_{secrets.token_urlsafe(12)}") as emu:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n)]
+        cmd += ["--url", emu.url, "--key", emu.api_key, "--tag", f"scale-{secrets.token_hex(4)}"]
+        timeout = 300 + 3 * _duration(n)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"the client for N={n} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--n", default="10000,30000,100000", help="run counts, comma-separated (10000,30000,100000)"
+    )
+    parser.add_argument("--base", type=int, default=1000, help="baseline run count (1000)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: N=2000, base 500")
+    parser.add_argument("--output", type=Path, default=None, help="results file (JSON)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    ensure_sdk_importable()
+    if args.worker:
+        worker_main(args)
+        return 0
+    sizes = [2000] if args.quick else [int(v) for v in args.n.split(",") if v.strip()]
+    base = 500 if args.quick else args.base
+    if base < 1 or not sizes or min(sizes) <= base:
+        parser.error("every N must be above --base, which must be >= 1")
+    info = machine()
+    print(
+        f"scale: create_many (concurrency {CONCURRENCY}) then wait_all (poll {POLL_INTERVAL:g}"
+        f" s) of N runs, one client process and one emulator process per N\n"
+        f"machine: {machine_line(info)}",
+        flush=True,
+    )
+    measured: list[dict[str, Any]] = []
+    for n in [base, *sizes]:
+        row = _measure(n)
+        measured.append(row)
+        print(
+            f"  N={n:>7,}: peak RSS {row['peak_rss_kb'] / 1024:7.1f} MB, CPU create"
+            f" {row['create_cpu_s']:6.2f} s + wait {row['wait_cpu_s']:6.2f} s,"
+            f" wall {row['create_wall_s']:5.1f} + {row['wait_wall_s']:5.1f} s,"
+            f" {row['waiting_at_start']:,} waiting at the start",
+            flush=True,
+        )
+    baseline, rows = measured[0], []
+    for row in measured[1:]:
+        n = row["n"]
+        kb = (row["peak_rss_kb"] - baseline["peak_rss_kb"]) * 1024 / 1000 / (n - base)
+        cpu_ms = (row["create_cpu_s"] + row["wait_cpu_s"]) * 1000 / n
+        rows.append(
+            {
+                **row,
+                "kb_per_run": round(kb, 3),
+                "cpu_ms_per_run": round(cpu_ms, 4),
+                "create_cpu_ms_per_run": round(row["create_cpu_s"] * 1000 / n, 4),
+                "wait_cpu_ms_per_run": round(row["wait_cpu_s"] * 1000 / n, 4),
+            }
+        )
+    table = [
+        [
+            r["n"],
+            r["peak_rss_kb"] / 1024,
+            r["kb_per_run"],
+            r["create_cpu_ms_per_run"],
+            r["wait_cpu_ms_per_run"],
+            r["cpu_ms_per_run"],
+            r["create_wall_s"],
+            r["wait_wall_s"],
+        ]
+        for r in rows
+    ]
+    headers = ["N", "peak RSS MB", "KB/run", "create ms/run", "wait ms/run", "CPU ms/run"]
+    headers += ["create s", "wait s"]
+    title = f"baseline N={base:,}: peak RSS {baseline['peak_rss_kb'] / 1024:.1f} MB"
+    print_table(headers, table, title=title)
+    checks: dict[str, Any] = {}
+    for r in rows:
+        checks[f"N={r['n']:,}: KB per waiting run"] = {
+            "value": r["kb_per_run"],
+            "goal": f"<= {GOAL_KB_PER_RUN}",
+            "pass": r["kb_per_run"] <= GOAL_KB_PER_RUN,
+        }
+        checks[f"N={r['n']:,}: client CPU ms per run (create + wait)"] = {
+            "value": r["cpu_ms_per_run"],
+            "goal": f"<= {GOAL_CPU_MS_PER_RUN}",
+            "pass": r["cpu_ms_per_run"] <= GOAL_CPU_MS_PER_RUN,
+        }
+    print("\nacceptance")
+    for name, v in checks.items():
+        print(f"  {'PASS' if v['pass'] else 'FAIL':<6} {name}: {v['value']} (goal {v['goal']})")
+    path = write_results(
+        "scale",
+        {
+            "benchmark": "scale",
+            "machine": info,
+            "concurrency": CONCURRENCY,
+            "poll_interval": POLL_INTERVAL,
+            "baseline": baseline,
+            "rows": rows,
+            "acceptance": checks,
+        },
+        args.output,
+    )
+    print(f"\nwrote {path}")
+    return 1 if args.check and any(not v["pass"] for v in checks.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

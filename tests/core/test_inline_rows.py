@@ -1,0 +1,131 @@
+"""Inline rows (``source_data``): checked by encoding them once, sent as encoded, never converted.
+
+A row is a JSON object: string keys, values that are JSON (objects, arrays, strings, numbers,
+booleans, null) or datetimes. Anything else, at any depth of any row, fails the request before
+it is sent, with the index of the row. NaN and infinities are not JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lume_async import AsyncLume, RunRequest, _converter
+from lume_async.testing import Emulator
+
+FLOW = "customer_cleaner:v1"
+
+keys = st.text(max_size=8)
+leaves = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10)
+leaves |= st.floats(allow_nan=False, allow_infinity=False)
+json_values = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=10,
+)
+rows = st.lists(st.dictionaries(keys, json_values, max_size=5), min_size=1, max_size=20)
+BAD_VALUES = [
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (-math.inf, ValueError),
+    ({1, 2}, TypeError),
+    (b"bytes", TypeError),
+    (Decimal("1.5"), TypeError),
+    (object(), TypeError),
+    ({1: "a non-str key"}, TypeError),
+    ({("a", "b"): "a tuple key"}, TypeError),
+]
+
+
+def request(data: list[dict[str, Any]], **extra: Any) -> RunRequest:
+    return RunRequest(FLOW, source_data=data, **extra)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows)
+def test_json_rows_are_sent_exactly_as_given(data: list[dict[str, Any]]) -> None:
+    sent = orjson.loads(request(data).wire_body())
+
+    assert sent == {"flow_version": FLOW, "source_data": orjson.loads(orjson.dumps(data))}
+
+
+@st.composite
+def rows_with_one_bad_value(draw: st.DrawFn) -> tuple[list[dict[str, Any]], int, type[Exception]]:
+    data = draw(rows)
+    index = draw(st.integers(0, len(data) - 1))
+    bad, error = draw(st.sampled_from(BAD_VALUES))
+    # Nested at some depth: in the row itself, in a list, in an object.
+    depth = draw(st.integers(0, 3))
+    for _ in range(depth):
+        bad = draw(st.sampled_from([[bad], {"k": bad}, [0, {"k": [bad]}]]))
+    data[index] = {**data[index], draw(keys): bad}
+    return data, index, error
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_with_one_bad_value())
+def test_a_bad_value_anywhere_in_a_row_fails_with_the_index_of_that_row(
+    case: tuple[list[dict[str, Any]], int, type[Exception]],
+) -> None:
+    data, index, error = case
+
+    with pytest.raises(error, match=rf"source_data\[{index}\]"):
+        request(data)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinities_fail_between_nones_and_null_strings(bad: float) -> None:
+    data: list[dict[str, Any]] = [{"a": None, "b": "null", "c": "not null"} for _ in range(50)]
+    data[37]["d"] = bad
+
+    with pytest.raises(ValueError, match=r"source_data\[37\]"):
+        request(data)
+
+
+def test_nones_and_null_strings_alone_are_fine() -> None:
+    data = [{"a": None, "b": "null", "c": [None, {"d": None}]} for _ in range(50)]
+
+    assert orjson.loads(request(data).wire_body())["source_data"] == data
+
+
+def test_nan_in_run_metadata_fails_naming_run_metadata() -> None:
+    with pytest.raises(ValueError, match="run_metadata"):
+        request([{"a": 1}], run_metadata={"x": [math.nan]})
+
+
+def test_datetimes_are_sent_as_iso_8601_with_z_for_utc() -> None:
+    naive, aware = datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 10, 0, 0, 5, tzinfo=UTC)
+
+    sent = orjson.loads(request([{"at": naive, "also": aware}]).wire_body())
+
+    assert sent["source_data"] == [
+        {"at": "2024-05-01T10:00:00Z", "also": "2024-05-01T10:00:00.000005Z"}
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_create_with_inline_rows_never_converts_a_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    converted: list[object] = []
+    unstructure = _converter.converter.unstructure
+
+    def spy(obj: object, *args: Any, **kwargs: Any) -> Any:
+        converted.append(obj)
+        return unstructure(obj, *args, **kwargs)
+
+    monkeypatch.setattr(_converter.converter, "unstructure", spy)
+    data = [{"name": f"row {i}", "n": i} for i in range(1000)]
+    with Emulator() as emu:
+        async with AsyncLume(api_key=emu.api_key, base_url=emu.url) as lume:
+            run = await lume.runs.create(FLOW, source_data=data)
+
+    assert run.id
+    assert converted == []
