@@ -81,7 +81,7 @@ def test_a_fan_out_killed_half_way_and_run_again_makes_each_run_once(
 ) -> None:
     batch = "crash-keys" if extra else "crash"
     cmd = _script(service, batch, "--concurrency", "4", *extra)
-    seen = _kill_half_way(cmd)
+    seen = _kill_half_way([*cmd, "--freeze-at", str(N // 2)])
     created_before = asyncio.run(service.stats())["runs_created"]
     assert seen >= N // 2 and created_before < N  # really killed in the middle
 

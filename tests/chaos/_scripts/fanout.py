@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--namespace", default=None)
     parser.add_argument("--sink", type=Path, default=None)
+    # Freeze (the whole event loop, requests in flight and all) once this many are created,
+    # until killed: a kill then lands half-way however slowly its sender reads the progress.
+    parser.add_argument("--freeze-at", type=int, default=None)
     args = parser.parse_args(argv)
     done = 0
 
@@ -244,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "created":
             done += 1
             print(f"progress {done} {args.stop - args.start}", flush=True)
+            if args.freeze_at is not None and done >= args.freeze_at:
+                threading.Event().wait()
 
     summary = asyncio.run(
         fan_out(
