@@ -122,3 +122,35 @@ def run_dag(airflow_db: None, emu: Any) -> Callable[..., Any]:
         return dag.test(**kwargs)
 
     return run
+
+
+def run_dag_file(code: str, tmp_path: Path, name: str) -> tuple[int, str, dict[str, Any]]:
+    """Run ``code`` as its reader would, ``python name`` (its ``dag.test()``), against an
+    emulator fast enough that no poll interval is waited out; the exit status, its output, and
+    the emulator's stats."""
+    from lume_async.testing import Emulator
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    path = dags / name
+    path.write_text(code, encoding="utf-8")
+    with Emulator(time_scale=1_000_000) as emu:
+        env: dict[str, Any] = {
+            **os.environ,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW_CONN_LUME_DEFAULT": json.dumps(
+                {"conn_type": "lume", "host": emu.url, "password": emu.api_key}
+            ),
+        }
+        warnings = [arg for spec in AIRFLOW_WARNINGS for arg in ("-W", spec)]
+        done = subprocess.run(
+            [sys.executable, "-W", "error", *warnings, str(path)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=80,
+            check=False,
+        )
+        stats = emu.stats()
+    return done.returncode, done.stdout + done.stderr, stats
