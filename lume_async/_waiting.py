@@ -41,14 +41,14 @@ from ._watches import Target, Watch, Watches
 from .models import RunData
 
 if TYPE_CHECKING:
-    from ._runs_core import RunCell
+    from ._runs_core import RunCell, RunsAnswer
     from .models import WebhookEvent
 
 __all__ = ["BATCH_SIZE", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
-BatchFetch = Callable[[list[str]], Awaitable[dict[str, RunData]]]
+BatchFetch = Callable[[list[str]], Awaitable["RunsAnswer"]]
 FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
 
@@ -384,11 +384,13 @@ class Waiting:
                     # Runs pushed to us are fetched again first thing after the backoff.
                     watches.make_hot(chunk)
                     continue
+                # Only the runs that moved are decoded (most have not, at any one sweep).
+                items, decode = answer.items, answer.decode
                 for run_id in chunk:
-                    data = answer.get(run_id)
-                    if data is None:
+                    item = items.get(run_id)
+                    if item is None:
                         missing.append(run_id)
-                    elif watches.apply(data):
+                    elif watches.update(run_id, item, decode):
                         changed = True
             if error is not None:
                 raise error  # the missing ones are asked about again next time

@@ -186,6 +186,27 @@ class Watches:
         self._hot.update(run_id for run_id in run_ids if run_id in self._by_run)
 
     # -- answers -------------------------------------------------------------------------------
+    def update(
+        self, run_id: str, item: dict[str, Any], decode: Callable[[dict[str, Any]], RunData]
+    ) -> bool:
+        """``apply`` a poll's parsed ``item`` about ``run_id``, decoding it only if it is news.
+
+        An item every watched cell of the run already holds (same status and ``updated_at``)
+        costs a dict lookup and a comparison: no typed run is built. True if the status moved.
+        """
+        watchers = self._by_run.get(run_id)
+        if watchers is None:
+            return False
+        if isinstance(watchers, Watch) and isinstance(target := watchers.targets[run_id], tuple):
+            news = not target[0].holds(item)  # the usual case: one watcher, one handle
+        else:
+            news = not all(
+                cell.holds(item)
+                for watch in _each(watchers)
+                for cell, _ in watch.targets_of(run_id)
+            )
+        return news and self.apply(decode(item))
+
     def apply(self, data: RunData) -> bool:
         """Bring the cells watched for this run up to date; True if its status moved.
 
