@@ -93,6 +93,16 @@ class RunCell:
         except ValueError:
             return False
 
+    def share_strings(self, item: dict[str, Any]) -> dict[str, Any]:
+        """``item`` (a run as parsed JSON, changed in place) with the cell's own id and source
+        path strings where they are equal, so a run decoded from it holds no copies of them."""
+        data = self._data
+        if item.get("id") == data.id:
+            item["id"] = data.id
+        if data.source_path is not None and item.get("source_path") == data.source_path:
+            item["source_path"] = data.source_path
+        return item
+
 
 class RunsAnswer:
     """One ``batch-get`` answer: its runs by id as parsed JSON, each typed only when asked.

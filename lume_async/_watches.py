@@ -192,20 +192,22 @@ class Watches:
         """``apply`` a poll's parsed ``item`` about ``run_id``, decoding it only if it is news.
 
         An item every watched cell of the run already holds (same status and ``updated_at``)
-        costs a dict lookup and a comparison: no typed run is built. True if the status moved.
+        costs a dict lookup and a comparison: no typed run is built. A run that is decoded
+        shares the strings its cell already holds. True if the status moved.
         """
         watchers = self._by_run.get(run_id)
         if watchers is None:
             return False
         if isinstance(watchers, Watch) and isinstance(target := watchers.targets[run_id], tuple):
-            news = not target[0].holds(item)  # the usual case: one watcher, one handle
+            cell = target[0]  # the usual case: one watcher, one handle
+            if cell.holds(item):
+                return False
         else:
-            news = not all(
-                cell.holds(item)
-                for watch in _each(watchers)
-                for cell, _ in watch.targets_of(run_id)
-            )
-        return news and self.apply(decode(item))
+            cells = [cell for watch in _each(watchers) for cell, _ in watch.targets_of(run_id)]
+            if all(cell.holds(item) for cell in cells):
+                return False
+            cell = cells[0]
+        return self.apply(decode(cell.share_strings(item)))
 
     def apply(self, data: RunData) -> bool:
         """Bring the cells watched for this run up to date; True if its status moved.
