@@ -9,7 +9,7 @@ transport; nothing here calls back into them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -392,15 +392,20 @@ class RunsCore:
 
     def as_completed(
         self,
-        targets: Sequence[tuple[RunCell, T]],
+        targets: Sequence[T],
         *,
+        cell_of: Callable[[T], RunCell],
         timeout: float | None,
         poll_interval: float,
         on_progress: ProgressCallback | None = None,
     ) -> AsyncIterator[T]:
-        """Each target's run as its cell turns terminal, in completion order."""
+        """Each target as its cell (``cell_of(target)``) turns terminal, in completion order."""
         return self._waiting.as_completed(
-            targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+            targets,
+            cell_of=cell_of,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
         )
 
 

@@ -110,7 +110,7 @@ def test_a_run_decoded_again_as_it_moves_shares_its_cells_strings() -> None:
     cell = RunCell(run_from_obj(parsed([emulator_run(1)])[0]))
     old = cell.data
     watches = Watches(on_idle=lambda: None)
-    watches.add([(cell, cell)], 1.0, lambda _: None, lambda _: None)
+    watches.add([cell], _itself, 1.0, lambda _: None, lambda _: None)
 
     answer = parsed([emulator_run(1, "PENDING", "2026-11-28T10:41:11Z")])[0]
     watches.update(old.id, answer, run_from_obj)
@@ -126,7 +126,7 @@ def test_a_waiting_run_keeps_under_900_bytes_with_its_handle_watch_and_latest_an
     with traced() as allocated:
         cells = [RunCell(run_from_obj(run, request_id="4f2a" * 8)) for run in orjson.loads(created)]
         watches = Watches(on_idle=lambda: None)
-        watches.add([(cell, cell) for cell in cells], 1.0, lambda _: None, lambda _: None)
+        watches.add(cells, _itself, 1.0, lambda _: None, lambda _: None)
         for run in orjson.loads(moved):
             watches.update(run["id"], run, run_from_obj)
         del run
@@ -144,16 +144,15 @@ def test_every_run_shares_the_strings_all_runs_repeat() -> None:
     assert a.flow_version is b.flow_version
 
 
-def test_watching_a_run_costs_under_200_bytes() -> None:
+def test_watching_a_run_costs_under_120_bytes() -> None:
     cells = [RunCell(run_from_obj(run)) for run in parsed([emulator_run(n) for n in range(N)])]
     with traced() as allocated:
-        targets = [(cell, cell) for cell in cells]
         watches = Watches(on_idle=lambda: None)
-        watch = watches.add(targets, 1.0, lambda _: None, lambda _: None)
+        watch = watches.add(cells, _itself, 1.0, lambda _: None, lambda _: None)
         per_run = allocated() / N
 
     assert watch.remaining == N
-    assert per_run < 200  # a target pair, an entry in the watch and one in the registry
+    assert per_run < 120  # an entry in the watch and one in the registry
 
 
 json_values = st.recursive(
@@ -177,3 +176,7 @@ def test_the_metadata_of_a_run_in_flight_packs_to_under_a_quarter_of_its_json() 
 
     assert len(pack(metadata)) < len(orjson.dumps(metadata)) / 4
     assert sys.getsizeof(run_from_obj(emulator_run(7))._metadata_json) < 200
+
+
+def _itself(cell: RunCell) -> RunCell:
+    return cell
