@@ -144,7 +144,7 @@ def test_every_run_shares_the_strings_all_runs_repeat() -> None:
     assert a.flow_version is b.flow_version
 
 
-def test_watching_a_run_costs_under_120_bytes() -> None:
+def test_watching_a_run_costs_under_100_bytes() -> None:
     cells = [RunCell(run_from_obj(run)) for run in parsed([emulator_run(n) for n in range(N)])]
     with traced() as allocated:
         watches = Watches(on_idle=lambda: None)
@@ -152,7 +152,7 @@ def test_watching_a_run_costs_under_120_bytes() -> None:
         per_run = allocated() / N
 
     assert watch.remaining == N
-    assert per_run < 120  # an entry in the watch and one in the registry
+    assert per_run < 100  # an entry in the watch and one in the registry
 
 
 json_values = st.recursive(
