@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -375,28 +376,27 @@ class Waiting:
             if not group:
                 continue
             self.requests += len(group)
-            answers = await asyncio.gather(
-                *(self._fetch(chunk) for chunk in group), return_exceptions=True
-            )
-            error: BaseException | None = None
+            # Each answer is applied as it arrives: its parsed runs die young, before the cyclic
+            # collector promotes them to be walked with every waiting run.
+            tasks = {asyncio.ensure_future(self._fetch(chunk)): n for n, chunk in enumerate(group)}
+            errors: dict[int, BaseException] = {}
             missing: list[str] = []
-            for chunk, answer in zip(group, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if error is None:
-                        error = answer
-                    # Runs pushed to us are fetched again first thing after the backoff.
-                    watches.make_hot(chunk)
-                    continue
-                # Only the runs that moved are decoded (most have not, at any one sweep).
-                items, decode = answer.items, answer.decode
-                for run_id in chunk:
-                    item = items.get(run_id)
-                    if item is None:
-                        missing.append(run_id)
-                    elif watches.update(run_id, item, decode):
-                        changed = True
-            if error is not None:
-                raise error  # the missing ones are asked about again next time
+            pending = set(tasks)
+            try:
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=FIRST_COMPLETED)
+                    for task in done:
+                        chunk = group[tasks[task]]
+                        if (exc := task.exception()) is not None:
+                            errors[tasks[task]] = exc
+                            watches.make_hot(chunk)  # fetched again first after the backoff
+                        else:
+                            changed |= watches.take(chunk, task.result(), missing)
+            finally:
+                for task in pending:
+                    task.cancel()
+            if errors:
+                raise errors[min(errors)]  # the missing ones are asked about again next time
             if missing:
                 changed |= await self._settle_missing(missing)
         return changed

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._exceptions import RunNotFoundError
 
 if TYPE_CHECKING:
-    from ._runs_core import RunCell
+    from ._runs_core import RunCell, RunsAnswer
     from .models import RunData
 
 __all__ = ["CellOf", "Watch", "Watches"]
@@ -201,6 +201,21 @@ class Watches:
         self._hot.update(run_id for run_id in run_ids if run_id in self._by_run)
 
     # -- answers -------------------------------------------------------------------------------
+    def take(self, run_ids: Sequence[str], answer: RunsAnswer, missing: list[str]) -> bool:
+        """``update`` from one ``batch-get`` answer about ``run_ids``; True if any run moved.
+
+        The ids the answer left out go to ``missing``.
+        """
+        changed = False
+        items, decode = answer.items, answer.decode
+        for run_id in run_ids:
+            item = items.get(run_id)
+            if item is None:
+                missing.append(run_id)
+            elif self.update(run_id, item, decode):
+                changed = True
+        return changed
+
     def update(
         self, run_id: str, item: dict[str, Any], decode: Callable[[dict[str, Any]], RunData]
     ) -> bool:
