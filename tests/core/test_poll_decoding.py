@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 
 from lume_async import AsyncLume, RunStatus
 from lume_async._converter import run_from_obj
-from lume_async._runs_core import RunCell
+from lume_async._runs_core import RunCell, RunsAnswer
+from lume_async._waiting import BATCH_SIZE, Waiting
 from lume_async._watches import Watches
 from lume_async.models import RunData
 from lume_async.testing import Emulator, VirtualClock
 
 from ._scripted import run_json
-from .test_waiting import FakeService, eventually
+from .test_waiting import FakeService, RecordedAnswer, eventually
 
 STATUSES = [s.value for s in RunStatus if not s.is_terminal]
 TIMES = ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01Z"]
@@ -137,6 +138,34 @@ async def test_the_emulators_answer_about_a_run_just_decoded_is_held_by_its_cell
     assert len(items) == 3
     for obj in items:
         assert RunCell(run_from_obj(obj)).holds(obj)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("late", [0, 1, 2])
+async def test_each_answer_of_a_sweep_is_applied_before_the_other_requests_end(
+    clock: VirtualClock, late: int
+) -> None:
+    """An answer's parsed runs are not held while the sweep's other requests are in flight."""
+    release = anyio.Event()
+    decoded: list[str] = []
+    cells = [RunCell(run_from_obj(run_json(f"run_{n:026d}", "PENDING"))) for n in range(300)]
+    ids = [cell.data.id for cell in cells]
+    late_chunk = ids[late * BATCH_SIZE : (late + 1) * BATCH_SIZE]
+
+    async def fetch(chunk: list[str]) -> RunsAnswer:
+        if chunk == late_chunk:
+            await release.wait()
+        return RecordedAnswer({i: run_json(i, "SUCCEEDED") for i in chunk}, decoded)
+
+    waiting = Waiting(fetch, clock=clock)
+    early = [cell for cell in cells if cell.data.id not in late_chunk]
+    async with anyio.create_task_group() as tg:
+        for cell in cells:
+            tg.start_soon(partial(waiting.wait, cell, cell, timeout=None, poll_interval=1.0))
+        await eventually(clock, lambda: all(cell.data.is_terminal for cell in early), within=3)
+        assert not any(cell.data.is_terminal for cell in cells if cell.data.id in late_chunk)
+        release.set()
+    assert sorted(decoded) == sorted(ids)
 
 
 def _itself(cell: RunCell) -> RunCell:
