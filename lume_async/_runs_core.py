@@ -40,12 +40,12 @@ __all__ = [
     "RunCell",
     "RunsAnswer",
     "RunsCore",
-    "batch_get",
     "batch_get_answer",
     "fetch_if_found",
 ]
 
 T = TypeVar("T")
+Items = dict[str, dict[str, Any]]
 
 logger = logging.getLogger("lume_async.runs")
 
@@ -107,15 +107,22 @@ class RunCell:
 class RunsAnswer:
     """One ``batch-get`` answer: its runs by id as parsed JSON, each typed only when asked.
 
-    The poller asks about every watched run at every sweep and most have not moved since: it
-    decodes only the items its cells do not already hold (``RunCell.holds``).
+    The poller decodes only the items its cells do not already hold (``RunCell.holds``). An
+    answer off the wire is parsed where its items are read, so that a sweep's parsed runs are
+    not kept (and promoted by the cyclic collector) while its other requests are in flight.
     """
 
-    __slots__ = ("items", "request_id")
+    __slots__ = ("_items", "request_id")
 
-    def __init__(self, items: dict[str, dict[str, Any]], request_id: str | None = None) -> None:
-        self.items = items
+    def __init__(self, items: Items | Response, request_id: str | None = None) -> None:
+        self._items = items  # or the answer off the wire, parsed where its items are read
         self.request_id = request_id
+
+    @property
+    def items(self) -> Items:
+        """The runs by id (ResponseValidationError if the answer is not a batch of runs)."""
+        items = self._items  # not kept parsed: the answer may outlive its reading
+        return items if isinstance(items, dict) else _batch_items(items)
 
     def decode(self, item: dict[str, Any]) -> RunData:
         """One item as a ``RunData`` (ResponseValidationError if it is not a run)."""
@@ -126,18 +133,24 @@ class RunsAnswer:
         return {run_id: self.decode(item) for run_id, item in self.items.items()}
 
 
-async def batch_get(
-    transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
-) -> dict[str, RunData]:
-    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id."""
-    answer = await batch_get_answer(transport, run_ids, options=options)
-    return answer.runs()
+def _batch_items(response: Response) -> Items:
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise _malformed("batch-get answer", "expected {items, missing}", response)
+    items: Items = {}
+    for item in body["items"]:
+        run_id = item.get("id") if item.__class__ is dict else None
+        if run_id.__class__ is not str:
+            _converter.run_from_obj(item, request_id=response.request_id)  # says what is wrong
+            raise _malformed("batch-get answer", "an item without a run id", response)
+        items[run_id] = item
+    return items
 
 
 async def batch_get_answer(
     transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
 ) -> RunsAnswer:
-    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id, not decoded yet."""
+    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id, not parsed yet."""
     check_batch_ids(run_ids, BATCH_GET_MAX)
     response = await transport.request(
         "POST",
@@ -147,18 +160,7 @@ async def batch_get_answer(
         retryable=True,
         options=options,
     )
-    body = response.json()
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise _malformed("batch-get answer", "expected {items, missing}", response)
-    request_id = response.request_id
-    items: dict[str, dict[str, Any]] = {}
-    for item in body["items"]:
-        run_id = item.get("id") if item.__class__ is dict else None
-        if run_id.__class__ is not str:
-            _converter.run_from_obj(item, request_id=request_id)  # says what is wrong with it
-            raise _malformed("batch-get answer", "an item without a run id", response)
-        items[run_id] = item
-    return RunsAnswer(items, request_id)
+    return RunsAnswer(response, response.request_id)
 
 
 async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
@@ -295,7 +297,8 @@ class RunsCore:
 
     # -- many runs -------------------------------------------------------------------------------
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
-        return await batch_get(self._transport, run_ids, options=self._options)
+        answer = await batch_get_answer(self._transport, run_ids, options=self._options)
+        return answer.runs()
 
     async def list_page(
         self, params: list[tuple[str, str | int]], cursor: str | None, page_size: int

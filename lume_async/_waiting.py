@@ -376,8 +376,8 @@ class Waiting:
             if not group:
                 continue
             self.requests += len(group)
-            # Each answer is applied as it arrives: its parsed runs die young, before the cyclic
-            # collector promotes them to be walked with every waiting run.
+            # Each answer is parsed and applied as it arrives, then let go: its parsed runs die
+            # young, before the cyclic collector promotes them to be walked with every waiting run.
             tasks = {asyncio.ensure_future(self._fetch(chunk)): n for n, chunk in enumerate(group)}
             errors: dict[int, BaseException] = {}
             missing: list[str] = []
@@ -386,12 +386,12 @@ class Waiting:
                 while pending:
                     done, pending = await asyncio.wait(pending, return_when=FIRST_COMPLETED)
                     for task in done:
-                        chunk = group[tasks[task]]
+                        n = tasks[task]
                         if (exc := task.exception()) is not None:
-                            errors[tasks[task]] = exc
-                            watches.make_hot(chunk)  # fetched again first after the backoff
+                            errors[n] = exc
+                            watches.make_hot(group[n])  # fetched again first after the backoff
                         else:
-                            changed |= watches.take(chunk, task.result(), missing)
+                            changed |= watches.take(group[n], task.result(), missing)
             finally:
                 for task in pending:
                     task.cancel()
