@@ -12,13 +12,16 @@ from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from lume_async import AsyncLume, RunStatus
+from lume_async import AsyncLume, ResponseValidationError, RunStatus
 from lume_async._converter import run_from_obj
 from lume_async._runs_core import RunCell, RunsAnswer
+from lume_async._transport import Response
 from lume_async._waiting import BATCH_SIZE, Waiting
 from lume_async._watches import Watches
 from lume_async.models import RunData
@@ -166,6 +169,37 @@ async def test_each_answer_of_a_sweep_is_applied_before_the_other_requests_end(
         assert not any(cell.data.is_terminal for cell in cells if cell.data.id in late_chunk)
         release.set()
     assert sorted(decoded) == sorted(ids)
+
+
+def answer_of(body: bytes) -> RunsAnswer:
+    """A ``batch-get`` answer as it comes off the wire."""
+    headers = CIMultiDictProxy(CIMultiDict({"x-request-id": "req_1"}))
+    response = Response(status=200, headers=headers, body=body)
+    return RunsAnswer(response, response.request_id)
+
+
+def test_an_answer_off_the_wire_is_parsed_where_it_is_read_and_not_kept_parsed() -> None:
+    ids = [f"run_{n:026d}" for n in range(3)]
+    answer = answer_of(
+        orjson.dumps({"items": [run_json(i, "RUNNING") for i in ids], "missing": []})
+    )
+
+    first, second = answer.items, answer.items
+
+    assert list(first) == ids
+    assert first == second
+    assert first is not second  # parsed again: the answer holds bytes, not a tree of dicts
+    assert [run.status for run in answer.runs().values()] == [RunStatus.RUNNING] * 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b'{"missing": []}', b'{"items": {}}', b'{"items": [{"status": "RUNNING"}]}', b"{"],
+)
+def test_a_malformed_answer_off_the_wire_is_refused_where_it_is_read(body: bytes) -> None:
+    answer = answer_of(body)
+    with pytest.raises(ResponseValidationError):
+        answer.items  # noqa: B018
 
 
 def _itself(cell: RunCell) -> RunCell:
