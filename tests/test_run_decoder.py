@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lume_async import _converter
+from lume_async import _converter, _run_decoder
 from lume_async._exceptions import ResponseValidationError
 from lume_async._run_decoder import run_from_json
 from lume_async.models import RunData, RunMetadata, RunStatus
@@ -341,3 +341,14 @@ def test_metadata_read_section_by_section_reads_as_the_same_mapping(obj: dict[st
     assert list(lazy) == ["run", "pipeline", "results", "validation", "errors"]
     assert lazy["target_locations"] == eager["target_locations"]
     assert lazy.get("error_message") == eager.get("error_message")
+
+
+def test_the_decoder_sets_every_field_of_a_run_by_its_own_name() -> None:
+    slots = _run_decoder._RunSlots
+    names = {name for name, value in vars(slots).items() if isinstance(value, staticmethod)}
+    assert names == {field.alias or field.name for field in attrs.fields(RunData)}
+    for field in attrs.fields(RunData):
+        run = object.__new__(RunData)
+        marker = object()
+        getattr(slots, field.alias or field.name)(run, marker)
+        assert getattr(run, field.name) is marker
