@@ -28,6 +28,7 @@ from cattrs.v import format_exception
 from ._exceptions import ResponseValidationError
 from ._run_decoder import (
     errors_from_json,
+    metadata_view,
     pipeline_from_json,
     results_from_json,
     run_from_json,
@@ -256,7 +257,7 @@ class _Sections:
         self._decoded: dict[str, Any] = {}
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=self)
+        return metadata_view(self)
 
     def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
         decoded = self._decoded.get(key, _UNREAD)
@@ -308,7 +309,7 @@ class _MetadataJSON(bytes):
         return cls(orjson.dumps(obj))
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=_Sections(orjson.loads(memoryview(self))))
+        return metadata_view(_Sections(orjson.loads(memoryview(self))))
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:

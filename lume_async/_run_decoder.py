@@ -29,6 +29,7 @@ from .models import (
     RunData,
     RunErrorInfo,
     RunInfo,
+    RunMetadata,
     StageError,
     StageTimings,
     TargetLocations,
@@ -37,11 +38,13 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from .models._metadata import MetadataSections
     from .models._run_data import MetadataSource
 
 __all__ = [
     "Mismatch",
     "errors_from_json",
+    "metadata_view",
     "pipeline_from_json",
     "results_from_json",
     "run_from_json",
@@ -91,6 +94,64 @@ class _RunSlots:
 
 
 _RUN: Final = _RunSlots()
+
+
+@final
+class _ResultsSlots:
+    """The setters of ``ResultsMetadata``'s slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    input_rows = staticmethod(_setter(ResultsMetadata, "input_rows"))
+    mapped_rows = staticmethod(_setter(ResultsMetadata, "mapped_rows"))
+    rejected_rows = staticmethod(_setter(ResultsMetadata, "rejected_rows"))
+    target_locations = staticmethod(_setter(ResultsMetadata, "target_locations"))
+
+
+_RESULTS: Final = _ResultsSlots()
+
+
+@final
+class _LocationsSlots:
+    """The setters of ``TargetLocations``' slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    mapped = staticmethod(_setter(TargetLocations, "mapped"))
+    rejects = staticmethod(_setter(TargetLocations, "rejects"))
+
+
+_LOCATIONS: Final = _LocationsSlots()
+
+
+@final
+class _MetadataSlots:
+    """The setters of ``RunMetadata``'s slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    run = staticmethod(_setter(RunMetadata, "_run"))
+    pipeline = staticmethod(_setter(RunMetadata, "_pipeline"))
+    results = staticmethod(_setter(RunMetadata, "_results"))
+    validation = staticmethod(_setter(RunMetadata, "_validation"))
+    errors = staticmethod(_setter(RunMetadata, "_errors"))
+    sections = staticmethod(_setter(RunMetadata, "_sections"))
+
+
+_METADATA: Final = _MetadataSlots()
+
+
+def metadata_view(sections: MetadataSections) -> RunMetadata:
+    """A ``RunMetadata`` that reads each of its sections from ``sections`` when first asked."""
+    metadata = _new(RunMetadata)
+    slot = _METADATA
+    slot.run(metadata, None)
+    slot.pipeline(metadata, None)
+    slot.results(metadata, None)
+    slot.validation(metadata, None)
+    slot.errors(metadata, ())
+    slot.sections(metadata, sections)
+    return metadata
 
 
 class Mismatch(Exception):
@@ -291,12 +352,14 @@ def results_from_json(r: Any) -> ResultsMetadata | None:
         raise Mismatch("results")
     get = r.get
     locations = get("target_locations")
+    slot = _RESULTS
     if locations is not None:
         if locations.__class__ is not dict:
             raise Mismatch("target_locations")
-        locations = TargetLocations(
-            mapped=_str(locations, "mapped"), rejects=_str(locations, "rejects")
-        )
+        mapped, rejects = _str(locations, "mapped"), _str(locations, "rejects")
+        locations = _new(TargetLocations)
+        _LOCATIONS.mapped(locations, mapped)
+        _LOCATIONS.rejects(locations, rejects)
     input_rows, mapped_rows, rejected_rows = (
         get("input_rows"),
         get("mapped_rows"),
@@ -308,12 +371,13 @@ def results_from_json(r: Any) -> ResultsMetadata | None:
         and (rejected_rows is None or rejected_rows.__class__ is int)
     ):
         raise Mismatch("results")
-    return ResultsMetadata(
-        input_rows=input_rows,
-        mapped_rows=mapped_rows,
-        rejected_rows=rejected_rows,
-        target_locations=locations,
-    )
+    # The section read most (``results.mapped_rows``): built slot by slot, as a run is.
+    results = _new(ResultsMetadata)
+    slot.input_rows(results, input_rows)
+    slot.mapped_rows(results, mapped_rows)
+    slot.rejected_rows(results, rejected_rows)
+    slot.target_locations(results, locations)
+    return results
 
 
 def validation_from_json(v: Any) -> ValidationMetadata | None:
