@@ -11,7 +11,7 @@ JSON types, integers accepted as floats, ``null`` as an empty list, unknown keys
 A run's ``metadata`` object is handed to the caller's ``keep``, and decoded section by section as
 it is read (the ``*_from_json`` functions below): most answers are read for their status, and the
 models of the metadata tree are most of a run's cost in time and in memory.
-Strings every run repeats (flow versions, tags) are interned, and ``updated_at`` shares
+Strings every run repeats (flow versions, tags, principals) are interned, and ``updated_at`` shares
 ``created_at``'s object when they are equal, so a million handles do not hold a million copies.
 """
 
@@ -292,8 +292,8 @@ def run_from_json(
     slot.metadata(run, None)
     slot.error(run, error)
     slot.metadata_json(run, metadata)
-    slot.created_by(run, created_by)
-    slot.run_owner(run, run_owner)
+    slot.created_by(run, created_by if created_by is None else _intern(created_by))
+    slot.run_owner(run, run_owner if run_owner is None else _intern(run_owner))
     monitoring_by = get("monitoring_by")
     slot.monitoring_by(run, () if monitoring_by is None else _names(d, "monitoring_by"))
     monitoring_groups = get("monitoring_groups")
