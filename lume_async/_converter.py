@@ -29,6 +29,7 @@ from ._exceptions import ResponseValidationError
 from ._packed_json import pack, unpack
 from ._run_decoder import (
     errors_from_json,
+    metadata_view,
     pipeline_from_json,
     results_from_json,
     run_from_json,
@@ -257,7 +258,7 @@ class _Sections:
         self._decoded: dict[str, Any] = {}
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=self)
+        return metadata_view(self)
 
     def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
         decoded = self._decoded.get(key, _UNREAD)
@@ -309,7 +310,7 @@ class _MetadataJSON(bytes):
         return cls(pack(obj))
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=_Sections(unpack(self)))
+        return metadata_view(_Sections(unpack(self)))
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:
