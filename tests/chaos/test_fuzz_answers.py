@@ -258,7 +258,11 @@ async def _write_hostile(answer: Answer, writer: asyncio.StreamWriter) -> None:
         writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         await writer.drain()
         if kind == "slowloris":
-            await asyncio.sleep(1.0)  # slower than the client's read timeout
+            await asyncio.sleep(READ_TIMEOUT * 2.5)  # slower than the client's read timeout
+
+
+#: Short: each body dribbled out slower than this costs the client two of them (one retry).
+READ_TIMEOUT = 0.2
 
 
 class FuzzServer:
@@ -344,7 +348,7 @@ def lume(server: FuzzServer) -> Iterator[AsyncLume]:
     client = AsyncLume(
         api_key="k",
         base_url=server.url,
-        timeout=Timeout(total=5, read=0.5),
+        timeout=Timeout(total=5, read=READ_TIMEOUT),
         max_response_bytes=LIMIT,
         retry=RetryPolicy(max_retries=1),
         clock=VirtualClock(),
