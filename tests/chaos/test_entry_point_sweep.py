@@ -30,6 +30,7 @@ from lume_async import AsyncLume, LumeError, RetryPolicy, RunRequest, Timeout
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 from lume_async.webhooks import ReplayGuard, WebhookReceiver, sign, verify
 
+from .._profiles import examples
 from ._bad_values import (
     ANY_VALUE,
     NON_FINITE,
@@ -595,7 +596,7 @@ def assert_refused(
 
 
 SWEEP = settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     derandomize=True,
     database=None,
