@@ -142,8 +142,9 @@ async def test_a_real_rate_limiter_in_front_of_the_service(
 ) -> None:
     counter = RetryCounter()
     figures = Figures("nginx limit_req", N)
-    # Real pacing: the client sleeps the Retry-After nginx sends.
-    with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
+    # Real pacing: the client sleeps the Retry-After nginx sends. A burst well under the 32
+    # concurrent creates of the first wave: the limit bites however slowly the machine runs.
+    with rate_limited_proxy(emu.port, rate=200, burst=10) as nginx:
         async with AsyncLume(
             api_key=emu.api_key, base_url=nginx.url, retry=chaos_policy(counter)
         ) as lume:
