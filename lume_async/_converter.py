@@ -26,8 +26,10 @@ from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 from ._exceptions import ResponseValidationError
+from ._packed_json import pack, unpack
 from ._run_decoder import (
     errors_from_json,
+    metadata_view,
     pipeline_from_json,
     results_from_json,
     run_from_json,
@@ -256,7 +258,7 @@ class _Sections:
         self._decoded: dict[str, Any] = {}
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=self)
+        return metadata_view(self)
 
     def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
         decoded = self._decoded.get(key, _UNREAD)
@@ -295,20 +297,20 @@ class _Sections:
 
 @final
 class _MetadataJSON(bytes):
-    """A run's metadata kept as compact JSON until it is read: for runs that come many at a time.
+    """A run's metadata kept packed until it is read: for runs that come many at a time.
 
     A bytes object itself rather than a holder of one: a million waiting runs keep a million of
-    these, and parsed JSON would take several times the memory.
+    these. Packed JSON (``_packed_json``) is a sixth of compact JSON, itself a fraction of parsed.
     """
 
     __slots__ = ()
 
     @classmethod
     def keep(cls, obj: dict[str, Any]) -> _MetadataJSON:
-        return cls(orjson.dumps(obj))
+        return cls(pack(obj))
 
     def read(self) -> RunMetadata:
-        return RunMetadata(sections=_Sections(orjson.loads(memoryview(self))))
+        return metadata_view(_Sections(unpack(self)))
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:

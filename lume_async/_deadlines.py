@@ -89,7 +89,7 @@ class Limit:
     def __init__(self, owner: Deadlines, seconds: float) -> None:
         self._owner = owner
         self.seconds = seconds
-        self.slack = slack(seconds)
+        self.slack = min(max(seconds / 20, 0.01), 1.0)  # slack(seconds), without a call
         self.when = math.inf
         self.expired = False
         self._task: asyncio.Task[object] | None = None

@@ -123,6 +123,9 @@ class Pool:
         session = aiohttp.ClientSession(
             connector=connector,
             headers=self._headers(),
+            # An API client authenticates with its key: a cookie a server sets is neither kept
+            # nor sent back (and no jar is searched on every request).
+            cookie_jar=aiohttp.DummyCookieJar(),
             raise_for_status=False,
             trust_env=False,
         )

@@ -1,7 +1,8 @@
 """The hand-written run decoder: the fast path of every answer that carries a run.
 
 Plain code, no generated or compiled functions: every model is built by its own keyword-only
-constructor, so a field can only ever receive the value of the JSON key of the same name. It
+constructor, or (``RunData``, the one built for every answer) slot by slot through a setter named
+after each field, so a field can only ever receive the value of the JSON key of the same name. It
 returns a correct value or raises; on any exception the converter redoes the work with cattrs'
 detailed hooks, which are slower but name the failing field. The checks mirror those hooks (exact
 JSON types, integers accepted as floats, ``null`` as an empty list, unknown keys ignored), and
@@ -10,7 +11,7 @@ JSON types, integers accepted as floats, ``null`` as an empty list, unknown keys
 A run's ``metadata`` object is handed to the caller's ``keep``, and decoded section by section as
 it is read (the ``*_from_json`` functions below): most answers are read for their status, and the
 models of the metadata tree are most of a run's cost in time and in memory.
-Strings every run repeats (flow versions, tags) are interned, and ``updated_at`` shares
+Strings every run repeats (flow versions, tags, principals) are interned, and ``updated_at`` shares
 ``created_at``'s object when they are equal, so a million handles do not hold a million copies.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._wire import parse_datetime, parse_status
 from .models import (
@@ -28,6 +29,7 @@ from .models import (
     RunData,
     RunErrorInfo,
     RunInfo,
+    RunMetadata,
     StageError,
     StageTimings,
     TargetLocations,
@@ -36,11 +38,13 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from .models._metadata import MetadataSections
     from .models._run_data import MetadataSource
 
 __all__ = [
     "Mismatch",
     "errors_from_json",
+    "metadata_view",
     "pipeline_from_json",
     "results_from_json",
     "run_from_json",
@@ -49,6 +53,105 @@ __all__ = [
 ]
 
 _intern = sys.intern
+_new = object.__new__
+
+
+def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """What sets the slot ``name`` of an instance of the slotted attrs class ``cls``."""
+    return cls.__dict__[name].__set__  # type: ignore[no-any-return]
+
+
+@final
+class _RunSlots:
+    """The setter of each of ``RunData``'s slots, by its field's name.
+
+    The decoder sets every one of them by name, so no value can land in another field;
+    ``tests/test_run_decoder.py`` checks that the fields here are exactly RunData's and that
+    every decoded run equals the one cattrs builds through ``RunData.__init__``.
+    """
+
+    __slots__ = ()
+
+    id = staticmethod(_setter(RunData, "id"))
+    status = staticmethod(_setter(RunData, "status"))
+    flow_version = staticmethod(_setter(RunData, "flow_version"))
+    source_path = staticmethod(_setter(RunData, "source_path"))
+    label = staticmethod(_setter(RunData, "label"))
+    tags = staticmethod(_setter(RunData, "tags"))
+    run_metadata = staticmethod(_setter(RunData, "run_metadata"))
+    created_at = staticmethod(_setter(RunData, "created_at"))
+    updated_at = staticmethod(_setter(RunData, "updated_at"))
+    metadata = staticmethod(_setter(RunData, "_metadata"))
+    error = staticmethod(_setter(RunData, "error"))
+    metadata_json = staticmethod(_setter(RunData, "_metadata_json"))
+    created_by = staticmethod(_setter(RunData, "created_by"))
+    run_owner = staticmethod(_setter(RunData, "run_owner"))
+    monitoring_by = staticmethod(_setter(RunData, "monitoring_by"))
+    monitoring_groups = staticmethod(_setter(RunData, "monitoring_groups"))
+    managing_by = staticmethod(_setter(RunData, "managing_by"))
+    managing_groups = staticmethod(_setter(RunData, "managing_groups"))
+    request_id = staticmethod(_setter(RunData, "request_id"))
+
+
+_RUN: Final = _RunSlots()
+
+
+@final
+class _ResultsSlots:
+    """The setters of ``ResultsMetadata``'s slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    input_rows = staticmethod(_setter(ResultsMetadata, "input_rows"))
+    mapped_rows = staticmethod(_setter(ResultsMetadata, "mapped_rows"))
+    rejected_rows = staticmethod(_setter(ResultsMetadata, "rejected_rows"))
+    target_locations = staticmethod(_setter(ResultsMetadata, "target_locations"))
+
+
+_RESULTS: Final = _ResultsSlots()
+
+
+@final
+class _LocationsSlots:
+    """The setters of ``TargetLocations``' slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    mapped = staticmethod(_setter(TargetLocations, "mapped"))
+    rejects = staticmethod(_setter(TargetLocations, "rejects"))
+
+
+_LOCATIONS: Final = _LocationsSlots()
+
+
+@final
+class _MetadataSlots:
+    """The setters of ``RunMetadata``'s slots (as _RunSlots)."""
+
+    __slots__ = ()
+
+    run = staticmethod(_setter(RunMetadata, "_run"))
+    pipeline = staticmethod(_setter(RunMetadata, "_pipeline"))
+    results = staticmethod(_setter(RunMetadata, "_results"))
+    validation = staticmethod(_setter(RunMetadata, "_validation"))
+    errors = staticmethod(_setter(RunMetadata, "_errors"))
+    sections = staticmethod(_setter(RunMetadata, "_sections"))
+
+
+_METADATA: Final = _MetadataSlots()
+
+
+def metadata_view(sections: MetadataSections) -> RunMetadata:
+    """A ``RunMetadata`` that reads each of its sections from ``sections`` when first asked."""
+    metadata = _new(RunMetadata)
+    slot = _METADATA
+    slot.run(metadata, None)
+    slot.pipeline(metadata, None)
+    slot.results(metadata, None)
+    slot.validation(metadata, None)
+    slot.errors(metadata, ())
+    slot.sections(metadata, sections)
+    return metadata
 
 
 class Mismatch(Exception):
@@ -173,28 +276,34 @@ def run_from_json(
     if run_metadata is not None and run_metadata.__class__ is not dict:
         raise Mismatch("run_metadata")
     created_at = parse_datetime(created)
-    return RunData(
-        id=run_id,
-        status=parse_status(d["status"]),
-        flow_version=_intern(flow_version),
-        source_path=source_path,
-        label=label,
-        tags=tags,
-        run_metadata=run_metadata,
-        created_at=created_at,
-        updated_at=created_at if updated == created else parse_datetime(updated),
-        error=error,
-        metadata_json=metadata,
-        created_by=created_by,
-        run_owner=run_owner,
-        monitoring_by=() if get("monitoring_by") is None else _names(d, "monitoring_by"),
-        monitoring_groups=(
-            () if get("monitoring_groups") is None else _names(d, "monitoring_groups")
-        ),
-        managing_by=() if get("managing_by") is None else _names(d, "managing_by"),
-        managing_groups=() if get("managing_groups") is None else _names(d, "managing_groups"),
-        request_id=request_id,
-    )
+    # Built slot by slot, each set by its own field's name (see _RunSlots): a frozen class's
+    # __init__ sets each field through object.__setattr__, twice the time.
+    run = _new(RunData)
+    slot = _RUN
+    slot.id(run, run_id)
+    slot.status(run, parse_status(d["status"]))
+    slot.flow_version(run, _intern(flow_version))
+    slot.source_path(run, source_path)
+    slot.label(run, label)
+    slot.tags(run, tags)
+    slot.run_metadata(run, run_metadata)
+    slot.created_at(run, created_at)
+    slot.updated_at(run, created_at if updated == created else parse_datetime(updated))
+    slot.metadata(run, None)
+    slot.error(run, error)
+    slot.metadata_json(run, metadata)
+    slot.created_by(run, created_by if created_by is None else _intern(created_by))
+    slot.run_owner(run, run_owner if run_owner is None else _intern(run_owner))
+    monitoring_by = get("monitoring_by")
+    slot.monitoring_by(run, () if monitoring_by is None else _names(d, "monitoring_by"))
+    monitoring_groups = get("monitoring_groups")
+    slot.monitoring_groups(run, () if monitoring_groups is None else _names(d, "monitoring_groups"))
+    managing_by = get("managing_by")
+    slot.managing_by(run, () if managing_by is None else _names(d, "managing_by"))
+    managing_groups = get("managing_groups")
+    slot.managing_groups(run, () if managing_groups is None else _names(d, "managing_groups"))
+    slot.request_id(run, request_id)
+    return run
 
 
 def run_info_from_json(r: Any) -> RunInfo | None:
@@ -243,12 +352,14 @@ def results_from_json(r: Any) -> ResultsMetadata | None:
         raise Mismatch("results")
     get = r.get
     locations = get("target_locations")
+    slot = _RESULTS
     if locations is not None:
         if locations.__class__ is not dict:
             raise Mismatch("target_locations")
-        locations = TargetLocations(
-            mapped=_str(locations, "mapped"), rejects=_str(locations, "rejects")
-        )
+        mapped, rejects = _str(locations, "mapped"), _str(locations, "rejects")
+        locations = _new(TargetLocations)
+        _LOCATIONS.mapped(locations, mapped)
+        _LOCATIONS.rejects(locations, rejects)
     input_rows, mapped_rows, rejected_rows = (
         get("input_rows"),
         get("mapped_rows"),
@@ -260,12 +371,13 @@ def results_from_json(r: Any) -> ResultsMetadata | None:
         and (rejected_rows is None or rejected_rows.__class__ is int)
     ):
         raise Mismatch("results")
-    return ResultsMetadata(
-        input_rows=input_rows,
-        mapped_rows=mapped_rows,
-        rejected_rows=rejected_rows,
-        target_locations=locations,
-    )
+    # The section read most (``results.mapped_rows``): built slot by slot, as a run is.
+    results = _new(ResultsMetadata)
+    slot.input_rows(results, input_rows)
+    slot.mapped_rows(results, mapped_rows)
+    slot.rejected_rows(results, rejected_rows)
+    slot.target_locations(results, locations)
+    return results
 
 
 def validation_from_json(v: Any) -> ValidationMetadata | None:

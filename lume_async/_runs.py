@@ -411,9 +411,12 @@ class AsyncRuns:
         check_timeout(timeout)
         check_interval(poll_interval)
         check_callable(on_progress, "on_progress")
-        targets = [(cell_of(run), run) for run in handles]
         async for _ in self._core.as_completed(
-            targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+            handles,
+            cell_of=cell_of,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
         ):
             pass
         return handles
@@ -431,5 +434,7 @@ class AsyncRuns:
         """
         check_timeout(timeout)
         check_interval(poll_interval)
-        targets = [(cell_of(run), run) for run in check_handles(runs, AsyncRun)]
-        return self._core.as_completed(targets, timeout=timeout, poll_interval=poll_interval)
+        handles = check_handles(runs, AsyncRun)
+        return self._core.as_completed(
+            handles, cell_of=cell_of, timeout=timeout, poll_interval=poll_interval
+        )

@@ -9,8 +9,11 @@ transport; nothing here calls back into them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import orjson
 
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
@@ -32,7 +35,15 @@ if TYPE_CHECKING:
     from ._transport import RequestOptions, Response, Transport
     from ._waiting import Waiting
 
-__all__ = ["BATCH_GET_MAX", "RunCell", "RunsCore", "batch_get", "fetch_if_found"]
+__all__ = [
+    "BATCH_GET_MAX",
+    "RunCell",
+    "RunsAnswer",
+    "RunsCore",
+    "batch_get",
+    "batch_get_answer",
+    "fetch_if_found",
+]
 
 T = TypeVar("T")
 
@@ -65,17 +76,74 @@ class RunCell:
         self._data = data
         return current.status != data.status
 
+    def holds(self, item: dict[str, Any]) -> bool:
+        """True if ``item`` (a run as parsed JSON) says what the cell holds: nothing to decode.
+
+        The same status and the same ``updated_at``, which the service moves on every
+        transition and every change; anything unexpected in either is news to decode.
+        """
+        data = self._data
+        if item.get("status") != data.status.value:
+            return False
+        updated = item.get("updated_at")
+        if updated.__class__ is not str:
+            return False
+        try:
+            return datetime.fromisoformat(updated) == data.updated_at
+        except ValueError:
+            return False
+
+    def share_strings(self, item: dict[str, Any]) -> dict[str, Any]:
+        """``item`` (a run as parsed JSON, changed in place) with the cell's own id and source
+        path strings where they are equal, so a run decoded from it holds no copies of them."""
+        data = self._data
+        if item.get("id") == data.id:
+            item["id"] = data.id
+        if data.source_path is not None and item.get("source_path") == data.source_path:
+            item["source_path"] = data.source_path
+        return item
+
+
+class RunsAnswer:
+    """One ``batch-get`` answer: its runs by id as parsed JSON, each typed only when asked.
+
+    The poller asks about every watched run at every sweep and most have not moved since: it
+    decodes only the items its cells do not already hold (``RunCell.holds``).
+    """
+
+    __slots__ = ("items", "request_id")
+
+    def __init__(self, items: dict[str, dict[str, Any]], request_id: str | None = None) -> None:
+        self.items = items
+        self.request_id = request_id
+
+    def decode(self, item: dict[str, Any]) -> RunData:
+        """One item as a ``RunData`` (ResponseValidationError if it is not a run)."""
+        return _converter.run_from_obj(item, request_id=self.request_id)
+
+    def runs(self) -> dict[str, RunData]:
+        """Every item, decoded, by id."""
+        return {run_id: self.decode(item) for run_id, item in self.items.items()}
+
 
 async def batch_get(
     transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
 ) -> dict[str, RunData]:
     """One ``batch-get`` request for 1 to 100 ids: the runs found, by id."""
+    answer = await batch_get_answer(transport, run_ids, options=options)
+    return answer.runs()
+
+
+async def batch_get_answer(
+    transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
+) -> RunsAnswer:
+    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id, not decoded yet."""
     check_batch_ids(run_ids, BATCH_GET_MAX)
     response = await transport.request(
         "POST",
         "/v1/runs/batch-get",
         route="/v1/runs/batch-get",
-        body=_converter.dumps({"ids": list(run_ids)}),
+        body=orjson.dumps({"ids": list(run_ids)}),  # checked: plain strings
         retryable=True,
         options=options,
     )
@@ -83,8 +151,14 @@ async def batch_get(
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise _malformed("batch-get answer", "expected {items, missing}", response)
     request_id = response.request_id
-    runs = (_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
-    return {run.id: run for run in runs}
+    items: dict[str, dict[str, Any]] = {}
+    for item in body["items"]:
+        run_id = item.get("id") if item.__class__ is dict else None
+        if run_id.__class__ is not str:
+            _converter.run_from_obj(item, request_id=request_id)  # says what is wrong with it
+            raise _malformed("batch-get answer", "an item without a run id", response)
+        items[run_id] = item
+    return RunsAnswer(items, request_id)
 
 
 async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
@@ -318,15 +392,20 @@ class RunsCore:
 
     def as_completed(
         self,
-        targets: Sequence[tuple[RunCell, T]],
+        targets: Sequence[T],
         *,
+        cell_of: Callable[[T], RunCell],
         timeout: float | None,
         poll_interval: float,
         on_progress: ProgressCallback | None = None,
     ) -> AsyncIterator[T]:
-        """Each target's run as its cell turns terminal, in completion order."""
+        """Each target as its cell (``cell_of(target)``) turns terminal, in completion order."""
         return self._waiting.as_completed(
-            targets, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+            targets,
+            cell_of=cell_of,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
         )
 
 

@@ -177,19 +177,28 @@ class Transport:
             headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
         clock = self._clock
         limit = self._limit
+        socket_timeouts = self._socket_timeouts(opts.timeout)
+        logged = log.isEnabledFor(INFO)  # nothing is gathered for a log that is off
+        started = 0.0
+        # The first attempt's share of the deadline is all of it: no clock read for it.
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
+        total = opts.timeout.total
+        if policy.deadline is not None and (total is None or policy.deadline < total):
+            total = policy.deadline
         budget = self._own_budget if policy is self._config.retry else self.budget(policy)
         budget.deposit()
         attempt = 0
         answer_lost = False  # an earlier attempt may have been done without us hearing
         while True:
             attempt += 1
-            total = opts.timeout.total
-            if deadline is not None:
-                remaining = max(deadline - clock.monotonic(), 0.001)
-                total = remaining if total is None else min(total, remaining)
+            if attempt > 1:
+                total = opts.timeout.total
+                if deadline is not None:
+                    remaining = max(deadline - clock.monotonic(), 0.001)
+                    total = remaining if total is None else min(total, remaining)
             failure: LumeError
-            started = time.perf_counter()
+            if logged:
+                started = time.perf_counter()
             try:
                 # The attempt's total time is bounded here (see _deadlines) rather than by
                 # aiohttp's total timeout, which costs several timers and contexts per request.
@@ -200,7 +209,7 @@ class Transport:
                         params=params,
                         data=body,
                         headers=headers,
-                        timeout=self._socket_timeouts(opts.timeout),
+                        timeout=socket_timeouts,
                         allow_redirects=False,
                         ssl=self._ssl,
                         proxy=self._config.proxy,
@@ -208,9 +217,18 @@ class Transport:
                     try:
                         status = resp.status
                         if status < 300:
-                            response = Response(
-                                status, resp.headers, await read_body(resp, limit, method, route)
-                            )
+                            # One read when the length is known, not encoded and within the
+                            # limit (read_body's own fast path, without a coroutine of its own).
+                            length = resp.content_length
+                            if (
+                                length is not None
+                                and length <= limit
+                                and "Content-Encoding" not in resp.headers
+                            ):
+                                data = await resp.read()
+                            else:
+                                data = await read_body(resp, limit, method, route)
+                            response = Response(status, resp.headers, data)
                         else:
                             # What a failed answer says reaches messages, logs and error reports.
                             response = Response(
@@ -222,11 +240,11 @@ class Transport:
                         resp.release()  # the connection goes back (or is dropped, if cut short)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
-                if log.isEnabledFor(INFO):
+                if logged:
                     log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
                 del resp  # its headers are as the server sent them
-                if log.isEnabledFor(INFO):  # nothing is gathered for a log that is off
+                if logged:
                     log_attempt(
                         method,
                         route,

@@ -25,7 +25,7 @@ import os
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._exceptions import (
@@ -37,18 +37,18 @@ from ._exceptions import (
 )
 from ._timers import Timers, sleep_until_set
 from ._validation import check_interval, check_timeout
-from ._watches import Target, Watch, Watches
+from ._watches import CellOf, Watch, Watches
 from .models import RunData
 
 if TYPE_CHECKING:
-    from ._runs_core import RunCell
+    from ._runs_core import RunCell, RunsAnswer
     from .models import WebhookEvent
 
 __all__ = ["BATCH_SIZE", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
-BatchFetch = Callable[[list[str]], Awaitable[dict[str, RunData]]]
+BatchFetch = Callable[[list[str]], Awaitable["RunsAnswer"]]
 FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
 
@@ -146,7 +146,7 @@ class Waiting:
             return
         done = asyncio.get_running_loop().create_future()
 
-        def finished(_: Target) -> None:
+        def finished(_: object) -> None:
             if not done.done():
                 done.set_result(None)
 
@@ -162,7 +162,7 @@ class Waiting:
                 )
             )
 
-        watch = self._add([(cell, run)], poll_interval, finished, failed)
+        watch = self._add([run], lambda _: cell, poll_interval, finished, failed)
         timer = self._timers.call_at(self._deadline(timeout), expired)
         try:
             await done
@@ -172,48 +172,50 @@ class Waiting:
 
     async def as_completed(
         self,
-        targets: Sequence[tuple[RunCell, T]],
+        targets: Sequence[T],
         *,
+        cell_of: Callable[[T], RunCell],
         timeout: float | None,
         poll_interval: float,
         on_progress: Callable[[int, int, int], None] | None = None,
     ) -> AsyncIterator[T]:
-        """Each target's ``T`` as its cell turns terminal, in completion order."""
+        """Each target as its cell (``cell_of(target)``) turns terminal, in completion order."""
         check_timeout(timeout)
         check_interval(poll_interval)
         total = len(targets)
-        ready: asyncio.Queue[Target | BaseException | None] = asyncio.Queue()
+        ready: asyncio.Queue[T | BaseException | None] = asyncio.Queue()
         pending = []
         for target in targets:
-            if target[0].data.is_terminal:
+            if cell_of(target).data.is_terminal:
                 ready.put_nowait(target)
             else:
                 pending.append(target)
+
         watch = (
-            self._add(pending, poll_interval, ready.put_nowait, ready.put_nowait)
+            self._add(pending, cell_of, poll_interval, ready.put_nowait, ready.put_nowait)
             if pending
             else None
         )
+        del pending
         # None in the queue: the deadline passed.
         timer = self._timers.call_at(self._deadline(timeout), lambda: ready.put_nowait(None))
-        done = failed = 0
+        done = failures = 0
         try:
             while done < total:
                 item = await ready.get()
                 if item is None:
-                    unfinished = next((r for c, r in targets if not c.data.is_terminal), None)
+                    unfinished = next((t for t in targets if not cell_of(t).data.is_terminal), None)
                     raise RunTimeoutError(
                         f"{total - done} of {total} runs are not finished after {timeout:g} s",
                         run=unfinished,
                     )
                 if isinstance(item, BaseException):
                     raise item
-                cell, run = item
                 done += 1
-                failed += cell.data.status.is_failure
+                failures += cell_of(item).data.status.is_failure
                 if on_progress is not None:
-                    on_progress(done, total, failed)
-                yield run
+                    on_progress(done, total, failures)
+                yield item
         finally:
             self._timers.cancel(timer)
             if watch is not None:
@@ -225,13 +227,14 @@ class Waiting:
     # -- registry ------------------------------------------------------------------------------
     def _add(
         self,
-        targets: Sequence[Target],
+        targets: Sequence[Any],
+        cell_of: CellOf,
         interval: float,
-        on_done: Callable[[Target], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> Watch:
         self._bind_loop()
-        watch = self._watches.add(targets, interval, on_done, on_error)
+        watch = self._watches.add(targets, cell_of, interval, on_done, on_error)
         # The newcomer is looked at within its own poll_interval, however far the sweeper had
         # backed off; it does not sweep at once, so that waiters arriving together share sweeps.
         self._restart_at = interval if self._restart_at is None else min(self._restart_at, interval)
@@ -384,11 +387,13 @@ class Waiting:
                     # Runs pushed to us are fetched again first thing after the backoff.
                     watches.make_hot(chunk)
                     continue
+                # Only the runs that moved are decoded (most have not, at any one sweep).
+                items, decode = answer.items, answer.decode
                 for run_id in chunk:
-                    data = answer.get(run_id)
-                    if data is None:
+                    item = items.get(run_id)
+                    if item is None:
                         missing.append(run_id)
-                    elif watches.apply(data):
+                    elif watches.update(run_id, item, decode):
                         changed = True
             if error is not None:
                 raise error  # the missing ones are asked about again next time

@@ -20,41 +20,55 @@ if TYPE_CHECKING:
     from ._runs_core import RunCell
     from .models import RunData
 
-__all__ = ["Target", "Watch", "Watches"]
+__all__ = ["CellOf", "Watch", "Watches"]
 
-Target = tuple["RunCell", Any]
-"""A run's state cell, and what to hand back when it ends (its handle)."""
+CellOf = Callable[[Any], "RunCell"]
+"""How a watch finds the state cell of one of its targets (what it hands back: a handle)."""
 
 # Completion events remembered for runs nobody waits on yet (the event can beat the wait() call).
 _RECENT_EVENTS: Final = 10_000
 
 
+class _Several(list[Any]):
+    """The targets of a run the caller named more than once (a target is never one of these)."""
+
+    __slots__ = ()
+
+
 class Watch:
     """One caller's interest in some runs, and what to do as each one ends.
 
-    ``targets``: by run id, the target, or a list of them if the caller named a run twice.
+    ``targets``: by run id, the target (what to hand back as the run ends: its handle), or
+    several if the caller named a run twice. ``cell_of(target)`` is the run's state cell: a
+    target is kept as itself, not paired with its cell, as a fan-out keeps one per run.
     """
 
-    __slots__ = ("interval", "on_done", "on_error", "remaining", "targets")
+    __slots__ = ("cell_of", "interval", "on_done", "on_error", "remaining", "targets")
 
     def __init__(
         self,
-        targets: dict[str, Target | list[Target]],
+        targets: dict[str, Any],
+        cell_of: CellOf,
         interval: float,
-        on_done: Callable[[Target], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
         self.targets = targets
+        self.cell_of = cell_of
         self.interval = interval
         self.on_done = on_done
         self.on_error = on_error
         self.remaining = len(targets)
 
-    def targets_of(self, run_id: str) -> Iterable[Target]:
-        found = self.targets.get(run_id)
-        if found is None:
-            return ()
-        return found if isinstance(found, list) else (found,)
+    def targets_of(self, run_id: str) -> Iterable[Any]:
+        found = self.targets.get(run_id, _NONE)
+        return found if found.__class__ is _Several else (found,)
+
+    def cells_of(self, run_id: str) -> Iterable[RunCell]:
+        return map(self.cell_of, self.targets_of(run_id))
+
+
+_NONE: Final = _Several()
 
 
 def _each(watchers: Watch | set[Watch]) -> Iterable[Watch]:
@@ -93,21 +107,22 @@ class Watches:
     # -- registering ---------------------------------------------------------------------------
     def add(
         self,
-        targets: Sequence[Target],
+        targets: Sequence[Any],
+        cell_of: CellOf,
         interval: float,
-        on_done: Callable[[Target], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> Watch:
-        by_id: dict[str, Target | list[Target]] = {}
+        by_id: dict[str, Any] = {}
         for target in targets:
-            run_id = target[0].data.id
+            run_id = cell_of(target).data.id
             known = by_id.setdefault(run_id, target)
             if known is not target:  # named again
-                if isinstance(known, list):
+                if known.__class__ is _Several:
                     known.append(target)
                 else:
-                    by_id[run_id] = [known, target]
-        watch = Watch(by_id, interval, on_done, on_error)
+                    by_id[run_id] = _Several((known, target))
+        watch = Watch(by_id, cell_of, interval, on_done, on_error)
         self._live.add(watch)
         self._intervals[interval] = self._intervals.get(interval, 0) + 1
         by_run = self._by_run
@@ -186,6 +201,29 @@ class Watches:
         self._hot.update(run_id for run_id in run_ids if run_id in self._by_run)
 
     # -- answers -------------------------------------------------------------------------------
+    def update(
+        self, run_id: str, item: dict[str, Any], decode: Callable[[dict[str, Any]], RunData]
+    ) -> bool:
+        """``apply`` a poll's parsed ``item`` about ``run_id``, decoding it only if it is news.
+
+        An item every watched cell of the run already holds (same status and ``updated_at``)
+        costs a dict lookup and a comparison: no typed run is built. A run that is decoded
+        shares the strings its cell already holds. True if the status moved.
+        """
+        watchers = self._by_run.get(run_id)
+        if watchers is None:
+            return False
+        if isinstance(watchers, Watch) and watchers.targets[run_id].__class__ is not _Several:
+            cell = watchers.cell_of(watchers.targets[run_id])  # the usual case: one handle
+            if cell.holds(item):
+                return False
+        else:
+            cells = [cell for watch in _each(watchers) for cell in watch.cells_of(run_id)]
+            if all(cell.holds(item) for cell in cells):
+                return False
+            cell = cells[0]
+        return self.apply(decode(cell.share_strings(item)))
+
     def apply(self, data: RunData) -> bool:
         """Bring the cells watched for this run up to date; True if its status moved.
 
@@ -197,7 +235,7 @@ class Watches:
             return False
         moved = False
         for watch in _each(watchers):
-            for cell, _ in watch.targets_of(data.id):
+            for cell in watch.cells_of(data.id):
                 moved |= cell.apply(data)
         if not data.status.is_terminal:
             return moved

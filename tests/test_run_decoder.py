@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lume_async import _converter
+from lume_async import _converter, _run_decoder
 from lume_async._exceptions import ResponseValidationError
 from lume_async._run_decoder import run_from_json
-from lume_async.models import RunData, RunMetadata, RunStatus
+from lume_async.models import ResultsMetadata, RunData, RunMetadata, RunStatus, TargetLocations
 
 from ._profiles import examples
 
@@ -343,3 +343,24 @@ def test_metadata_read_section_by_section_reads_as_the_same_mapping(obj: dict[st
     assert list(lazy) == ["run", "pipeline", "results", "validation", "errors"]
     assert lazy["target_locations"] == eager["target_locations"]
     assert lazy.get("error_message") == eager.get("error_message")
+
+
+@pytest.mark.parametrize(
+    ("slots", "cls"),
+    [
+        (_run_decoder._RunSlots, RunData),
+        (_run_decoder._MetadataSlots, RunMetadata),
+        (_run_decoder._ResultsSlots, ResultsMetadata),
+        (_run_decoder._LocationsSlots, TargetLocations),
+    ],
+)
+def test_a_model_built_slot_by_slot_has_a_setter_for_each_field_setting_that_field(
+    slots: type, cls: type
+) -> None:
+    names = {name for name, value in vars(slots).items() if isinstance(value, staticmethod)}
+    assert names == {field.alias or field.name for field in attrs.fields(cls)}
+    for field in attrs.fields(cls):
+        model = object.__new__(cls)
+        marker = object()
+        getattr(slots, field.alias or field.name)(model, marker)
+        assert getattr(model, field.name) is marker

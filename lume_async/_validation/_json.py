@@ -6,12 +6,14 @@ orjson refuses (sets, bytes, decimals, arbitrary objects, keys that are not stri
 with the index of the first bad row. Datetimes are written as ISO 8601 (``Z`` for UTC, a naive
 one read as UTC). NaN and infinities have no JSON form and are refused too. orjson writes them as
 ``null``, so a body with no ``null`` holds none; one that has some is compared with the ``None``
-values of its rows, counted in C, and only if they differ are the rows searched value by value.
+values of its rows, counted in C (by column when the body names the columns that hold them), and
+only if there are fewer of those than of nulls are the rows searched value by value.
 """
 
 from __future__ import annotations
 
-from itertools import chain, repeat
+import re
+from itertools import chain, compress, repeat
 from operator import is_
 from typing import Any, Final
 
@@ -25,6 +27,12 @@ _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 # orjson hands back its whole working buffer (4 KiB for a few bytes of JSON): what is kept is
 # copied to its size. Above this, the buffer was mapped and its untouched pages cost nothing.
 _COPY_BELOW: Final = 64 * 1024
+_NULL: Final = re.compile(rb"null")
+_KEYED_NULL: Final = re.compile(rb'":null')
+# Endless, shared and stateless: the constant arguments of the counts below.
+_ONES: Final = repeat(1)
+_NONES: Final = repeat(None)
+_MISSING: Final = repeat(object())
 
 
 def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]] | None) -> bytes:
@@ -40,15 +48,48 @@ def encode_with_rows(head: dict[str, Any], name: str, rows: list[dict[str, Any]]
         for i, row in enumerate(rows):  # only on failure: find the row to name
             _encode(row, f"{name}[{i}]")
         raise
-    nulls = encoded.count(b"null")
-    if nulls:
-        nulls -= _encode(head, "the request").count(b"null")
-        # Counted by identity (``is``), which spares each value a comparison with None.
-        if nulls > sum(map(is_, chain.from_iterable(map(dict.values, rows)), repeat(None))):
+    # ``re`` finds and counts a literal faster than ``bytes.find``/``count`` (about 0.7 against
+    # 1.2 ms for 2 MB): this check is most of what a create with inline rows costs over orjson.
+    if _NULL.search(encoded) is not None:
+        nulls = len(_NULL.findall(encoded)) - _encode(head, "the request").count(b"null")
+        if nulls > _nones_at_least(encoded, rows, nulls):
             # A NaN or an infinity, a None nested deeper, or "null" in a string: look.
             for i, row in enumerate(rows):
                 check_finite_json(row, f"{name}[{i}]", b"null")
     return fitted(encoded)
+
+
+def _nones_at_least(encoded: bytes, rows: list[dict[str, Any]], enough: int) -> int:
+    """A lower bound of the number of top-level ``None`` values in ``rows``: their number,
+    unless it is already known to be at least ``enough``.
+
+    Each ``None`` of a row is written ``"key":null``: the keys before the body's first few such
+    nulls name the columns that hold them, and counting the ``None`` values of those columns
+    alone (one lookup a row per column) is usually all it takes to reach ``enough``. A key read
+    wrongly from the body (one with an escaped quote, or text in a string) only names another
+    column, or none: the count stays a count of actual ``None`` values, so a lower bound. When
+    the columns add up to as much work as every value, every value is counted.
+    """
+    values = sum(map(len, rows))
+    found = 0
+    columns: set[str] = set()
+    for null in _KEYED_NULL.finditer(encoded):
+        end = null.start()
+        start = encoded.rfind(b'"', 0, end) + 1
+        if encoded.find(b"\\", start, end) >= 0:
+            continue  # an escaped key, or text in a string: not a key as it reads
+        column = encoded[start:end].decode()
+        if column in columns:
+            continue
+        if (len(columns) + 1) * len(rows) * 2 > values:  # as much work as counting every value
+            break
+        columns.add(column)
+        lookups = map(dict.get, rows, repeat(column), _MISSING)
+        found += sum(compress(_ONES, map(is_, lookups, _NONES)))  # a 1 for each None
+        if found >= enough:
+            return found
+    # Every value, by identity (compress keeps a 1 for each None: no comparison with None).
+    return sum(compress(_ONES, map(is_, chain.from_iterable(map(dict.values, rows)), _NONES)))
 
 
 def fitted(encoded: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -94,8 +95,10 @@ class RunData:
     def metadata(self) -> RunMetadata | None:
         """Everything the pipeline reported about the run; complete once it is terminal."""
         if self._metadata is None and self._metadata_json is not None:
-            object.__setattr__(self, "_metadata", self._metadata_json.read())
-            object.__setattr__(self, "_metadata_json", None)
+            metadata = self._metadata_json.read()
+            _SET_METADATA(self, metadata)  # the frozen class's own slots, set once
+            _SET_METADATA_JSON(self, None)
+            return metadata
         return self._metadata
 
     @property
@@ -152,3 +155,9 @@ class RunData:
             f"monitoring_groups={self.monitoring_groups!r}, managing_by={self.managing_by!r}, "
             f"managing_groups={self.managing_groups!r})"
         )
+
+
+# The setters of the two slots ``metadata`` fills on its first read (faster than
+# object.__setattr__, which looks the slot up by name).
+_SET_METADATA: Callable[[RunData, RunMetadata], None] = RunData.__dict__["_metadata"].__set__
+_SET_METADATA_JSON: Callable[[RunData, None], None] = RunData.__dict__["_metadata_json"].__set__

@@ -131,3 +131,56 @@ async def test_a_create_with_inline_rows_never_converts_a_row(
 
     assert run.id
     assert converted == []
+
+
+# Tables like real ones: a few columns, None in some cells, strings that look like JSON nulls
+# (or keys), keys with quotes and backslashes. The check reads the columns of the nulls from the
+# encoded body, so a value or a key that reads like ``"key":null`` must not fool it.
+tricky_text = st.sampled_from(['":null', '"a":null', "null", '\\":null', 'x"', "a", "b", ""])
+column_names = st.sampled_from(["a", "b", 'q"uote', "back\\slash", '":null', "null"]) | keys
+cells = st.none() | tricky_text | st.integers(-5, 5) | st.floats(-1e6, 1e6)
+cells |= st.lists(st.none() | tricky_text, max_size=2)
+tables = st.lists(column_names, min_size=1, max_size=6, unique=True).flatmap(
+    lambda columns: st.lists(
+        st.fixed_dictionaries(dict.fromkeys(columns, cells)), min_size=1, max_size=60
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables)
+def test_a_table_with_nones_is_sent_exactly_as_given(data: list[dict[str, Any]]) -> None:
+    sent = orjson.loads(request(data).wire_body())
+
+    assert sent["source_data"] == orjson.loads(orjson.dumps(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables, st.data(), st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_a_nan_or_infinity_in_a_table_with_nones_fails_with_its_row(
+    data: list[dict[str, Any]], draw: st.DataObject, bad: float
+) -> None:
+    index = draw.draw(st.integers(0, len(data) - 1))
+    column = draw.draw(st.sampled_from([*data[index], "extra"]))
+    nested = draw.draw(st.booleans())
+    data[index] = {**data[index], column: [bad] if nested else bad}
+
+    with pytest.raises(ValueError, match=rf"source_data\[{index}\]"):
+        request(data)
+
+
+def test_nones_in_one_column_do_not_hide_a_nan_in_another() -> None:
+    data: list[dict[str, Any]] = [{"a": None, "b": 1.5} for _ in range(200)]
+    data[150]["b"] = math.nan
+
+    with pytest.raises(ValueError, match=r"source_data\[150\]"):
+        request(data)
+
+
+def test_a_string_that_reads_like_a_null_column_does_not_hide_a_nan() -> None:
+    # The body holds '"a":null' once for the None and once inside the string; the NaN is in b.
+    data: list[dict[str, Any]] = [{"a": None, "s": '"a":null', "b": 0.5} for _ in range(30)]
+    data[7]["b"] = math.inf
+
+    with pytest.raises(ValueError, match=r"source_data\[7\]"):
+        request(data)

@@ -34,7 +34,7 @@ from lume_async import (
 )
 from lume_async._clock import Clock
 from lume_async._converter import run_from_obj
-from lume_async._runs_core import RunCell
+from lume_async._runs_core import RunCell, RunsAnswer
 from lume_async._waiting import Waiting
 from lume_async.models import RunData
 from lume_async.testing import Emulator, VirtualClock
@@ -94,15 +94,17 @@ class FakeService:
         self.intervals: list[float] = []
         self.times: list[float] = []
         self.errors: deque[BaseException] = deque()
+        self.decoded: list[str] = []  # the runs the poller decoded, in order
         self.waiting = Waiting(self.fetch, clock=clock, max_interval=0.2)
 
-    async def fetch(self, ids: list[str]) -> dict[str, RunData]:
+    async def fetch(self, ids: list[str]) -> RunsAnswer:
         self.calls.append(ids)
         self.times.append(self.clock.monotonic())
         self.intervals.append(self.waiting.interval)
         if self.errors:
             raise self.errors.popleft()
-        return {i: run_from_obj(run_json(i, self.status[i])) for i in ids if i in self.status}
+        items = {i: run_json(i, self.status[i]) for i in ids if i in self.status}
+        return RecordedAnswer(items, self.decoded)
 
     def cell(self, n: int, status: str = "PENDING") -> RunCell:
         """A run the service reports as ``status``, known to the waiter as PENDING."""
@@ -112,6 +114,20 @@ class FakeService:
 
     async def wait(self, cell: RunCell, *, timeout: float | None, poll_interval: float) -> None:
         await self.waiting.wait(cell, cell, timeout=timeout, poll_interval=poll_interval)
+
+
+class RecordedAnswer(RunsAnswer):
+    """A ``batch-get`` answer that records which of its runs were decoded."""
+
+    __slots__ = ("decoded",)
+
+    def __init__(self, items: dict[str, dict[str, Any]], decoded: list[str]) -> None:
+        super().__init__(items)
+        self.decoded = decoded
+
+    def decode(self, item: dict[str, Any]) -> RunData:
+        self.decoded.append(item["id"])
+        return super().decode(item)
 
 
 @pytest.fixture

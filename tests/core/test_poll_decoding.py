@@ -1,0 +1,143 @@
+"""The shared poller decodes only the runs that moved: an unchanged answer builds no typed run.
+
+Every sweep asks about every watched run, and at any one sweep most have not moved. An item of a
+``batch-get`` answer whose status and ``updated_at`` a run's cell already holds costs a lookup and
+a comparison; any other item is decoded and applied as before.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lume_async import AsyncLume, RunStatus
+from lume_async._converter import run_from_obj
+from lume_async._runs_core import RunCell
+from lume_async._watches import Watches
+from lume_async.models import RunData
+from lume_async.testing import Emulator, VirtualClock
+
+from ._scripted import run_json
+from .test_waiting import FakeService, eventually
+
+STATUSES = [s.value for s in RunStatus if not s.is_terminal]
+TIMES = ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01Z"]
+
+
+def item(run_id: str, status: str, updated_at: str, **extra: Any) -> dict[str, Any]:
+    return {**run_json(run_id, status), "updated_at": updated_at, **extra}
+
+
+class Decoder:
+    """``RunsAnswer.decode`` with a record of the ids it decoded."""
+
+    def __init__(self) -> None:
+        self.decoded: list[str] = []
+
+    def __call__(self, obj: dict[str, Any]) -> RunData:
+        self.decoded.append(obj["id"])
+        return run_from_obj(obj)
+
+
+def watched(*cells: RunCell) -> Watches:
+    watches = Watches(on_idle=lambda: None)
+    watches.add(cells, _itself, 1.0, lambda _: None, lambda _: None)
+    return watches
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(STATUSES), st.sampled_from(TIMES), st.sampled_from([None, "x"])),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_an_answer_is_decoded_exactly_when_its_status_or_updated_at_differ(
+    answers: list[tuple[str, str, str | None]],
+) -> None:
+    cell = RunCell(run_from_obj(item("run_a", "PENDING", TIMES[0])))
+    watches, decode = watched(cell), Decoder()
+    for status, updated_at, label in answers:
+        held = cell.data
+        said = run_from_obj(item("run_a", status, updated_at))
+        news = (said.status, said.updated_at) != (held.status, held.updated_at)
+        watches.update("run_a", item("run_a", status, updated_at, label=label), decode)
+        assert decode.decoded == (["run_a"] if news else [])
+        assert (cell.data.status, cell.data.updated_at) == (said.status, said.updated_at)
+        decode.decoded.clear()
+
+
+def test_a_second_handle_that_lags_behind_gets_the_answer_decoded() -> None:
+    current = RunCell(run_from_obj(item("run_a", "RUNNING", TIMES[2])))
+    lagging = RunCell(run_from_obj(item("run_a", "PENDING", TIMES[0])))
+    watches, decode = watched(current, lagging), Decoder()
+
+    watches.update("run_a", item("run_a", "RUNNING", TIMES[2]), decode)
+
+    assert decode.decoded == ["run_a"]
+    assert lagging.data.status is RunStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"status": None},
+        {"status": 5},
+        {"updated_at": None},
+        {"updated_at": 17},
+        {"updated_at": "yesterday"},
+        {"updated_at": "2026-01-01T00:00:00"},  # naive: the decoder reads it as UTC
+    ],
+)
+def test_an_answer_the_cell_cannot_compare_is_decoded(odd: dict[str, Any]) -> None:
+    cell = RunCell(run_from_obj(item("run_a", "PENDING", TIMES[0])))
+    answer = {**item("run_a", "PENDING", TIMES[0]), **odd}
+
+    assert not cell.holds(answer)
+
+
+@pytest.fixture
+def fake(clock: VirtualClock) -> FakeService:
+    return FakeService(clock)
+
+
+@pytest.mark.anyio
+async def test_a_run_that_stays_put_is_polled_without_being_decoded(
+    fake: FakeService, clock: VirtualClock
+) -> None:
+    cell = fake.cell(1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(fake.wait, cell, timeout=None, poll_interval=0.02))
+        await eventually(clock, lambda: len(fake.calls) >= 6, within=3)
+        assert fake.decoded == []  # six sweeps of an unchanged run
+        fake.status[cell.data.id] = "SUCCEEDED"
+    assert fake.decoded == [cell.data.id]
+    assert cell.data.status is RunStatus.SUCCEEDED
+
+
+@pytest.mark.anyio
+async def test_the_emulators_answer_about_a_run_just_decoded_is_held_by_its_cell(
+    emu: Emulator, lume: AsyncLume
+) -> None:
+    runs = [await lume.run("customer_cleaner:v1", f"synthetic://held-{i}") for i in range(3)]
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{emu.url}/v1/runs/batch-get",
+            json={"ids": [run.id for run in runs]},
+            headers={"lume-api-key": emu.api_key},
+        )
+        items = (await response.json())["items"]
+
+    assert len(items) == 3
+    for obj in items:
+        assert RunCell(run_from_obj(obj)).holds(obj)
+
+
+def _itself(cell: RunCell) -> RunCell:
+    return cell
