@@ -13,7 +13,7 @@ Per run: memory is the peak RSS above the baseline's, divided by the runs above 
 pool cancel out; CPU is the client's CPU time over N. Goals (issue 16): <= 1.5 KB per waiting
 run (a 1,000,000-run fan-out in one process of about 1.5 GB) and <= 0.15 ms of CPU per run.
 
-    python benchmarks/scale.py [--n 10000,30000,100000] [--base 1000] [--quick]
+    python benchmarks/scale.py [--n 10000,30000,100000] [--base 1000] [--min-duration 5] [--quick]
 
 Results go to ``benchmarks/results/scale.json``.
 """
@@ -49,9 +49,9 @@ GOAL_CPU_MS_PER_RUN = 0.15
 CREATE_RATE = 2500
 
 
-def _duration(n: int) -> float:
+def _duration(n: int, floor: float = 5.0) -> float:
     """Seconds each run takes: long enough that none ends before all N exist."""
-    return round(5.0 + n / CREATE_RATE, 1)
+    return round(floor + n / CREATE_RATE, 1)
 
 
 def _cpu() -> float:
@@ -59,10 +59,10 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _client(url: str, key: str, n: int, tag: str) -> dict[str, Any]:
+async def _client(url: str, key: str, n: int, tag: str, floor: float) -> dict[str, Any]:
     from lume_async import AsyncLume, RunRequest
 
-    duration = _duration(n)
+    duration = _duration(n, floor)
     requests = [
         RunRequest(FLOW, source_path=f"synthetic://{tag}/{i}?rows=1&duration={duration}")
         for i in range(n)
@@ -91,16 +91,17 @@ async def _client(url: str, key: str, n: int, tag: str) -> dict[str, Any]:
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(_client(args.url, args.key, args.worker, args.tag))
+    result = asyncio.run(_client(args.url, args.key, args.worker, args.tag, args.min_duration))
     print(json.dumps(result))
 
 
-def _measure(n: int) -> dict[str, Any]:
+def _measure(n: int, floor: float) -> dict[str, Any]:
     """One client process against one fresh emulator process."""
     with EmulatorProcess(api_key=f"lume_bench_{secrets.token_urlsafe(12)}") as emu:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n)]
         cmd += ["--url", emu.url, "--key", emu.api_key, "--tag", f"scale-{secrets.token_hex(4)}"]
-        timeout = 300 + 3 * _duration(n)
+        cmd += ["--min-duration", str(floor)]
+        timeout = 300 + 3 * _duration(n, floor)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"the client for N={n} failed:\n{out.stderr[-3000:]}")
@@ -110,10 +111,18 @@ def _measure(n: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
-        "--n", default="10000,30000,100000", help="run counts, comma-separated (10000,30000,100000)"
+        "--n", default=None, help="run counts, comma-separated (10000,30000,100000)"
     )
-    parser.add_argument("--base", type=int, default=1000, help="baseline run count (1000)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: N=2000, base 500")
+    parser.add_argument("--base", type=int, default=None, help="baseline run count (1000)")
+    parser.add_argument(
+        "--min-duration",
+        type=float,
+        default=5.0,
+        help="seconds a run takes at least; N/2500 s more are added (5)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: N=2000, base 500 (unless given)"
+    )
     parser.add_argument("--output", type=Path, default=None, help="results file (JSON)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -125,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args)
         return 0
-    sizes = [2000] if args.quick else [int(v) for v in args.n.split(",") if v.strip()]
-    base = 500 if args.quick else args.base
+    n_default, base_default = ("2000", 500) if args.quick else ("10000,30000,100000", 1000)
+    sizes = [int(v) for v in (args.n or n_default).split(",") if v.strip()]
+    base = base_default if args.base is None else args.base
     if base < 1 or not sizes or min(sizes) <= base:
         parser.error("every N must be above --base, which must be >= 1")
     info = machine()
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     measured: list[dict[str, Any]] = []
     for n in [base, *sizes]:
-        row = _measure(n)
+        row = _measure(n, args.min_duration)
         measured.append(row)
         print(
             f"  N={n:>7,}: peak RSS {row['peak_rss_kb'] / 1024:7.1f} MB, CPU create"

@@ -6,10 +6,12 @@ import importlib.util
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from ._profiles import load
+from ._zygote import Zygote
 
 load()
 
@@ -41,6 +43,14 @@ def hear_ctrl_c() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def zygote() -> Iterator[Zygote]:
+    """Runs example scripts as ``python -W error script.py`` would, importing the SDK once."""
+    runner = Zygote()
+    yield runner
+    runner.close()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

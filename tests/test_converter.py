@@ -13,6 +13,7 @@ from lume_async import _converter
 from lume_async._exceptions import ResponseValidationError
 from lume_async.models import Flow, LogEntry, Page, RejectedRow, RunData, RunStatus
 
+from ._profiles import examples
 from .test_models import FULL_METADATA, run_json
 
 
@@ -219,7 +220,7 @@ def only_validation_errors(data: bytes, item_cls: type[Any] | None) -> None:
     assert "\n" not in message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(json_values)
 def test_any_json_value_decodes_or_raises_response_validation_error(value: Any) -> None:
     data = encode(value)
@@ -228,7 +229,7 @@ def test_any_json_value_decodes_or_raises_response_validation_error(value: Any) 
         only_validation_errors(data, item_cls)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(run_like, st.dictionaries(field_names, json_values, max_size=3))
 def test_runs_with_arbitrary_fields_only_raise_response_validation_error(
     run: dict[str, Any], extra: dict[str, Any]

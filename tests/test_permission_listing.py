@@ -23,6 +23,8 @@ import lume_sync
 from lume_async import AsyncLume
 from lume_async.testing import Emulator, VirtualClock
 
+from ._profiles import examples
+
 FLOW = "customer_cleaner:v1"
 VIEWER = "viewer@example.com"
 TEAM = "team"
@@ -81,7 +83,7 @@ class Team:
             client.close()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     before=st.lists(sharing, max_size=20),
     during=st.dictionaries(st.integers(0, 8), st.lists(sharing, min_size=1, max_size=4)),

@@ -15,6 +15,8 @@ from lume_async._exceptions import ResponseValidationError
 from lume_async._run_decoder import run_from_json
 from lume_async.models import RunData
 
+from ._profiles import examples
+
 
 def fast_run(run: dict[str, Any]) -> RunData:
     """The hand-written decoder, metadata kept the way the converter keeps it."""
@@ -104,7 +106,7 @@ small_ints = st.integers(-(2**63), 2**63 - 1)
 noise = st.one_of(st.none(), small_ints, st.text(max_size=4), st.lists(small_ints, max_size=2))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.fixed_dictionaries(
         {},

@@ -1,7 +1,8 @@
-"""Every ```python block of README.md runs green, each in a fresh interpreter.
+"""Every ```python block of README.md runs green, as its reader would run it.
 
 A block that defines ``test_*`` functions is a test module and runs under pytest; any other block
-runs as a script. Each block starts the emulator it needs, as the README shows readers to.
+runs as a script (``python -W error example.py``; see ``docs/_blocks.run_python``). Each block
+starts the emulator it needs, as the README shows readers to.
 
 A block preceded by ``<!-- needs: airflow -->`` is an Airflow DAG: it needs the ``airflow`` extra,
 so it runs in that venv, in ``tests/airflow/test_readme_dag.py``, not here.
@@ -10,12 +11,13 @@ so it runs in that venv, in ``tests/airflow/test_readme_dag.py``, not here.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ._zygote import Zygote
+from .docs._blocks import run_python
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _FENCE = re.compile(r"^(?:<!-- needs: (\w+) -->\n)?```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -47,16 +49,5 @@ def test_the_readme_keeps_its_two_commands() -> None:
 
 
 @pytest.mark.parametrize("code", python_blocks())
-def test_readme_block_runs(code: str, tmp_path: Path) -> None:
-    if re.search(r"^def test_", code, re.MULTILINE):
-        path = tmp_path / "test_example.py"
-        command = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
-        command += ["--rootdir", str(tmp_path), str(path)]
-    else:
-        path = tmp_path / "example.py"
-        command = [sys.executable, "-W", "error", str(path)]
-    path.write_text(code, encoding="utf-8")
-    done = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=45, check=False
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+def test_readme_block_runs(code: str, tmp_path: Path, zygote: Zygote) -> None:
+    run_python(code, tmp_path, zygote)

@@ -25,6 +25,8 @@ from lume_async._exceptions import ResponseValidationError
 from lume_async._run_decoder import run_from_json
 from lume_async.models import ResultsMetadata, RunData, RunMetadata, RunStatus, TargetLocations
 
+from ._profiles import examples
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -213,7 +215,7 @@ KEEPS = pytest.mark.parametrize("how", [keep, keep_parsed], ids=["compact", "par
 
 
 @KEEPS
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=runs)
 def test_a_valid_run_decodes_on_the_fast_path_to_what_cattrs_builds(
     how: Any, obj: dict[str, Any]
@@ -226,7 +228,7 @@ def test_a_valid_run_decodes_on_the_fast_path_to_what_cattrs_builds(
 
 
 @KEEPS
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=runs.flatmap(broken))
 def test_a_broken_run_is_refused_by_both_or_decoded_alike(how: Any, obj: Any) -> None:
     decoded, expected = fast(obj, how), reference(obj)
@@ -238,7 +240,7 @@ def test_a_broken_run_is_refused_by_both_or_decoded_alike(how: Any, obj: Any) ->
         assert same(decoded, expected)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metadata.flatmap(broken).filter(lambda obj: isinstance(obj, dict)))
 def test_each_metadata_section_decodes_like_cattrs_or_is_refused_like_it(obj: Any) -> None:
     try:
@@ -272,7 +274,7 @@ def test_a_section_is_decoded_when_first_read_and_once() -> None:
         metadata.validation  # noqa: B018 - the bad section fails on its own first read
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs)
 def test_the_public_decoder_gives_the_same_run_from_the_wire(obj: dict[str, Any]) -> None:
     assert same(_converter.decode_run(orjson.dumps(obj)), reference(obj))
@@ -331,7 +333,7 @@ def test_the_exec_check_finds_exec(tmp_path: Path) -> None:
     assert _calls_of_banned_builtins(sample) == ["sample.py:1 exec()", "sample.py:3 eval()"]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metadata)
 def test_metadata_read_section_by_section_reads_as_the_same_mapping(obj: dict[str, Any]) -> None:
     lazy = _converter._Sections(obj).read()

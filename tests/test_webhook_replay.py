@@ -26,6 +26,8 @@ from lume_async import WebhookVerificationError
 from lume_async.models import WebhookEvent
 from lume_async.webhooks import ReplayGuard, WebhookReceiver, sign, verify
 
+from ._profiles import examples
+
 SECRET = "whsec_a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 TOLERANCE = 300.0
@@ -96,7 +98,7 @@ def accepted_once(case: str) -> bool:
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("scheme", SCHEMES)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(offset=st.floats(0, 0.99))
 def test_verify_accepts_only_fresh_authentic_deliveries_once(
     scheme: str, case: str, offset: float
@@ -134,7 +136,7 @@ def test_a_delivery_with_both_headers_counts_once() -> None:
     assert len(guard) == 1
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(days=st.floats(min_value=TOLERANCE / 86_400 + 0.001, max_value=3650))
 def test_a_captured_delivery_stripped_of_its_webhook_headers_is_refused_later(days: float) -> None:
     data = body(created_at=NOW)

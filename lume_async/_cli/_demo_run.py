@@ -20,7 +20,6 @@ import attrs
 from .._client import AsyncLume
 from .._run import AsyncRun
 from ..models import RunRequest, RunStatus
-from ..testing import Emulator
 
 __all__ = ["DemoProgress", "DemoSummary", "run_demo"]
 
@@ -126,6 +125,10 @@ async def run_demo(
     on_progress: Callable[[DemoProgress], None] | None = None,
 ) -> DemoSummary:
     """Start an emulator in this loop, run the demo against it, and summarise."""
+    # Here, not at the top: every other command would import the emulator (its aiohttp server
+    # included) at startup for nothing.
+    from ..testing import Emulator
+
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     started = time.monotonic()

@@ -1,11 +1,15 @@
-"""Chaos fan-out: 2,000 runs created, waited for and read back under three kinds of trouble.
+"""Chaos fan-out: 500 runs created, waited for and read back under three kinds of trouble.
 
 (a) the emulator fails a fifth of all requests, before or after doing the work; (b) a fault
 proxy adds latency, caps bandwidth, resets and stalls connections; (c) nginx sheds load with
-429 + Retry-After. Each ends with exactly 2,000 runs on the server, one per source path, no
+429 + Retry-After. Each ends with exactly 500 runs on the server, one per source path, no
 duplicate create accepted, every row read exactly once, and nothing unhandled. And (d) 500 runs
 through a proxy whose listings lie on a fifth of their pages: every row and every run is still
 read exactly once, in order.
+
+What is checked holds run by run (made once, read once), so the count only has to be large
+enough for every kind of trouble to strike many times over: 500 runs make about 1,500 requests,
+hundreds of them faulted. ``benchmarks/reliability.py`` runs the same scenarios at scale.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ needs_nginx = pytest.mark.skipif(
     not nginx_available(), reason="nginx is not installed (.ci/run installs it)"
 )
 
-N = 2000
+N = 500
 LIED_TO = 500
 
 
@@ -107,7 +111,7 @@ async def test_a_hostile_network_between_client_and_service(
         jitter=0.004,
         bandwidth=2_000_000,
         reset_rate=0.03,
-        hang_rate=0.005,
+        hang_rate=0.02,  # per answer chunk: a few dozen stalls over the fan-out
         swallow_rate=0.01,
         slow_close=0.02,
         seed=21,
@@ -138,8 +142,9 @@ async def test_a_real_rate_limiter_in_front_of_the_service(
 ) -> None:
     counter = RetryCounter()
     figures = Figures("nginx limit_req", N)
-    # Real pacing: the client sleeps the Retry-After nginx sends.
-    with rate_limited_proxy(emu.port, rate=400, burst=200) as nginx:
+    # Real pacing: the client sleeps the Retry-After nginx sends. A burst well under the 32
+    # concurrent creates of the first wave: the limit bites however slowly the machine runs.
+    with rate_limited_proxy(emu.port, rate=200, burst=10) as nginx:
         async with AsyncLume(
             api_key=emu.api_key, base_url=nginx.url, retry=chaos_policy(counter)
         ) as lume:

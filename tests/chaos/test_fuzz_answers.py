@@ -33,6 +33,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, LumeError, RetryPolicy, Timeout
 from lume_async.testing import VirtualClock
 
+from .._profiles import examples
+
 RUN_ID = "run_01HY0000000000000000000000"
 NOW = "2026-01-01T00:00:00.000Z"
 
@@ -258,7 +260,11 @@ async def _write_hostile(answer: Answer, writer: asyncio.StreamWriter) -> None:
         writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         await writer.drain()
         if kind == "slowloris":
-            await asyncio.sleep(1.0)  # slower than the client's read timeout
+            await asyncio.sleep(READ_TIMEOUT * 2)  # slower than the client's read timeout
+
+
+#: Short: each body dribbled out slower than this costs the client two of them (one retry).
+READ_TIMEOUT = 0.5
 
 
 class FuzzServer:
@@ -344,7 +350,7 @@ def lume(server: FuzzServer) -> Iterator[AsyncLume]:
     client = AsyncLume(
         api_key="k",
         base_url=server.url,
-        timeout=Timeout(total=5, read=0.5),
+        timeout=Timeout(total=5, read=READ_TIMEOUT),
         max_response_bytes=LIMIT,
         retry=RetryPolicy(max_retries=1),
         clock=VirtualClock(),
@@ -392,7 +398,7 @@ CALLS: dict[str, Callable[[AsyncLume], Awaitable[Any]]] = {
 }
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     derandomize=True,
     database=None,
@@ -435,7 +441,7 @@ def _held_at_most(limit: int, *, hostile: bool, what: object = None) -> Iterator
 
 
 @pytest.mark.timeout(120)
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=examples(25))
 @given(answer=answers)
 def test_waiting_ends_in_a_result_or_a_lume_error_whatever_the_poller_hears(
     server: FuzzServer, lume: AsyncLume, answer: Answer
@@ -455,6 +461,7 @@ def test_the_answers_drawn_reach_every_kind_of_outcome(server: FuzzServer, lume:
     # Self-contained, so that it holds whichever worker runs it and whatever else that worker ran.
     outcomes: Counter[str] = Counter()
 
+    # 200 draws: a ResponseTooLargeError (a 2xx bomb or endless body) comes ~8 times in them.
     @settings(FUZZ, max_examples=200)
     @given(call=st.sampled_from(list(CALLS)), answer=answers)
     def fuzz(call: str, answer: Answer) -> None:

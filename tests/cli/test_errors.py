@@ -19,6 +19,7 @@ from lume_async._cli._command import LumeCommand, cli_names
 from lume_async._cli._exit import speak_cli
 from lume_async.testing import Emulator
 
+from .._profiles import examples
 from .conftest import CUSTOMERS, lume
 
 
@@ -63,7 +64,7 @@ NAMING = [(p, c) for p, c in LUME_COMMANDS if cli_names(c, c.sdk_names)]
 
 
 @given(st.sampled_from(NAMING), st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_a_message_naming_sdk_arguments_names_none_after_translation(
     case: tuple[str, LumeCommand], data: st.DataObject
 ) -> None:
@@ -134,7 +135,9 @@ def test_an_unreachable_server_is_one_error_line() -> None:
 
 @given(text=st.text(min_size=1, max_size=40).filter(lambda s: not s.startswith("-")))
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_any_run_id_ends_in_a_status_and_one_line_never_a_traceback(
     emu: Emulator, text: str

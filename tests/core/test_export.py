@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, AsyncPaginator, Page, _converter
 from lume_async.testing import Emulator
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
@@ -46,7 +48,9 @@ def leftovers(directory: Path) -> list[str]:
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(rows=st.integers(0, 260), page_size=st.integers(1, 100), reject_rate=st.floats(0, 1))
 async def test_jsonl_holds_exactly_the_listings_items_in_order(

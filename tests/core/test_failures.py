@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from lume_async import AsyncLume, RunFailedError, RunStatus
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
@@ -81,7 +83,9 @@ rows = st.lists(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(source=rows)
 async def test_process_either_returns_every_row_or_raises_with_every_reject(

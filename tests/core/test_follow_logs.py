@@ -16,6 +16,8 @@ from lume_async._log_stream import MAX_INTERVAL, follow
 from lume_async.models import RunData
 from lume_async.testing import Emulator, VirtualClock
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
@@ -27,7 +29,9 @@ def _key(entry: LogEntry) -> tuple[Any, ...]:
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     page_size=st.integers(1, 5),

@@ -29,13 +29,14 @@ from lume_async import AsyncLume, ResponseValidationError, RunRequest
 from lume_async._listing_checks import WINDOW, ListingChecks
 from lume_async.models import Page
 
+from .._profiles import examples
 from ._scripted import RUN_ID, Answer, ScriptedServer, Seen, run_json
 
 pytestmark = pytest.mark.anyio
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 HOSTILE = settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

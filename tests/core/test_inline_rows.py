@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, RunRequest, _converter
 from lume_async.testing import Emulator
 
+from .._profiles import examples
+
 FLOW = "customer_cleaner:v1"
 
 keys = st.text(max_size=8)
@@ -48,7 +50,7 @@ def request(data: list[dict[str, Any]], **extra: Any) -> RunRequest:
     return RunRequest(FLOW, source_data=data, **extra)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(rows)
 def test_json_rows_are_sent_exactly_as_given(data: list[dict[str, Any]]) -> None:
     sent = orjson.loads(request(data).wire_body())
@@ -69,7 +71,7 @@ def rows_with_one_bad_value(draw: st.DrawFn) -> tuple[list[dict[str, Any]], int,
     return data, index, error
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(rows_with_one_bad_value())
 def test_a_bad_value_anywhere_in_a_row_fails_with_the_index_of_that_row(
     case: tuple[list[dict[str, Any]], int, type[Exception]],

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, InvalidRequestError, RunStatus
 from lume_async.testing import Emulator, VirtualClock
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
@@ -26,7 +28,9 @@ async def _make_runs(lume: AsyncLume, count: int, *, label: str) -> list[str]:
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     total=st.integers(0, 25),

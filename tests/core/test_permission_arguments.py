@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lume_async import AsyncLume, PermissionDeniedError, RunRequest
 
+from .._profiles import examples
 from ._scripted import RUN_ID, Answer, ScriptedServer
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +80,9 @@ async def call(fn: Call, arg: str, value: Any) -> None:
 
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -163,7 +166,7 @@ def test_a_run_request_without_permissions_sends_none_of_their_fields() -> None:
     assert not {"run_owner", *LISTS} & set(body)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=6).filter(str.strip), max_size=4))
 def test_a_run_request_keeps_any_iterable_of_names_as_a_tuple_in_order(names: list[str]) -> None:
     request = RunRequest(FLOW, source_path=PATH, monitoring_by=iter(names))

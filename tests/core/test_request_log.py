@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, RunNotFoundError
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 
+from .._profiles import examples
 from ._scripted import RUN_ID, Answer, ScriptedServer, run_json
 
 pytestmark = pytest.mark.anyio
@@ -105,7 +106,9 @@ async def test_nothing_is_logged_above_info(
     status=st.sampled_from([200, 400, 401, 403, 404, 409, 422, 429, 500, 503]),
 )
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 async def test_no_line_ever_holds_the_key_whatever_the_server_says(
     scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, key: str, status: int

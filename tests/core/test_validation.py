@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, RetryPolicy, RunRequest, Timeout
 from lume_async.webhooks import ReplayGuard, WebhookReceiver, verify
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 RUN_ID = "run_01HY0000000000000000000000"
@@ -159,7 +161,9 @@ def names_the_type(exc: BaseException, value: Any) -> bool:
     [pytest.param(*row, id=f"{i}-{row[0]}") for i, row in enumerate(TYPED)],
 )
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(value=ANY_VALUE)
 async def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_and_type(
@@ -270,7 +274,9 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     [pytest.param(*row, id=f"{i}-{row[0]}") for i, row in enumerate(OUT_OF_RANGE)],
 )
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 async def test_a_value_out_of_range_is_a_value_error_naming_the_argument_and_type(

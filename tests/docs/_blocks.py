@@ -1,11 +1,12 @@
 """The code blocks of Markdown pages, and how each runs: the machinery of the docs' example tests.
 
-A ```python block runs in a fresh interpreter: as a pytest module when it defines ``test_*``
-functions, else as a script. ```sh blocks of a page run one after the other in one bash session,
-as a reader would type them in one terminal. A block preceded by ``<!-- needs: NAME -->`` needs
-something this venv may not have (``airflow``: it runs in the Airflow venv) and is left to the
-tests of that need; ``<!-- not run: REASON -->`` marks a shell block shown but not run (one that
-installs packages or serves until Ctrl-C), with its reason.
+A ```python block runs as a pytest module when it defines ``test_*`` functions, else as a
+script (``python -W error example.py``, forked from an interpreter with the SDK imported).
+```sh blocks of a page run one after the other in one bash session, as a reader would type
+them in one terminal. A block preceded by ``<!-- needs: NAME -->`` needs something this venv
+may not have (``airflow``: it runs in the Airflow venv) and is left to the tests of that need;
+``<!-- not run: REASON -->`` marks a shell block shown but not run (one that installs packages
+or serves until Ctrl-C), with its reason.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .._zygote import Zygote
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -58,17 +61,23 @@ def python_params(paths: list[Path], needs: str | None = None) -> list[Any]:
     return params
 
 
-def run_python(code: str, tmp_path: Path, *, timeout: float = 45) -> None:
-    """Run one Python block as its reader would, in a fresh interpreter; fail with its output."""
+def run_python(code: str, tmp_path: Path, zygote: Zygote, *, timeout: float = 45) -> None:
+    """Run one Python block as its reader would; fail with its output.
+
+    A script runs as ``python -W error example.py`` in a scratch directory, forked from the
+    ``zygote`` (an interpreter with the SDK imported, see ``tests/_zygote.py``); a pytest module
+    runs in a pytest process of its own, with the plugins a user's pytest would load.
+    """
     if re.search(r"^def test_", code, re.MULTILINE):
         path = tmp_path / "test_example.py"
+        path.write_text(code, encoding="utf-8")
         command = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
         command += ["--rootdir", str(tmp_path), str(path)]
+        done: Any = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False
+        )
     else:
         path = tmp_path / "example.py"
-        command = [sys.executable, "-W", "error", str(path)]
-    path.write_text(code, encoding="utf-8")
-    done = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False
-    )
+        path.write_text(code, encoding="utf-8")
+        done = zygote.run(path, timeout=timeout)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"

@@ -1,6 +1,6 @@
 """Every code block of the documentation site runs green, as its reader would run it.
 
-Python blocks run in a fresh interpreter each (see ``_blocks``); each starts the emulator it needs,
+Python blocks run as scripts or pytest modules (see ``_blocks``); each starts the emulator it needs,
 as the pages show readers to. The shell blocks of a page run in one bash session, in a scratch
 directory, with ``LUME_BASE_URL`` and ``LUME_API_KEY`` pointing at an emulator that plays the
 "other terminal" the pages tell readers to start one in.
@@ -19,6 +19,7 @@ import pytest
 
 from lume_async.testing import Emulator
 
+from .._zygote import Zygote
 from ._blocks import FENCE, ROOT, blocks, pages, python_params, run_python
 
 #: Languages a page's blocks may be written in; ``text`` is output or a diagram, never code.
@@ -48,8 +49,8 @@ def test_a_shell_block_not_run_says_why(path: Path) -> None:
 
 
 @pytest.mark.parametrize("code", python_params(pages()))
-def test_python_block_runs(code: str, tmp_path: Path) -> None:
-    run_python(code, tmp_path)
+def test_python_block_runs(code: str, tmp_path: Path, zygote: Zygote) -> None:
+    run_python(code, tmp_path, zygote)
 
 
 @pytest.mark.timeout(120)

@@ -32,6 +32,7 @@ from lume_async import (
 )
 from lume_async.testing import Emulator
 
+from .._profiles import examples
 from ._servers import SHAPES, RawServer, json_answer, slowloris
 
 pytestmark = pytest.mark.anyio
@@ -216,7 +217,7 @@ error_bodies = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -10,6 +10,7 @@ is refused, and the refusal does not show the password.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -129,11 +130,23 @@ async def _refused(make: Callable[..., AsyncLume]) -> None:
 
 
 async def _tls_mismatch(make: Callable[..., AsyncLume]) -> None:
-    async with (
-        RawServer(json_answer({})) as server,
-        make(server.url.replace("http://", "https://")) as lume,
-    ):
-        await lume.runs.get(RUN_ID)
+    # A plain HTTP server answers the first bytes of a TLS handshake the way nginx does: a 400
+    # in plain text, then it closes. (One that waited for a request head would leave the client
+    # waiting for its connect timeout instead: a timeout, which has its own scenario.)
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.write(head(400, connection="close", content_length=0))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with make(f"https://127.0.0.1:{port}") as lume:
+            await lume.runs.get(RUN_ID)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def make(url: str, **kwargs: Any) -> AsyncLume:

@@ -34,6 +34,7 @@ from lume_async import (
 )
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 
+from .._profiles import examples
 from ._servers import RawServer, head, json_answer
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +83,7 @@ def _busy_until(clock: VirtualClock, delay: float, form: str) -> Any:
     return write
 
 
-@settings(max_examples=25, deadline=None, database=None)
+@settings(max_examples=examples(25), deadline=None, database=None)
 @given(delay=st.integers(min_value=2, max_value=55), form=st.sampled_from(list(DATE_FORMATS)))
 async def test_a_retry_after_date_is_waited_out(delay: int, form: str) -> None:
     clock = VirtualClock()
@@ -372,7 +373,7 @@ def malformed_metadata(draw: st.DrawFn) -> Any:
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

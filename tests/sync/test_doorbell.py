@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from lume_sync import _doorbell
 from lume_sync._doorbell import Doorbell, EventFdDoorbell, SocketDoorbell
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.timeout(30)
 
 KINDS: list[Callable[[], Doorbell]] = [SocketDoorbell]
@@ -38,7 +40,7 @@ def test_a_ring_before_the_wait_wakes_it_at_once(bell: Doorbell) -> None:
 
 
 @given(rings=st.integers(min_value=1, max_value=5000))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 def test_any_number_of_rings_wakes_one_wait(rings: int) -> None:
     for kind in KINDS:
         bell = kind()

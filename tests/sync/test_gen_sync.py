@@ -21,6 +21,8 @@ import lume_async
 import lume_sync
 from lume_sync import _wrap
 
+from .._profiles import examples
+
 ROOT = Path(__file__).resolve().parents[2]
 _names = itertools.count()
 
@@ -208,7 +210,9 @@ CALLBACKS = ["Callable[[int], None]", "DoneCallback", "Callable[..., Awaitable[N
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(shape=st.sampled_from(RETURN_SHAPES), twin=st.sampled_from(TWINS))
 def test_a_return_annotation_no_rule_covers_fails_loudly(
@@ -225,7 +229,9 @@ def test_a_return_annotation_no_rule_covers_fails_loudly(
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(shape=st.sampled_from(ARGUMENT_SHAPES), twin=st.sampled_from(TWINS + CALLBACKS))
 def test_an_argument_annotation_no_rule_covers_fails_loudly(

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lume_async.testing import Emulator
 
+from .._profiles import examples
 from .conftest import CUSTOMERS, call
 
 pytestmark = pytest.mark.anyio
@@ -345,7 +346,7 @@ async def test_a_malformed_principal_request_is_422_naming_the_field(
     assert "nope" not in str(error)  # a key, even a wrong one, is not echoed
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     principal=st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.text())),
     groups=st.one_of(st.text(max_size=2), st.integers(), st.lists(st.one_of(st.text(), st.none()))),

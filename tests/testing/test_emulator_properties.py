@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from lume_async.testing import Emulator
 
+from .._profiles import examples
+
 FLOWS = ("customer_cleaner:v1", "customer_cleaner:v2", "invoice_mapper:v1")
 _paths = itertools.count()
 
@@ -135,7 +137,7 @@ class Watch:
         return dict(run)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flow=st.sampled_from(FLOWS), source=sources, cancel=cancels, steps=st.integers(1, 5))
 def test_every_run_tells_the_truth(
     api: Api, flow: str, source: dict[str, Any], cancel: float | None, steps: int

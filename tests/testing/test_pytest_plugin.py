@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,7 +35,15 @@ def test_importing_the_plugin_imports_nothing_but_itself() -> None:
     assert added == "['lume_pytest']"
 
 
-def run_pytest(tmp_path: Path, test_code: str) -> subprocess.CompletedProcess[str]:
+def run_pytest(
+    tmp_path: Path, test_code: str, *, autoload: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """pytest in a fresh process on ``test_code``; ``loaded.txt`` lists the SDK modules it loaded.
+
+    Autoloading every installed plugin (hypothesis, schemathesis...) costs about a second of CPU
+    per process, so only the test about autoloading autoloads; the others name the plugins they
+    need by their entry points (``-p lume_emulator``), which loads the same plugin the same way.
+    """
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             """
@@ -44,13 +53,21 @@ def run_pytest(tmp_path: Path, test_code: str) -> subprocess.CompletedProcess[st
                 loaded = sorted(m for m in sys.modules if m.split(".")[0] == "lume_async")
                 with open("loaded.txt", "w") as f:
                     f.write(" ".join(loaded))
+                with open("registered.txt", "w") as f:
+                    f.write(str(session.config.pluginmanager.has_plugin("lume_emulator")))
             """
         )
     )
     (tmp_path / "test_user.py").write_text(textwrap.dedent(test_code))
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+    if not autoload:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        command += ["-p", "lume_emulator", "-p", "anyio"]
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        command,
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,8 +76,12 @@ def run_pytest(tmp_path: Path, test_code: str) -> subprocess.CompletedProcess[st
 
 
 def test_a_test_run_that_never_asks_for_the_fixture_never_loads_the_sdk(tmp_path: Path) -> None:
-    done = run_pytest(tmp_path, "def test_nothing_to_do_with_lume():\n    assert True\n")
+    # As a user's pytest finds it: autoloaded, with every other installed plugin.
+    done = run_pytest(
+        tmp_path, "def test_nothing_to_do_with_lume():\n    assert True\n", autoload=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "registered.txt").read_text() == "True"
     assert (tmp_path / "loaded.txt").read_text() == ""
 
 

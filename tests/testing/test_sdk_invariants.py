@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from lume_async import AsyncLume, AsyncRun, RunStatus
 from lume_async.testing import Emulator, VirtualClock
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 FLOWS = ("customer_cleaner:v1", "customer_cleaner:v2", "invoice_mapper:v1")
@@ -110,7 +112,9 @@ def _timestamps(run: AsyncRun) -> list[datetime]:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     flow=st.sampled_from(FLOWS),

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from lume_async._clock import Clock
 from lume_async.testing import VirtualClock
 
+from .._profiles import examples
+
 pytestmark = pytest.mark.anyio
 
 
@@ -53,7 +55,7 @@ def test_advance_refuses_a_step_that_is_not_a_finite_number_of_seconds(bad: floa
         VirtualClock().advance(bad)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=50).map(lambda n: n / 10), max_size=12))
 async def test_sleeps_end_in_deadline_order_each_at_its_deadline(durations: list[float]) -> None:
     clock = VirtualClock()
