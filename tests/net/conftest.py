@@ -19,6 +19,8 @@ import trustme
 
 from lume_async.testing import Emulator
 
+from ..core._scripted import ScriptedServer
+
 PROXY_SCRIPT = Path(__file__).with_name("_forward_proxy.py")
 NAME = "lume.test"  # a host name only the proxy can resolve
 
@@ -162,3 +164,10 @@ async def tls_front(emu: Emulator, ca: trustme.CA) -> AsyncIterator[TlsFront]:
     ca.issue_cert(NAME, "localhost", "127.0.0.1").configure_cert(context)
     async with TlsFront(emu.port, context) as front:
         yield front
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedServer]:
+    """A scripted HTTP server on the test's loop: it answers what each test tells it to."""
+    async with ScriptedServer() as server:
+        yield server

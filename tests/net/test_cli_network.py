@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 import pytest
 
@@ -19,12 +17,6 @@ pytestmark = pytest.mark.anyio
 async def in_thread(*args: str, env: dict[str, str]) -> Done:
     """``lume ARGS`` off the event loop that serves the test's emulator."""
     return await anyio.to_thread.run_sync(lambda: lume(*args, env=env))
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as server:
-        yield server
 
 
 async def test_proxy_and_ca_bundle_options(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,12 +13,6 @@ from ..core._scripted import ScriptedServer
 pytestmark = pytest.mark.anyio
 
 KEY = "lume_test_key_0123456789"
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as server:
-        yield server
 
 
 async def test_default_headers_go_with_every_request(scripted: ScriptedServer) -> None:

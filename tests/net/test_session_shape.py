@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,12 +16,6 @@ from ..core._scripted import RUN_ID, Answer, ScriptedServer, run_json
 pytestmark = pytest.mark.anyio
 
 KEY = "lume_test_key_0123456789"
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as server:
-        yield server
 
 
 _COOKIE_NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,15}", fullmatch=True)
