@@ -2,10 +2,13 @@
 
 A fan-out killed with SIGKILL half way and run again with the same inputs; four worker
 processes fanning out overlapping slices of one batch at the same time (fork and spawn, one
-client each); and four such workers killed at random points of an 800-run fan-out under 30 %
+client each); and four forked workers killed at random points of a 400-run fan-out under 30 %
 faults, then resumed with the same idempotency namespace: all leave exactly one run per source
 path on the server, and the last keeps every result row exactly once. The emulator runs in a
 process of its own, as the shared service would.
+
+What is checked holds run by run (made once, its rows kept once), so the batches only have to
+be large enough for the kills to land in the middle and the slices to overlap in flight.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ._processes import EmulatorProcess, runs_per_path
 from ._scripts import fanout
 
 SCRIPT = Path(fanout.__file__)
-N = 400
+N = 200
 
 
 def _rows(start: int, stop: int) -> int:
@@ -42,8 +45,8 @@ def _rows(start: int, stop: int) -> int:
 
 @pytest.fixture
 def service() -> Iterator[EmulatorProcess]:
-    # 20x: short runs end in 50 ms, long ones (60 s) in 3 s, so a resume finds both kinds.
-    with EmulatorProcess(time_scale=20, seed=3) as emu:
+    # 50x: short runs end in 20 ms, long ones (60 s) in 1.2 s, so a resume finds both kinds.
+    with EmulatorProcess(time_scale=50, seed=3) as emu:
         yield emu
 
 
@@ -140,7 +143,7 @@ def test_four_processes_fanning_out_overlapping_slices_make_each_run_once(
 
 # --- four workers killed at random points, then resumed -------------------------------------------
 
-BIG = 800  # slices of 320: room for a kill point anywhere in the creates or the keeps
+BIG = 400  # slices of 160: room for a kill point anywhere in the creates or the keeps
 FAULTS = {
     "rate": 0.3,
     "kinds": ["500", "502", "503", "429", "reset", "truncate"],
@@ -198,13 +201,16 @@ def _kill_points(rng: random.Random, slices: list[tuple[int, int]]) -> list[tupl
         if rng.random() < 0.5:
             points.append((0, rng.randint(1, stop - start - 1)))
         else:
-            points.append((1, rng.randint(1, 150)))
+            points.append((1, rng.randint(1, (stop - start) * 15 // 32)))  # under half
     return points
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+# Forked workers only: how a worker starts changes nothing of what a kill leaves behind (runs on
+# the server, rows in the sink), and spawned workers, each with a client of its own in a fresh
+# interpreter, are the overlapping-slices test's second case.
+@pytest.mark.parametrize("method", ["fork"])
 def test_four_workers_killed_at_random_points_and_resumed_keep_every_run_and_row_once(
     faulty_service: EmulatorProcess, method: str, tmp_path: Path
 ) -> None:
