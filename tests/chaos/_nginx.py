@@ -44,9 +44,14 @@ http {{
     limit_req_zone $binary_remote_addr zone=api:1m rate={rate}r/s;
     limit_req_status 429;
     limit_req_log_level info;
-    # Retry-After only on the limiter's answers (an empty value adds no header).
+    # Retry-After (and retry-after-ms, if set) only on the limiter's answers (an empty value
+    # adds no header).
     map $status $retry_after {{
         429 {retry_after};
+        default "";
+    }}
+    map $status $retry_after_ms {{
+        429 "{retry_after_ms}";
         default "";
     }}
     upstream lume {{
@@ -58,6 +63,7 @@ http {{
         location /v1/ {{
             limit_req zone=api burst={burst} nodelay;
             add_header Retry-After $retry_after always;
+            add_header retry-after-ms $retry_after_ms always;
             proxy_pass http://lume;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -105,7 +111,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], pid: Path, timeout:
 
 
 def _start(
-    tmp: Path, upstream_port: int, rate: int, burst: int, retry_after: int
+    tmp: Path, upstream_port: int, rate: int, burst: int, retry_after: int, retry_after_ms: str
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start nginx on a free port; a port another process takes meanwhile means another try."""
     conf = tmp / "nginx.conf"
@@ -119,6 +125,7 @@ def _start(
                 rate=rate,
                 burst=burst,
                 retry_after=retry_after,
+                retry_after_ms=retry_after_ms,
             )
         )
         proc = subprocess.Popen(
@@ -153,14 +160,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def rate_limited_proxy(
-    upstream_port: int, *, rate: int, burst: int, retry_after: int = 1
+    upstream_port: int,
+    *,
+    rate: int,
+    burst: int,
+    retry_after: int = 1,
+    retry_after_ms: int | None = None,
 ) -> Iterator[RateLimitedProxy]:
-    """Run nginx limiting ``/v1/`` to ``rate`` requests/s (plus ``burst``) per client address."""
+    """Run nginx limiting ``/v1/`` to ``rate`` requests/s (plus ``burst``) per client address.
+
+    Its 429s say ``Retry-After: <retry_after>`` (whole seconds) and, with ``retry_after_ms``, the
+    finer ``retry-after-ms`` as well, which clients that know it (this one does) go by.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="lume-chaos-nginx-"))
     proc: subprocess.Popen[bytes] | None = None
     try:
         tmp.chmod(0o755)  # a worker running as an unprivileged user must reach its temp dirs
-        proc, port = _start(tmp, upstream_port, rate, burst, retry_after)
+        ms = "" if retry_after_ms is None else str(retry_after_ms)
+        proc, port = _start(tmp, upstream_port, rate, burst, retry_after, ms)
         yield RateLimitedProxy(f"http://127.0.0.1:{port}", rate, burst, tmp / "error.log")
     finally:
         if proc is not None:

@@ -123,7 +123,7 @@ async def test_a_hostile_network_between_client_and_service(
         async with AsyncLume(
             api_key=emu.api_key,
             base_url=proxy.url,
-            timeout=Timeout(total=1.0, connect=0.5),
+            timeout=Timeout(total=0.5, connect=0.5),
             retry=chaos_policy(counter, **QUICK_BACKOFF),
         ) as lume:
             runs = await fan_out(lume, requests_for(N, "proxy"), figures)
@@ -142,9 +142,10 @@ async def test_a_real_rate_limiter_in_front_of_the_service(
 ) -> None:
     counter = RetryCounter()
     figures = Figures("nginx limit_req", N)
-    # Real pacing: the client sleeps the Retry-After nginx sends. A burst well under the 32
+    # Real pacing: the client sleeps what nginx's 429s say, here 100 ms (retry-after-ms); the
+    # test that follows waits out whole seconds of Retry-After. A burst well under the 32
     # concurrent creates of the first wave: the limit bites however slowly the machine runs.
-    with rate_limited_proxy(emu.port, rate=200, burst=10) as nginx:
+    with rate_limited_proxy(emu.port, rate=400, burst=10, retry_after_ms=100) as nginx:
         async with AsyncLume(
             api_key=emu.api_key, base_url=nginx.url, retry=chaos_policy(counter)
         ) as lume:
@@ -160,7 +161,7 @@ async def test_a_real_rate_limiter_in_front_of_the_service(
 @pytest.mark.timeout(60)
 async def test_nginx_429s_are_waited_out_as_retry_after_says(emu: Emulator) -> None:
     counter = RetryCounter()
-    with rate_limited_proxy(emu.port, rate=20, burst=5, retry_after=1) as nginx:
+    with rate_limited_proxy(emu.port, rate=50, burst=10, retry_after=1) as nginx:
         async with AsyncLume(
             api_key=emu.api_key, base_url=nginx.url, retry=chaos_policy(counter)
         ) as lume:
@@ -170,9 +171,9 @@ async def test_nginx_429s_are_waited_out_as_retry_after_says(emu: Emulator) -> N
     assert all(outcome.ok for outcome in outcomes)
     assert emu.stats()["runs_created"] == 60
     assert counter.by_cause["RateLimitError"] > 0
-    # 60 creates at 20/s with a burst of 5 cannot take less than (60 - 5) / 20 s; each 429
+    # 60 creates at 50/s with a burst of 10 cannot take less than (60 - 10) / 50 s; each 429
     # was answered with a 1 s wait, so the client never hammered nginx in between.
-    assert elapsed >= (60 - 5) / 20
+    assert elapsed >= (60 - 10) / 50
     assert counter.total <= 8 * (elapsed + 1)  # at most one retry per worker per second
 
 
