@@ -1,10 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from lume_async.testing import Emulator, VirtualClock
+
+from ._forks import ForkServer
+
+
+@pytest.fixture(scope="session")
+def forks() -> Iterator[ForkServer]:
+    """Starts the chaos tests' service and script processes, forked from a warm interpreter."""
+    server = ForkServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture

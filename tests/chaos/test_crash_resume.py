@@ -19,8 +19,6 @@ import multiprocessing
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 import warnings
 from collections import Counter
@@ -32,6 +30,7 @@ import pytest
 
 from lume_async import AsyncLume
 
+from ._forks import ForkServer
 from ._processes import EmulatorProcess, runs_per_path
 from ._scripts import fanout
 
@@ -44,32 +43,32 @@ def _rows(start: int, stop: int) -> int:
 
 
 @pytest.fixture
-def service() -> Iterator[EmulatorProcess]:
+def service(forks: ForkServer) -> Iterator[EmulatorProcess]:
     # 50x: short runs end in 20 ms, long ones (60 s) in 1.2 s, so a resume finds both kinds.
-    with EmulatorProcess(time_scale=50, seed=3) as emu:
+    with EmulatorProcess(time_scale=50, seed=3, forks=forks) as emu:
         yield emu
 
 
 def _script(emu: EmulatorProcess, batch: str, *extra: str) -> list[str]:
-    return [sys.executable, str(SCRIPT), emu.url, emu.api_key, batch, "0", str(N), *extra]
+    """``python fanout.py ...`` (run forked from a warm interpreter: see ``_forks``)."""
+    return [str(SCRIPT), emu.url, emu.api_key, batch, "0", str(N), *extra]
 
 
-def _kill_half_way(cmd: list[str]) -> int:
+def _kill_half_way(forks: ForkServer, cmd: list[str], files: Path) -> int:
     """Start the fan-out, SIGKILL it once half the creates are done; the progress seen."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
+    proc = forks.start(cmd, out=files / "killed.out", err=files / "killed.err")
     done = 0
     try:
-        for line in proc.stdout:
-            if line.startswith("progress "):
-                done = int(line.split()[1])
-                if done >= N // 2:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    break
+        deadline = time.monotonic() + 60
+        while done < N // 2 and proc.poll() is None and time.monotonic() < deadline:
+            progress = [line for line in proc.lines() if line.startswith("progress ")]
+            done = int(progress[-1].split()[1]) if progress else 0
+            if done >= N // 2:
+                proc.kill()
+            else:
+                time.sleep(0.005)
     finally:
-        proc.stdout.close()
-        if proc.poll() is None:
-            proc.kill()
+        proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the fan-out ended before it could be killed"
     return done
@@ -80,15 +79,15 @@ def _kill_half_way(cmd: list[str]) -> int:
     "extra", [(), ("--namespace", "crash-ns")], ids=["duplicate-means-done", "namespace-keys"]
 )
 def test_a_fan_out_killed_half_way_and_run_again_makes_each_run_once(
-    service: EmulatorProcess, extra: tuple[str, ...]
+    service: EmulatorProcess, forks: ForkServer, extra: tuple[str, ...], tmp_path: Path
 ) -> None:
     batch = "crash-keys" if extra else "crash"
     cmd = _script(service, batch, "--concurrency", "4", *extra)
-    seen = _kill_half_way([*cmd, "--freeze-at", str(N // 2)])
+    seen = _kill_half_way(forks, [*cmd, "--freeze-at", str(N // 2)], tmp_path)
     created_before = asyncio.run(service.stats())["runs_created"]
     assert seen >= N // 2 and created_before < N  # really killed in the middle
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    again = forks.run(cmd, out=tmp_path / "again.out", err=tmp_path / "again.err", timeout=60)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     summary: dict[str, Any] = json.loads(again.stdout.splitlines()[-1])
     print(f"killed at {seen}/{N} ({created_before} runs made); resume: {summary}")
@@ -154,9 +153,9 @@ FAULTS = {
 
 
 @pytest.fixture
-def faulty_service() -> Iterator[EmulatorProcess]:
+def faulty_service(forks: ForkServer) -> Iterator[EmulatorProcess]:
     # 50x: short runs end in 20 ms, long ones (60 s) in 1.2 s, so kills find both kinds.
-    with EmulatorProcess(time_scale=50, seed=4) as emu:
+    with EmulatorProcess(time_scale=50, seed=4, forks=forks) as emu:
         emu.set_faults(FAULTS)
         yield emu
 

@@ -13,9 +13,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ..test_readme import python_blocks
+from ._forks import ForkServer
 from ._processes import EmulatorProcess, runs_per_path
 
 N = 400
@@ -41,18 +39,22 @@ def restart_script() -> str:
 
 
 @pytest.fixture
-def service() -> Iterator[EmulatorProcess]:
+def service(forks: ForkServer) -> Iterator[EmulatorProcess]:
     # 20x: each run (20 s of run time) takes a second, so kills find runs in flight.
-    with EmulatorProcess(time_scale=20, seed=5) as emu:
+    with EmulatorProcess(time_scale=20, seed=5, forks=forks) as emu:
         emu.set_faults(FAULTS)
         yield emu
 
 
 class Job:
-    """The README script as a process with the service and output directory in its environment."""
+    """The README script as a process with the service and output directory in its environment.
 
-    def __init__(self, script: Path, emu: EmulatorProcess, out: Path) -> None:
-        self.cmd = [sys.executable, str(script)]
+    Run as ``python nightly.py`` would be, forked from a warm interpreter (see ``_forks``).
+    """
+
+    def __init__(self, forks: ForkServer, script: Path, emu: EmulatorProcess, out: Path) -> None:
+        self.forks = forks
+        self.cmd = [str(script)]
         self.env = {
             **os.environ,
             "LUME_BASE_URL": emu.url,
@@ -60,40 +62,41 @@ class Job:
             "NIGHTLY_OUT": str(out),
         }
         self.out = out
+        self.logs = script.parent
+        self.runs = 0
 
     def saved(self) -> int:
         return len(list(self.out.glob("*.jsonl"))) if self.out.exists() else 0
 
+    def _files(self) -> dict[str, Path]:
+        self.runs += 1
+        return {
+            "out": self.logs / f"job-{self.runs}.out",
+            "err": self.logs / f"job-{self.runs}.err",
+        }
+
     def kill_when(self, reached: Callable[[list[str]], bool]) -> None:
         """Run the job and SIGKILL it as soon as ``reached(lines printed so far)``."""
-        proc = subprocess.Popen(
-            self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        proc = self.forks.start(self.cmd, env=self.env, **self._files())
         lines: list[str] = []
-        assert proc.stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
-        reader.start()
         try:
             deadline = time.monotonic() + 60
             while proc.poll() is None and time.monotonic() < deadline:
-                if reached(list(lines)):
-                    os.kill(proc.pid, signal.SIGKILL)
+                lines = proc.lines()
+                if reached(lines):
+                    proc.kill()
                     break
                 time.sleep(0.005)
         finally:
-            if proc.poll() is None and not reached(list(lines)):
+            if proc.poll() is None and not reached(proc.lines()):
                 proc.kill()
             proc.wait(timeout=30)
-            reader.join(timeout=10)
-            proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL, f"the job ended before its kill: {lines[-3:]}"
 
     def run_to_the_end(self, attempts: int = 5) -> str:
         """Run the job again until it ends cleanly (it exits 1 while items still fail)."""
         for _ in range(attempts):
-            done = subprocess.run(
-                self.cmd, env=self.env, capture_output=True, text=True, timeout=90, check=False
-            )
+            done = self.forks.run(self.cmd, env=self.env, timeout=90, **self._files())
             if done.returncode == 0:
                 return done.stdout
             assert done.returncode == 1, done.stderr[-2000:]
@@ -103,11 +106,11 @@ class Job:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_readme_job_killed_three_times_and_run_again_makes_each_run_once(
-    service: EmulatorProcess, tmp_path: Path
+    service: EmulatorProcess, forks: ForkServer, tmp_path: Path
 ) -> None:
     script = tmp_path / "nightly.py"
     script.write_text(restart_script(), encoding="utf-8")
-    job = Job(script, service, tmp_path / "out")
+    job = Job(forks, script, service, tmp_path / "out")
     rng = random.Random(2026)
     created_at = rng.choice([100, 200, 300])
     first_save, second_save = rng.randint(1, 150), rng.randint(151, 350)
