@@ -13,6 +13,7 @@ child's pid on one line, then its exit status on the next.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -109,6 +110,7 @@ def serve() -> None:
         request = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()  # a child's collections leave the zygote's objects (and pages) alone
         pid = os.fork()
         if pid == 0:
             _child(request)
