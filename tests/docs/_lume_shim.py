@@ -3,9 +3,10 @@
 A ``lume`` process spends about 0.3 s of CPU importing aiohttp, click and rich before it reads
 its arguments; a page of shell examples runs dozens. ``LumeServer`` starts one process (per
 pytest worker) that imports the libraries the command needs and listens on a Unix socket, and
-writes a small ``lume`` (the shim, a Python started with ``-I -S``, importing nothing but
-``socket``) into a directory to put first on ``PATH``. The shim sends the server its argv,
-environment, working directory, signals it ignores and its stdin/stdout/stderr (``SCM_RIGHTS``);
+writes a small ``lume`` (the shim: a Python started with ``-IS`` that imports nothing beyond
+``socket`` and ``signal``, ~20 ms of CPU) into a directory to put first on ``PATH``. The shim
+sends the server its argv, environment, working directory, signals it ignores and its
+stdin/stdout/stderr (``SCM_RIGHTS``);
 the server forks a child that takes them over, runs the installed ``lume`` console script as
 ``__main__`` (it imports the CLI's own modules afresh, so their module-level state, such as rich's
 consoles, comes from the command's environment) and exits through the interpreter's usual
