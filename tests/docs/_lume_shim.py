@@ -6,12 +6,11 @@ pytest worker) that imports the libraries the command needs and listens on a Uni
 writes a small ``lume`` (the shim: a Python started with ``-IS`` that imports nothing beyond
 ``socket`` and ``signal``, ~20 ms of CPU) into a directory to put first on ``PATH``. The shim
 sends the server its argv, environment, working directory, signals it ignores and its
-stdin/stdout/stderr (``SCM_RIGHTS``);
-the server forks a child that takes them over, runs the installed ``lume`` console script as
-``__main__`` (it imports the CLI's own modules afresh, so their module-level state, such as rich's
-consoles, comes from the command's environment) and exits through the interpreter's usual
-shutdown. The shim passes on the signals it gets and exits as the child did: with its exit
-status, or killed by the same signal.
+stdin/stdout/stderr (``SCM_RIGHTS``); the server forks a child that takes them over, runs the
+installed ``lume`` console script as ``__main__`` (it imports the CLI's own modules afresh, so
+their module-level state, such as rich's consoles, comes from the command's environment) and
+exits through the interpreter's usual shutdown. The shim passes on the signals it gets and exits
+as the child did: with its exit status, or killed by the same signal.
 
 What a fork shares with its server (the hash seed, the encoding of stdio, which follows the
 server's locale) is the same in both for these tests; ``tests/cli/test_startup.py`` and the
