@@ -12,9 +12,9 @@ their module-level state, such as rich's consoles, comes from the command's envi
 exits through the interpreter's usual shutdown. The shim passes on the signals it gets and exits
 as the child did: with its exit status, or killed by the same signal.
 
-What a fork shares with its server (the hash seed, the encoding of stdio, which follows the
-server's locale) is the same in both for these tests; ``tests/cli/test_startup.py`` and the
-CLI's process-level tests run the real command start-up.
+What a fork shares with its server where fresh processes would differ (the hash seed; stdio's
+encoding, which follows the server's locale) makes no difference to the pages' commands;
+``tests/cli/test_startup.py`` and the CLI's process-level tests run the real command start-up.
 
 Run as ``python tests/docs/_lume_shim.py SOCKET LUME``: it prints ``ready`` once it listens and
 serves until its stdin closes.
