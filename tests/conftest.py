@@ -19,11 +19,17 @@ load()
 def pytest_configure(config: pytest.Config) -> None:
     """Load schemathesis's plugin where it is installed (pyproject's addopts name the others).
 
-    It comes with the dev extra; the Airflow venv runs tests/airflow without it. By its entry-point
-    name, so that a run with plugin autoloading on (``-o addopts=``) loads it once.
+    It comes with the dev extra; the Airflow venv runs tests/airflow without it. Registered under
+    its entry-point name, so that a run with plugin autoloading on (``-o addopts=``) loads it once;
+    registered, not imported by that name: ``import_plugin("schemathesis")`` would mark the whole
+    package for assertion rewriting (its ~240 modules, rewritten afresh in every worker where
+    bytecode is not cached), while only the suite's own asserts need it.
     """
-    if importlib.util.find_spec("schemathesis") is not None:
-        config.pluginmanager.import_plugin("schemathesis", consider_entry_points=True)
+    manager = config.pluginmanager
+    if manager.get_plugin("schemathesis") is None and importlib.util.find_spec("schemathesis"):
+        from schemathesis.pytest import plugin
+
+        manager.register(plugin, "schemathesis")
     hear_ctrl_c()
 
 

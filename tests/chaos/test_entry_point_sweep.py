@@ -565,6 +565,13 @@ def handle(emu: Emulator) -> Any:
 
 
 @pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for the sweep's calls: a refused call starts nothing on it."""
+    with asyncio.Runner() as loop_runner:
+        yield loop_runner
+
+
+@pytest.fixture(scope="module")
 def sync_client(emu: Emulator) -> Iterator[lume_sync.Lume]:
     with lume_sync.Lume(api_key=emu.api_key, base_url=emu.url, max_retries=0) as client:
         yield client
@@ -575,7 +582,13 @@ def sent(emu: Emulator) -> int:
 
 
 def assert_refused(
-    row: Row, value: Any, error: type[Exception], emu: Emulator, handle: Any, sync: lume_sync.Lume
+    runner: asyncio.Runner,
+    row: Row,
+    value: Any,
+    error: type[Exception],
+    emu: Emulator,
+    handle: Any,
+    sync: lume_sync.Lume,
 ) -> None:
     async def call() -> None:
         async with AsyncLume(api_key=emu.api_key, base_url=emu.url, max_retries=0) as lume:
@@ -585,7 +598,7 @@ def assert_refused(
 
     before = sent(emu)
     with pytest.raises((TypeError, ValueError)) as caught:
-        asyncio.run(call())
+        runner.run(call())
     exc = caught.value
     assert not isinstance(exc, LumeError), repr(exc)
     assert isinstance(exc, error), f"{type(exc).__name__}: {exc}"
@@ -610,10 +623,15 @@ BAD_ROWS = [row for row in ROWS if row.bad is not None]
 @SWEEP
 @given(data=st.data())
 def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_before_any_request(
-    row: Row, emu: Emulator, handle: Any, sync_client: lume_sync.Lume, data: st.DataObject
+    row: Row,
+    runner: asyncio.Runner,
+    emu: Emulator,
+    handle: Any,
+    sync_client: lume_sync.Lume,
+    data: st.DataObject,
 ) -> None:
     value = data.draw(row.wrong_type, label=row.argument)
-    assert_refused(row, value, TypeError, emu, handle, sync_client)
+    assert_refused(runner, row, value, TypeError, emu, handle, sync_client)
 
 
 @pytest.mark.timeout(180)
@@ -621,11 +639,16 @@ def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_before_any_
 @SWEEP
 @given(data=st.data())
 def test_a_bad_value_of_the_right_type_is_a_value_error_naming_the_argument_before_any_request(
-    row: Row, emu: Emulator, handle: Any, sync_client: lume_sync.Lume, data: st.DataObject
+    row: Row,
+    runner: asyncio.Runner,
+    emu: Emulator,
+    handle: Any,
+    sync_client: lume_sync.Lume,
+    data: st.DataObject,
 ) -> None:
     assert row.bad is not None
     value = data.draw(row.bad, label=row.argument)
-    assert_refused(row, value, ValueError, emu, handle, sync_client)
+    assert_refused(runner, row, value, ValueError, emu, handle, sync_client)
 
 
 def _public_methods(obj: object) -> set[str]:

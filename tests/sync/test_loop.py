@@ -18,6 +18,7 @@ import pytest
 
 from lume_async._exceptions import SyncFacadeError
 from lume_sync import _loop, _loop_thread
+from tests.sync._forks import Forked, ForkServer
 from tests.sync._support import Client, Server, without_slow_callbacks
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,26 +51,39 @@ LOOPS = [
 
 
 @pytest.fixture(autouse=True, params=LOOPS)
-def fresh_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts without a loop and leaves none behind; it runs on each kind of loop."""
+def fresh_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each test starts without a loop and leaves none behind; it runs on each kind of loop
+    (its name: what a script's process is told to use, by ``LUME_LOOP``)."""
     if request.param == "asyncio":
         monkeypatch.setattr(_loop_thread, "new_event_loop", asyncio.new_event_loop)
     _loop.shutdown()
-    yield
+    yield request.param
     _loop.shutdown()
 
 
-def run_script(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+@pytest.fixture(scope="module")
+def forks() -> Iterator[ForkServer]:
+    """Starts scripts as ``python -X dev -W error`` would, importing lume_sync once."""
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+def start_script(forks: ForkServer, loop: str, script: str, mode: str) -> Forked:
+    """``python -X dev -W error _scripts/SCRIPT MODE`` in a process of its own, on ``loop``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUME_LOOP": loop}
+    return forks.start(SCRIPTS / script, mode, env=env)
+
+
+def run_script(
+    forks: ForkServer, loop: str, script: str, mode: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    process = start_script(forks, loop, script, mode)
+    stdout, stderr = process.finish(timeout)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(
+        [script, mode], process.returncode, stdout, without_slow_callbacks(stderr)
     )
-    done.stderr = without_slow_callbacks(done.stderr)
-    return done
 
 
 async def answer() -> int:
@@ -478,14 +492,18 @@ def test_a_thousand_dropped_clients_leak_no_threads_or_sockets() -> None:
     ("mode", "returncode"),
     [("normal", 0), ("sys_exit", 3), ("open_iterator", 0), ("daemon_call", 0)],
 )
-def test_every_exit_path_leaves_stderr_empty(mode: str, returncode: int) -> None:
-    done = run_script(str(SCRIPTS / "exit_paths.py"), mode)
+def test_every_exit_path_leaves_stderr_empty(
+    forks: ForkServer, fresh_loop: str, mode: str, returncode: int
+) -> None:
+    done = run_script(forks, fresh_loop, "exit_paths.py", mode)
     assert done.stderr == ""
     assert done.returncode == returncode
 
 
-def test_an_uncaught_exception_prints_only_its_traceback() -> None:
-    done = run_script(str(SCRIPTS / "exit_paths.py"), "uncaught")
+def test_an_uncaught_exception_prints_only_its_traceback(
+    forks: ForkServer, fresh_loop: str
+) -> None:
+    done = run_script(forks, fresh_loop, "exit_paths.py", "uncaught")
     assert done.returncode == 1
     assert done.stderr.startswith("Traceback (most recent call last):")
     assert done.stderr.endswith("RuntimeError: boom\n")
@@ -495,43 +513,40 @@ def test_an_uncaught_exception_prints_only_its_traceback() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize("mode", ["plain", "lock_held"])
-def test_a_forked_child_gets_its_own_loop_and_leaves_the_parents_alone(mode: str) -> None:
-    done = run_script(str(SCRIPTS / "fork.py"), mode)
+def test_a_forked_child_gets_its_own_loop_and_leaves_the_parents_alone(
+    forks: ForkServer, fresh_loop: str, mode: str
+) -> None:
+    done = run_script(forks, fresh_loop, "fork.py", mode)
     assert done.stderr == ""
     assert done.stdout.splitlines() == ["child ok", "parent ok"]
     assert done.returncode == 0
 
 
-def _interrupt(mode: str, delay: float) -> tuple[list[str], float, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-X", "dev", "-W", "error", str(SCRIPTS / "sigint.py"), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+def _interrupt(
+    forks: ForkServer, loop: str, mode: str, delay: float
+) -> tuple[list[str], float, str]:
+    process = start_script(forks, loop, "sigint.py", mode)
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == "started\n"
+        assert process.readline(timeout=30) == "started\n"
         time.sleep(delay)
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
         lines, interrupted_after = [], float("inf")
-        for line in process.stdout:
+        while line := process.readline(timeout=30):
             lines.append(line.strip())
             if line == "interrupted\n":
                 interrupted_after = time.monotonic() - sent
-        _, stderr = process.communicate(timeout=10)
+        _, stderr = process.finish(timeout=10)
     finally:
         process.kill()
-        process.wait()
     return lines, interrupted_after, without_slow_callbacks(stderr)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_during_a_long_call_cancels_it_and_raises_keyboard_interrupt_quickly() -> None:
-    lines, interrupted_after, stderr = _interrupt("long", 0.1)
+def test_ctrl_c_during_a_long_call_cancels_it_and_raises_keyboard_interrupt_quickly(
+    forks: ForkServer, fresh_loop: str
+) -> None:
+    lines, interrupted_after, stderr = _interrupt(forks, fresh_loop, "long", 0.1)
     assert lines == ["finally", "interrupted", "tasks 0"]  # cleanup ran before the re-raise
     assert interrupted_after < QUICKLY
     assert stderr == ""
@@ -539,8 +554,10 @@ def test_ctrl_c_during_a_long_call_cancels_it_and_raises_keyboard_interrupt_quic
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("delay", [0.01, 0.05, 0.13, 0.2, 0.31])
-def test_ctrl_c_anywhere_in_a_stream_of_calls_leaves_nothing_behind(delay: float) -> None:
-    lines, interrupted_after, stderr = _interrupt("busy", delay)
+def test_ctrl_c_anywhere_in_a_stream_of_calls_leaves_nothing_behind(
+    forks: ForkServer, fresh_loop: str, delay: float
+) -> None:
+    lines, interrupted_after, stderr = _interrupt(forks, fresh_loop, "busy", delay)
     assert lines == ["interrupted", "tasks 0"]
     assert interrupted_after < QUICKLY
     assert stderr == ""
