@@ -1,7 +1,7 @@
 """The code blocks of Markdown pages, and how each runs: the machinery of the docs' example tests.
 
-A ```python block runs as a pytest module when it defines ``test_*`` functions, else as a
-script (``python -W error example.py``, forked from an interpreter with the SDK imported).
+A ```python block runs as a pytest module when it defines ``test_*`` functions (async ones
+too), else as a script (``python -W error example.py``); both fork from a warm interpreter.
 ```sh blocks of a page run one after the other in one bash session, as a reader would type
 them in one terminal. A block preceded by ``<!-- needs: NAME -->`` needs something this venv
 may not have (``airflow``: it runs in the Airflow venv) and is left to the tests of that need;
@@ -12,8 +12,6 @@ or serves until Ctrl-C), with its reason.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +62,18 @@ def python_params(paths: list[Path], needs: str | None = None) -> list[Any]:
 def run_python(code: str, tmp_path: Path, zygote: Zygote, *, timeout: float = 45) -> None:
     """Run one Python block as its reader would; fail with its output.
 
-    A script runs as ``python -W error example.py`` in a scratch directory, forked from the
-    ``zygote`` (an interpreter with the SDK imported, see ``tests/_zygote.py``); a pytest module
-    runs in a pytest process of its own, with the plugins a user's pytest would load.
+    A script runs as ``python -W error example.py`` in a scratch directory; a pytest module (one
+    that defines a test, async or not) as ``python -m pytest -W error test_example.py``, with
+    the plugins a user's pytest would load. Both fork from the ``zygote`` (processes that have
+    imported what they import, see ``tests/_zygote.py``).
     """
-    if re.search(r"^def test_", code, re.MULTILINE):
+    done: Any
+    if re.search(r"^(async )?def test_", code, re.MULTILINE):
         path = tmp_path / "test_example.py"
         path.write_text(code, encoding="utf-8")
-        command = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
-        command += ["--rootdir", str(tmp_path), str(path)]
-        done: Any = subprocess.run(
-            command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        args = ["-q", "-W", "error", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]
+        done = zygote.pytest([*args, str(path)], cwd=tmp_path, timeout=timeout)
+        assert re.search(r"^\d+ passed", done.stdout, re.MULTILINE), f"{done.stdout}\n{done.stderr}"
     else:
         path = tmp_path / "example.py"
         path.write_text(code, encoding="utf-8")

@@ -3,7 +3,8 @@
 Python blocks run as scripts or pytest modules (see ``_blocks``); each starts the emulator it needs,
 as the pages show readers to. The shell blocks of a page run in one bash session, in a scratch
 directory, with ``LUME_BASE_URL`` and ``LUME_API_KEY`` pointing at an emulator that plays the
-"other terminal" the pages tell readers to start one in.
+"other terminal" the pages tell readers to start one in; their ``lume`` is the installed command,
+forked from a process that has imported its libraries (``_lume_shim``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def test_python_block_runs(code: str, tmp_path: Path, zygote: Zygote) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("path", SHELL_PAGES)
-def test_the_shell_blocks_of_a_page_run_in_order(path: Path, tmp_path: Path) -> None:
+def test_the_shell_blocks_of_a_page_run_in_order(
+    path: Path, tmp_path: Path, lume_bin: Path
+) -> None:
     if shutil.which("jq") is None:
         if os.environ.get("LUME_DOCS_CHECKS") == "1":
             pytest.fail("jq is not installed (the shell examples use it)")
@@ -68,8 +71,11 @@ def test_the_shell_blocks_of_a_page_run_in_order(path: Path, tmp_path: Path) -> 
     # waits out a real 5 s poll interval), slow enough that a day-long run is still cancellable.
     with Emulator(time_scale=2000) as emu:
         env = {**os.environ, "LUME_BASE_URL": emu.url, "LUME_API_KEY": emu.api_key}
-        # The ``lume`` of this interpreter's environment, activated or not.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        # The ``lume`` of this interpreter's environment, activated or not, each forked from a
+        # process that has imported its libraries (``_lume_shim``; tests/cli/test_startup.py
+        # and the CLI's process tests run the command's own start-up).
+        path_dirs = [str(lume_bin), str(Path(sys.executable).parent), env.get("PATH", "")]
+        env["PATH"] = os.pathsep.join(path_dirs)
         env.pop("LUME_LOG", None)
         done = subprocess.run(
             ["bash", "-c", "\n".join(script)],

@@ -1,7 +1,8 @@
 """The built site: every exported name has a reference entry, and the pages render in a browser.
 
 The site is the one ``LUME_DOCS_SITE`` points at (CI builds it once with ``mkdocs build
---strict``), else one built here when mkdocs is installed (the ``docs`` extra). The browser tests
+--strict``), else one built here, once per test run, when mkdocs is installed (the ``docs``
+extra). The browser tests
 run Debian's chromium, headless, against the site served on loopback. In a checkout without
 mkdocs or chromium these tests are skipped; with ``LUME_DOCS_CHECKS=1`` (as in CI) a missing
 tool is a failure instead.
@@ -10,6 +11,7 @@ tool is a failure instead.
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import importlib
 import os
@@ -50,17 +52,30 @@ def missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[Path]:
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("LUME_DOCS_SITE")
     if given:
         if not (Path(given) / "objects.inv").is_file():
             missing(f"LUME_DOCS_SITE={given} holds no built site")
-        yield Path(given)
-        return
+        return Path(given)
     if importlib.util.find_spec("mkdocs") is None:
         missing("mkdocs is not installed (pip install -e '.[docs]')")
-    with tempfile.TemporaryDirectory() as tmp:
+    # Built once per test run: the pytest-xdist workers share their base directory's parent.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    built = shared / "docs-site"
+    with open(shared / "docs-site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the kernel drops it if its holder dies
+        if not (built / "objects.inv").is_file():
+            build(built)
+    return built
+
+
+def build(target: Path) -> None:
+    """``mkdocs build --strict`` into ``target``, which holds the site only once it is whole."""
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         done = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", tmp],
             cwd=ROOT,
@@ -71,7 +86,9 @@ def site() -> Iterator[Path]:
             check=False,
         )
         assert done.returncode == 0, done.stderr[-4000:]
-        yield Path(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+        os.mkdir(tmp)  # for the context manager to remove
 
 
 def inventory(site: Path) -> set[str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .._zygote import Finished, Zygote
+
 
 def python(code: str) -> str:
     done = subprocess.run(
@@ -35,14 +37,15 @@ def test_importing_the_plugin_imports_nothing_but_itself() -> None:
     assert added == "['lume_pytest']"
 
 
-def run_pytest(
-    tmp_path: Path, test_code: str, *, autoload: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """pytest in a fresh process on ``test_code``; ``loaded.txt`` lists the SDK modules it loaded.
+def run_pytest(tmp_path: Path, test_code: str, zygote: Zygote | None) -> Finished:
+    """pytest on ``test_code``; ``loaded.txt`` lists the SDK modules it loaded.
 
-    Autoloading every installed plugin (hypothesis, schemathesis...) costs about a second of CPU
-    per process, so only the test about autoloading autoloads; the others name the plugins they
-    need by their entry points (``-p lume_emulator``), which loads the same plugin the same way.
+    Without a ``zygote``: a fresh ``python -m pytest`` process, autoloading every installed
+    plugin, as a user's pytest does. Autoloading (hypothesis, schemathesis...) costs about a
+    second of CPU per process, so only the test about autoloading does; the others name the
+    plugins they need by their entry points (``-p lume_emulator``), which loads the same plugin
+    the same way, in a pytest forked from the ``zygote`` (a process that has imported pytest,
+    but neither the SDK nor any plugin: see ``tests/_zygote.py``).
     """
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
@@ -60,32 +63,34 @@ def run_pytest(
     )
     (tmp_path / "test_user.py").write_text(textwrap.dedent(test_code))
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
-    if not autoload:
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        command += ["-p", "lume_emulator", "-p", "anyio"]
-    return subprocess.run(
-        command,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    args = ["-q", "-p", "no:cacheprovider", "-W", "error"]
+    if zygote is None:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return Finished(done.returncode, done.stdout, done.stderr)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    args += ["-p", "lume_emulator", "-p", "anyio"]
+    return zygote.pytest(args, cwd=tmp_path, env=env, timeout=120)
 
 
 def test_a_test_run_that_never_asks_for_the_fixture_never_loads_the_sdk(tmp_path: Path) -> None:
     # As a user's pytest finds it: autoloaded, with every other installed plugin.
     done = run_pytest(
-        tmp_path, "def test_nothing_to_do_with_lume():\n    assert True\n", autoload=True
+        tmp_path, "def test_nothing_to_do_with_lume():\n    assert True\n", zygote=None
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "registered.txt").read_text() == "True"
     assert (tmp_path / "loaded.txt").read_text() == ""
 
 
-def test_the_marker_is_registered_without_loading_the_sdk(tmp_path: Path) -> None:
+def test_the_marker_is_registered_without_loading_the_sdk(tmp_path: Path, zygote: Zygote) -> None:
     done = run_pytest(
         tmp_path,
         """
@@ -95,13 +100,16 @@ def test_the_marker_is_registered_without_loading_the_sdk(tmp_path: Path) -> Non
         def test_marked_but_not_using_the_fixture():
             pass
         """,
+        zygote,
     )
     assert done.returncode == 0, done.stdout + done.stderr  # -W error: no unknown-marker warning
     assert (tmp_path / "loaded.txt").read_text() == ""
 
 
 @pytest.mark.parametrize("style", ["sync", "anyio"])
-def test_the_fixture_serves_sync_and_async_tests(tmp_path: Path, style: str) -> None:
+def test_the_fixture_serves_sync_and_async_tests(
+    tmp_path: Path, style: str, zygote: Zygote
+) -> None:
     code = {
         "sync": """
             import pytest
@@ -132,7 +140,7 @@ def test_the_fixture_serves_sync_and_async_tests(tmp_path: Path, style: str) -> 
                     assert run.status.value == "SUCCEEDED"
         """,
     }[style]
-    done = run_pytest(tmp_path, code)
+    done = run_pytest(tmp_path, code, zygote)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert "lume_async.testing" in (tmp_path / "loaded.txt").read_text()
