@@ -16,6 +16,7 @@ Run as ``python tests/chaos/_forks.py``: one JSON request a line on stdin, answe
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -214,6 +215,9 @@ def serve() -> None:
     """Import the SDK, then fork a child per request; report each one's pid, then its end."""
     for name in PRELOAD:
         importlib.import_module(name)
+    # What is loaded now stays out of the collector's sight, so that a child's collections do
+    # not write to (and so copy) every page of it.
+    gc.freeze()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
