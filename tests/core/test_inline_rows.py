@@ -147,7 +147,7 @@ tables = st.lists(column_names, min_size=1, max_size=6, unique=True).flatmap(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(tables)
 def test_a_table_with_nones_is_sent_exactly_as_given(data: list[dict[str, Any]]) -> None:
     sent = orjson.loads(request(data).wire_body())
@@ -155,7 +155,7 @@ def test_a_table_with_nones_is_sent_exactly_as_given(data: list[dict[str, Any]])
     assert sent["source_data"] == orjson.loads(orjson.dumps(data))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(tables, st.data(), st.sampled_from([math.nan, math.inf, -math.inf]))
 def test_a_nan_or_infinity_in_a_table_with_nones_fails_with_its_row(
     data: list[dict[str, Any]], draw: st.DataObject, bad: float
