@@ -8,9 +8,10 @@ an APIConnectionError instead.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,6 @@ from lume_async import AsyncLume, RetryPolicy, RunRequest, Timeout
 from lume_async.webhooks import ReplayGuard, WebhookReceiver, verify
 
 from .._profiles import examples
-
-pytestmark = pytest.mark.anyio
 
 RUN_ID = "run_01HY0000000000000000000000"
 FLOW = "customer_cleaner:v1"
@@ -145,11 +144,32 @@ def type_names(value: Any) -> set[str]:
     return names
 
 
-async def call(fn: Call, value: Any) -> None:
-    async with AsyncLume(api_key="k", base_url=NOWHERE, max_retries=0) as lume:
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.Runner]:
+    """One event loop for every example of the module's tests."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+@pytest.fixture
+def lume(loop: asyncio.Runner) -> Iterator[AsyncLume]:
+    """One client for all the examples of a test: a check that fails leaves it as it was."""
+
+    async def start() -> AsyncLume:
+        return await AsyncLume(api_key="k", base_url=NOWHERE, max_retries=0).__aenter__()
+
+    client = loop.run(start())
+    yield client
+    loop.run(client.aclose())
+
+
+def call(loop: asyncio.Runner, lume: AsyncLume, fn: Call, value: Any) -> None:
+    async def attempt() -> None:
         result = fn(lume, value)
         if isinstance(result, Awaitable):
             await result
+
+    loop.run(attempt())
 
 
 def names_the_type(exc: BaseException, value: Any) -> bool:
@@ -166,13 +186,18 @@ def names_the_type(exc: BaseException, value: Any) -> bool:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(value=ANY_VALUE)
-async def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_and_type(
-    argument: str, fn: Call, takes: Callable[[Any], bool], value: Any
+def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_and_type(
+    loop: asyncio.Runner,
+    lume: AsyncLume,
+    argument: str,
+    fn: Call,
+    takes: Callable[[Any], bool],
+    value: Any,
 ) -> None:
     if takes(value):
         return  # the right type: its values are the next test's business
     with pytest.raises(TypeError, match=rf"\b{re.escape(argument)}\b") as caught:
-        await call(fn, value)
+        call(loop, lume, fn, value)
     assert names_the_type(caught.value, value), str(caught.value)
 
 
@@ -279,10 +304,15 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
-async def test_a_value_out_of_range_is_a_value_error_naming_the_argument_and_type(
-    argument: str, fn: Call, values: st.SearchStrategy[Any], data: st.DataObject
+def test_a_value_out_of_range_is_a_value_error_naming_the_argument_and_type(
+    loop: asyncio.Runner,
+    lume: AsyncLume,
+    argument: str,
+    fn: Call,
+    values: st.SearchStrategy[Any],
+    data: st.DataObject,
 ) -> None:
     value = data.draw(values)
     with pytest.raises(ValueError, match=rf"\b{re.escape(argument)}\b") as caught:
-        await call(fn, value)
+        call(loop, lume, fn, value)
     assert names_the_type(caught.value, value), str(caught.value)
