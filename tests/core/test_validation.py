@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from .._profiles import examples
 RUN_ID = "run_01HY0000000000000000000000"
 FLOW = "customer_cleaner:v1"
 PATH = "s3://bucket/batch_001"
-NOWHERE = "http://127.0.0.1:9"
 
 Call = Callable[[AsyncLume, Any], Awaitable[Any] | Any]
 
@@ -144,25 +143,6 @@ def type_names(value: Any) -> set[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.Runner]:
-    """One event loop for every example of the module's tests."""
-    with asyncio.Runner() as runner:
-        yield runner
-
-
-@pytest.fixture
-def lume(loop: asyncio.Runner) -> Iterator[AsyncLume]:
-    """One client for all the examples of a test: a check that fails leaves it as it was."""
-
-    async def start() -> AsyncLume:
-        return await AsyncLume(api_key="k", base_url=NOWHERE, max_retries=0).__aenter__()
-
-    client = loop.run(start())
-    yield client
-    loop.run(client.aclose())
-
-
 def call(loop: asyncio.Runner, lume: AsyncLume, fn: Call, value: Any) -> None:
     async def attempt() -> None:
         result = fn(lume, value)
@@ -188,7 +168,7 @@ def names_the_type(exc: BaseException, value: Any) -> bool:
 @given(value=ANY_VALUE)
 def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_and_type(
     loop: asyncio.Runner,
-    lume: AsyncLume,
+    offline: AsyncLume,
     argument: str,
     fn: Call,
     takes: Callable[[Any], bool],
@@ -197,7 +177,7 @@ def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_and_type(
     if takes(value):
         return  # the right type: its values are the next test's business
     with pytest.raises(TypeError, match=rf"\b{re.escape(argument)}\b") as caught:
-        call(loop, lume, fn, value)
+        call(loop, offline, fn, value)
     assert names_the_type(caught.value, value), str(caught.value)
 
 
@@ -306,7 +286,7 @@ OUT_OF_RANGE: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
 @given(data=st.data())
 def test_a_value_out_of_range_is_a_value_error_naming_the_argument_and_type(
     loop: asyncio.Runner,
-    lume: AsyncLume,
+    offline: AsyncLume,
     argument: str,
     fn: Call,
     values: st.SearchStrategy[Any],
@@ -314,5 +294,5 @@ def test_a_value_out_of_range_is_a_value_error_naming_the_argument_and_type(
 ) -> None:
     value = data.draw(values)
     with pytest.raises(ValueError, match=rf"\b{re.escape(argument)}\b") as caught:
-        call(loop, lume, fn, value)
+        call(loop, offline, fn, value)
     assert names_the_type(caught.value, value), str(caught.value)
