@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +19,7 @@ from lume_async import AsyncLume, RunNotFoundError
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 
 from .._profiles import examples
+from .._zygote import Finished, Zygote
 from ._scripted import RUN_ID, Answer, ScriptedServer, run_json
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +134,7 @@ async def test_no_line_ever_holds_the_key_whatever_the_server_says(
 
 
 def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, with warnings as they are by default."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LUME_")}
     environ.update(env)
     return subprocess.run(
@@ -141,6 +145,26 @@ def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
     )
+
+
+Script = Callable[[str, dict[str, str]], Finished]
+
+
+@pytest.fixture
+def script(tmp_path: Path, zygote: Zygote, monkeypatch: pytest.MonkeyPatch) -> Script:
+    """Runs ``code`` as ``python -W error script.py`` would, in a process of its own forked from
+    one that has imported the SDK but made no client (LUME_LOG is read at the first client)."""
+
+    def run(code: str, env: dict[str, str]) -> Finished:
+        for name in [name for name in os.environ if name.startswith("LUME_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        path = tmp_path / "script.py"
+        path.write_text(textwrap.dedent(code), encoding="utf-8")
+        return zygote.run(path, timeout=60)
+
+    return run
 
 
 SCRIPT = """
@@ -158,8 +182,8 @@ SCRIPT = """
 
 
 @pytest.mark.parametrize("level", ["info", "INFO", "debug"])
-def test_lume_log_prints_request_lines_on_stderr(level: str) -> None:
-    done = run_script(SCRIPT, {"LUME_LOG": level})
+def test_lume_log_prints_request_lines_on_stderr(script: Script, level: str) -> None:
+    done = script(SCRIPT, {"LUME_LOG": level})
     assert done.returncode == 0, done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "lume_async.http" in line]
     assert " INFO lume_async.http: POST /v1/runs 201 " in line
@@ -167,23 +191,25 @@ def test_lume_log_prints_request_lines_on_stderr(level: str) -> None:
     assert ("bytes=" in line) is (level == "debug")
 
 
-def test_without_lume_log_nothing_is_printed() -> None:
-    done = run_script(SCRIPT, {})
+def test_without_lume_log_nothing_is_printed(script: Script) -> None:
+    done = script(SCRIPT, {})
     assert done.returncode == 0
     assert done.stderr == ""
 
 
 def test_an_unknown_lume_log_level_is_a_warning_not_a_failure() -> None:
+    # A fresh interpreter: with warnings as errors (as the forked scripts run), the warning
+    # would stop the script instead of showing what a user sees.
     done = run_script(SCRIPT, {"LUME_LOG": "chatty"})
     assert done.returncode == 0
     assert "LUME_LOG='chatty' is not one of debug, info, warning; ignored" in done.stderr
     assert "lume_async.http" not in done.stderr
 
 
-def test_the_cli_logs_its_requests_with_lume_log() -> None:
+def test_the_cli_logs_its_requests_with_lume_log(script: Script) -> None:
     with Emulator() as emu:  # on a thread of its own
         env = {"LUME_LOG": "info", "LUME_BASE_URL": emu.url, "LUME_API_KEY": emu.api_key}
-        done = run_script("from lume_async._cli import main; main(['runs', 'list'])", env)
+        done = script("from lume_async._cli import main; main(['runs', 'list'])", env)
     assert done.returncode == 0, done.stderr
     assert "lume_async.http: GET /v1/runs 200 " in done.stderr
     assert emu.api_key not in done.stderr
