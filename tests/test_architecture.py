@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import attrs
@@ -46,6 +47,7 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@cache  # the sources do not change while the suite runs: read once, by every test here
 def source_files() -> dict[str, Path]:
     """Every module of the packages, by dotted name."""
     files = {}
@@ -82,9 +84,14 @@ def _walk(
         yield from _walk(child, typing_only, inner)
 
 
+@cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
     """The imports of one module that point into the packages, resolved to module names."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parsed(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
     for node, typing_only, deferred in _walk(tree):
@@ -108,10 +115,11 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
     return found
 
 
-def import_graph() -> list[Import]:
+@cache
+def import_graph() -> tuple[Import, ...]:
     files = source_files()
     known = set(files)
-    return [imp for name, path in files.items() for imp in imports_of(name, path, known)]
+    return tuple(imp for name, path in files.items() for imp in imports_of(name, path, known))
 
 
 def test_the_packages_are_found() -> None:
@@ -203,7 +211,6 @@ def test_no_module_is_longer_than_a_comfortable_read(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(source_files()))
 def test_every_module_says_what_it_owns_in_its_first_line(name: str) -> None:
-    tree = ast.parse(source_files()[name].read_text(encoding="utf-8"))
-    docstring = ast.get_docstring(tree)
+    docstring = ast.get_docstring(parsed(source_files()[name]))
     assert docstring, f"{name} has no module docstring"
     assert docstring.splitlines()[0].strip(), f"{name}'s docstring starts with a blank line"
