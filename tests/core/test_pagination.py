@@ -80,8 +80,8 @@ async def test_breaking_out_of_results_releases_the_connection(lume: AsyncLume) 
     async for row in run.results(page_size=100):
         if row["full_name"] == "Customer 150":
             break
-    for _ in range(5):  # the loop's finaliser closes the abandoned generator on its next turns
-        gc.collect()
+    gc.collect()  # the abandoned generator is garbage now
+    for _ in range(5):  # and the loop's finaliser closes it on its next turns
         await asyncio.sleep(0)
     session = lume._core.transport.session
     assert session is not None and session.connector is not None
