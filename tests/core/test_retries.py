@@ -173,11 +173,11 @@ async def test_thirty_percent_faults_lose_and_duplicate_nothing(
     async with AsyncLume(
         api_key=emu.api_key, base_url=emu.url, retry=RetryPolicy(max_retries=10), clock=clock
     ) as lume:
-        # Each run is checked on its own (made once, every row read once, in order): 200 runs
-        # make about 900 requests, a few hundred of them faulted.
+        # Each run is checked on its own (made once, every row read once, in order): 100 runs
+        # make about 570 requests, some 170 of them faulted (each kind on each route, many times).
         runs = [
             await lume.run("customer_cleaner:v1", f"synthetic://chaos-{i}?rows=150&duration=1")
-            for i in range(200)
+            for i in range(100)
         ]
         emu.advance(5)
         for run in runs:
@@ -186,9 +186,9 @@ async def test_thirty_percent_faults_lose_and_duplicate_nothing(
             rows = await run.results(page_size=100).collect()
             assert [r["full_name"] for r in rows] == [f"Customer {i}" for i in range(150)]
     stats = emu.stats()
-    assert stats["runs_created"] == 200
+    assert stats["runs_created"] == 100
     assert stats["duplicate_creates_refused"] == 0
-    assert len({run.id for run in runs}) == 200
+    assert len({run.id for run in runs}) == 100
     faults = sum(
         n
         for route in stats["requests"].values()
