@@ -145,7 +145,12 @@ class Forked:
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # not reaped yet, so the pid is still this child's
-            os.kill(self.pid, sig)
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                # Ended and reaped by the server, whose "exited" line is still on its way (a
+                # second kill() right after the first one lands here): as Popen.send_signal.
+                pass
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
