@@ -16,6 +16,7 @@ Run as ``python tests/chaos/_forks.py``: one JSON request a line on stdin, answe
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -145,7 +146,10 @@ class Forked:
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # not reaped yet, so the pid is still this child's
-            os.kill(self.pid, sig)
+            # Ended and reaped by the server, whose "exited" line is still on its way (a second
+            # kill() right after the first one lands here): nothing to do, as Popen.send_signal.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

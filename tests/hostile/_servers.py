@@ -44,13 +44,30 @@ def head(status: int = 200, **headers: str | int) -> bytes:
 
 @functools.cache
 def bomb(size: int, encoding: str) -> bytes:
-    """``size`` zero bytes compressed as ``gzip`` or ``deflate`` (about 1,000 to 1)."""
+    """``size`` zero bytes compressed as ``gzip`` or ``deflate`` (about 250 to 1).
+
+    Each MiB is compressed with a full flush, which empties the compressor's window: every MiB
+    after the first is then the same bytes, so one is compressed and repeated, and the stream's
+    end (its checksum and length) is computed from the zeros, not compressed again.
+    """
+    mib = 1 << 20
     wbits = {"gzip": 31, "deflate": 15}[encoding]
     packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
-    zeros = bytes(1 << 20)
-    parts = [packer.compress(zeros) for _ in range(size >> 20)]
-    parts.append(packer.flush())
-    return b"".join(parts)
+    zeros = bytes(mib)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    then = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    count = size // mib
+    if count < 1 or size % mib:
+        raise ValueError(f"size must be a whole number of MiB, got {size}")
+    check = zlib.crc32(zeros) if encoding == "gzip" else zlib.adler32(zeros)
+    for _ in range(count - 1):
+        check = zlib.crc32(zeros, check) if encoding == "gzip" else zlib.adler32(zeros, check)
+    last = b"\x03\x00"  # an empty final block, with fixed codes
+    if encoding == "gzip":
+        end = check.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+    else:
+        end = check.to_bytes(4, "big")
+    return first + then * (count - 1) + last + end
 
 
 def json_answer(doc: Any, status: int = 200, **headers: str | int) -> Shape:

@@ -90,9 +90,10 @@ def remote() -> Iterator[EmulatorProcess]:
 
 
 #: Loops after the warm-up, per runner: a thousand of the commonest, ``asyncio.run()``, and
-#: hundreds of the others (a descriptor kept per loop shows after any number of loops).
+#: two hundred of the others (a descriptor kept per loop shows after any number of loops, and
+#: memory kept per loop is bounded per loop).
 LOOPS = {"asyncio.run": 1000}
-OTHER_LOOPS = 400
+OTHER_LOOPS = 200
 #: What the loops may add to the process's memory: 10 KiB each (what a session and its connector
 #: would leave behind if one were kept per loop), and never more than 5% of where it started.
 LEAK_BOUND = 10 << 10

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -66,6 +67,22 @@ def running() -> Iterator[Emulator]:
         yield emu
 
 
+def local_session() -> requests.Session:
+    """One connection pool for every case sent to the emulator (schemathesis's own probes, such
+    as the ones without credentials, still go on sessions of their own). It reads no proxy or
+    netrc settings from the environment: the emulator is on this machine, and ``requests``
+    would otherwise scan the whole environment on every request."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    with local_session() as session:
+        yield session
+
+
 def _one_logical_request(case: Any) -> None:
     """Give a schema-valid case its own Idempotency-Key, and drop a generated cursor."""
     meta = case.meta
@@ -90,9 +107,11 @@ def node_id_as_schemathesis_reads_it(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
-def documented(case: Any, running: Emulator) -> None:
+def documented(case: Any, running: Emulator, session: requests.Session) -> None:
     _one_logical_request(case)
-    case.call_and_validate(base_url=running.url, headers={"lume-api-key": running.api_key})
+    case.call_and_validate(
+        base_url=running.url, session=session, headers={"lume-api-key": running.api_key}
+    )
 
 
 # One subtest per operation; the document's operations are split over two tests (between them,
@@ -100,15 +119,19 @@ def documented(case: Any, running: Emulator) -> None:
 @pytest.mark.timeout(180)
 @schema.include(path_regex=r"^/v1/runs").parametrize()
 @pytest.mark.usefixtures("node_id_as_schemathesis_reads_it")
-def test_every_run_answer_is_documented(case: Any, running: Emulator) -> None:
-    documented(case, running)
+def test_every_run_answer_is_documented(
+    case: Any, running: Emulator, session: requests.Session
+) -> None:
+    documented(case, running, session)
 
 
 @pytest.mark.timeout(180)
 @schema.exclude(path_regex=r"^/v1/runs").parametrize()
 @pytest.mark.usefixtures("node_id_as_schemathesis_reads_it")
-def test_every_other_answer_is_documented(case: Any, running: Emulator) -> None:
-    documented(case, running)
+def test_every_other_answer_is_documented(
+    case: Any, running: Emulator, session: requests.Session
+) -> None:
+    documented(case, running, session)
 
 
 def linked_sequences(
