@@ -17,6 +17,7 @@ status.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -32,7 +33,9 @@ from typing import Any
 
 __all__ = ["ForkServer", "Forked"]
 
-PRELOAD = ("asyncio", "aiohttp", "uvloop", "lume_sync", "lume_sync._loop", "tests.sync._support")
+PRELOAD = ("asyncio", "aiohttp", "lume_sync", "lume_sync._loop", "tests.sync._support")
+#: Imported where installed (uvloop comes with the ``speed`` extra only).
+OPTIONAL = ("uvloop",)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -112,12 +115,18 @@ class ForkServer:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (the Forked closes it)
         request = {"argv": [str(script), *args], "env": env, "cwd": str(ROOT)}
         try:
-            socket.send_fds(
-                self._socket, [json.dumps(request).encode()], [stdout_w, stderr.fileno()]
-            )
-        finally:
-            os.close(stdout_w)
-        return Forked(self, int(self._line()), stdout, stderr)
+            try:
+                socket.send_fds(
+                    self._socket, [json.dumps(request).encode()], [stdout_w, stderr.fileno()]
+                )
+            finally:
+                os.close(stdout_w)
+            pid = int(self._line())
+        except BaseException:  # the server is gone: nothing will read or close these
+            os.close(stdout)
+            stderr.close()
+            raise
+        return Forked(self, pid, stdout, stderr)
 
     def status(self) -> int:
         return int(self._line())
@@ -169,6 +178,9 @@ def serve(control: socket.socket) -> None:
     """Import what the scripts use, then fork a child per request; report pid and status."""
     for name in PRELOAD:
         __import__(name)
+    for name in OPTIONAL:
+        with contextlib.suppress(ImportError):
+            __import__(name)
     while True:
         message, fds, _, _ = socket.recv_fds(control, 1 << 20, 2)
         if not message:
