@@ -1,4 +1,8 @@
-"""The connection pool: one aiohttp session per client, on one event loop at a time.
+"""The connection pool: one per client, on one event loop at a time.
+
+Requests go straight to the service through the client's own HTTP/1.1 connections
+(``_http1.Connections``), or through an aiohttp session when they go through a proxy (aiohttp
+speaks to proxies, tunnels included). Either is called the session below.
 
 The session is made lazily on the loop of the first request and closed on that loop when the loop
 shuts down: a small async generator started with the session is finalised by
@@ -8,8 +12,8 @@ successive ``asyncio.run()`` calls holds one pool at a time, never one per loop.
 on a second loop while its first is still open raises at once; after a fork, the child makes its
 own pool and leaves the parent's sockets alone.
 
-The API key is one of the session's default headers, as a value whose ``repr`` is masked,
-unless requests go through a proxy: aiohttp copies a session's default headers into the
+The API key is one of the session's default headers (for aiohttp, as a value whose ``repr``
+is masked), unless requests go through a proxy: aiohttp copies a session's default headers into the
 ``CONNECT`` request it sends a proxy in clear, so then the key and the caller's default headers
 go with each request instead (``request_headers``);
 ``mask_request_info`` gives an aiohttp error about to be chained under an SDK error a copy of its
@@ -32,6 +36,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._config import ClientConfig
+from ._connections import Connections
 from ._exceptions import LumeError
 from ._secrets import MASK
 from ._version import __version__
@@ -53,19 +58,22 @@ class _HeaderSecret(str):
         return repr(MASK)
 
 
+Session = aiohttp.ClientSession | Connections
+"""What a pool holds: the client's own connections, or aiohttp's session through a proxy."""
+
 # Pools a forked child inherited: their sockets are the parent's too, so the child never closes
 # them (closing would unregister them from the epoll set both processes share); it only keeps
 # them from being finalised.
-_INHERITED: list[tuple[aiohttp.ClientSession, object]] = []
+_INHERITED: list[tuple[Session, object]] = []
 
 
 class Pool:
-    """The aiohttp session of one client, bound to the loop it runs on."""
+    """The session of one client, bound to the loop it runs on."""
 
     def __init__(self, config: ClientConfig, *, ssl_context: ssl.SSLContext | bool) -> None:
         self._config = config
         self._ssl = ssl_context
-        self._session: aiohttp.ClientSession | None = None
+        self._session: Session | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
         self._shutdown_hook: AsyncGenerator[None, None] | None = None
@@ -77,17 +85,17 @@ class Pool:
         return self._closed
 
     @property
-    def active(self) -> aiohttp.ClientSession | None:
+    def active(self) -> Session | None:
         """The session in use (None before the first request, after close, after its loop)."""
         return self._session
 
-    def current(self) -> aiohttp.ClientSession | None:
+    def current(self) -> Session | None:
         """The session of the running loop, if it has one (the fast path of every request)."""
         if self._loop is asyncio.get_running_loop():
             return self._session
         return None
 
-    async def session(self) -> aiohttp.ClientSession:
+    async def session(self) -> Session:
         """The session of the running loop: the current one, or a new one made here.
 
         Raises LumeError if the client is closed, or still bound to another open loop.
@@ -114,13 +122,31 @@ class Pool:
         return self._session
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        session: Session
+        if self._config.proxy is None:
+            session = Connections(
+                self._config.base_url,
+                headers=self._headers(),
+                ssl_context=self._ssl if isinstance(self._ssl, ssl.SSLContext) else None,
+                limit=self._config.max_connections,
+            )
+        else:
+            session = self._aiohttp_session()
+        self._session, self._loop, self._pid = session, loop, os.getpid()
+        hook = _close_at_shutdown(weakref.ref(self), session, self._pid)
+        # Started here, on ``loop``: the loop now tracks it, and finalises it at shutdown.
+        with contextlib.suppress(StopIteration):
+            hook.asend(None).send(None)
+        self._shutdown_hook = hook
+
+    def _aiohttp_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._config.max_connections,
             limit_per_host=0,
             ttl_dns_cache=300,
             ssl=self._ssl,
         )
-        session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             headers=self._headers(),
             # An API client authenticates with its key: a cookie a server sets is neither kept
@@ -129,14 +155,8 @@ class Pool:
             raise_for_status=False,
             trust_env=False,
         )
-        self._session, self._loop, self._pid = session, loop, os.getpid()
-        hook = _close_at_shutdown(weakref.ref(self), session, self._pid)
-        # Started here, on ``loop``: the loop now tracks it, and finalises it at shutdown.
-        with contextlib.suppress(StopIteration):
-            hook.asend(None).send(None)
-        self._shutdown_hook = hook
 
-    async def _drop_orphan(self, session: aiohttp.ClientSession) -> None:
+    async def _drop_orphan(self, session: Session) -> None:
         """Let go of a pool whose loop was closed without shutting down its async generators.
 
         That loop can no longer run a graceful close: the pool's connections are released, and
@@ -149,19 +169,25 @@ class Pool:
                 "loop.shutdown_asyncgens() (asyncio.run() does it), so its connections could not "
                 "be closed gracefully; call `await client.aclose()` before closing a loop by hand"
             )
+        self._session = self._loop = self._shutdown_hook = None
+        if isinstance(session, Connections):
+            session.abandon()
+            return
         connector = session.connector
         session.detach()
-        self._session = self._loop = self._shutdown_hook = None
         if connector is not None:
             await connector.close()  # on a closed loop: only forgets its connections
 
-    def _leave_to_parent(self, session: aiohttp.ClientSession) -> None:
+    def _leave_to_parent(self, session: Session) -> None:
         """In a forked child: set the parent's pool aside, unclosed and unfinalised, for good."""
-        _INHERITED.append((session, (session.connector, self._shutdown_hook)))
-        session.detach()
+        if isinstance(session, Connections):
+            _INHERITED.append((session, self._shutdown_hook))
+        else:
+            _INHERITED.append((session, (session.connector, self._shutdown_hook)))
+            session.detach()
         self._session = self._loop = self._shutdown_hook = None
 
-    def _forget(self, session: aiohttp.ClientSession) -> None:
+    def _forget(self, session: Session) -> None:
         """``session`` was closed with its loop: the next request makes a new one."""
         if self._session is session:
             self._session = self._loop = self._shutdown_hook = None
@@ -236,7 +262,7 @@ def mask_request_info(exc: BaseException) -> None:
 
 
 async def _close_at_shutdown(
-    pool: weakref.ref[Pool], session: aiohttp.ClientSession, pid: int
+    pool: weakref.ref[Pool], session: Session, pid: int
 ) -> AsyncGenerator[None, None]:
     """Suspended until its loop shuts down its async generators, then closes ``session``."""
     try:

@@ -20,6 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import ClientConfig, RetryPolicy, Timeout
+from ._connections import Connections
 from ._deadlines import Deadlines
 from ._exceptions import (
     APIConnectionError,
@@ -28,12 +29,31 @@ from ._exceptions import (
     InvalidRequestError,
     LumeError,
     NotFoundError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._http_log import log_attempt
 from ._http_log import logger as log
-from ._pool import USER_AGENT, Pool, mask_request_info, request_headers
-from ._responses import Response, error_from_response, read_body, read_error_body
+from ._http_types import (
+    Answer,
+    BadAnswer,
+    CertificateFailed,
+    ConnectFailed,
+    CutShort,
+    Disconnected,
+    HTTPFailure,
+    TLSFailed,
+    encode_query,
+    quote_path,
+)
+from ._pool import USER_AGENT, Pool, Session, mask_request_info, request_headers
+from ._responses import (
+    MAX_ERROR_READ,
+    Response,
+    error_from_response,
+    read_body,
+    read_error_body,
+)
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._secrets import forget_frames
 
@@ -44,6 +64,7 @@ __all__ = ["USER_AGENT", "RequestOptions", "Response", "Transport"]
 _CACHE_SIZE: Final = 32
 
 _UNLIMITED: Final = contextlib.nullcontext()
+_JSON_HEADER: Final = b"Content-Type: application/json\r\n"
 
 
 @attrs.frozen
@@ -91,8 +112,8 @@ class Transport:
         return self._pool.closed
 
     @property
-    def session(self) -> aiohttp.ClientSession | None:
-        """The connection pool's aiohttp session in use, if any (for diagnostics and tests)."""
+    def session(self) -> Session | None:
+        """The connection pool's session in use, if any (for diagnostics and tests)."""
         return self._pool.active
 
     def budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
@@ -170,14 +191,27 @@ class Transport:
         """
         opts = options or self.default_options
         policy = opts.retry
-        session = self._pool.current() or await self._pool.session()
-        url = self._base_url + path
-        headers = self._json_headers if body is not None else (self._headers or None)
-        if idempotency_key is not None:
-            headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
+        pooled = self._pool.current() or await self._pool.session()
         clock = self._clock
         limit = self._limit
-        socket_timeouts = self._socket_timeouts(opts.timeout)
+        error_limit = min(limit, MAX_ERROR_READ)
+        session: aiohttp.ClientSession | None = None
+        direct: Connections | None = None
+        if type(pooled) is Connections:
+            direct = pooled
+            query = None if params is None else encode_query(params)
+            path = quote_path(path)
+            extra = _JSON_HEADER if body is not None else b""
+            if idempotency_key is not None:
+                extra += _idempotency_header(idempotency_key)
+        else:
+            assert isinstance(pooled, aiohttp.ClientSession)
+            session = pooled
+            url = self._base_url + path
+            headers = self._json_headers if body is not None else (self._headers or None)
+            if idempotency_key is not None:
+                headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
+            socket_timeouts = self._socket_timeouts(opts.timeout)
         logged = log.isEnabledFor(INFO)  # nothing is gathered for a log that is off
         started = 0.0
         # The first attempt's share of the deadline is all of it: no clock read for it.
@@ -203,47 +237,41 @@ class Transport:
                 # The attempt's total time is bounded here (see _deadlines) rather than by
                 # aiohttp's total timeout, which costs several timers and contexts per request.
                 with _UNLIMITED if total is None else self._deadlines.limit(total):
-                    resp = await session.request(
-                        method,
-                        url,
-                        params=params,
-                        data=body,
-                        headers=headers,
-                        timeout=socket_timeouts,
-                        allow_redirects=False,
-                        ssl=self._ssl,
-                        proxy=self._config.proxy,
-                    )
-                    try:
-                        status = resp.status
+                    if direct is not None:
+                        answer = await direct.request(
+                            method,
+                            path,
+                            query,
+                            extra,
+                            body,
+                            connect=opts.timeout.connect,
+                            read=opts.timeout.read,
+                            limit=limit,
+                            error_limit=error_limit,
+                            repeatable=retryable,
+                        )
+                        status = answer.status
                         if status < 300:
-                            # One read when the length is known, not encoded and within the
-                            # limit (read_body's own fast path, without a coroutine of its own).
-                            length = resp.content_length
-                            if (
-                                length is not None
-                                and length <= limit
-                                and "Content-Encoding" not in resp.headers
-                            ):
-                                data = await resp.read()
-                            else:
-                                data = await read_body(resp, limit, method, route)
-                            response = Response(status, resp.headers, data)
+                            if answer.over:
+                                raise _too_large(answer, limit, method, route)
+                            response = Response(status, answer.headers, answer.body)
                         else:
-                            # What a failed answer says reaches messages, logs and error reports.
                             response = Response(
                                 status,
-                                self._redact_headers(resp.headers),
-                                self._redact(await read_error_body(resp, limit)),
+                                self._redact_headers(answer.headers),
+                                self._redact(answer.body),
                             )
-                    finally:
-                        resp.release()  # the connection goes back (or is dropped, if cut short)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                        del answer
+                    else:
+                        assert session is not None
+                        response = await self._via_aiohttp(
+                            session, method, url, params, body, headers, socket_timeouts, route
+                        )
+            except (aiohttp.ClientError, HTTPFailure, TimeoutError, OSError) as exc:
                 failure = _wrap_transport_error(exc, method, route)
                 if logged:
                     log_attempt(method, route, attempt=attempt, started=started, error=failure)
             else:
-                del resp  # its headers are as the server sent them
                 if logged:
                     log_attempt(
                         method,
@@ -293,6 +321,65 @@ class Transport:
             log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
             await clock.sleep(wait)
 
+    async def _via_aiohttp(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | list[tuple[str, str | int]] | None,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        socket_timeouts: aiohttp.ClientTimeout,
+        route: str,
+    ) -> Response:
+        """One attempt through aiohttp (the way through a proxy)."""
+        limit = self._limit
+        resp = await session.request(
+            method,
+            url,
+            params=params,
+            data=body,
+            headers=headers,
+            timeout=socket_timeouts,
+            allow_redirects=False,
+            ssl=self._ssl,
+            proxy=self._config.proxy,
+        )
+        try:
+            status = resp.status
+            if status < 300:
+                return Response(status, resp.headers, await read_body(resp, limit, method, route))
+            # What a failed answer says reaches messages, logs and error reports.
+            return Response(
+                status,
+                self._redact_headers(resp.headers),
+                self._redact(await read_error_body(resp, limit)),
+            )
+        finally:
+            resp.release()  # the connection goes back (or is dropped, if cut short)
+
+
+def _idempotency_header(key: str) -> bytes:
+    if "\r" in key or "\n" in key or "\0" in key:
+        raise ValueError("an Idempotency-Key must be one line")
+    return f"Idempotency-Key: {key}\r\n".encode()
+
+
+def _too_large(answer: Answer, limit: int, method: str, route: str) -> ResponseTooLargeError:
+    length = answer.length
+    detail = (
+        f"its Content-Length is {length}"
+        if length is not None and length > limit and "Content-Encoding" not in answer.headers
+        else "reading stopped there"
+    )
+    return ResponseTooLargeError(
+        f"{method} {route}: the answer is larger than max_response_bytes ({limit:,} bytes; "
+        f"{detail})",
+        limit=limit,
+        status_code=answer.status,
+        request_id=answer.headers.get("x-request-id"),
+    )
+
 
 def _maybe_done(failure: LumeError) -> bool:
     """Whether the failed attempt may have been carried out all the same (its answer was lost)."""
@@ -305,13 +392,34 @@ def _worth_retrying(failure: LumeError) -> bool:
         # asking again with the same key soon gets its answer replayed.
         return failure.status_code == 409 and failure.code == "idempotency_in_flight"
     # A certificate that failed verification will fail the same way next time.
-    return is_retryable(failure) and not isinstance(failure.__cause__, aiohttp.ClientSSLError)
+    return is_retryable(failure) and not isinstance(
+        failure.__cause__, aiohttp.ClientSSLError | TLSFailed
+    )
 
 
 def _wrap_transport_error(exc: BaseException, method: str, route: str) -> LumeError:
     where = f"{method} {route}"
+    if isinstance(exc, HTTPFailure):
+        if isinstance(exc, TimeoutError):
+            err: LumeError = APITimeoutError(f"{where} timed out ({exc})")
+        elif isinstance(exc, CertificateFailed):
+            err = APIConnectionError(
+                f"{where}: TLS certificate verification failed: {exc.certificate_error}"
+            )
+        elif isinstance(exc, ConnectFailed | TLSFailed):
+            err = APIConnectionError(f"{where}: {exc}")
+        elif isinstance(exc, Disconnected):
+            err = APIConnectionError(f"{where}: the server closed the connection without answering")
+        elif isinstance(exc, CutShort):
+            err = APIConnectionError(f"{where}: the answer was cut short ({exc})")
+        elif isinstance(exc, BadAnswer):
+            err = APIConnectionError(f"{where}: the server's answer is not valid HTTP ({exc})")
+        else:
+            err = APIConnectionError(f"{where}: {exc}")
+        err.__cause__ = forget_frames(exc)
+        return err
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        err: LumeError = APITimeoutError(f"{where} timed out")
+        err = APITimeoutError(f"{where} timed out")
     elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
         err = APIConnectionError(
             f"{where}: TLS certificate verification failed: {exc.certificate_error}"

@@ -8,6 +8,7 @@ import gc
 import pytest
 
 from lume_async import AsyncLume, AsyncPaginator, Page
+from lume_async._connections import Connections
 
 pytestmark = pytest.mark.anyio
 
@@ -84,8 +85,8 @@ async def test_breaking_out_of_results_releases_the_connection(lume: AsyncLume) 
     for _ in range(5):  # and the loop's finaliser closes it on its next turns
         await asyncio.sleep(0)
     session = lume._core.transport.session
-    assert session is not None and session.connector is not None
-    assert session.connector._acquired == set()  # type: ignore[attr-defined]
+    assert isinstance(session, Connections)
+    assert session.in_use == 0
     assert {t for t in asyncio.all_tasks() if "web_protocol" not in repr(t)} <= tasks_before
 
 

@@ -18,8 +18,11 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from lume_async import (
     APIConnectionError,
@@ -28,6 +31,7 @@ from lume_async import (
     RetryPolicy,
     Timeout,
 )
+from lume_async._pool import mask_request_info
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 
 from ._servers import SHAPES, RawServer, head, json_answer, raw, silence
@@ -165,12 +169,31 @@ async def test_no_failure_leaves_the_key_where_an_error_tracker_looks(
     assert CANARY not in caplog.text
 
 
-async def test_an_aiohttp_errors_request_headers_dump_without_the_key() -> None:
+async def test_a_direct_requests_error_carries_no_request_headers() -> None:
     with pytest.raises(APIConnectionError) as caught:
         await SCENARIOS["malformed status line"](make)
     cause = caught.value.__cause__
+    assert cause is not None and cause.__traceback__ is None  # its frames are dropped
+    assert getattr(cause, "request_info", None) is None
+    assert _leaks(caught.value) == []
+
+
+def test_an_aiohttp_errors_request_headers_dump_without_the_key() -> None:
+    # Through a proxy, requests go through aiohttp, whose errors carry the request's headers.
+    info = aiohttp.RequestInfo(
+        URL("https://api.example/v1/runs"),
+        "GET",
+        CIMultiDictProxy(CIMultiDict({"lume-api-key": CANARY, "Accept": "application/json"})),
+    )
+    error = aiohttp.ClientResponseError(info, (), status=400, message="bad")
+    try:
+        raise APIConnectionError("failed") from error
+    except APIConnectionError as exc:
+        mask_request_info(error)
+        wrapped = exc
+    cause = wrapped.__cause__
     info = getattr(cause, "request_info", None)
-    assert info is not None  # aiohttp's error, chained, with the request it was about
+    assert info is not None
     dumped = json.dumps(dict(info.headers))
     assert '"lume-api-key": "***"' in dumped
     assert CANARY not in json.dumps([dict(arg.headers) for arg in cause.args if arg is info])

@@ -1,4 +1,4 @@
-"""How the client uses its HTTP session: no cookies kept, a known-length answer read in one call."""
+"""How the client uses its connections: no cookies kept, one write per request, kept alive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lume_async import AsyncLume
+from lume_async import AsyncLume, _http1
+from lume_async._connections import Connections
 
 from ..core._scripted import RUN_ID, Answer, ScriptedServer, run_json
 
@@ -39,39 +40,51 @@ async def test_a_cookie_the_server_sets_is_never_sent_back(
     assert all("Cookie" not in seen.headers for seen in scripted.seen)
 
 
-async def test_the_session_keeps_no_cookie_jar(scripted: ScriptedServer) -> None:
-    async with AsyncLume(api_key=KEY, base_url=scripted.url) as lume:
-        await lume.runs.get(RUN_ID)
-        session = lume._core.transport.session
-        assert session is not None
+async def test_a_proxied_clients_session_keeps_no_cookie_jar() -> None:
+    # Through a proxy, requests go through aiohttp: its session must keep no cookies either.
+    async with AsyncLume(api_key=KEY, proxy="http://127.0.0.1:9") as lume:
+        session = await lume._core.transport._pool.session()
+        assert isinstance(session, aiohttp.ClientSession)
         assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
 
 
-@given(size=st.integers(min_value=0, max_value=200_000))
+async def test_a_direct_client_uses_its_own_connections(scripted: ScriptedServer) -> None:
+    async with AsyncLume(api_key=KEY, base_url=scripted.url) as lume:
+        await lume.runs.get(RUN_ID)
+        assert isinstance(lume._core.transport.session, Connections)
+
+
+@given(size=st.integers(min_value=0, max_value=200_000), body=st.booleans())
 @settings(max_examples=8, deadline=None)
-async def test_an_answer_of_known_length_is_read_in_one_call(size: int) -> None:
-    reads: list[int] = []
-    chunked: list[int] = []
-    real_read = aiohttp.ClientResponse.read
-    real_iter = aiohttp.StreamReader.iter_any
+async def test_each_request_is_one_write_on_one_kept_alive_connection(
+    size: int, body: bool
+) -> None:
+    writes: list[int] = []
+    made: list[int] = []
+    real_send = _http1.Connection.send
+    real_made = _http1.Connection.connection_made
 
-    async def counted_read(self: aiohttp.ClientResponse) -> bytes:
-        body = await real_read(self)
-        reads.append(len(body))
-        return body
+    def counted_send(self: Any, request: Any, *args: Any) -> None:
+        writes.append(len(request.data))
+        real_send(self, request, *args)
 
-    def counted_iter(self: aiohttp.StreamReader) -> Any:
-        chunked.append(1)
-        return real_iter(self)
+    def counted_made(self: Any, transport: Any) -> None:
+        made.append(1)
+        real_made(self, transport)
 
-    body = run_json() | {"label": "x" * size}
+    answer = run_json() | {"label": "x" * size}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aiohttp.ClientResponse, "read", counted_read)
-        patch.setattr(aiohttp.StreamReader, "iter_any", counted_iter)
+        patch.setattr(_http1.Connection, "send", counted_send)
+        patch.setattr(_http1.Connection, "connection_made", counted_made)
         async with ScriptedServer() as scripted:
-            scripted.default = Answer(200, body)
+            scripted.default = Answer(200, answer)
             async with AsyncLume(api_key=KEY, base_url=scripted.url) as lume:
-                run = await lume.runs.get(RUN_ID)
-    assert run.label == "x" * size
-    assert len(reads) == 1
-    assert chunked == []
+                for _ in range(3):
+                    if body:
+                        await lume.runs.update(RUN_ID, label="y" * min(size, 256))
+                    else:
+                        run = await lume.runs.get(RUN_ID)
+                        assert run.label == "x" * size
+    assert len(writes) == 3  # head and body together, one write per request
+    assert made == [1]  # one connection, kept alive across the three
+    assert all(len(seen.body) == (len(scripted.seen[0].body)) for seen in scripted.seen)

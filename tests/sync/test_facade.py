@@ -17,6 +17,7 @@ import pytest
 
 import lume_async
 import lume_sync
+from lume_async._connections import Connections
 from lume_async.testing import Emulator
 from lume_sync import Lume, Paginator, Run, _loop
 
@@ -50,8 +51,8 @@ def lume(emu: Emulator) -> Iterator[Lume]:
 
 def acquired_connections(lume: Lume) -> int:
     session = lume._async._core.transport.session
-    assert session is not None
-    return len(session.connector._acquired)  # type: ignore[union-attr]
+    assert isinstance(session, Connections)
+    return session.in_use
 
 
 def run_script(code: str, emu: Emulator, timeout: float = 30) -> subprocess.CompletedProcess[str]:
