@@ -60,7 +60,7 @@ class ProcessResult(Generic[R]):
 class AsyncLume:
     """The asyncio client for Lume runs.
 
-    One aiohttp session is created lazily on the loop of the first request and reused for every
+    Its connection pool is made lazily on the loop of the first request and reused for every
     call; close it with ``await lume.aclose()`` or ``async with AsyncLume(...) as lume``. The API
     key comes from ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
 

@@ -55,7 +55,7 @@ class Connections:
         host = f"[{self._host}]" if ":" in self._host else self._host
         if parts.port is not None and parts.port != (443 if secure else 80):
             host = f"{host}:{parts.port}"
-        self._head = _header_block({"Host": host, **headers})
+        self._head = Unsent(_header_block({"Host": host, **headers}))  # the key is in it
         self._limit = limit
         self._open = 0  # connections open or being opened
         self._idle: list[Connection] = []
@@ -99,13 +99,13 @@ class Connections:
         target = self._prefix + path if query is None else f"{self._prefix}{path}?{query}"
         if body is None:
             request = b"".join(
-                (f"{method} {target} HTTP/1.1\r\n".encode(), self._head, headers, b"\r\n")
+                (f"{method} {target} HTTP/1.1\r\n".encode(), self._head.data, headers, b"\r\n")
             )
         else:
             request = b"".join(
                 (
                     f"{method} {target} HTTP/1.1\r\n".encode(),
-                    self._head,
+                    self._head.data,
                     headers,
                     b"Content-Length: %d\r\n\r\n" % len(body),
                     body,

@@ -3,8 +3,10 @@
 Error trackers (Sentry, Rollbar) serialise the locals of every frame of a traceback and the
 attributes of every chained exception, and ``json.dumps`` of an aiohttp error's request headers is
 a common debugging step. So the key is never a ``str`` in the SDK's own objects (it is a
-``Secret``), it enters a request's headers only while that request is being sent (see
-``_pool``), and the tracebacks of chained transport errors are dropped (``forget_frames``).
+``Secret``), it enters a request's headers only in the connection pool's own header block and
+the bytes of a request being sent, which no ``repr`` shows (see ``_pool`` and
+``_connections``), and the tracebacks of chained transport errors are dropped
+(``forget_frames``).
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class Secret:
 def forget_frames(exc: BaseException) -> BaseException:
     """Drop the tracebacks of ``exc`` and of the exceptions chained to it; return ``exc``.
 
-    For transport errors about to be chained under an SDK error: their frames (aiohttp's) hold
-    the request's headers and unsent bytes in their locals, which error trackers serialise.
+    For transport errors about to be chained under an SDK error: their frames (aiohttp's, or the
+    connection pool's) hold the request's headers and unsent bytes in their locals, which error
+    trackers serialise.
     """
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]

@@ -34,8 +34,8 @@ __all__ = ["Lume"]
 class Lume(_wrap.Twin[AsyncLume]):
     """The blocking client for Lume runs.
 
-    One aiohttp session is created lazily on the loop of the first request and reused for every
-    call; close it with ``lume.close()`` or ``with Lume(...) as lume``. The API key comes from
+    Its connection pool is made lazily on the loop of the first request and reused for every call;
+    close it with ``lume.close()`` or ``with Lume(...) as lume``. The API key comes from
     ``api_key`` or ``LUME_API_KEY``, the URL from ``base_url`` or ``LUME_BASE_URL``.
 
     ``clock`` is where the client reads time and waits: retry backoff and deadlines, the retry
