@@ -171,13 +171,20 @@ class Connection(asyncio.Protocol):
         te = headers.getall("Transfer-Encoding", ())
         if te:
             codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
-            if codings and codings[-1] == "chunked" and "Content-Length" not in headers:
+            if "Content-Length" in headers:
+                # Both framings at once (RFC 9112, 6.3): the transfer coding wins, and the
+                # connection is not trusted with another request.
+                self._keep_alive = False
+            if codings and codings[-1] == "chunked":
                 self._state = _CHUNKED
                 self._remaining = 0
                 self._chunk_data = self._trailers = False
+                codings.pop()
             else:  # framed by the connection's end: never reused
                 self._keep_alive = False
                 self._state = _UNTIL_CLOSE
+            if self._decoder is None and codings:  # a compressing transfer coding
+                self._decoder = _decoder(codings[-1])
             return data
         if self._head_only or status in _NO_BODY:
             self._state = _LENGTH

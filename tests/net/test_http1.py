@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import zlib
 from collections.abc import Callable
 
@@ -85,6 +86,20 @@ FRAMINGS: dict[str, tuple[Callable[[], Shape], bool]] = {
             keep=True,
         ),
         True,
+    ),
+    "gzip as a transfer coding, chunked": (
+        lambda: raw(
+            _head("Transfer-Encoding: gzip, chunked") + _chunked(gzip.compress(BODY), 64),
+            keep=True,
+        ),
+        True,
+    ),
+    "chunked and a Content-Length": (
+        lambda: raw(
+            _head("Transfer-Encoding: chunked", "Content-Length: 3") + _chunked(BODY, 64),
+            keep=True,
+        ),
+        False,
     ),
     "an interim 100 first": (
         lambda: raw(
@@ -276,3 +291,70 @@ def test_a_query_decodes_to_what_was_encoded(params: list[tuple[str, str | int]]
 def test_a_query_value_that_is_neither_text_nor_a_number_is_refused() -> None:
     with pytest.raises(TypeError, match="expected str or int"):
         encode_query({"flag": True})  # type: ignore[dict-item]
+
+
+class _StubPool:
+    """What a Connection asks of its pool, without a network."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._live: set[object] = set()
+
+    def _watch(self, conn: object) -> None: ...
+    def _unwatch(self, conn: object) -> None: ...
+    def _lost(self, conn: object) -> None: ...
+
+
+class _StubTransport:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+
+_ANSWERS = {
+    "length": _head(f"Content-Length: {len(BODY)}") + BODY,
+    "chunked": _head("Transfer-Encoding: chunked") + _chunked(BODY, 37),
+    "gzip, chunked": _head("Content-Encoding: gzip", "Transfer-Encoding: chunked")
+    + _chunked(gzip.compress(BODY), 11),
+    "interim, then length": _head(status="100 Continue")
+    + _head(f"Content-Length: {len(BODY)}")
+    + BODY,
+}
+
+
+@given(
+    answer=st.sampled_from(sorted(_ANSWERS)),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+@settings(max_examples=300, deadline=None)
+def test_an_answer_reads_the_same_however_it_is_cut_into_segments(
+    answer: str, cuts: list[int]
+) -> None:
+    from lume_async._http1 import Connection
+    from lume_async._http_types import Unsent
+
+    data = _ANSWERS[answer]
+    loop = asyncio.new_event_loop()
+    try:
+        conn = Connection(_StubPool(loop))  # type: ignore[arg-type]
+        conn.connection_made(_StubTransport())  # type: ignore[arg-type]
+        conn.set_caps(1 << 20, 1 << 20)
+        conn.waiter = loop.create_future()
+        conn.send(Unsent(b"GET / HTTP/1.1\r\n\r\n"), False, None)
+        points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
+        for start, end in itertools.pairwise(points):
+            conn.data_received(data[start:end])
+        assert conn.waiter.done()
+        result = conn.waiter.result()
+        assert (result.status, result.body, result.over) == (200, BODY, False)
+        assert conn.reusable
+    finally:
+        loop.close()
