@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,12 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _client(url: str, key: str, n: int, tag: str, floor: float) -> dict[str, Any]:
+async def _client(
+    url: str, key: str, n: int, tag: str, floor: float, profile: str | None = None
+) -> dict[str, Any]:
     from lume_async import AsyncLume, RunRequest
+
+    profiler = _Profiler(profile)
 
     duration = _duration(n, floor)
     requests = [
@@ -70,13 +76,17 @@ async def _client(url: str, key: str, n: int, tag: str, floor: float) -> dict[st
     async with AsyncLume(api_key=key, base_url=url, max_connections=CONCURRENCY) as lume:
         await lume.runs.get_many([], concurrency=1)  # the session, before the measurement
         cpu0, wall0 = _cpu(), time.perf_counter()
-        outcomes = await lume.runs.create_many(requests, concurrency=CONCURRENCY)
-        runs = [outcome.unwrap() for outcome in outcomes]
+        with profiler.phase("create"):
+            outcomes = await lume.runs.create_many(requests, concurrency=CONCURRENCY)
+            runs = [outcome.unwrap() for outcome in outcomes]
         cpu1, wall1 = _cpu(), time.perf_counter()
         del outcomes, requests
         waiting = sum(not run.is_terminal for run in runs)
-        await lume.runs.wait_all(runs, poll_interval=POLL_INTERVAL)
+        before = _poller_counts(lume)
+        with profiler.phase("wait"):
+            await lume.runs.wait_all(runs, poll_interval=POLL_INTERVAL)
         cpu2, wall2 = _cpu(), time.perf_counter()
+        sweeps, polls, asked = (a - b for a, b in zip(_poller_counts(lume), before, strict=True))
     return {
         "n": n,
         "duration_s": duration,
@@ -87,20 +97,55 @@ async def _client(url: str, key: str, n: int, tag: str, floor: float) -> dict[st
         "create_wall_s": wall1 - wall0,
         "wait_wall_s": wall2 - wall1,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "sweeps": sweeps,
+        "poll_requests": polls,
+        "polls_per_run": round(asked / n, 2),
     }
 
 
+def _poller_counts(lume: Any) -> tuple[int, int, int]:
+    """Full sweeps, requests and run ids asked about by the client's shared poller so far."""
+    waiting = lume._core.waiting
+    return waiting.sweeps, waiting.requests, waiting.asked
+
+
+class _Profiler:
+    """``--profile PREFIX``: cProfile each phase of the client into ``PREFIX.<phase>.prof``."""
+
+    def __init__(self, prefix: str | None) -> None:
+        self._prefix = prefix
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if self._prefix is None:
+            yield
+            return
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+            profile.dump_stats(f"{self._prefix}.{name}.prof")
+
+
 def worker_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(_client(args.url, args.key, args.worker, args.tag, args.min_duration))
+    result = asyncio.run(
+        _client(args.url, args.key, args.worker, args.tag, args.min_duration, args.profile)
+    )
     print(json.dumps(result))
 
 
-def _measure(n: int, floor: float) -> dict[str, Any]:
+def _measure(n: int, floor: float, profile: str | None = None) -> dict[str, Any]:
     """One client process against one fresh emulator process."""
     with EmulatorProcess(api_key=f"lume_bench_{secrets.token_urlsafe(12)}") as emu:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n)]
         cmd += ["--url", emu.url, "--key", emu.api_key, "--tag", f"scale-{secrets.token_hex(4)}"]
         cmd += ["--min-duration", str(floor)]
+        if profile is not None:
+            cmd += ["--profile", f"{profile}.{n}"]
         timeout = 300 + 3 * _duration(n, floor)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
@@ -129,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
+    # cProfile of each client's create and wait, into PREFIX.<N>.<phase>.prof
+    parser.add_argument("--profile", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     ensure_sdk_importable()
     if args.worker:
@@ -148,13 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     measured: list[dict[str, Any]] = []
     for n in [base, *sizes]:
-        row = _measure(n, args.min_duration)
+        row = _measure(n, args.min_duration, args.profile)
         measured.append(row)
         print(
             f"  N={n:>7,}: peak RSS {row['peak_rss_kb'] / 1024:7.1f} MB, CPU create"
             f" {row['create_cpu_s']:6.2f} s + wait {row['wait_cpu_s']:6.2f} s,"
             f" wall {row['create_wall_s']:5.1f} + {row['wait_wall_s']:5.1f} s,"
-            f" {row['waiting_at_start']:,} waiting at the start",
+            f" {row['waiting_at_start']:,} waiting at the start,"
+            f" {row['sweeps']} sweeps ({row['poll_requests']:,} requests),"
+            f" {row['polls_per_run']:g} polls per run",
             flush=True,
         )
     baseline, rows = measured[0], []
