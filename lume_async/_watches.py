@@ -207,12 +207,19 @@ class Watches:
         The ids the answer left out go to ``missing``.
         """
         changed = False
-        items, decode = answer.items, answer.decode
+        items, decode, by_run = answer.items, answer.decode, self._by_run
         for run_id in run_ids:
             item = items.get(run_id)
             if item is None:
                 missing.append(run_id)
-            elif self.update(run_id, item, decode):
+                continue
+            # The usual case inline (one watcher, one handle, nothing new): ``update`` in short.
+            watchers = by_run.get(run_id)
+            if watchers.__class__ is Watch:
+                target = watchers.targets[run_id]
+                if target.__class__ is not _Several and watchers.cell_of(target).holds(item):
+                    continue
+            if self.update(run_id, item, decode):
                 changed = True
         return changed
 
