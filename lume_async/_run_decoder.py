@@ -219,10 +219,11 @@ def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
 
 def run_from_json(
     d: Any,
-    keep: Callable[[dict[str, Any]], MetadataSource],
+    keep: Callable[[dict[str, Any], dict[str, Any]], MetadataSource],
     request_id: str | None = None,
 ) -> RunData:
-    """A ``RunData`` from one parsed run object; ``keep`` holds its metadata until it is read.
+    """A ``RunData`` from one parsed run object; ``keep(metadata, d)`` holds its metadata until
+    it is read.
 
     ``request_id`` is the answer's ``x-request-id`` header (a run's body never carries it).
     """
@@ -248,7 +249,7 @@ def run_from_json(
     if metadata is not None:
         if metadata.__class__ is not dict:
             raise Mismatch("metadata")
-        metadata = keep(metadata)
+        metadata = keep(metadata, d)
     error = d.get("error")
     if error is not None:
         if error.__class__ is not dict:
