@@ -255,10 +255,16 @@ class Watches:
         watchers = self._by_run.get(data.id)
         if watchers is None:
             return False
-        moved = False
-        for watch in _each(watchers):
-            for cell in watch.cells_of(data.id):
-                moved |= cell.apply(data)
+        if (
+            watchers.__class__ is Watch
+            and (one := watchers.targets[data.id]).__class__ is not _Several
+        ):
+            moved = watchers.cell_of(one).apply(data)  # the usual case: one watcher, one handle
+        else:
+            moved = False
+            for watch in _each(watchers):
+                for cell in watch.cells_of(data.id):
+                    moved |= cell.apply(data)
         if not data.status.is_terminal:
             return moved
         del self._by_run[data.id]
