@@ -128,4 +128,6 @@ def test_scale_quick_run(tmp_path: Path) -> None:
     assert row["n"] == 200
     assert row["succeeded"] == 200
     assert row["cpu_ms_per_run"] > 0
+    assert row["polls_per_run"] >= 1  # every run was asked about
+    assert row["poll_interval_s"] == round(row["duration_s"] / results["polls"], 2)
     assert "N=200: KB per waiting run" in results["acceptance"]
