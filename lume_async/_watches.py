@@ -213,11 +213,14 @@ class Watches:
             if item is None:
                 missing.append(run_id)
                 continue
-            # The usual case inline (one watcher, one handle, nothing new): ``update`` in short.
+            # The usual case inline (one watcher, one handle): ``update`` in short.
             watchers = by_run.get(run_id)
             if watchers.__class__ is Watch:
                 target = watchers.targets[run_id]
-                if target.__class__ is not _Several and watchers.cell_of(target).holds(item):
+                if target.__class__ is not _Several:
+                    cell = watchers.cell_of(target)
+                    if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
+                        changed = True
                     continue
             if self.update(run_id, item, decode):
                 changed = True

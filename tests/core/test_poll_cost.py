@@ -126,5 +126,6 @@ def test_a_moved_run_among_unchanged_ones_is_the_only_one_decoded() -> None:
     assert watches.take(ids, answer, []) is True
 
     assert answer.decoded == 1
+    assert [cell.compared for cell in cells] == [1] * 100  # the moved one too: compared once
     assert [cell.data.status.value for cell in cells].count("SYNCING_TARGET") == 1
     assert cells[37].data.status.value == "SYNCING_TARGET"
