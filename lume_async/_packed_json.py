@@ -136,9 +136,21 @@ def _in_flight(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict
     }
 
 
+# The sections of the in-flight shape that hold no value of their own (compared with, never
+# changed).
+_NULL_RESULTS: Final = _in_flight(None, None, None, (None,) * 9)["results"]
+_NULL_VALIDATION: Final = _in_flight(None, None, None, (None,) * 9)["validation"]
+_NO_ERRORS: Final[list[Any]] = []
+
+
 def pack_in_flight(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -> bytes | None:
     """``obj`` as the JSON of its own values, if it is exactly ``_in_flight`` of them and of
-    these three strings of its run; None for metadata of any other shape."""
+    these three strings of its run; None for metadata of any other shape.
+
+    Checked without building anything (every poll that sees a run move packs its metadata):
+    each object has exactly the keys read from it, and the sections without values of their
+    own equal the shape's.
+    """
     try:
         run, pipeline = obj["run"], obj["pipeline"]
         stages = pipeline["stages"]
@@ -153,10 +165,24 @@ def pack_in_flight(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -
             stages["transform_seconds"],
             stages["sync_target_seconds"],
         )
-    except (KeyError, TypeError):  # a section missing, or not an object
-        return None
-    # Compared as a whole: any other key, value or type anywhere is another shape.
-    if _in_flight(run_id, flow_version, source_path, values) != obj:
+        if (
+            obj.__class__ is not dict
+            or run.__class__ is not dict
+            or pipeline.__class__ is not dict
+            or stages.__class__ is not dict
+            or len(obj) != 5
+            or len(run) != 6
+            or len(pipeline) != 4
+            or len(stages) != 3
+            or run["run_id"] != run_id
+            or run["flow_version"] != flow_version
+            or run["source_path"] != source_path
+            or obj["results"] != _NULL_RESULTS
+            or obj["validation"] != _NULL_VALIDATION
+            or obj["errors"] != _NO_ERRORS
+        ):
+            return None
+    except (KeyError, TypeError):  # a key missing, or a section that is not an object
         return None
     return orjson.dumps(values)
 
