@@ -26,7 +26,7 @@ from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 from ._exceptions import ResponseValidationError
-from ._packed_json import pack, unpack
+from ._packed_json import pack, pack_in_flight, unpack, unpack_in_flight
 from ._run_decoder import (
     errors_from_json,
     metadata_view,
@@ -257,7 +257,11 @@ class _Sections:
         self._obj = obj
         self._decoded: dict[str, Any] = {}
 
-    def read(self) -> RunMetadata:
+    @classmethod
+    def keep(cls, obj: dict[str, Any], _run: dict[str, Any]) -> _Sections:
+        return cls(obj)
+
+    def read(self, _run: RunData | None = None) -> RunMetadata:
         return metadata_view(self)
 
     def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
@@ -306,11 +310,30 @@ class _MetadataJSON(bytes):
     __slots__ = ()
 
     @classmethod
-    def keep(cls, obj: dict[str, Any]) -> _MetadataJSON:
+    def keep(cls, obj: dict[str, Any], run: dict[str, Any]) -> _MetadataJSON | _InFlightJSON:
+        """``obj``, the metadata of ``run`` (the parsed run), packed: see ``_packed_json``."""
+        packed = pack_in_flight(obj, run["id"], run["flow_version"], run.get("source_path"))
+        if packed is not None:
+            return _InFlightJSON(packed)
         return cls(pack(obj))
 
-    def read(self) -> RunMetadata:
+    def read(self, run: RunData) -> RunMetadata:
         return metadata_view(_Sections(unpack(self)))
+
+
+@final
+class _InFlightJSON(bytes):
+    """The metadata of a run in flight, kept as its own values: rebuilt with its run's strings.
+
+    Made by ``_MetadataJSON.keep`` only when the metadata named the run's id, flow version and
+    source path, so the run it is read for gives them back.
+    """
+
+    __slots__ = ()
+
+    def read(self, run: RunData) -> RunMetadata:
+        obj = unpack_in_flight(self, run.id, run.flow_version, run.source_path)
+        return metadata_view(_Sections(obj))
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:
@@ -373,7 +396,7 @@ def run_from_obj(
     ``request_id`` is the answer's ``x-request-id`` header.
     """
     try:
-        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections, request_id)
+        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections.keep, request_id)
     except Exception:
         # The id comes from the answer's headers, never from its body.
         return attrs.evolve(structure(obj, RunData, what=what), request_id=request_id)
@@ -388,7 +411,7 @@ def decode_run(
     """Parse one run JSON body: the hottest call of the SDK (``compact``: see run_from_obj)."""
     try:  # the common case, in as few calls as it takes
         return run_from_json(
-            orjson.loads(data), _MetadataJSON.keep if compact else _Sections, request_id
+            orjson.loads(data), _MetadataJSON.keep if compact else _Sections.keep, request_id
         )
     except Exception:  # parsed again, to say what is wrong
         return run_from_obj(loads(data), compact=compact, request_id=request_id)

@@ -204,6 +204,10 @@ def _objects(v: Any, key: str) -> list[dict[str, Any]]:
     return v
 
 
+# What most runs answer for each permission list: no names (compared with, never changed).
+_NONE: Final[list[str]] = []
+
+
 def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
     """A list of principals or groups (null reads as none); the names are interned."""
     v = d.get(key)
@@ -219,10 +223,11 @@ def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
 
 def run_from_json(
     d: Any,
-    keep: Callable[[dict[str, Any]], MetadataSource],
+    keep: Callable[[dict[str, Any], dict[str, Any]], MetadataSource],
     request_id: str | None = None,
 ) -> RunData:
-    """A ``RunData`` from one parsed run object; ``keep`` holds its metadata until it is read.
+    """A ``RunData`` from one parsed run object; ``keep(metadata, d)`` holds its metadata until
+    it is read.
 
     ``request_id`` is the answer's ``x-request-id`` header (a run's body never carries it).
     """
@@ -248,7 +253,7 @@ def run_from_json(
     if metadata is not None:
         if metadata.__class__ is not dict:
             raise Mismatch("metadata")
-        metadata = keep(metadata)
+        metadata = keep(metadata, d)
     error = d.get("error")
     if error is not None:
         if error.__class__ is not dict:
@@ -295,13 +300,25 @@ def run_from_json(
     slot.created_by(run, created_by if created_by is None else _intern(created_by))
     slot.run_owner(run, run_owner if run_owner is None else _intern(run_owner))
     monitoring_by = get("monitoring_by")
-    slot.monitoring_by(run, () if monitoring_by is None else _names(d, "monitoring_by"))
+    slot.monitoring_by(
+        run, () if monitoring_by is None or monitoring_by == _NONE else _names(d, "monitoring_by")
+    )
     monitoring_groups = get("monitoring_groups")
-    slot.monitoring_groups(run, () if monitoring_groups is None else _names(d, "monitoring_groups"))
+    slot.monitoring_groups(
+        run,
+        ()
+        if monitoring_groups is None or monitoring_groups == _NONE
+        else _names(d, "monitoring_groups"),
+    )
     managing_by = get("managing_by")
-    slot.managing_by(run, () if managing_by is None else _names(d, "managing_by"))
+    slot.managing_by(
+        run, () if managing_by is None or managing_by == _NONE else _names(d, "managing_by")
+    )
     managing_groups = get("managing_groups")
-    slot.managing_groups(run, () if managing_groups is None else _names(d, "managing_groups"))
+    slot.managing_groups(
+        run,
+        () if managing_groups is None or managing_groups == _NONE else _names(d, "managing_groups"),
+    )
     slot.request_id(run, request_id)
     return run
 

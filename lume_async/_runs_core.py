@@ -83,7 +83,7 @@ class RunCell:
         transition and every change; anything unexpected in either is news to decode.
         """
         data = self._data
-        if item.get("status") != data.status.value:
+        if item.get("status") != data.status:  # a StrEnum: equal to its wire string
             return False
         updated = item.get("updated_at")
         if updated.__class__ is not str:

@@ -94,6 +94,7 @@ class Waiting:
         self._rng = random.Random()
         self.sweeps = 0
         self.requests = 0
+        self.asked = 0  # run ids asked about, over all requests
 
     # -- settings ------------------------------------------------------------------------------
     @property
@@ -376,6 +377,7 @@ class Waiting:
             if not group:
                 continue
             self.requests += len(group)
+            self.asked += sum(map(len, group))
             # Each answer is parsed and applied as it arrives, then let go: its parsed runs die
             # young, before the cyclic collector promotes them to be walked with every waiting run.
             tasks = {asyncio.ensure_future(self._fetch(chunk)): n for n, chunk in enumerate(group)}

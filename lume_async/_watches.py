@@ -207,12 +207,22 @@ class Watches:
         The ids the answer left out go to ``missing``.
         """
         changed = False
-        items, decode = answer.items, answer.decode
+        items, decode, by_run = answer.items, answer.decode, self._by_run
         for run_id in run_ids:
             item = items.get(run_id)
             if item is None:
                 missing.append(run_id)
-            elif self.update(run_id, item, decode):
+                continue
+            # The usual case inline (one watcher, one handle): ``update`` in short.
+            watchers = by_run.get(run_id)
+            if watchers.__class__ is Watch:
+                target = watchers.targets[run_id]
+                if target.__class__ is not _Several:
+                    cell = watchers.cell_of(target)
+                    if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
+                        changed = True
+                    continue
+            if self.update(run_id, item, decode):
                 changed = True
         return changed
 
@@ -248,10 +258,16 @@ class Watches:
         watchers = self._by_run.get(data.id)
         if watchers is None:
             return False
-        moved = False
-        for watch in _each(watchers):
-            for cell in watch.cells_of(data.id):
-                moved |= cell.apply(data)
+        if (
+            watchers.__class__ is Watch
+            and (one := watchers.targets[data.id]).__class__ is not _Several
+        ):
+            moved = watchers.cell_of(one).apply(data)  # the usual case: one watcher, one handle
+        else:
+            moved = False
+            for watch in _each(watchers):
+                for cell in watch.cells_of(data.id):
+                    moved |= cell.apply(data)
         if not data.status.is_terminal:
             return moved
         del self._by_run[data.id]

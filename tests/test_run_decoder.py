@@ -30,14 +30,14 @@ from ._profiles import examples
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def keep(obj: dict[str, Any]) -> Any:
-    """How the converter keeps the metadata of runs that come many at a time: compact JSON."""
-    return _converter._MetadataJSON.keep(obj)
+def keep(obj: dict[str, Any], run: dict[str, Any]) -> Any:
+    """How the converter keeps the metadata of runs that come many at a time: packed."""
+    return _converter._MetadataJSON.keep(obj, run)
 
 
-def keep_parsed(obj: dict[str, Any]) -> Any:
+def keep_parsed(obj: dict[str, Any], run: dict[str, Any]) -> Any:
     """How it keeps the metadata of a run fetched alone: parsed, each section read lazily."""
-    return _converter._Sections(obj)
+    return _converter._Sections.keep(obj, run)
 
 
 # --- generated runs -------------------------------------------------------------------------------

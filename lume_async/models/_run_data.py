@@ -30,8 +30,9 @@ class RunErrorInfo:
 class MetadataSource(Protocol):
     """A run's metadata as its answer carried it, not yet decoded (made by the converter)."""
 
-    def read(self) -> RunMetadata:
-        """The metadata tree; raises ResponseValidationError if it is malformed."""
+    def read(self, run: RunData) -> RunMetadata:
+        """The metadata tree of ``run`` (the run that holds it); raises ResponseValidationError
+        if it is malformed."""
         ...
 
 
@@ -95,7 +96,7 @@ class RunData:
     def metadata(self) -> RunMetadata | None:
         """Everything the pipeline reported about the run; complete once it is terminal."""
         if self._metadata is None and self._metadata_json is not None:
-            metadata = self._metadata_json.read()
+            metadata = self._metadata_json.read(self)
             _SET_METADATA(self, metadata)  # the frozen class's own slots, set once
             _SET_METADATA_JSON(self, None)
             return metadata

@@ -128,4 +128,16 @@ def test_scale_quick_run(tmp_path: Path) -> None:
     assert row["n"] == 200
     assert row["succeeded"] == 200
     assert row["cpu_ms_per_run"] > 0
+    assert row["polls_per_run"] >= 1  # every run was asked about
+    assert row["poll_interval_s"] == round(row["duration_s"] / results["polls"], 2)
     assert "N=200: KB per waiting run" in results["acceptance"]
+
+
+def test_poller_quick_run(tmp_path: Path) -> None:
+    results = run_quick("poller.py", tmp_path / "poller.json")
+
+    assert results["benchmark"] == "poller"
+    assert results["n"] == 300
+    assert results["best"]["polls_per_run"] == 8  # every run asked about at every sweep
+    assert results["best"]["create_us_per_run"] > 0
+    assert results["best"]["wait_us_per_run"] > 0
