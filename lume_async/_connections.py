@@ -32,6 +32,7 @@ __all__ = ["KEEPALIVE", "Connections"]
 
 KEEPALIVE: Final = 15.0
 """Seconds an idle connection is kept for reuse."""
+_READ_SIZE: Final = 256 * 1024
 
 
 class Connections:
@@ -61,6 +62,7 @@ class Connections:
         self._idle: list[Connection] = []
         self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
         self._watched: dict[Connection, None] = {}
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))  # see Connection.get_buffer
         self._live: set[Connection] = set()  # every connection not yet lost
         self._all_lost: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -42,7 +42,7 @@ _NO_BODY: Final = frozenset({204, 304})
 _HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE, _DONE = range(5)
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """One connection: sends a request, parses its answer, completes ``waiter`` with it."""
 
     def __init__(self, pool: Connections) -> None:
@@ -96,6 +96,14 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return False  # close our side too: connection_lost follows
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The pool's one buffer: received bytes are copied out of it at once (buffer_updated),
+        # which spares allocating a buffer of the transport's largest read for every read.
+        return self._pool._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._pool._read_buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -371,32 +379,32 @@ def _cut_detail(state: int, exc: Exception | None) -> str:
 
 
 def _parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
-    lines = head.split(b"\r\n")
-    first = lines[0]
-    version, _, rest = first.partition(b" ")
+    # Decoded once: header values as UTF-8 (undecodable bytes kept as surrogates), names are
+    # ASCII tokens.
+    first, *lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    version, _, rest = first.partition(" ")
     code = rest[:3]
     if (
-        version not in (b"HTTP/1.1", b"HTTP/1.0")
+        version not in ("HTTP/1.1", "HTTP/1.0")
         or len(code) != 3
         or not code.isdigit()
-        or rest[3:4] not in (b"", b" ")
+        or not code.isascii()
+        or rest[3:4] not in ("", " ")
+        or code[0] == "0"
     ):
         raise BadAnswer(f"not an HTTP/1.1 status line: {first[:80]!r}")
-    status = int(code)
-    if status < 100:
-        raise BadAnswer(f"not an HTTP/1.1 status line: {first[:80]!r}")
     pairs = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name[-1:] in (b" ", b"\t") or name[:1] in (b" ", b"\t"):
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name[-1] in " \t" or name[0] in " \t":
             raise BadAnswer(f"not an HTTP header line: {line[:80]!r}")
-        pairs.append(
-            (name.decode("latin-1"), value.strip(b" \t").decode("utf-8", "surrogateescape"))
-        )
+        pairs.append((name, value.strip(" \t")))
     headers = CIMultiDictProxy(CIMultiDict(pairs))
-    tokens = {t.strip().lower() for v in headers.getall("Connection", ()) for t in v.split(",")}
-    keep_alive = "keep-alive" in tokens if version == b"HTTP/1.0" else "close" not in tokens
-    return status, headers, keep_alive
+    keep_alive = version == "HTTP/1.1"
+    if "Connection" in headers:
+        tokens = {t.strip().lower() for v in headers.getall("Connection") for t in v.split(",")}
+        keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
+    return int(code), headers, keep_alive
 
 
 def _decoder(encoding: str) -> zlib._Decompress | None:
