@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -88,3 +89,20 @@ async def test_each_request_is_one_write_on_one_kept_alive_connection(
     assert len(writes) == 3  # head and body together, one write per request
     assert made == [1]  # one connection, kept alive across the three
     assert all(len(seen.body) == (len(scripted.seen[0].body)) for seen in scripted.seen)
+
+
+async def test_answers_are_read_into_the_pools_one_buffer(scripted: ScriptedServer) -> None:
+    buffers: list[int] = []
+    real = _http1.Connection.get_buffer
+
+    def counted(self: Any, sizehint: int) -> memoryview:
+        buffer = real(self, sizehint)
+        buffers.append(id(buffer.obj))
+        return buffer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_http1.Connection, "get_buffer", counted)
+        async with AsyncLume(api_key=KEY, base_url=scripted.url, max_connections=4) as lume:
+            await asyncio.gather(*(lume.runs.get(RUN_ID) for _ in range(8)))
+    assert len(buffers) >= 8  # every read went through it
+    assert len(set(buffers)) == 1  # one buffer for every connection and read
