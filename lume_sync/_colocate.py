@@ -12,10 +12,10 @@ on: ``sched_getcpu`` is asked on each call, and ``sched_setaffinity`` moves the 
 when the caller has moved. The caller is blocked while the loop works for it, and the GIL lets
 only one of them run Python at a time, so sharing a CPU costs them nothing. Once a second thread
 calls, the loop thread gets back the CPUs it started with, for good, and the scheduler places it
-as it likes. If the kept CPU turns out busy with other work (the loop thread woke late), the loop
-thread is left free for a while, so it can run on another CPU. The loop's executor threads start
-with the CPUs it started with (``reset``). Off Linux, or where the system refuses, nothing is
-done.
+as it likes. If the kept CPU turns out busy with other work (the loop thread keeps waking late),
+the loop thread is left free for a while, so it can run on another CPU. The loop's executor
+threads start with the CPUs it started with (``reset``). Off Linux, or where the system refuses,
+nothing is done.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
-__all__ = ["CONTENDED_NS", "PAUSE", "CpuFollower", "available"]
+__all__ = ["CONTENDED_NS", "LATE_IN_A_ROW", "PAUSE", "CpuFollower", "available"]
 
 CONTENDED_NS: Final = 200_000
 """A wake-up on the kept CPU later than this (ns) means that CPU is busy with other work."""
+LATE_IN_A_ROW: Final = 4
+"""Late wake-ups (each net of those on time since) that leave the thread free."""
 PAUSE: Final = 2.0
 """Seconds the thread is then left free before it is kept on its caller's CPU again."""
 
@@ -66,6 +68,7 @@ class CpuFollower:
         "_caller",
         "_cpu",
         "_cpus",
+        "_late",
         "_lock",
         "_paused_until",
         "_rung_at",
@@ -86,6 +89,7 @@ class CpuFollower:
         self._cpu = -1  # the CPU the thread is kept on, -1 when free
         self._rung_at = 0  # when the caller last woke it, kept there (perf_counter_ns)
         self._paused_until = 0.0  # until then (monotonic), the thread is left free
+        self._late = 0  # late wake-ups, less those on time since (never below 0)
         self._lock = threading.Lock()
 
     def attach(self, native_id: int | None) -> None:
@@ -137,11 +141,21 @@ class CpuFollower:
         self._rung_at = time.perf_counter_ns()
 
     def woken(self) -> None:
-        """Called by the followed thread when it wakes for a call: if the CPU it is kept on was
-        busy with other work for long (``CONTENDED_NS``), it is left free for a while
-        (``PAUSE``), where the scheduler can place it on an idle CPU."""
+        """Called by the followed thread when it wakes for a call: if the CPU it is kept on
+        keeps being busy with other work (wake-ups later than ``CONTENDED_NS``, ``LATE_IN_A_ROW``
+        more late than on time), it is left free for a while (``PAUSE``), where the scheduler can
+        place it on an idle CPU. A late wake-up now and then (an interrupt, a page fault) is
+        not enough."""
         rung, self._rung_at = self._rung_at, 0
-        if rung and time.perf_counter_ns() - rung > CONTENDED_NS:
+        if not rung:
+            return
+        if time.perf_counter_ns() - rung <= CONTENDED_NS:
+            if self._late:
+                self._late -= 1
+            return
+        self._late += 1
+        if self._late >= LATE_IN_A_ROW:
+            self._late = 0
             with self._lock:
                 if self._active and self._cpu >= 0:
                     with contextlib.suppress(OSError):

@@ -86,9 +86,12 @@ def test_a_late_wake_up_leaves_the_loop_thread_free_for_a_while(
     follower = runner._follower
     runner.call(_noop(), None)
     assert len(_loop_cpus(runner)) == 1
-    # As if the kept CPU had been busy: the loop thread woke long after its caller rang.
-    follower._rung_at = time.perf_counter_ns() - 10**16
-    follower.woken()
+    # As if the kept CPU had been busy: the loop thread woke long after its caller rang, once
+    # (not enough), then on time, then late again and again.
+    for late in (True, False, True, True, True, True):
+        assert len(_loop_cpus(runner)) == 1
+        follower._rung_at = time.perf_counter_ns() - (10**16 if late else 0)
+        follower.woken()
     assert _loop_cpus(runner) == os.sched_getaffinity(0)
     for _ in range(5):
         runner.call(_noop(), None)
