@@ -18,7 +18,6 @@ from lume_async._event_loop import new_event_loop
 from lume_async._exceptions import SyncFacadeError
 
 from ._call import Call, discard
-from ._colocate import CpuFollower
 from ._doorbell import Doorbell, give_back, make_doorbell
 
 __all__ = [
@@ -92,10 +91,7 @@ class LoopThread:
         self.loop = new_event_loop()
         # An executor of our own, so teardown can stop it on the loop thread: the loop's
         # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
-        self._follower = CpuFollower()
-        self._executor = ThreadPoolExecutor(
-            thread_name_prefix=f"{THREAD_NAME}-executor", initializer=self._follower.reset
-        )
+        self._executor = ThreadPoolExecutor(thread_name_prefix=f"{THREAD_NAME}-executor")
         self.loop.set_default_executor(self._executor)
         # `closing` turns True, on the loop thread, when teardown begins; from then on the loop
         # accepts no new work. The lock is re-entrant because a finalizer may run on any thread at
@@ -125,7 +121,6 @@ class LoopThread:
             self.loop.close()
             raise
         self.ident = self._thread.ident
-        self._follower.attach(self._thread.native_id)
         _unclosed.add(self)
 
     # -- calls ----------------------------------------------------------------------------
@@ -185,7 +180,6 @@ class LoopThread:
                 raise SyncFacadeError(self.closed_reason() or "the loop is closed") from None
             return
         self._incoming.append(call)
-        self._follower.follow()  # the loop thread wakes on this CPU (see _colocate)
         if self._stopped:  # the loop has taken its last calls: refuse what is left (this one)
             self._refuse_incoming()
         else:
@@ -194,7 +188,6 @@ class LoopThread:
     def _take_calls(self) -> None:
         """On the loop, when its doorbell rings: start the calls queued."""
         assert self._bell is not None
-        self._follower.woken()
         self._bell.clear()  # before taking: a call queued from here on rings again
         incoming = self._incoming
         while incoming:
