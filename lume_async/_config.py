@@ -42,13 +42,14 @@ ENV_BASE_URL = "LUME_BASE_URL"
 class Timeout:
     """Per-request time limits in seconds (``None`` means no limit).
 
-    ``total`` bounds one attempt from connect to the last body byte; ``connect`` bounds getting a
-    connection from the pool or the network; ``read`` bounds the wait for each chunk of the answer.
+    ``total`` bounds one attempt from connect to the last body byte; ``connect`` bounds opening a
+    new connection (a wait for a free one, at ``max_connections``, counts against ``total``);
+    ``read`` bounds the wait for each chunk of the answer.
     A request that runs out of time raises APITimeoutError once its retries are spent.
 
     Attributes:
         total: Seconds for one attempt, from connecting to the last byte of the answer.
-        connect: Seconds to get a connection, from the pool or the network.
+        connect: Seconds to open a new connection to the service.
         read: Seconds to wait for each chunk of the answer.
 
     Examples:
