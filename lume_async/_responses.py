@@ -44,6 +44,7 @@ __all__ = [
     "read_body",
     "read_error_body",
     "retry_after",
+    "too_large",
 ]
 
 MAX_ERROR_READ: Final = 8 * 1024 * 1024
@@ -97,13 +98,17 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, method: str, route
     if "Content-Encoding" not in resp.headers and length is not None:
         if length <= limit:
             return await resp.read()
-        raise _too_large(resp, limit, f"{method} {route}", f"its Content-Length is {length}")
+        raise too_large(
+            resp.status, resp.headers, limit, f"{method} {route}", f"its Content-Length is {length}"
+        )
     chunks = []
     size = 0
     async for chunk in resp.content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise _too_large(resp, limit, f"{method} {route}", "reading stopped there")
+            raise too_large(
+                resp.status, resp.headers, limit, f"{method} {route}", "reading stopped there"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -123,14 +128,15 @@ async def read_error_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(
-    resp: aiohttp.ClientResponse, limit: int, where: str, detail: str
+def too_large(
+    status: int, headers: CIMultiDictProxy[str], limit: int, where: str, detail: str
 ) -> ResponseTooLargeError:
+    """The error for a success answer past ``limit`` bytes (``detail`` says how it was seen)."""
     return ResponseTooLargeError(
         f"{where}: the answer is larger than max_response_bytes ({limit:,} bytes; {detail})",
         limit=limit,
-        status_code=resp.status,
-        request_id=resp.headers.get("x-request-id"),
+        status_code=status,
+        request_id=headers.get("x-request-id"),
     )
 
 

@@ -53,6 +53,7 @@ from ._responses import (
     error_from_response,
     read_body,
     read_error_body,
+    too_large,
 )
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._secrets import forget_frames
@@ -91,6 +92,7 @@ class Transport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._pool = Pool(config, ssl_context=self._ssl)
         self._limit = config.max_response_bytes
+        self._error_limit = min(self._limit, MAX_ERROR_READ)  # what read_error_body reads
         self._key = config.api_key
         # One retry budget per (budget_ratio, budget_floor): the client's own, and one for any
         # with_options view that asks for other budget settings.
@@ -194,7 +196,6 @@ class Transport:
         pooled = self._pool.current() or await self._pool.session()
         clock = self._clock
         limit = self._limit
-        error_limit = min(limit, MAX_ERROR_READ)
         session: aiohttp.ClientSession | None = None
         direct: Connections | None = None
         if type(pooled) is Connections:
@@ -247,13 +248,13 @@ class Transport:
                             connect=opts.timeout.connect,
                             read=opts.timeout.read,
                             limit=limit,
-                            error_limit=error_limit,
+                            error_limit=self._error_limit,
                             repeatable=retryable,
                         )
                         status = answer.status
                         if status < 300:
                             if answer.over:
-                                raise _too_large(answer, limit, method, route)
+                                raise _answer_too_large(answer, limit, method, route)
                             response = Response(status, answer.headers, answer.body)
                         else:
                             response = Response(
@@ -365,20 +366,15 @@ def _idempotency_header(key: str) -> bytes:
     return f"Idempotency-Key: {key}\r\n".encode()
 
 
-def _too_large(answer: Answer, limit: int, method: str, route: str) -> ResponseTooLargeError:
+def _answer_too_large(answer: Answer, limit: int, method: str, route: str) -> ResponseTooLargeError:
     length = answer.length
+    declared = length is not None and length > limit
     detail = (
         f"its Content-Length is {length}"
-        if length is not None and length > limit and "Content-Encoding" not in answer.headers
+        if declared and "Content-Encoding" not in answer.headers
         else "reading stopped there"
     )
-    return ResponseTooLargeError(
-        f"{method} {route}: the answer is larger than max_response_bytes ({limit:,} bytes; "
-        f"{detail})",
-        limit=limit,
-        status_code=answer.status,
-        request_id=answer.headers.get("x-request-id"),
-    )
+    return too_large(answer.status, answer.headers, limit, f"{method} {route}", detail)
 
 
 def _maybe_done(failure: LumeError) -> bool:
