@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
+from ._deadlines import slack
 from ._http1 import Connection
 from ._http_types import (
     Answer,
@@ -121,11 +122,10 @@ class Connections:
             if conn is None:
                 conn = await self._acquire(connect)
             reused = conn.uses > 0
-            conn.set_caps(limit, error_limit)
             waiter: asyncio.Future[Answer] = self._loop.create_future()
             conn.waiter = waiter
             try:
-                conn.send(unsent, head_only, read)
+                conn.send(unsent, head_only, read, limit, error_limit)
                 answer = await waiter
             except Disconnected:
                 self._release(conn)
@@ -250,7 +250,7 @@ class Connections:
     def _watch(self, conn: Connection) -> None:
         assert conn.read_limit is not None
         self._watched[conn] = None
-        due = conn.active + conn.read_limit + _slack(conn.read_limit)
+        due = conn.active + conn.read_limit + slack(conn.read_limit)
         if due < self._due:
             if self._timer is not None:
                 self._timer.cancel()
@@ -269,7 +269,7 @@ class Connections:
             conn.time_out()
         if self._watched:
             due = min(
-                c.active + c.read_limit + _slack(c.read_limit)
+                c.active + c.read_limit + slack(c.read_limit)
                 for c in self._watched
                 if c.read_limit is not None
             )
@@ -321,10 +321,6 @@ def _close_without_loop(transport: asyncio.BaseTransport | None) -> None:
         sock.close()
     finally:
         inner._sock = None  # type: ignore[union-attr]
-
-
-def _slack(seconds: float) -> float:
-    return min(max(seconds / 20, 0.01), 1.0)
 
 
 def _header_block(headers: Mapping[str, str]) -> bytes:

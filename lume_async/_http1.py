@@ -130,8 +130,17 @@ class Connection(asyncio.BufferedProtocol):
 
     # sending
 
-    def send(self, request: Unsent, head_only: bool, read_limit: float | None) -> None:
-        """Send ``request``; ``waiter`` (set by the caller) gets the answer."""
+    def send(
+        self,
+        request: Unsent,
+        head_only: bool,
+        read_limit: float | None,
+        limit: int,
+        error_limit: int,
+    ) -> None:
+        """Send ``request``; ``waiter`` (set by the caller) gets the answer, its body read up to
+        ``limit`` bytes for a success and ``error_limit`` for an error."""
+        self._cap_ok, self._cap_error = limit, error_limit
         self._state = _HEAD
         self._received = False
         self._head_only = head_only
@@ -143,9 +152,6 @@ class Connection(asyncio.BufferedProtocol):
         if read_limit is not None:
             self.active = self._pool._loop.time()
             self._pool._watch(self)
-
-    def set_caps(self, limit: int, error_limit: int) -> None:
-        self._cap_ok, self._cap_error = limit, error_limit
 
     # reading
 

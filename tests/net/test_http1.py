@@ -346,9 +346,8 @@ def test_an_answer_reads_the_same_however_it_is_cut_into_segments(
     try:
         conn = Connection(_StubPool(loop))  # type: ignore[arg-type]
         conn.connection_made(_StubTransport())  # type: ignore[arg-type]
-        conn.set_caps(1 << 20, 1 << 20)
         conn.waiter = loop.create_future()
-        conn.send(Unsent(b"GET / HTTP/1.1\r\n\r\n"), False, None)
+        conn.send(Unsent(b"GET / HTTP/1.1\r\n\r\n"), False, None, 1 << 20, 1 << 20)
         points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
         for start, end in itertools.pairwise(points):
             conn.data_received(data[start:end])
