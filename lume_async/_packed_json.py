@@ -27,78 +27,6 @@ _LEVEL: Final = 6
 _MEM_LEVEL: Final = 1  # the smallest state: the input is a few hundred bytes
 
 
-def _dictionary() -> bytes:
-    """What metadata repeats, the most frequent last (nearest the data, in the cheapest reach)."""
-    at = "2026-01-01T00:00:00.000000Z"
-    ended = {
-        "validation": {
-            "tests_executed": 0,
-            "tests_failed": 0,
-            "error_rate": 0.0,
-            "top_errors": [{"error_code": "", "field": "", "count": 1}],
-        },
-        "results": {
-            "input_rows": 0,
-            "mapped_rows": 0,
-            "rejected_rows": 0,
-            "target_locations": {
-                "mapped": "lume://runs/run_/mapped",
-                "rejects": "lume://runs/run_/rejects",
-            },
-        },
-    }
-    pristine = {
-        "run": {
-            "run_id": "run_",
-            "flow_version": ":v1",
-            "source_path": "",
-            "status": "SUCCEEDED",
-            "started_at": None,
-            "finished_at": None,
-        },
-        "pipeline": {
-            "created_at": at,
-            "completed_at": None,
-            "duration_seconds": None,
-            "stages": {
-                "sync_source_seconds": None,
-                "transform_seconds": None,
-                "sync_target_seconds": None,
-            },
-        },
-        "results": {
-            "input_rows": None,
-            "mapped_rows": None,
-            "rejected_rows": None,
-            "target_locations": None,
-        },
-        "validation": {
-            "tests_executed": None,
-            "tests_failed": None,
-            "error_rate": None,
-            "top_errors": [],
-        },
-        "errors": [],
-    }
-    return orjson.dumps(ended) + orjson.dumps(pristine)
-
-
-_DICTIONARY: Final = _dictionary()
-
-
-def pack(obj: Any) -> bytes:
-    """``obj`` as compact JSON, deflated (``orjson.JSONEncodeError`` if it is not JSON)."""
-    packer = zlib.compressobj(
-        _LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY
-    )
-    return packer.compress(orjson.dumps(obj)) + packer.flush()
-
-
-def unpack(packed: bytes) -> Any:
-    """What ``pack`` was given, parsed again."""
-    return orjson.loads(zlib.decompressobj(_WBITS, _DICTIONARY).decompress(packed))
-
-
 def _in_flight(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict[str, Any]:
     """The metadata of a run in flight: its run's strings, nulls, and its own nine values ``v``."""
     return {
@@ -134,6 +62,47 @@ def _in_flight(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict
         },
         "errors": [],
     }
+
+
+def _dictionary() -> bytes:
+    """What metadata repeats, the most frequent last (nearest the data, in the cheapest reach)."""
+    at = "2026-01-01T00:00:00.000000Z"
+    ended = {
+        "validation": {
+            "tests_executed": 0,
+            "tests_failed": 0,
+            "error_rate": 0.0,
+            "top_errors": [{"error_code": "", "field": "", "count": 1}],
+        },
+        "results": {
+            "input_rows": 0,
+            "mapped_rows": 0,
+            "rejected_rows": 0,
+            "target_locations": {
+                "mapped": "lume://runs/run_/mapped",
+                "rejects": "lume://runs/run_/rejects",
+            },
+        },
+    }
+    # A run just created: its metadata in the in-flight shape, with placeholder strings.
+    pristine = _in_flight("run_", ":v1", "", ("SUCCEEDED", None, None, at) + (None,) * 5)
+    return orjson.dumps(ended) + orjson.dumps(pristine)
+
+
+_DICTIONARY: Final = _dictionary()
+
+
+def pack(obj: Any) -> bytes:
+    """``obj`` as compact JSON, deflated (``orjson.JSONEncodeError`` if it is not JSON)."""
+    packer = zlib.compressobj(
+        _LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY
+    )
+    return packer.compress(orjson.dumps(obj)) + packer.flush()
+
+
+def unpack(packed: bytes) -> Any:
+    """What ``pack`` was given, parsed again."""
+    return orjson.loads(zlib.decompressobj(_WBITS, _DICTIONARY).decompress(packed))
 
 
 # The sections of the in-flight shape that hold no value of their own (compared with, never
