@@ -11,10 +11,11 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._batch_get import PollingBatchGet
 from ._clock import Clock
 from ._config import ClientConfig
 from ._http_log import configure_from_env
-from ._runs_core import RunsCore, batch_get_answer, fetch_if_found
+from ._runs_core import RunsCore, fetch_if_found
 from ._transport import RequestOptions, Transport
 from ._waiting import Waiting
 
@@ -40,7 +41,7 @@ class ClientCore:
         self.clock = clock
         self.transport = Transport(config, ssl_context=ssl_context, clock=clock)
         self.waiting = Waiting(
-            functools.partial(batch_get_answer, self.transport),
+            PollingBatchGet(self.transport),
             confirm=functools.partial(fetch_if_found, self.transport),
             clock=clock,
         )

@@ -9,9 +9,10 @@ from operator import attrgetter
 from typing import Any
 
 from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
+from ._batch_get import BATCH_GET_MAX
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
-from ._runs_core import BATCH_GET_MAX, RunCell, RunsCore
+from ._runs_core import RunCell, RunsCore
 from ._validation import (
     check_batch_call,
     check_bool,

@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-import orjson
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _converter
-from ._exceptions import InvalidRequestError, ResponseValidationError, RunNotFoundError
+from ._batch_get import batch_get_answer, malformed
+from ._exceptions import InvalidRequestError, RunNotFoundError
 from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._validation import (
-    check_batch_ids,
     check_interval,
     check_page_size,
     check_permission_update,
@@ -36,21 +34,14 @@ if TYPE_CHECKING:
     from ._waiting import Waiting
 
 __all__ = [
-    "BATCH_GET_MAX",
     "RunCell",
-    "RunsAnswer",
     "RunsCore",
-    "batch_get_answer",
     "fetch_if_found",
 ]
 
 T = TypeVar("T")
-Items = dict[str, dict[str, Any]]
 
 logger = logging.getLogger("lume_async.runs")
-
-BATCH_GET_MAX: Final = 100
-"""The most run ids one ``batch-get`` request may name."""
 
 
 class RunCell:
@@ -102,65 +93,6 @@ class RunCell:
         if data.source_path is not None and item.get("source_path") == data.source_path:
             item["source_path"] = data.source_path
         return item
-
-
-class RunsAnswer:
-    """One ``batch-get`` answer: its runs by id as parsed JSON, each typed only when asked.
-
-    The poller decodes only the items its cells do not already hold (``RunCell.holds``). An
-    answer off the wire is parsed where its items are read, so that a sweep's parsed runs are
-    not kept (and promoted by the cyclic collector) while its other requests are in flight.
-    """
-
-    __slots__ = ("_items", "request_id")
-
-    def __init__(self, items: Items | Response, request_id: str | None = None) -> None:
-        self._items = items  # or the answer off the wire, parsed where its items are read
-        self.request_id = request_id
-
-    @property
-    def items(self) -> Items:
-        """The runs by id (ResponseValidationError if the answer is not a batch of runs)."""
-        items = self._items  # not kept parsed: the answer may outlive its reading
-        return items if isinstance(items, dict) else _batch_items(items)
-
-    def decode(self, item: dict[str, Any]) -> RunData:
-        """One item as a ``RunData`` (ResponseValidationError if it is not a run)."""
-        return _converter.run_from_obj(item, request_id=self.request_id)
-
-    def runs(self) -> dict[str, RunData]:
-        """Every item, decoded, by id."""
-        return {run_id: self.decode(item) for run_id, item in self.items.items()}
-
-
-def _batch_items(response: Response) -> Items:
-    body = response.json()
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise _malformed("batch-get answer", "expected {items, missing}", response)
-    items: Items = {}
-    for item in body["items"]:
-        run_id = item.get("id") if item.__class__ is dict else None
-        if run_id.__class__ is not str:
-            _converter.run_from_obj(item, request_id=response.request_id)  # says what is wrong
-            raise _malformed("batch-get answer", "an item without a run id", response)
-        items[run_id] = item
-    return items
-
-
-async def batch_get_answer(
-    transport: Transport, run_ids: Sequence[str], *, options: RequestOptions | None = None
-) -> RunsAnswer:
-    """One ``batch-get`` request for 1 to 100 ids: the runs found, by id, not parsed yet."""
-    check_batch_ids(run_ids, BATCH_GET_MAX)
-    response = await transport.request(
-        "POST",
-        "/v1/runs/batch-get",
-        route="/v1/runs/batch-get",
-        body=orjson.dumps({"ids": list(run_ids)}),  # checked: plain strings
-        retryable=True,
-        options=options,
-    )
-    return RunsAnswer(response, response.request_id)
 
 
 async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
@@ -317,12 +249,12 @@ class RunsCore:
         )
         body = response.json()
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            raise _malformed("run list", "expected {items, next_cursor}", response)
+            raise malformed("run list", "expected {items, next_cursor}", response)
         request_id = response.request_id
         runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and not isinstance(next_cursor, str):
-            raise _malformed("run list", "next_cursor is not a string", response)
+            raise malformed("run list", "next_cursor is not a string", response)
         return Page(
             items=runs, size=page_size, next_cursor=next_cursor, request_id=response.request_id
         )
@@ -442,7 +374,3 @@ def _decode_run(response: Response, *, compact: bool) -> RunData:
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]
         raise
-
-
-def _malformed(what: str, why: str, response: Response) -> ResponseValidationError:
-    return ResponseValidationError(f"malformed {what}: {why}", request_id=response.request_id)

@@ -42,14 +42,14 @@ from ._watches import CellOf, Watch, Watches
 from .models import RunData
 
 if TYPE_CHECKING:
-    from ._runs_core import RunCell, RunsAnswer
+    from ._batch_get import BatchFetch
+    from ._runs_core import RunCell
     from .models import WebhookEvent
 
 __all__ = ["BATCH_SIZE", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
-BatchFetch = Callable[[list[str]], Awaitable["RunsAnswer"]]
 FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
 
@@ -380,7 +380,8 @@ class Waiting:
             self.asked += sum(map(len, group))
             # Each answer is parsed and applied as it arrives, then let go: its parsed runs die
             # young, before the cyclic collector promotes them to be walked with every waiting run.
-            tasks = {asyncio.ensure_future(self._fetch(chunk)): n for n, chunk in enumerate(group)}
+            ask, known = self._fetch, watches.known  # naming the states held: see _batch_get
+            tasks = {asyncio.ensure_future(ask(c, known(c))): n for n, c in enumerate(group)}
             errors: dict[int, BaseException] = {}
             missing: list[str] = []
             pending = set(tasks)

@@ -12,12 +12,14 @@ otherwise hold two million small containers).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from ._exceptions import RunNotFoundError
 
 if TYPE_CHECKING:
-    from ._runs_core import RunCell, RunsAnswer
+    from ._batch_get import RunsAnswer
+    from ._runs_core import RunCell
     from .models import RunData
 
 __all__ = ["CellOf", "Watch", "Watches"]
@@ -201,17 +203,38 @@ class Watches:
         self._hot.update(run_id for run_id in run_ids if run_id in self._by_run)
 
     # -- answers -------------------------------------------------------------------------------
+    def known(self, run_ids: Sequence[str]) -> dict[str, datetime]:
+        """The ``updated_at`` held of each of ``run_ids`` that every watched cell of it shares:
+        what the service need not send again (``batch-get``'s ``known``)."""
+        known: dict[str, datetime] = {}
+        by_run = self._by_run
+        for run_id in run_ids:
+            watchers = by_run.get(run_id)
+            if watchers is None:
+                continue
+            if watchers.__class__ is Watch:  # the usual case: one watcher, one handle
+                target = watchers.targets[run_id]
+                if target.__class__ is not _Several:
+                    known[run_id] = watchers.cell_of(target).data.updated_at
+                    continue
+            cells = (cell for watch in _each(watchers) for cell in watch.cells_of(run_id))
+            held = {cell.data.updated_at for cell in cells}
+            if len(held) == 1:
+                known[run_id] = held.pop()
+        return known
+
     def take(self, run_ids: Sequence[str], answer: RunsAnswer, missing: list[str]) -> bool:
         """``update`` from one ``batch-get`` answer about ``run_ids``; True if any run moved.
 
-        The ids the answer left out go to ``missing``.
+        The ids the answer neither sent nor said were unchanged go to ``missing``.
         """
         changed = False
-        items, decode, by_run = answer.items, answer.decode, self._by_run
+        (items, unchanged), decode, by_run = answer.read(), answer.decode, self._by_run
         for run_id in run_ids:
             item = items.get(run_id)
             if item is None:
-                missing.append(run_id)
+                if run_id not in unchanged:
+                    missing.append(run_id)
                 continue
             # The usual case inline (one watcher, one handle): ``update`` in short.
             watchers = by_run.get(run_id)

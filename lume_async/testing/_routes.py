@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -98,10 +99,13 @@ async def get_runs(request: web.Request) -> web.Response:
 
 async def batch_get(request: web.Request) -> web.Response:
     svc, who = _ctx(request)
-    ids = (await _body(request, "BatchGetRequest"))["ids"]
+    body = await _body(request, "BatchGetRequest")
+    ids = body["ids"]
+    known: dict[str, str] = body.get("known") or {}
     t = svc.clock.now()
     items: list[dict[str, Any]] = []
     missing: list[str] = []
+    unchanged: list[str] = []
     seen: set[str] = set()
     runs = who.tenant.runs
     admin = who.admin
@@ -112,9 +116,30 @@ async def batch_get(request: web.Request) -> web.Response:
         run = runs.get(run_id)
         if run is None or not (admin or run.grants.can_read(who)):
             missing.append(run_id)
+        elif run_id in known and _same_instant(known[run_id], run.updated_iso(svc.clock, t)):
+            unchanged.append(run_id)
         else:
             items.append(run.to_json(svc.clock, t))
-    return json_response(200, {"items": items, "missing": missing})
+    answer: dict[str, list[Any]] = {"items": items, "missing": missing}
+    if "known" in body:
+        answer["unchanged"] = unchanged
+    return json_response(200, answer)
+
+
+def _same_instant(given: str, updated: str) -> bool:
+    """Whether ``given`` (any ISO-8601 timestamp; naive is UTC) is the instant ``updated`` names.
+
+    Anything that is not a timestamp is simply not the same instant: the run is sent in full.
+    """
+    if given == updated:
+        return True
+    try:
+        at = datetime.fromisoformat(given)
+    except ValueError:
+        return False
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return f"{at:%Y-%m-%dT%H:%M:%S.%f}Z" == updated
 
 
 async def patch_run(request: web.Request) -> web.Response:

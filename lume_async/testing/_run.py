@@ -132,6 +132,13 @@ class Run:
 
     # -- JSON -----------------------------------------------------------------------------------
 
+    def updated_iso(self, clock: RunClock, t: float) -> str:
+        """``updated_at`` as the run's JSON says it at ``t``."""
+        cached = self._cache
+        if cached is not None:
+            return str(cached["updated_at"])
+        return iso(self.updated_wall(clock, t))
+
     def to_json(self, clock: RunClock, t: float) -> dict[str, Any]:
         cached = self._cache
         if cached is not None:

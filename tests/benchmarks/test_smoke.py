@@ -141,3 +141,4 @@ def test_poller_quick_run(tmp_path: Path) -> None:
     assert results["best"]["polls_per_run"] == 8  # every run asked about at every sweep
     assert results["best"]["create_us_per_run"] > 0
     assert results["best"]["wait_us_per_run"] > 0
+    assert results["best"]["wait_every_us_per_run"] > 0

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lume_async._batch_get import RunsAnswer
 from lume_async._converter import run_from_obj
-from lume_async._runs_core import RunCell, RunsAnswer
+from lume_async._runs_core import RunCell
 from lume_async._validation import check_batch_ids, check_run_id
 from lume_async._watches import Watches
 from lume_async.models import RunData

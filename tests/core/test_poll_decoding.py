@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from lume_async import AsyncLume, ResponseValidationError, RunStatus
+from lume_async._batch_get import RunsAnswer
 from lume_async._converter import run_from_obj
-from lume_async._runs_core import RunCell, RunsAnswer
+from lume_async._runs_core import RunCell
 from lume_async._transport import Response
 from lume_async._waiting import BATCH_SIZE, Waiting
 from lume_async._watches import Watches
@@ -155,7 +156,7 @@ async def test_each_answer_of_a_sweep_is_applied_before_the_other_requests_end(
     ids = [cell.data.id for cell in cells]
     late_chunk = ids[late * BATCH_SIZE : (late + 1) * BATCH_SIZE]
 
-    async def fetch(chunk: list[str]) -> RunsAnswer:
+    async def fetch(chunk: list[str], known: object = None) -> RunsAnswer:
         if chunk == late_chunk:
             await release.wait()
         return RecordedAnswer({i: run_json(i, "SUCCEEDED") for i in chunk}, decoded)

@@ -32,9 +32,10 @@ from lume_async import (
     RunStatus,
     RunTimeoutError,
 )
+from lume_async._batch_get import RunsAnswer
 from lume_async._clock import Clock
 from lume_async._converter import run_from_obj
-from lume_async._runs_core import RunCell, RunsAnswer
+from lume_async._runs_core import RunCell
 from lume_async._waiting import Waiting
 from lume_async.models import RunData
 from lume_async.testing import Emulator, VirtualClock
@@ -97,7 +98,8 @@ class FakeService:
         self.decoded: list[str] = []  # the runs the poller decoded, in order
         self.waiting = Waiting(self.fetch, clock=clock, max_interval=0.2)
 
-    async def fetch(self, ids: list[str]) -> RunsAnswer:
+    async def fetch(self, ids: list[str], known: object = None) -> RunsAnswer:
+        """A service that predates ``known``: it sends every run it has."""
         self.calls.append(ids)
         self.times.append(self.clock.monotonic())
         self.intervals.append(self.waiting.interval)
