@@ -6,7 +6,10 @@ Section ``noop`` times one call of a coroutine that does nothing, through each p
 - ``lume_sync._loop.run(noop())``, with and without a timeout, and on uvloop when
   ``lume-sdk[speed]`` is installed (lume_sync's loop is switched for the measurement);
 - ``asyncio.run_coroutine_threadsafe(noop(), loop).result()`` on a loop in another thread;
-- an anyio blocking portal (``start_blocking_portal()`` once, then ``portal.call(noop)``).
+- an anyio blocking portal (``start_blocking_portal()`` once, then ``portal.call(noop)``);
+- two bare threads, one waking the other and woken back by it (an eventfd each, no loop, no
+  library): the floor of any blocking hand-off to a loop thread on this machine, which every
+  path above pays at least. The acceptance lines report the facade's p50 over it as well.
 
 Section ``get`` times one ``GET /v1/runs/{id}`` against nginx serving a canned run, at
 concurrency 1, the same four ways: ``await AsyncLume(...).runs.get(id)`` on the caller's loop,
@@ -211,8 +214,59 @@ def time_anyio_portal(calls: int) -> list[int]:
         return samples
 
 
+def time_thread_ping_pong(calls: int) -> list[int]:
+    """Wake a parked thread and be woken by it, with nothing else: no loop, no library.
+
+    Any blocking hand-off to a loop thread makes these two wake-ups at least, so this is the
+    floor of every other path of this section on this machine (eventfds, as lume_sync's
+    doorbells use; pipes where there are none).
+    """
+    if hasattr(os, "eventfd"):
+        there, back = os.eventfd(0), os.eventfd(0)
+        fds = [there, back]
+        ends = {there: (there, there), back: (back, back)}
+
+        def ring(end: int) -> None:
+            os.eventfd_write(ends[end][1], 1)
+
+        def wait(end: int) -> None:
+            os.eventfd_read(ends[end][0])
+    else:
+        pipes = os.pipe(), os.pipe()
+        fds = [fd for pipe in pipes for fd in pipe]
+        there, back = 0, 1
+        ends = dict(enumerate(pipes))
+
+        def ring(end: int) -> None:
+            os.write(ends[end][1], b"x")
+
+        def wait(end: int) -> None:
+            os.read(ends[end][0], 1)
+
+    def peer() -> None:
+        for _ in range(calls):
+            wait(there)
+            ring(back)
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    try:
+        clock, samples = time.perf_counter_ns, []
+        for _ in range(calls):
+            start = clock()
+            ring(there)
+            wait(back)
+            samples.append(clock() - start)
+        return samples
+    finally:
+        thread.join()
+        for fd in fds:
+            os.close(fd)
+
+
 NOOP_DIRECT = "await noop() (direct, same loop)"
 NOOP_FACADE = "lume_sync _loop.run(noop())"
+NOOP_FLOOR = "two threads waking each other (no loop: the floor)"
 
 
 def noop_paths() -> dict[str, Path_]:
@@ -227,6 +281,7 @@ def noop_paths() -> dict[str, Path_]:
         time_run_coroutine_threadsafe, NOOP_DIRECT
     )
     paths["anyio blocking portal.call(noop)"] = Path_(time_anyio_portal, NOOP_DIRECT)
+    paths[NOOP_FLOOR] = Path_(time_thread_ping_pong, NOOP_DIRECT)
     return paths
 
 
@@ -559,6 +614,10 @@ def acceptance(results: dict[str, list[Row]]) -> dict[str, Any]:
             "pass": None if goal is None else (value <= goal if most else value >= goal),
         }
 
+    floor = _row(results, "noop", NOOP_FLOOR)
+    if floor is not None:
+        name = "noop: two threads waking each other, p50 (us): the floor of any hand-off"
+        check(name, floor["p50_us"], None)
     for kind in loop_kinds():
         tag = "" if kind == "asyncio" else f" [{kind}]"
         goals = kind == "asyncio"  # the goals hold for the default install
@@ -569,10 +628,16 @@ def acceptance(results: dict[str, list[Row]]) -> dict[str, Any]:
             check(
                 f"noop{tag}: lume_sync p99 (us)", noop["p99_us"], TARGET_P99_US if goals else None
             )
+            if floor is not None:
+                above = round(noop["p50_us"] - floor["p50_us"], 3)
+                check(f"noop{tag}: lume_sync p50 over the floor (us)", above, None)
         get = _row(results, "get", GET_FACADE + tag)
         if get is not None:
             name = f"get{tag}: sync facade p50 overhead over a direct await on the same loop (us)"
             check(name, get["p50_overhead_us"], TARGET_GET_P50_OVERHEAD_US if goals else None)
+            if floor is not None:
+                above = round(get["p50_overhead_us"] - floor["p50_us"], 3)
+                check(f"get{tag}: sync facade p50 overhead over the floor (us)", above, None)
     create = _row(results, "create_many", CREATE_SYNC)
     if create is not None:
         check(

@@ -98,6 +98,9 @@ def test_sync_overhead_quick_run(tmp_path: Path) -> None:
         "Lume(...).runs.create_many (sync facade)",
     }
     assert "create_many: sync/async runs/s" in results["acceptance"]
+    floor = "noop: two threads waking each other, p50 (us): the floor of any hand-off"
+    assert results["acceptance"][floor]["value"] > 0
+    assert "noop: lume_sync p50 over the floor (us)" in results["acceptance"]
 
 
 def test_rows_quick_run(tmp_path: Path) -> None:
