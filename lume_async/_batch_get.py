@@ -167,8 +167,11 @@ class PollingBatchGet:
         try:
             return await batch_get_answer(self._transport, run_ids, known)
         except InvalidRequestError as exc:
-            if exc.status_code not in (400, 422) or not self.conditional:
+            if exc.status_code not in (400, 422):
                 raise
-            self.conditional = False
-            logger.info("the service refused batch-get's known states (%s); asking without", exc)
+            if self.conditional:  # the sweep's other requests may be refused the same way
+                self.conditional = False
+                logger.info(
+                    "the service refused batch-get's known states (%s); asking without", exc
+                )
         return await batch_get_answer(self._transport, run_ids)

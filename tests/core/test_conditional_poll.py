@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from lume_async import AsyncLume, ResponseValidationError, RunStatus, RunTimeoutError
+from lume_async import AsyncLume, ResponseValidationError, RunRequest, RunStatus, RunTimeoutError
 from lume_async._batch_get import RunsAnswer
 from lume_async._converter import run_from_obj
 from lume_async._responses import Response
@@ -33,6 +33,7 @@ from ._scripted import run_json
 pytestmark = pytest.mark.anyio
 
 BATCH_GET = "/v1/runs/batch-get"
+FLOW = "customer_cleaner:v1"
 
 
 class Relay:
@@ -135,15 +136,22 @@ async def test_polls_name_the_state_held_and_runs_that_did_not_move_are_not_sent
         assert (run.status, run.updated_at) == (fresh[run.id].status, fresh[run.id].updated_at)
 
 
-async def test_a_service_that_refuses_known_is_asked_without_it_from_then_on() -> None:
+@pytest.mark.parametrize("n", [3, 250])  # 250: the first sweep's three requests all refused
+async def test_a_service_that_refuses_known_is_asked_without_it_from_then_on(n: int) -> None:
     async with relayed(refuse_known=True) as (_, relay, lume):
-        runs = [await start(lume, f"strict-{i}", duration=5 + i) for i in range(3)]
-        done = await lume.runs.wait_all(runs, poll_interval=0.01, timeout=30)
+        runs = await lume.runs.create_many(
+            [
+                RunRequest(FLOW, source_path=f"synthetic://strict-{i}?rows=1&duration=5")
+                for i in range(n)
+            ]
+        )
+        done = await lume.runs.wait_all([o.unwrap() for o in runs], poll_interval=0.01, timeout=30)
 
     assert all(run.status is RunStatus.SUCCEEDED for run in done)
     statuses = [(status, "known" in sent) for sent, status, _ in relay.exchanges]
-    assert statuses[0] == (422, True)
-    assert len(statuses) > 2 and all(s == (200, False) for s in statuses[1:])
+    first = -(-n // 100)  # the first sweep's requests, sent together
+    assert statuses[:first] == [(422, True)] * first
+    assert len(statuses) > 2 * first and all(s == (200, False) for s in statuses[first:])
 
 
 async def test_a_service_that_ignores_known_still_ends_every_wait() -> None:
