@@ -211,14 +211,9 @@ class Connections:
         """``conn`` is done with: to a waiter, to the idle list, or closed (freeing its slot)."""
         conn.waiter = None
         if conn.reusable and not conn.closed and not self.closed:
-            waiters = self._waiters
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(conn)
-                    return
-            conn.idle_since = self._loop.time()
-            self._idle.append(conn)
+            if not self._hand_over(conn):
+                conn.idle_since = self._loop.time()
+                self._idle.append(conn)
             return
         self._unwatch(conn)
         conn._close()
@@ -227,12 +222,18 @@ class Connections:
 
     def _pass_slot(self) -> None:
         """A slot is free: the first waiter opens a connection of its own."""
+        self._hand_over(None)
+
+    def _hand_over(self, conn: Connection | None) -> bool:
+        """Give the first waiter still waiting ``conn`` (None: a slot to open one in); whether
+        there was one."""
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(conn)
+                return True
+        return False
 
     def _lost(self, conn: Connection) -> None:
         """The server closed ``conn``; an idle one leaves the pool now."""
