@@ -115,7 +115,7 @@ async def test_polls_name_the_state_held_and_runs_that_did_not_move_are_not_sent
         stuck = [await start(lume, f"stuck-{i}", duration=1_000_000) for i in range(3)]
         quick = await start(lume, "quick", duration=2)
         with pytest.raises(RunTimeoutError):
-            await lume.runs.wait_all([*stuck, quick], poll_interval=0.01, timeout=0.5)
+            await lume.runs.wait_all([*stuck, quick], poll_interval=0.01, timeout=1.0)
         assert quick.status is RunStatus.SUCCEEDED
         fresh = {run.id: await lume.runs.get(run.id) for run in stuck}
 
@@ -141,7 +141,7 @@ async def test_a_service_that_refuses_known_is_asked_without_it_from_then_on(n: 
     async with relayed(refuse_known=True) as (_, relay, lume):
         runs = await lume.runs.create_many(
             [
-                RunRequest(FLOW, source_path=f"synthetic://strict-{i}?rows=1&duration=5")
+                RunRequest(FLOW, source_path=f"synthetic://strict-{i}?rows=1&duration=100")
                 for i in range(n)
             ]
         )
