@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from ._validation import (
     check_events,
 )
 from .models import WebhookEndpoint
+from .models._request import new_idempotency_key
 
 if TYPE_CHECKING:
     from ._transport import RequestOptions, Transport
@@ -58,7 +58,7 @@ class AsyncWebhookEndpoints:
             route="/v1/webhooks",
             body=_converter.dumps(body),
             retryable=True,
-            idempotency_key=f"lume-{uuid.uuid4().hex}",
+            idempotency_key=new_idempotency_key(),
             options=self._options,
         )
         return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import subprocess
@@ -74,6 +75,26 @@ def test_two_requests_built_alike_have_different_keys_but_compare_equal() -> Non
     one, two = (RunRequest(FLOW, source_path="s3://b/1") for _ in range(2))
     assert one.idempotency_key != two.idempotency_key
     assert one == two
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_makes_keys_of_its_own() -> None:
+    """Keys come from the OS's random source, which a fork does not copy: no state to share."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its keys, to the parent
+        keys = " ".join(RunRequest(FLOW, source_path="s3://b/1").idempotency_key for _ in range(50))
+        os.write(write, keys.encode())
+        os._exit(0)
+    os.close(write)
+    parent = {RunRequest(FLOW, source_path="s3://b/1").idempotency_key for _ in range(50)}
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+
+    assert len(child) == 50 and len(parent) == 50
+    assert not child & parent
+    assert all(KEY.fullmatch(key) for key in child | parent)
 
 
 def test_the_key_survives_pickling_for_worker_processes() -> None:
