@@ -26,7 +26,7 @@ from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 from ._exceptions import ResponseValidationError
-from ._packed_json import pack, pack_in_flight, unpack, unpack_in_flight
+from ._packed_json import pack, pack_shaped, unpack, unpack_shaped
 from ._run_decoder import (
     errors_from_json,
     metadata_view,
@@ -310,11 +310,11 @@ class _MetadataJSON(bytes):
     __slots__ = ()
 
     @classmethod
-    def keep(cls, obj: dict[str, Any], run: dict[str, Any]) -> _MetadataJSON | _InFlightJSON:
+    def keep(cls, obj: dict[str, Any], run: dict[str, Any]) -> _MetadataJSON | _ShapedJSON:
         """``obj``, the metadata of ``run`` (the parsed run), packed: see ``_packed_json``."""
-        packed = pack_in_flight(obj, run["id"], run["flow_version"], run.get("source_path"))
+        packed = pack_shaped(obj, run["id"], run["flow_version"], run.get("source_path"))
         if packed is not None:
-            return _InFlightJSON(packed)
+            return _ShapedJSON(packed)
         return cls(pack(obj))
 
     def read(self, run: RunData) -> RunMetadata:
@@ -322,8 +322,8 @@ class _MetadataJSON(bytes):
 
 
 @final
-class _InFlightJSON(bytes):
-    """The metadata of a run in flight, kept as its own values: rebuilt with its run's strings.
+class _ShapedJSON(bytes):
+    """Metadata of the documented shape, kept as its own values: rebuilt with its run's strings.
 
     Made by ``_MetadataJSON.keep`` only when the metadata named the run's id, flow version and
     source path, so the run it is read for gives them back.
@@ -332,7 +332,7 @@ class _InFlightJSON(bytes):
     __slots__ = ()
 
     def read(self, run: RunData) -> RunMetadata:
-        obj = unpack_in_flight(self, run.id, run.flow_version, run.source_path)
+        obj = unpack_shaped(self, run.id, run.flow_version, run.source_path)
         return metadata_view(_Sections(obj))
 
 

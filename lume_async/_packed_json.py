@@ -6,11 +6,13 @@ one per waiting run until it is read, so it is kept deflated against a preset di
 keys (raw deflate, a 2 KB window): about 100 bytes for a run in flight, for about 5 us to pack
 and 1 us to unpack. Whatever the service adds or renames still round-trips; it only packs less.
 
-The metadata of a run in flight, which every poll that sees the run move packs again, is most
-often exactly the shape of ``_in_flight``: its run's id, flow version and source path, nulls, and
-nine values of its own. Such metadata is kept as the JSON of those nine values alone
-(``pack_in_flight``, about 100 bytes, a fifth of the time of deflating it), and rebuilt from them
-and its run's three strings when it is read. Any other shape is deflated.
+Most metadata is exactly of the documented shape (``_shaped``): its run's id, flow version and
+source path, and eighteen values of its own, the last nine of them still empty while the run is
+in flight. Every poll that sees a run move packs its metadata again, so such metadata is kept as
+the JSON of its values alone (``pack_shaped``: about 100 bytes in flight, 300 at the end, for a
+sixth of the time of deflating it) and rebuilt from them and its run's three strings when it is
+read. Any other shape, and values too long to keep as they are (long lists of errors), are
+deflated.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["pack", "pack_in_flight", "unpack", "unpack_in_flight"]
+__all__ = ["pack", "pack_shaped", "unpack", "unpack_shaped"]
 
 _WBITS: Final = -11  # raw deflate (no header or checksum), a 2 KB window
 _LEVEL: Final = 6
 _MEM_LEVEL: Final = 1  # the smallest state: the input is a few hundred bytes
 
 
-def _in_flight(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict[str, Any]:
-    """The metadata of a run in flight: its run's strings, nulls, and its own nine values ``v``."""
+def _shaped(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict[str, Any]:
+    """Metadata of the documented shape: its run's strings and its own values ``v``.
+
+    Nine values (``_IN_FLIGHT``) for a run in flight, whose results, validation and errors are
+    still empty; all eighteen for a run that has them.
+    """
+    if len(v) == _IN_FLIGHT:
+        v = (*v, None, None, None, None, None, None, None, [], [])  # fresh lists, every time
     return {
         "run": {
             "run_id": run_id,
@@ -49,19 +57,25 @@ def _in_flight(run_id: Any, flow_version: Any, source_path: Any, v: Any) -> dict
             },
         },
         "results": {
-            "input_rows": None,
-            "mapped_rows": None,
-            "rejected_rows": None,
-            "target_locations": None,
+            "input_rows": v[9],
+            "mapped_rows": v[10],
+            "rejected_rows": v[11],
+            "target_locations": v[12],
         },
         "validation": {
-            "tests_executed": None,
-            "tests_failed": None,
-            "error_rate": None,
-            "top_errors": [],
+            "tests_executed": v[13],
+            "tests_failed": v[14],
+            "error_rate": v[15],
+            "top_errors": v[16],
         },
-        "errors": [],
+        "errors": v[17],
     }
+
+
+_IN_FLIGHT: Final = 9
+# The last nine values of a run in flight: no results, no validation, no errors yet (compared
+# with, never handed out).
+_EMPTY_REST: Final[tuple[Any, ...]] = (None, None, None, None, None, None, None, [], [])
 
 
 def _dictionary() -> bytes:
@@ -85,7 +99,7 @@ def _dictionary() -> bytes:
         },
     }
     # A run just created: its metadata in the in-flight shape, with placeholder strings.
-    pristine = _in_flight("run_", ":v1", "", ("SUCCEEDED", None, None, at) + (None,) * 5)
+    pristine = _shaped("run_", ":v1", "", ("SUCCEEDED", None, None, at) + (None,) * 5)
     return orjson.dumps(ended) + orjson.dumps(pristine)
 
 
@@ -105,25 +119,26 @@ def unpack(packed: bytes) -> Any:
     return orjson.loads(zlib.decompressobj(_WBITS, _DICTIONARY).decompress(packed))
 
 
-# The sections of the in-flight shape that hold no value of their own (compared with, never
-# changed).
-_NULL_RESULTS: Final = _in_flight(None, None, None, (None,) * 9)["results"]
-_NULL_VALIDATION: Final = _in_flight(None, None, None, (None,) * 9)["validation"]
-_NO_ERRORS: Final[list[Any]] = []
+#: Shaped metadata longer than this as JSON (long lists of errors) is deflated instead.
+_MAX_SHAPED: Final = 512
 
 
-def pack_in_flight(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -> bytes | None:
-    """``obj`` as the JSON of its own values, if it is exactly ``_in_flight`` of them and of
-    these three strings of its run; None for metadata of any other shape.
+def pack_shaped(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -> bytes | None:
+    """``obj`` as the JSON of its own values, if it is exactly ``_shaped`` of them and of these
+    three strings of its run (and short); None for metadata of any other shape.
 
     Checked without building anything (every poll that sees a run move packs its metadata):
-    each object has exactly the keys read from it, and the sections without values of their
-    own equal the shape's.
+    each object has exactly the keys read from it.
     """
     try:
-        run, pipeline = obj["run"], obj["pipeline"]
+        run, pipeline, results, validation = (
+            obj["run"],
+            obj["pipeline"],
+            obj["results"],
+            obj["validation"],
+        )
         stages = pipeline["stages"]
-        values = (
+        head = (
             run["status"],
             run["started_at"],
             run["finished_at"],
@@ -134,29 +149,42 @@ def pack_in_flight(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -
             stages["transform_seconds"],
             stages["sync_target_seconds"],
         )
+        rest = (
+            results["input_rows"],
+            results["mapped_rows"],
+            results["rejected_rows"],
+            results["target_locations"],
+            validation["tests_executed"],
+            validation["tests_failed"],
+            validation["error_rate"],
+            validation["top_errors"],
+            obj["errors"],
+        )
         if (
             obj.__class__ is not dict
             or run.__class__ is not dict
             or pipeline.__class__ is not dict
             or stages.__class__ is not dict
+            or results.__class__ is not dict
+            or validation.__class__ is not dict
             or len(obj) != 5
             or len(run) != 6
             or len(pipeline) != 4
             or len(stages) != 3
+            or len(results) != 4
+            or len(validation) != 4
             or run["run_id"] != run_id
             or run["flow_version"] != flow_version
             or run["source_path"] != source_path
-            or obj["results"] != _NULL_RESULTS
-            or obj["validation"] != _NULL_VALIDATION
-            or obj["errors"] != _NO_ERRORS
         ):
             return None
     except (KeyError, TypeError):  # a key missing, or a section that is not an object
         return None
-    return orjson.dumps(values)
+    packed = orjson.dumps(head if rest == _EMPTY_REST else head + rest)
+    return packed if len(packed) <= _MAX_SHAPED else None
 
 
-def unpack_in_flight(packed: bytes, run_id: str, flow_version: str, source_path: str | None) -> Any:
-    """What ``pack_in_flight`` was given, from what it returned and the same three strings."""
+def unpack_shaped(packed: bytes, run_id: str, flow_version: str, source_path: str | None) -> Any:
+    """What ``pack_shaped`` was given, from what it returned and the same three strings."""
     # A view: orjson reads bytes, not subclasses of it (which is what a run keeps).
-    return _in_flight(run_id, flow_version, source_path, orjson.loads(memoryview(packed)))
+    return _shaped(run_id, flow_version, source_path, orjson.loads(memoryview(packed)))
