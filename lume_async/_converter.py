@@ -247,8 +247,8 @@ _UNREAD: Final = object()
 class _Sections:
     """A run's metadata as parsed JSON, each section decoded on its first read.
 
-    Both how a ``RunData`` keeps the metadata of a run fetched alone (``read()`` gives the
-    ``RunMetadata``) and how that ``RunMetadata`` reads its sections.
+    Both what a ``RunData`` holds of the metadata of a run fetched alone (``PARSED``) and how
+    the ``RunMetadata`` read from it (``read()``) reads its sections.
     """
 
     __slots__ = ("_decoded", "_obj")
@@ -257,11 +257,7 @@ class _Sections:
         self._obj = obj
         self._decoded: dict[str, Any] = {}
 
-    @classmethod
-    def keep(cls, obj: dict[str, Any], _run: dict[str, Any]) -> _Sections:
-        return cls(obj)
-
-    def read(self, _run: RunData | None = None) -> RunMetadata:
+    def read(self) -> RunMetadata:
         return metadata_view(self)
 
     def _section(self, key: str, fast: Callable[[Any], Any], cls: Any) -> Any:
@@ -299,41 +295,49 @@ class _Sections:
         return self._section("errors", errors_from_json, tuple[StageError, ...])  # type: ignore[no-any-return]
 
 
-@final
-class _MetadataJSON(bytes):
-    """A run's metadata kept packed until it is read: for runs that come many at a time.
+# What starts metadata kept deflated; shaped metadata, a JSON array, starts with "[".
+_DEFLATED: Final = b"z"
 
-    A bytes object itself rather than a holder of one: a million waiting runs keep a million of
-    these. Packed JSON (``_packed_json``) is a sixth of compact JSON, itself a fraction of parsed.
+
+@final
+class _Packed:
+    """Metadata kept packed until it is read (``_packed_json``): for runs that come many at a time.
+
+    A million waiting runs hold a million of these: plain bytes, which the cyclic collector never
+    walks, rather than objects of a class of their own. The two forms of ``_packed_json`` are
+    told apart by their first byte.
     """
 
     __slots__ = ()
 
-    @classmethod
-    def keep(cls, obj: dict[str, Any], run: dict[str, Any]) -> _MetadataJSON | _ShapedJSON:
-        """``obj``, the metadata of ``run`` (the parsed run), packed: see ``_packed_json``."""
+    def keep(self, obj: dict[str, Any], run: dict[str, Any]) -> bytes:
         packed = pack_shaped(obj, run["id"], run["flow_version"], run.get("source_path"))
-        if packed is not None:
-            return _ShapedJSON(packed)
-        return cls(pack(obj))
+        return packed if packed is not None else _DEFLATED + pack(obj)
 
-    def read(self, run: RunData) -> RunMetadata:
-        return metadata_view(_Sections(unpack(self)))
+    def read(self, kept: bytes, run: RunData) -> RunMetadata:
+        if kept[0] == 0x5B:  # "[": shaped, rebuilt with its run's strings
+            obj = unpack_shaped(kept, run.id, run.flow_version, run.source_path)
+        else:
+            obj = unpack(memoryview(kept)[1:])
+        return metadata_view(_Sections(obj))
 
 
 @final
-class _ShapedJSON(bytes):
-    """Metadata of the documented shape, kept as its own values: rebuilt with its run's strings.
-
-    Made by ``_MetadataJSON.keep`` only when the metadata named the run's id, flow version and
-    source path, so the run it is read for gives them back.
-    """
+class _Parsed:
+    """Metadata kept as parsed JSON, each section decoded on its first read: for a run fetched
+    alone, which is quicker to read than packed and several times larger."""
 
     __slots__ = ()
 
-    def read(self, run: RunData) -> RunMetadata:
-        obj = unpack_shaped(self, run.id, run.flow_version, run.source_path)
-        return metadata_view(_Sections(obj))
+    def keep(self, obj: dict[str, Any], _run: dict[str, Any]) -> _Sections:
+        return _Sections(obj)
+
+    def read(self, kept: _Sections, _run: RunData) -> RunMetadata:
+        return kept.read()
+
+
+PACKED: Final = _Packed()
+PARSED: Final = _Parsed()
 
 
 def _unstructure_run(run: RunData) -> dict[str, Any]:
@@ -377,7 +381,7 @@ converter.register_unstructure_hook(RunMetadata, _unstructure_metadata)
 
 def _structure_run(obj: Any, _: Any = None) -> RunData:
     try:
-        return run_from_json(obj, _MetadataJSON.keep)
+        return run_from_json(obj, PACKED)
     except Exception:  # any miss is explained by the detailed path
         return _detailed_run(obj, RunData)  # type: ignore[no-any-return]
 
@@ -396,7 +400,7 @@ def run_from_obj(
     ``request_id`` is the answer's ``x-request-id`` header.
     """
     try:
-        return run_from_json(obj, _MetadataJSON.keep if compact else _Sections.keep, request_id)
+        return run_from_json(obj, PACKED if compact else PARSED, request_id)
     except Exception:
         # The id comes from the answer's headers, never from its body.
         return attrs.evolve(structure(obj, RunData, what=what), request_id=request_id)
@@ -410,9 +414,7 @@ def decode_run(
 ) -> RunData:
     """Parse one run JSON body: the hottest call of the SDK (``compact``: see run_from_obj)."""
     try:  # the common case, in as few calls as it takes
-        return run_from_json(
-            orjson.loads(data), _MetadataJSON.keep if compact else _Sections.keep, request_id
-        )
+        return run_from_json(orjson.loads(data), PACKED if compact else PARSED, request_id)
     except Exception:  # parsed again, to say what is wrong
         return run_from_obj(loads(data), compact=compact, request_id=request_id)
 

@@ -114,7 +114,7 @@ def pack(obj: Any) -> bytes:
     return packer.compress(orjson.dumps(obj)) + packer.flush()
 
 
-def unpack(packed: bytes) -> Any:
+def unpack(packed: bytes | memoryview) -> Any:
     """What ``pack`` was given, parsed again."""
     return orjson.loads(zlib.decompressobj(_WBITS, _DICTIONARY).decompress(packed))
 
@@ -181,10 +181,10 @@ def pack_shaped(obj: Any, run_id: Any, flow_version: Any, source_path: Any) -> b
     except (KeyError, TypeError):  # a key missing, or a section that is not an object
         return None
     packed = orjson.dumps(head if rest == _EMPTY_REST else head + rest)
-    return packed if len(packed) <= _MAX_SHAPED else None
+    # A copy that fits: orjson's own bytes keep the 4 KB it allocated to write into.
+    return bytes(memoryview(packed)) if len(packed) <= _MAX_SHAPED else None
 
 
 def unpack_shaped(packed: bytes, run_id: str, flow_version: str, source_path: str | None) -> Any:
     """What ``pack_shaped`` was given, from what it returned and the same three strings."""
-    # A view: orjson reads bytes, not subclasses of it (which is what a run keeps).
-    return _shaped(run_id, flow_version, source_path, orjson.loads(memoryview(packed)))
+    return _shaped(run_id, flow_version, source_path, orjson.loads(packed))

@@ -8,9 +8,9 @@ detailed hooks, which are slower but name the failing field. The checks mirror t
 JSON types, integers accepted as floats, ``null`` as an empty list, unknown keys ignored), and
 ``tests/test_run_decoder.py`` holds the two to the same answers over generated runs.
 
-A run's ``metadata`` object is handed to the caller's ``keep``, and decoded section by section as
-it is read (the ``*_from_json`` functions below): most answers are read for their status, and the
-models of the metadata tree are most of a run's cost in time and in memory.
+A run's ``metadata`` object is handed to the caller's ``source.keep``, and decoded section by
+section as it is read (the ``*_from_json`` functions below): most answers are read for their
+status, and the models of the metadata tree are most of a run's cost in time and in memory.
 Strings every run repeats (flow versions, tags, principals) are interned, and ``updated_at`` shares
 ``created_at``'s object when they are equal, so a million handles do not hold a million copies.
 """
@@ -223,11 +223,11 @@ def _names(d: dict[str, Any], key: str) -> tuple[str, ...]:
 
 def run_from_json(
     d: Any,
-    keep: Callable[[dict[str, Any], dict[str, Any]], MetadataSource],
+    source: MetadataSource,
     request_id: str | None = None,
 ) -> RunData:
-    """A ``RunData`` from one parsed run object; ``keep(metadata, d)`` holds its metadata until
-    it is read.
+    """A ``RunData`` from one parsed run object, which holds what ``source.keep`` makes of its
+    metadata until it is read.
 
     ``request_id`` is the answer's ``x-request-id`` header (a run's body never carries it).
     """
@@ -253,7 +253,7 @@ def run_from_json(
     if metadata is not None:
         if metadata.__class__ is not dict:
             raise Mismatch("metadata")
-        metadata = keep(metadata, d)
+        metadata = source.keep(metadata, d)
     error = d.get("error")
     if error is not None:
         if error.__class__ is not dict:
@@ -294,9 +294,9 @@ def run_from_json(
     slot.run_metadata(run, run_metadata)
     slot.created_at(run, created_at)
     slot.updated_at(run, created_at if updated == created else parse_datetime(updated))
-    slot.metadata(run, None)
+    slot.metadata(run, metadata)  # what was kept, until it is read
     slot.error(run, error)
-    slot.metadata_json(run, metadata)
+    slot.metadata_json(run, None if metadata is None else source)
     slot.created_by(run, created_by if created_by is None else _intern(created_by))
     slot.run_owner(run, run_owner if run_owner is None else _intern(run_owner))
     monitoring_by = get("monitoring_by")

@@ -20,7 +20,7 @@ from ._profiles import examples
 
 def fast_run(run: dict[str, Any]) -> RunData:
     """The hand-written decoder, metadata kept the way the converter keeps it."""
-    return run_from_json(run, _converter._MetadataJSON.keep)
+    return run_from_json(run, _converter.PACKED)
 
 
 PERMISSIONS: dict[str, Any] = {

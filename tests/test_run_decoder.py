@@ -10,6 +10,8 @@ time is not the same UTC instant).
 from __future__ import annotations
 
 import ast
+import copy
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,10 @@ from ._profiles import examples
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def keep(obj: dict[str, Any], run: dict[str, Any]) -> Any:
-    """How the converter keeps the metadata of runs that come many at a time: packed."""
-    return _converter._MetadataJSON.keep(obj, run)
-
-
-def keep_parsed(obj: dict[str, Any], run: dict[str, Any]) -> Any:
-    """How it keeps the metadata of a run fetched alone: parsed, each section read lazily."""
-    return _converter._Sections.keep(obj, run)
+# How the converter keeps the metadata of runs that come many at a time: packed.
+keep = _converter.PACKED
+# How it keeps the metadata of a run fetched alone: parsed, each section read lazily.
+keep_parsed = _converter.PARSED
 
 
 # --- generated runs -------------------------------------------------------------------------------
@@ -297,11 +295,31 @@ def test_metadata_is_kept_as_json_until_it_is_read() -> None:
     obj["metadata"] = {"results": {"mapped_rows": 7}}
     run = run_from_json(obj, keep)
 
-    assert isinstance(run._metadata_json, bytes)
+    assert isinstance(run._metadata, bytes)
+    assert run._metadata_json is keep
     assert run.metadata is not None
     assert run.metadata.results is not None
     assert run.metadata.results.mapped_rows == 7
-    assert run._metadata_json is None  # decoded once, then dropped
+    assert run._metadata is run.metadata  # decoded once, then kept decoded
+    assert run._metadata_json is None
+
+
+@pytest.mark.parametrize("how", [keep, keep_parsed], ids=["packed", "parsed"])
+def test_a_run_whose_metadata_is_not_read_yet_pickles_copies_and_evolves_whole(how: Any) -> None:
+    obj = {"id": "run_a", "status": "SUCCEEDED", "flow_version": "flow:v1"}
+    obj |= {"created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:05:00Z"}
+    obj["metadata"] = {"results": {"mapped_rows": 7}, "errors": [{"stage": "sync_target"}]}
+    expected = run_from_json(obj, how).metadata
+
+    for copied in (
+        pickle.loads(pickle.dumps(run_from_json(obj, how))),
+        copy.copy(run_from_json(obj, how)),
+        copy.deepcopy(run_from_json(obj, how)),
+        attrs.evolve(run_from_json(obj, how), label="relabelled"),
+    ):
+        assert copied.metadata == expected
+        assert copied.metadata is not None and copied.metadata.results is not None
+        assert copied.metadata.results.mapped_rows == 7
 
 
 # --- no code is compiled at run time --------------------------------------------------------------

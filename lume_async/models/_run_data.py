@@ -28,11 +28,19 @@ class RunErrorInfo:
 
 
 class MetadataSource(Protocol):
-    """A run's metadata as its answer carried it, not yet decoded (made by the converter)."""
+    """How a run keeps its metadata as its answer carried it, until it is first read (one object
+    for every run kept the same way, made by the converter).
 
-    def read(self, run: RunData) -> RunMetadata:
-        """The metadata tree of ``run`` (the run that holds it); raises ResponseValidationError
-        if it is malformed."""
+    ``keep`` makes what the run holds of its answer's metadata; ``read`` decodes what was kept.
+    """
+
+    def keep(self, metadata: dict[str, Any], run: dict[str, Any]) -> Any:
+        """What a run holds of ``metadata``, the metadata object of ``run`` (the parsed run)."""
+        ...
+
+    def read(self, kept: Any, run: RunData) -> RunMetadata:
+        """The metadata tree of ``run`` from what ``keep`` made of it; raises
+        ResponseValidationError if it is malformed."""
         ...
 
 
@@ -46,7 +54,7 @@ class RunData:
     ``metadata`` is decoded from the answer when it is first read, not when the run is parsed:
     polling reads many runs and looks at the metadata of few, and the metadata tree is most of
     the cost of a run. Until then it is kept as it came (``metadata_json``: for runs that come many
-    at a time, compact JSON bytes, a fraction of the memory of parsed JSON). A malformed tree
+    at a time, packed bytes, a fraction of the memory of parsed JSON). A malformed tree
     raises ResponseValidationError on that first read.
 
     Attributes:
@@ -79,8 +87,11 @@ class RunData:
     run_metadata: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
+    # The metadata tree; or, until it is first read, what ``_metadata_json`` kept of the answer's
+    # (set by the decoder, past the type).
     _metadata: RunMetadata | None = attrs.field(default=None, alias="metadata", repr=False)
     error: RunErrorInfo | None = None
+    # How the metadata was kept, until it is read; then None.
     _metadata_json: MetadataSource | None = attrs.field(
         default=None, alias="metadata_json", repr=False
     )
@@ -95,12 +106,13 @@ class RunData:
     @property
     def metadata(self) -> RunMetadata | None:
         """Everything the pipeline reported about the run; complete once it is terminal."""
-        if self._metadata is None and self._metadata_json is not None:
-            metadata = self._metadata_json.read(self)
-            _SET_METADATA(self, metadata)  # the frozen class's own slots, set once
-            _SET_METADATA_JSON(self, None)
-            return metadata
-        return self._metadata
+        source = self._metadata_json
+        if source is None:
+            return self._metadata  # read, or given
+        metadata = source.read(self._metadata, self)
+        _SET_METADATA(self, metadata)  # the frozen class's own slots, set once
+        _SET_METADATA_JSON(self, None)
+        return metadata
 
     @property
     def is_terminal(self) -> bool:
@@ -113,7 +125,7 @@ class RunData:
         try:
             return self.metadata
         except Exception:
-            return ("malformed", self._metadata_json)
+            return ("malformed", self._metadata)
 
     def _key(self) -> tuple[Any, ...]:
         return (

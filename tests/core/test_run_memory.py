@@ -176,7 +176,7 @@ def test_the_metadata_of_a_run_in_flight_packs_to_under_a_quarter_of_its_json() 
     metadata = emulator_run(7)["metadata"]
 
     assert len(pack(metadata)) < len(orjson.dumps(metadata)) / 4
-    assert sys.getsizeof(run_from_obj(emulator_run(7))._metadata_json) < 200
+    assert sys.getsizeof(run_from_obj(emulator_run(7))._metadata) < 200
 
 
 def _itself(cell: RunCell) -> RunCell:
