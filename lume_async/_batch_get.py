@@ -82,9 +82,14 @@ class RunsAnswer:
         Only ids asked about with a known state can be unchanged: any other id the service
         names there is left for the caller to find missing. ResponseValidationError if the
         answer is not a batch of runs.
+
+        The runs come in a dict of their own at every call, which the caller may empty as it
+        goes (an answer off the wire is not kept parsed: it may outlive its reading).
         """
-        items = self._items  # not kept parsed: the answer may outlive its reading
-        return items if isinstance(items, tuple) else _batch_items(items, self._known)
+        items = self._items
+        if isinstance(items, tuple):
+            return dict(items[0]), items[1]
+        return _batch_items(items, self._known)
 
     def decode(self, item: dict[str, Any]) -> RunData:
         """One item as a ``RunData`` (ResponseValidationError if it is not a run)."""

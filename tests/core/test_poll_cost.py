@@ -130,3 +130,40 @@ def test_a_moved_run_among_unchanged_ones_is_the_only_one_decoded() -> None:
     assert [cell.compared for cell in cells] == [1] * 100  # the moved one too: compared once
     assert [cell.data.status.value for cell in cells].count("SYNCING_TARGET") == 1
     assert cells[37].data.status.value == "SYNCING_TARGET"
+
+
+class HeldAnswer(RunsAnswer):
+    """An answer that keeps the runs it handed to the poller, and records how many of them
+    were still there at each decode."""
+
+    __slots__ = ("held", "left")
+
+    def __init__(self, items: dict[str, dict[str, Any]]) -> None:
+        super().__init__(items)
+        self.held: dict[str, dict[str, Any]] = {}
+        self.left: list[int] = []
+
+    def read(self) -> tuple[dict[str, dict[str, Any]], Any]:
+        self.held, unchanged = super().read()
+        return self.held, unchanged
+
+    def decode(self, item: dict[str, Any]) -> RunData:
+        self.left.append(len(self.held))
+        return super().decode(item)
+
+
+def test_each_parsed_run_of_an_answer_is_let_go_as_it_is_applied() -> None:
+    """A cyclic collection in the middle of an answer finds only the runs still to apply alive
+    (whatever it finds alive, it promotes, to be walked with every waiting run until it is
+    freed)."""
+    ids = [f"run_{n:026d}" for n in range(100)]
+    cells = [RunCell(run_from_obj(run_json(run_id, "TRANSFORMING"))) for run_id in ids]
+    watches = Watches(on_idle=lambda: None)
+    watches.add(cells, _itself, 1.0, lambda _: None, lambda _: None)
+    moved = {"updated_at": "2026-01-01T00:00:01Z"}
+    answer = HeldAnswer({run_id: {**run_json(run_id, "SYNCING_TARGET"), **moved} for run_id in ids})
+
+    assert watches.take(ids, answer, []) is True
+
+    assert answer.left == list(range(99, -1, -1))
+    assert answer.read()[0].keys() == set(ids)  # each reading has runs of its own
