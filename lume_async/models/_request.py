@@ -26,24 +26,30 @@ __all__ = ["RunRequest"]
 _DERIVATION = b"lume-run-request-v1\x1e"
 
 
+def _none_given(value: object) -> bool:
+    """True for the default of the list fields: nothing to check (the usual case, on every
+    request of a fan-out)."""
+    return value.__class__ is tuple and not value
+
+
 def _tags(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(check_tags(value))
+    return () if _none_given(value) else tuple(check_tags(value))
 
 
 def _monitoring_by(value: Iterable[str]) -> tuple[str, ...]:
-    return check_principal_list(value, "monitoring_by")
+    return () if _none_given(value) else check_principal_list(value, "monitoring_by")
 
 
 def _monitoring_groups(value: Iterable[str]) -> tuple[str, ...]:
-    return check_principal_list(value, "monitoring_groups")
+    return () if _none_given(value) else check_principal_list(value, "monitoring_groups")
 
 
 def _managing_by(value: Iterable[str]) -> tuple[str, ...]:
-    return check_principal_list(value, "managing_by")
+    return () if _none_given(value) else check_principal_list(value, "managing_by")
 
 
 def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
-    return check_principal_list(value, "managing_groups")
+    return () if _none_given(value) else check_principal_list(value, "managing_groups")
 
 
 def new_idempotency_key() -> str:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lume_async import AsyncLume, PermissionDeniedError, RunRequest
+from lume_async._validation import check_principal_list
 
 from .._profiles import examples
 from ._scripted import RUN_ID, Answer, ScriptedServer
@@ -226,3 +227,23 @@ async def test_a_403_without_an_operation_names_what_the_sdk_asked_for(
             await call_it(lume)
     assert caught.value.operation == operation
     assert re.search(r"\b403\b", str(caught.value))
+
+
+def test_a_request_that_names_no_one_checks_no_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lists left at their default are not walked: a fan-out builds one request per run."""
+    from lume_async.models import _request
+
+    checked: list[object] = []
+
+    def spy(value: object, name: str) -> tuple[str, ...]:
+        checked.append(name)
+        return check_principal_list(value, name)
+
+    monkeypatch.setattr(_request, "check_principal_list", spy)
+    monkeypatch.setattr(_request, "check_tags", lambda value: checked.append("tags") or [])
+
+    RunRequest("customer_cleaner:v1", source_path="s3://b/1")
+    assert checked == []
+
+    RunRequest("customer_cleaner:v1", source_path="s3://b/1", managing_by=[], tags=[])
+    assert checked == ["tags", "managing_by"]
