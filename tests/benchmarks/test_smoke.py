@@ -136,6 +136,16 @@ def test_scale_quick_run(tmp_path: Path) -> None:
     assert "N=200: KB per waiting run" in results["acceptance"]
 
 
+def test_create_floor_quick_run(tmp_path: Path) -> None:
+    results = run_quick("create_floor.py", tmp_path / "create_floor.json", "--n", "100")
+
+    assert results["benchmark"] == "create_floor"
+    assert set(results["clients"]) == {"lume-sdk", "aiohttp+orjson", "bare protocol"}
+    for client, rounds in results["rounds_measured"].items():
+        assert [row["n"] for row in rounds] == [100], client
+        assert results["clients"][client]["cpu_us"] > 0
+
+
 def test_poller_quick_run(tmp_path: Path) -> None:
     results = run_quick("poller.py", tmp_path / "poller.json")
 
