@@ -322,6 +322,22 @@ def test_a_run_whose_metadata_is_not_read_yet_pickles_copies_and_evolves_whole(h
         assert copied.metadata.results.mapped_rows == 7
 
 
+def test_a_run_read_by_two_threads_at_once_never_hands_out_what_was_kept() -> None:
+    """What another thread sees between the two slots a first read sets: the tree, already set,
+    with its source not yet cleared."""
+    obj = {"id": "run_a", "status": "SUCCEEDED", "flow_version": "flow:v1"}
+    obj |= {"created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:05:00Z"}
+    obj["metadata"] = {"results": {"mapped_rows": 7}}
+    run = run_from_json(obj, keep)
+    tree = run_from_json(obj, keep).metadata
+    assert tree is not None
+
+    RunData.__dict__["_metadata"].__set__(run, tree)  # the first slot a read sets, not the second
+
+    assert run._metadata_json is keep
+    assert run.metadata is tree
+
+
 # --- no code is compiled at run time --------------------------------------------------------------
 
 BANNED = {"exec", "eval", "compile"}

@@ -106,11 +106,16 @@ class RunData:
     @property
     def metadata(self) -> RunMetadata | None:
         """Everything the pipeline reported about the run; complete once it is terminal."""
+        kept: Any = self._metadata  # the tree, or until it is read what was kept of it
+        if kept is None or isinstance(kept, RunMetadata):  # read already, or given
+            return kept
         source = self._metadata_json
-        if source is None:
-            return self._metadata  # read, or given
-        metadata = source.read(self._metadata, self)
-        _SET_METADATA(self, metadata)  # the frozen class's own slots, set once
+        if source is None:  # read meanwhile by another thread, which set the metadata first
+            return self._metadata
+        metadata = source.read(kept, self)
+        # The frozen class's own slots, set once, the tree first: a thread that reads it in
+        # between finds the tree, never what was kept with no source to read it.
+        _SET_METADATA(self, metadata)
         _SET_METADATA_JSON(self, None)
         return metadata
 
