@@ -42,6 +42,8 @@ from typing import Any
 from _common import (
     EmulatorProcess,
     ensure_sdk_importable,
+    loop_factory,
+    loop_kinds,
     machine,
     machine_line,
     print_table,
@@ -146,31 +148,34 @@ class _Profiler:
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(
-        _client(
-            args.url,
-            args.key,
-            args.worker,
-            args.tag,
-            args.min_duration,
-            args.poll_interval,
-            args.profile,
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        result = runner.run(
+            _client(
+                args.url,
+                args.key,
+                args.worker,
+                args.tag,
+                args.min_duration,
+                args.poll_interval,
+                args.profile,
+            )
         )
-    )
-    print(json.dumps(result))
+    print(json.dumps({**result, "loop": args.loop}))
 
 
 def _poll_interval(n: int, floor: float, polls: int) -> float:
     return round(_duration(n, floor) / polls, 2)
 
 
-def _measure(n: int, floor: float, polls: int, profile: str | None = None) -> dict[str, Any]:
-    """One client process against one fresh emulator process."""
+def _measure(
+    n: int, floor: float, polls: int, loop: str, profile: str | None = None
+) -> dict[str, Any]:
+    """One client process, on an asyncio or a uvloop loop, against one fresh emulator process."""
     with EmulatorProcess(api_key=f"lume_bench_{secrets.token_urlsafe(12)}") as emu:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n)]
         cmd += ["--url", emu.url, "--key", emu.api_key, "--tag", f"scale-{secrets.token_hex(4)}"]
         cmd += ["--min-duration", str(floor)]
-        cmd += ["--poll-interval", str(_poll_interval(n, floor, polls))]
+        cmd += ["--poll-interval", str(_poll_interval(n, floor, polls)), "--loop", loop]
         if profile is not None:
             cmd += ["--profile", f"{profile}.{n}"]
         timeout = 300 + 3 * _duration(n, floor)
@@ -178,6 +183,20 @@ def _measure(n: int, floor: float, polls: int, profile: str | None = None) -> di
     if out.returncode != 0:
         raise RuntimeError(f"the client for N={n} failed:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _per_run(row: dict[str, Any], *, baseline: dict[str, Any], base: int) -> dict[str, Any]:
+    """One N's figures per run, memory counted above the baseline's."""
+    n = row["n"]
+    kb = (row["peak_rss_kb"] - baseline["peak_rss_kb"]) * 1024 / 1000 / (n - base)
+    return {
+        **row,
+        "kb_per_run": round(kb, 3),
+        "cpu_ms_per_run": round((row["create_cpu_s"] + row["wait_cpu_s"]) * 1000 / n, 4),
+        "create_cpu_ms_per_run": round(row["create_cpu_s"] * 1000 / n, 4),
+        "wait_cpu_ms_per_run": round(row["wait_cpu_s"] * 1000 / n, 4),
+        "wait_cpu_us_per_poll": round(row["wait_cpu_s"] * 1e6 / (n * row["polls_per_run"] or 1), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: N=2000, base 500 (unless given)"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["all", "asyncio", "uvloop"],
+        default="all",
+        help="the client's event loop: all = asyncio, and uvloop if installed (all)",
     )
     parser.add_argument("--output", type=Path, default=None, help="results file (JSON)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
@@ -228,40 +253,29 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {machine_line(info)}",
         flush=True,
     )
-    measured: list[dict[str, Any]] = []
+    loops = loop_kinds() if args.loop == "all" else [args.loop]
+    measured: dict[str, list[dict[str, Any]]] = {loop: [] for loop in loops}
     for n in [base, *sizes]:
-        row = _measure(n, args.min_duration, args.polls, args.profile)
-        measured.append(row)
-        print(
-            f"  N={n:>7,}: peak RSS {row['peak_rss_kb'] / 1024:7.1f} MB, CPU create"
-            f" {row['create_cpu_s']:6.2f} s + wait {row['wait_cpu_s']:6.2f} s,"
-            f" wall {row['create_wall_s']:5.1f} + {row['wait_wall_s']:5.1f} s,"
-            f" {row['waiting_at_start']:,} waiting at the start, poll interval"
-            f" {row['poll_interval_s']:g} s,"
-            f" {row['sweeps']} sweeps ({row['poll_requests']:,} requests),"
-            f" {row['polls_per_run']:g} polls per run",
-            flush=True,
-        )
-    baseline, rows = measured[0], []
-    for row in measured[1:]:
-        n = row["n"]
-        kb = (row["peak_rss_kb"] - baseline["peak_rss_kb"]) * 1024 / 1000 / (n - base)
-        cpu_ms = (row["create_cpu_s"] + row["wait_cpu_s"]) * 1000 / n
-        rows.append(
-            {
-                **row,
-                "kb_per_run": round(kb, 3),
-                "cpu_ms_per_run": round(cpu_ms, 4),
-                "create_cpu_ms_per_run": round(row["create_cpu_s"] * 1000 / n, 4),
-                "wait_cpu_ms_per_run": round(row["wait_cpu_s"] * 1000 / n, 4),
-                "wait_cpu_us_per_poll": round(
-                    row["wait_cpu_s"] * 1e6 / (n * row["polls_per_run"] or 1), 2
-                ),
-            }
-        )
+        for loop in loops:  # in turns, so that both loops meet the same machine
+            row = _measure(n, args.min_duration, args.polls, loop, args.profile)
+            measured[loop].append(row)
+            print(
+                f"  N={n:>7,} {loop:<7}: peak RSS {row['peak_rss_kb'] / 1024:7.1f} MB, CPU"
+                f" create {row['create_cpu_s']:6.2f} s + wait {row['wait_cpu_s']:6.2f} s,"
+                f" wall {row['create_wall_s']:5.1f} + {row['wait_wall_s']:5.1f} s,"
+                f" {row['waiting_at_start']:,} waiting at the start, poll interval"
+                f" {row['poll_interval_s']:g} s,"
+                f" {row['sweeps']} sweeps ({row['poll_requests']:,} requests),"
+                f" {row['polls_per_run']:g} polls per run",
+                flush=True,
+            )
+    rows = [
+        _per_run(row, baseline=runs[0], base=base) for runs in measured.values() for row in runs[1:]
+    ]
     table = [
         [
             r["n"],
+            r["loop"],
             r["peak_rss_kb"] / 1024,
             r["kb_per_run"],
             r["create_cpu_ms_per_run"],
@@ -274,18 +288,19 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for r in rows
     ]
-    headers = ["N", "peak RSS MB", "KB/run", "create ms/run", "wait ms/run", "CPU ms/run"]
+    headers = ["N", "loop", "peak RSS MB", "KB/run", "create ms/run", "wait ms/run", "CPU ms/run"]
     headers += ["polls/run", "wait µs/poll", "create s", "wait s"]
-    title = f"baseline N={base:,}: peak RSS {baseline['peak_rss_kb'] / 1024:.1f} MB"
+    peaks = (f"{runs[0]['peak_rss_kb'] / 1024:.1f} MB ({loop})" for loop, runs in measured.items())
+    title = f"baseline N={base:,}: peak RSS {', '.join(peaks)}"
     print_table(headers, table, title=title)
     checks: dict[str, Any] = {}
     for r in rows:
-        checks[f"N={r['n']:,}: KB per waiting run"] = {
+        checks[f"N={r['n']:,} {r['loop']}: KB per waiting run"] = {
             "value": r["kb_per_run"],
             "goal": f"<= {GOAL_KB_PER_RUN}",
             "pass": r["kb_per_run"] <= GOAL_KB_PER_RUN,
         }
-        checks[f"N={r['n']:,}: client CPU ms per run (create + wait)"] = {
+        checks[f"N={r['n']:,} {r['loop']}: client CPU ms per run (create + wait)"] = {
             "value": r["cpu_ms_per_run"],
             "goal": f"<= {GOAL_CPU_MS_PER_RUN}",
             "pass": r["cpu_ms_per_run"] <= GOAL_CPU_MS_PER_RUN,
@@ -300,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "concurrency": CONCURRENCY,
             "polls": args.polls,
-            "baseline": baseline,
+            "loops": loops,
+            "baseline": {loop: runs[0] for loop, runs in measured.items()},
             "rows": rows,
             "acceptance": checks,
         },

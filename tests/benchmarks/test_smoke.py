@@ -127,13 +127,17 @@ def test_scale_quick_run(tmp_path: Path) -> None:
     )
 
     assert results["benchmark"] == "scale"
-    (row,) = results["rows"]
-    assert row["n"] == 200
-    assert row["succeeded"] == 200
-    assert row["cpu_ms_per_run"] > 0
-    assert row["polls_per_run"] >= 1  # every run was asked about
-    assert row["poll_interval_s"] == round(row["duration_s"] / results["polls"], 2)
-    assert "N=200: KB per waiting run" in results["acceptance"]
+    loops = results["loops"]
+    assert loops[0] == "asyncio"  # and uvloop too, where the speed extra is installed
+    assert [row["loop"] for row in results["rows"]] == loops
+    for row in results["rows"]:
+        assert row["n"] == 200
+        assert row["succeeded"] == 200
+        assert row["cpu_ms_per_run"] > 0
+        assert row["polls_per_run"] >= 1  # every run was asked about
+        assert row["poll_interval_s"] == round(row["duration_s"] / results["polls"], 2)
+        assert f"N=200 {row['loop']}: KB per waiting run" in results["acceptance"]
+        assert results["baseline"][row["loop"]]["n"] == 100
 
 
 def test_create_floor_quick_run(tmp_path: Path) -> None:
