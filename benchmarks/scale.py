@@ -11,7 +11,8 @@ N, about nine (a run of 45 s waited on with the default interval): the wait's CP
 per run times the cost of one poll, plus the decodes of the runs that moved, and a D that grew
 with N at a fixed interval would charge the larger N more polls per run. The client reports its
 peak RSS (``ru_maxrss``), its CPU time (user + system, all threads) for the create and for the
-wait, and the polls per run (run ids asked about over N).
+wait, and the polls per run (run ids asked about over N). Each N is measured on asyncio's loop
+and, with ``lume-sdk[speed]`` installed, on uvloop's, in turns (``--loop`` picks one).
 
 Per run: memory is the peak RSS above the baseline's, divided by the runs above the baseline's
 (``(peak(N) - peak(1,000)) / (N - 1,000)``), so the interpreter, the imports and the connection
@@ -19,7 +20,7 @@ pool cancel out; CPU is the client's CPU time over N. Goals (issue 16): <= 1.5 K
 run (a 1,000,000-run fan-out in one process of about 1.5 GB) and <= 0.15 ms of CPU per run.
 
     python benchmarks/scale.py [--n 10000,30000,100000] [--base 1000] [--min-duration 5]
-        [--polls 9] [--quick]
+        [--polls 9] [--loop all|asyncio|uvloop] [--quick]
 
 Results go to ``benchmarks/results/scale.json``.
 """

@@ -17,8 +17,9 @@ import orjson
 
 from . import _converter
 from ._exceptions import InvalidRequestError, ResponseValidationError
+from ._status import behind
 from ._validation import check_batch_ids
-from .models import RunData
+from .models import RunData, RunStatus
 
 if TYPE_CHECKING:
     from ._responses import Response
@@ -110,13 +111,29 @@ def _batch_items(response: Response, known: Collection[str]) -> tuple[Items, Col
         if run_id.__class__ is not str:
             _converter.run_from_obj(item, request_id=response.request_id)  # says what is wrong
             raise malformed("batch-get answer", "an item without a run id", response)
-        items[run_id] = item
+        kept = items.setdefault(run_id, item)
+        if kept is not item and not _behind(item, kept):  # sent twice: the later, unless older
+            items[run_id] = item
     said = body.get("unchanged")
     if said is None:  # a service that does not take ``known`` sends every run
         return items, ()
     if said.__class__ is not list or not all(run_id.__class__ is str for run_id in said):
         raise malformed("batch-get answer", "unchanged is not a list of run ids", response)
     return items, set(said).intersection(known) if said and known else ()
+
+
+def _behind(item: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """True if ``item`` says of its run older news than ``kept`` does (see ``behind``)."""
+    said, held = _status_of(item), _status_of(kept)
+    return said is not None and held is not None and behind(said, held)
+
+
+def _status_of(item: dict[str, Any]) -> RunStatus | None:
+    status = item.get("status")
+    try:
+        return RunStatus(status) if status.__class__ is str else None
+    except ValueError:
+        return None
 
 
 async def batch_get_answer(

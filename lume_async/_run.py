@@ -170,7 +170,7 @@ class AsyncRun:
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
         """
-        self._cell.apply(await self._core.fetch(self.id))
+        self._core.took(self._cell, await self._core.fetch(self.id))
         return self
 
     async def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> AsyncRun:
@@ -212,7 +212,7 @@ class AsyncRun:
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
         """
-        self._cell.apply(await self._core.cancel(self.id))
+        self._core.took(self._cell, await self._core.cancel(self.id))
         return self
 
     async def update(
@@ -246,7 +246,7 @@ class AsyncRun:
             managing_by=managing_by,
             managing_groups=managing_groups,
         )
-        self._cell.apply(data)
+        self._core.took(self._cell, data)
         return self
 
     def results(self, *, page_size: int = 100) -> AsyncPaginator[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ._batch_get import batch_get_answer, malformed
 from ._exceptions import InvalidRequestError, RunNotFoundError
 from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
+from ._status import behind
 from ._validation import (
     check_interval,
     check_page_size,
@@ -59,10 +60,11 @@ class RunCell:
     def apply(self, data: RunData) -> bool:
         """Take a newer answer about the run; True if its status moved.
 
-        A late answer never moves a run back from a terminal status.
+        A late answer never moves a run back: not from a terminal status, nor to an earlier
+        stage (``behind``); such an answer is left out whole.
         """
         current = self._data
-        if current.status.is_terminal and not data.status.is_terminal:
+        if behind(data.status, current.status):
             return False
         self._data = data
         return current.status != data.status
@@ -108,7 +110,7 @@ async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
         )
     except RunNotFoundError:
         return None
-    return _decode_run(response, compact=True)
+    return _decode_run(response, compact=True, run_id=run_id)
 
 
 class RunsCore:
@@ -168,7 +170,7 @@ class RunsCore:
             not_found=RunNotFoundError,
             operation="read",
         )
-        return _decode_run(response, compact=False)
+        return _decode_run(response, compact=False, run_id=run_id)
 
     async def patch(
         self,
@@ -225,7 +227,7 @@ class RunsCore:
             not_found=RunNotFoundError,
             operation=operation,
         )
-        return _decode_run(response, compact=False)
+        return _decode_run(response, compact=False, run_id=run_id)
 
     # -- many runs -------------------------------------------------------------------------------
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:
@@ -319,6 +321,12 @@ class RunsCore:
         return answer
 
     # -- waiting ---------------------------------------------------------------------------------
+    def took(self, cell: RunCell, data: RunData) -> None:
+        """A handle's own call answered ``data``: its cell takes it, and if the run ended
+        there, so does every wait on the run (no wait is left asking for news of an end)."""
+        cell.apply(data)
+        self._waiting.ended(cell.data)
+
     async def wait(
         self, cell: RunCell, run: T, *, timeout: float | None, poll_interval: float
     ) -> None:
@@ -367,10 +375,15 @@ def _log_reuse(request: RunRequest, run: RunData) -> None:
     )
 
 
-def _decode_run(response: Response, *, compact: bool) -> RunData:
+def _decode_run(response: Response, *, compact: bool, run_id: str | None = None) -> RunData:
+    """The run an answer carries; one asked for by ``run_id`` must be that run, or a handle
+    would silently become another."""
     try:
-        return _converter.decode_run(response.body, compact=compact, request_id=response.request_id)
+        data = _converter.decode_run(response.body, compact=compact, request_id=response.request_id)
     except Exception as exc:
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]
         raise
+    if run_id is not None and data.id != run_id:
+        raise malformed("run", f"asked for run {run_id!r}, answered run {data.id!r}", response)
+    return data

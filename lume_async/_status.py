@@ -6,7 +6,7 @@ import enum
 import threading
 from typing import cast
 
-__all__ = ["RunStatus"]
+__all__ = ["RunStatus", "behind"]
 
 # Unknown statuses are kept as pseudo-members; past this many distinct ones they are no longer
 # cached, so a misbehaving server cannot grow the enum's lookup table without bound.
@@ -76,3 +76,29 @@ class RunStatus(enum.StrEnum):
 
 _FAILURE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELED})
 _TERMINAL_STATUSES = _FAILURE_STATUSES | {RunStatus.SUCCEEDED, RunStatus.PARTIAL_FAILED}
+# The stages a run goes through in order before it ends (RUNNING, the TypeScript SDK's word for
+# the middle three, and statuses this SDK does not know have no place in it).
+_STAGES = {
+    status: n
+    for n, status in enumerate(
+        (
+            RunStatus.CREATED,
+            RunStatus.PENDING,
+            RunStatus.SYNCING_SOURCE,
+            RunStatus.TRANSFORMING,
+            RunStatus.SYNCING_TARGET,
+        )
+    )
+}
+
+
+def behind(said: RunStatus, held: RunStatus) -> bool:
+    """True if ``said`` is older news than ``held``: an answer at ``said`` about a run already
+    seen at ``held`` is late (a lagging replica). Only a terminal status follows a terminal one,
+    and a stage never follows a later one; any other order is taken as it comes."""
+    if said in _TERMINAL_STATUSES:
+        return False
+    if held in _TERMINAL_STATUSES:
+        return True
+    was = _STAGES.get(held)
+    return was is not None and _STAGES.get(said, was) < was

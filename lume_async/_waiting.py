@@ -52,6 +52,7 @@ logger = logging.getLogger("lume_async.waiting")
 
 FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
+_A = TypeVar("_A")
 
 BATCH_SIZE: Final = 100
 _CONCURRENT_BATCHES: Final = 8
@@ -119,19 +120,23 @@ class Waiting:
         self._push = True
 
     def on_event(self, event: WebhookEvent) -> None:
-        """A verified completion event: fetch that run now if anybody waits on it.
+        """A verified completion event: fetch its run now if anybody waits on it (any thread)."""
+        if event.data.status.is_terminal:
+            self._on_loop(self._pushed, event.data.run_id)
 
-        Safe to call from any thread; the work is done on the loop the waiters run on.
-        """
-        data = event.data
-        if not data.status.is_terminal:
-            return
+    def ended(self, data: RunData) -> None:
+        """A handle's own call (``refresh``, ``cancel``, ``update``) brought its run's state:
+        if the run ended, every wait on it ends now, with no request (any thread)."""
+        if data.status.is_terminal:
+            self._on_loop(self._watches.apply, data)
+
+    def _on_loop(self, work: Callable[[_A], object], arg: _A) -> None:  # on the waiters' loop
         loop = self._loop
         if loop is not None and _running_loop() is not loop:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(self._pushed, data.run_id)
+                loop.call_soon_threadsafe(work, arg)
             return
-        self._pushed(data.run_id)
+        work(arg)
 
     def _pushed(self, run_id: str) -> None:
         if self._watches.push(run_id):
@@ -244,10 +249,8 @@ class Waiting:
         return watch
 
     def _idle(self) -> None:
-        """The last waiter is gone: the sweeper ends now, not at its next sweep.
-
-        A waiter that left (cancelled, timed out) takes the sweeper's request in flight with it:
-        nobody is left to read the answer.
+        """The last waiter is gone: the sweeper ends now, not at its next sweep. A waiter that
+        left (cancelled, timed out) takes the request in flight with it: nobody reads the answer.
         """
         self._interval = math.inf
         task = self._task
@@ -410,8 +413,7 @@ class Waiting:
         One lagging replica behind a batch answer must not fail a wait; a run the direct GET
         finds is applied like any answer. True if any of them moved.
         """
-        watches = self._watches
-        confirm = self._confirm
+        watches, confirm = self._watches, self._confirm
         if confirm is None:
             for run_id in run_ids:
                 watches.fail_run(run_id)

@@ -205,7 +205,12 @@ class Watches:
     # -- answers -------------------------------------------------------------------------------
     def known(self, run_ids: Sequence[str]) -> dict[str, datetime]:
         """The ``updated_at`` held of each of ``run_ids`` that every watched cell of it shares:
-        what the service need not send again (``batch-get``'s ``known``)."""
+        what the service need not send again (``batch-get``'s ``known``).
+
+        A run a watched cell holds as ended (its handle's own ``cancel()`` or ``refresh()``
+        ended it while the wait went on) is left out: the answer sends it, and ``take`` ends
+        its waits, where ``unchanged`` would leave them waiting for a change that never comes.
+        """
         known: dict[str, datetime] = {}
         by_run = self._by_run
         for run_id in run_ids:
@@ -215,11 +220,13 @@ class Watches:
             if watchers.__class__ is Watch:  # the usual case: one watcher, one handle
                 target = watchers.targets[run_id]
                 if target.__class__ is not _Several:
-                    known[run_id] = watchers.cell_of(target).data.updated_at
+                    data = watchers.cell_of(target).data
+                    if not data.status.is_terminal:
+                        known[run_id] = data.updated_at
                     continue
-            cells = (cell for watch in _each(watchers) for cell in watch.cells_of(run_id))
-            held = {cell.data.updated_at for cell in cells}
-            if len(held) == 1:
+            cells = [cell.data for watch in _each(watchers) for cell in watch.cells_of(run_id)]
+            held = {data.updated_at for data in cells}
+            if len(held) == 1 and not any(data.status.is_terminal for data in cells):
                 known[run_id] = held.pop()
         return known
 
@@ -244,8 +251,11 @@ class Watches:
                 target = watchers.targets[run_id]
                 if target.__class__ is not _Several:
                     cell = watchers.cell_of(target)
-                    if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
-                        changed = True
+                    if not cell.holds(item):
+                        if self.apply(decode(cell.share_strings(item))):
+                            changed = True
+                    elif cell.data.status.is_terminal and self.apply(cell.data):
+                        changed = True  # ended by its handle's own call meanwhile
                     continue
             if self.update(run_id, item, decode):
                 changed = True
@@ -259,6 +269,9 @@ class Watches:
         An item every watched cell of the run already holds (same status and ``updated_at``)
         costs a dict lookup and a comparison: no typed run is built. A run that is decoded
         shares the strings its cell already holds. True if the status moved.
+
+        A cell that already holds the item as ended (its handle's own call ended it) ends its
+        waits now, as an answer ending it would.
         """
         watchers = self._by_run.get(run_id)
         if watchers is None:
@@ -266,11 +279,11 @@ class Watches:
         if isinstance(watchers, Watch) and watchers.targets[run_id].__class__ is not _Several:
             cell = watchers.cell_of(watchers.targets[run_id])  # the usual case: one handle
             if cell.holds(item):
-                return False
+                return cell.data.status.is_terminal and self.apply(cell.data)
         else:
             cells = [cell for watch in _each(watchers) for cell in watch.cells_of(run_id)]
             if all(cell.holds(item) for cell in cells):
-                return False
+                return cells[0].data.status.is_terminal and self.apply(cells[0].data)
             cell = cells[0]
         return self.apply(decode(cell.share_strings(item)))
 
@@ -278,7 +291,9 @@ class Watches:
         """Bring the cells watched for this run up to date; True if its status moved.
 
         A terminal run ends its watchers' interest in it: each is told, and is done once all
-        of its runs are.
+        of its runs are. So does a run a watched cell holds as ended whatever ``data`` says
+        (a late answer, after its handle's own call ended it): every other cell of it takes
+        that end.
         """
         watchers = self._by_run.get(data.id)
         if watchers is None:
@@ -287,14 +302,21 @@ class Watches:
             watchers.__class__ is Watch
             and (one := watchers.targets[data.id]).__class__ is not _Several
         ):
-            moved = watchers.cell_of(one).apply(data)  # the usual case: one watcher, one handle
+            cell = watchers.cell_of(one)  # the usual case: one watcher, one handle
+            moved = cell.apply(data)
+            if not cell.data.status.is_terminal:
+                return moved
         else:
+            cells = [cell for watch in _each(watchers) for cell in watch.cells_of(data.id)]
             moved = False
-            for watch in _each(watchers):
-                for cell in watch.cells_of(data.id):
-                    moved |= cell.apply(data)
-        if not data.status.is_terminal:
-            return moved
+            for cell in cells:
+                moved |= cell.apply(data)
+            if not data.status.is_terminal:
+                ended = next((c.data for c in cells if c.data.status.is_terminal), None)
+                if ended is None:
+                    return moved
+                for cell in cells:
+                    cell.apply(ended)
         del self._by_run[data.id]
         self._hot.discard(data.id)
         for watch in list(_each(watchers)):
