@@ -13,6 +13,7 @@ hooks only when that fails, to build the error message.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, TypeVar, final
@@ -41,8 +42,13 @@ from ._wire import (
     WireValueError,
     format_datetime,
     json_type_error,
-    parse_datetime,
-    parse_status,
+    structure_bool,
+    structure_datetime,
+    structure_float,
+    structure_int,
+    structure_json_object,
+    structure_status,
+    structure_str,
 )
 from .models import (
     FieldError,
@@ -76,52 +82,6 @@ __all__ = [
 T = TypeVar("T")
 
 _MAX_ERRORS_IN_MESSAGE: Final = 3
-
-
-# --- strict leaf hooks ----------------------------------------------------------------------------
-
-
-def _structure_str(value: Any, _: Any) -> str:
-    if value.__class__ is str:
-        return value
-    raise json_type_error(value, "a string")
-
-
-def _structure_int(value: Any, _: Any) -> int:
-    if value.__class__ is int:
-        return value
-    raise json_type_error(value, "an integer")
-
-
-def _structure_float(value: Any, _: Any) -> float:
-    cls = value.__class__
-    if cls is float:
-        return value  # type: ignore[no-any-return]
-    if cls is int:
-        return float(value)
-    raise json_type_error(value, "a number")
-
-
-def _structure_bool(value: Any, _: Any) -> bool:
-    if value.__class__ is bool:
-        return value
-    raise json_type_error(value, "a boolean")
-
-
-def _structure_datetime(value: Any, _: Any) -> datetime:
-    return parse_datetime(value)
-
-
-def _structure_status(value: Any, _: Any) -> RunStatus:
-    return parse_status(value)
-
-
-def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
-    # Free-form JSON objects (run_metadata, source records, log details) are passed through:
-    # orjson already produced fresh dicts with string keys, so copying them would only cost time.
-    if value.__class__ is dict:
-        return value
-    raise json_type_error(value, "a JSON object")
 
 
 def _is_json_object_type(cls: Any) -> bool:
@@ -164,15 +124,15 @@ def _attrs_hook_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, Any]
 
 def _make_converter() -> cattrs.Converter:
     conv = make_converter(detailed_validation=True, forbid_extra_keys=False)
-    conv.register_structure_hook(str, _structure_str)
-    conv.register_structure_hook(int, _structure_int)
-    conv.register_structure_hook(float, _structure_float)
-    conv.register_structure_hook(bool, _structure_bool)
-    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_structure_hook(str, structure_str)
+    conv.register_structure_hook(int, structure_int)
+    conv.register_structure_hook(float, structure_float)
+    conv.register_structure_hook(bool, structure_bool)
+    conv.register_structure_hook(datetime, structure_datetime)
     conv.register_unstructure_hook(datetime, format_datetime)
-    conv.register_structure_hook(RunStatus, _structure_status)
+    conv.register_structure_hook(RunStatus, structure_status)
     conv.register_unstructure_hook(RunStatus, lambda s: s.value)
-    conv.register_structure_hook_func(_is_json_object_type, _structure_json_object)
+    conv.register_structure_hook_func(_is_json_object_type, structure_json_object)
     conv.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook_factory)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
     return conv
@@ -257,6 +217,10 @@ class _Sections:
         self._obj = obj
         self._decoded: dict[str, Any] = {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (at every protocol) and copied as the JSON it reads: sections decode again.
+        return (_Sections, (self._obj,))
+
     def read(self) -> RunMetadata:
         return metadata_view(self)
 
@@ -295,30 +259,36 @@ class _Sections:
         return self._section("errors", errors_from_json, tuple[StageError, ...])  # type: ignore[no-any-return]
 
 
-# What starts metadata kept deflated; shaped metadata, a JSON array, starts with "[".
-_DEFLATED: Final = b"z"
+#: What a run keeps of shaped metadata: the JSON of its values, with the run's id, flow version
+#: and source path it was packed without (the run's own strings, shared, not copied).
+Shaped = tuple[bytes, str, str, "str | None"]
+_intern = sys.intern
 
 
 @final
 class _Packed:
     """Metadata kept packed until it is read (``_packed_json``): for runs that come many at a time.
 
-    A million waiting runs hold a million of these: plain bytes, which the cyclic collector never
-    walks, rather than objects of a class of their own. The two forms of ``_packed_json`` are
-    told apart by their first byte.
+    A million waiting runs hold a million of these: for the documented shape, a tuple of its
+    values' JSON and the three strings it was packed without, for any other, the deflated JSON.
+    Neither is an object of a class of its own: the cyclic collector never walks plain bytes, and
+    stops walking a tuple of strings and bytes after its first look at it. The strings are kept
+    with the values, not taken from the run at the read, so that a run ``attrs.evolve`` gave
+    another id still reads what its answer said.
     """
 
     __slots__ = ()
 
-    def keep(self, obj: dict[str, Any], run: dict[str, Any]) -> bytes:
-        packed = pack_shaped(obj, run["id"], run["flow_version"], run.get("source_path"))
-        return packed if packed is not None else _DEFLATED + pack(obj)
+    def keep(self, obj: dict[str, Any], run: dict[str, Any]) -> bytes | Shaped:
+        run_id, source_path = run["id"], run.get("source_path")
+        flow_version = _intern(run["flow_version"])  # the one the run holds, not a copy
+        packed = pack_shaped(obj, run_id, flow_version, source_path)
+        if packed is None:
+            return pack(obj)
+        return (packed, run_id, flow_version, source_path)
 
-    def read(self, kept: bytes, run: RunData) -> RunMetadata:
-        if kept[0] == 0x5B:  # "[": shaped, rebuilt with its run's strings
-            obj = unpack_shaped(kept, run.id, run.flow_version, run.source_path)
-        else:
-            obj = unpack(memoryview(kept)[1:])
+    def read(self, kept: bytes | Shaped, _run: RunData) -> RunMetadata:
+        obj = unpack(kept) if kept.__class__ is bytes else unpack_shaped(*kept)
         return metadata_view(_Sections(obj))
 
 

@@ -36,6 +36,7 @@ from .models import (
     TopError,
     ValidationMetadata,
 )
+from .models._metadata import UNREAD
 
 if TYPE_CHECKING:
     from .models._metadata import MetadataSections
@@ -145,11 +146,11 @@ def metadata_view(sections: MetadataSections) -> RunMetadata:
     """A ``RunMetadata`` that reads each of its sections from ``sections`` when first asked."""
     metadata = _new(RunMetadata)
     slot = _METADATA
-    slot.run(metadata, None)
-    slot.pipeline(metadata, None)
-    slot.results(metadata, None)
-    slot.validation(metadata, None)
-    slot.errors(metadata, ())
+    slot.run(metadata, UNREAD)
+    slot.pipeline(metadata, UNREAD)
+    slot.results(metadata, UNREAD)
+    slot.validation(metadata, UNREAD)
+    slot.errors(metadata, UNREAD)
     slot.sections(metadata, sections)
     return metadata
 

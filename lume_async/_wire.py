@@ -18,6 +18,13 @@ __all__ = [
     "json_type_error",
     "parse_datetime",
     "parse_status",
+    "structure_bool",
+    "structure_datetime",
+    "structure_float",
+    "structure_int",
+    "structure_json_object",
+    "structure_status",
+    "structure_str",
 ]
 
 
@@ -81,3 +88,49 @@ def parse_status(value: Any) -> RunStatus:
         return RunStatus(value)
     except ValueError:
         raise WireValueError(f"not a run status: {value[:40]!r}") from None
+
+
+# --- the converter's hooks: each leaf type read strictly ------------------------------------------
+
+
+def structure_str(value: Any, _: Any) -> str:
+    if value.__class__ is str:
+        return value
+    raise json_type_error(value, "a string")
+
+
+def structure_int(value: Any, _: Any) -> int:
+    if value.__class__ is int:
+        return value
+    raise json_type_error(value, "an integer")
+
+
+def structure_float(value: Any, _: Any) -> float:
+    cls = value.__class__
+    if cls is float:
+        return value  # type: ignore[no-any-return]
+    if cls is int:
+        return float(value)
+    raise json_type_error(value, "a number")
+
+
+def structure_bool(value: Any, _: Any) -> bool:
+    if value.__class__ is bool:
+        return value
+    raise json_type_error(value, "a boolean")
+
+
+def structure_datetime(value: Any, _: Any) -> datetime:
+    return parse_datetime(value)
+
+
+def structure_status(value: Any, _: Any) -> RunStatus:
+    return parse_status(value)
+
+
+def structure_json_object(value: Any, _: Any) -> dict[str, Any]:
+    # Free-form JSON objects (run_metadata, source records, log details) are passed through:
+    # orjson already produced fresh dicts with string keys, so copying them would only cost time.
+    if value.__class__ is dict:
+        return value
+    raise json_type_error(value, "a JSON object")

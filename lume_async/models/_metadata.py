@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol, final
 
 import attrs
 
@@ -22,6 +22,26 @@ __all__ = [
     "TopError",
     "ValidationMetadata",
 ]
+
+
+@final
+class _Unread:
+    """What a section of metadata read from an answer holds until it is first read.
+
+    ``attrs.evolve`` passes each field on as it is, so an evolved copy reads the sections it was
+    not given from the answer, and keeps the ones it was given (``None`` included).
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "UNREAD"  # pickled and copied as the one module-level instance
+
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+UNREAD: Final[Any] = _Unread()
 
 
 @attrs.frozen(kw_only=True)
@@ -197,7 +217,7 @@ class RunMetadata(SchemaView):
     _results: ResultsMetadata | None = attrs.field(default=None, alias="results")
     _validation: ValidationMetadata | None = attrs.field(default=None, alias="validation")
     _errors: tuple[StageError, ...] = attrs.field(default=(), alias="errors")
-    # Set by the converter instead of the sections above, which are then read from it.
+    # Set by the converter, with UNREAD in the sections above: each is then read from it.
     _sections: MetadataSections | None = attrs.field(
         default=None, alias="sections", repr=False, metadata={"schema": False}
     )
@@ -205,27 +225,42 @@ class RunMetadata(SchemaView):
     @property
     def run(self) -> RunInfo | None:
         """The run's identity, status and span."""
-        return self._run if self._sections is None else self._sections.run()
+        run = self._run
+        if run is UNREAD:
+            return self._sections.run()  # type: ignore[union-attr]
+        return run
 
     @property
     def pipeline(self) -> PipelineMetadata | None:
         """Timings of the pipeline and its stages."""
-        return self._pipeline if self._sections is None else self._sections.pipeline()
+        pipeline = self._pipeline
+        if pipeline is UNREAD:
+            return self._sections.pipeline()  # type: ignore[union-attr]
+        return pipeline
 
     @property
     def results(self) -> ResultsMetadata | None:
         """Row counts and output locations."""
-        return self._results if self._sections is None else self._sections.results()
+        results = self._results
+        if results is UNREAD:
+            return self._sections.results()  # type: ignore[union-attr]
+        return results
 
     @property
     def validation(self) -> ValidationMetadata | None:
         """The validation tests' outcome."""
-        return self._validation if self._sections is None else self._sections.validation()
+        validation = self._validation
+        if validation is UNREAD:
+            return self._sections.validation()  # type: ignore[union-attr]
+        return validation
 
     @property
     def errors(self) -> tuple[StageError, ...]:
         """Errors raised by the stages of a FAILED or CRASHED run."""
-        return self._errors if self._sections is None else self._sections.errors()
+        errors = self._errors
+        if errors is UNREAD:
+            return self._sections.errors()  # type: ignore[union-attr]
+        return errors
 
     @property
     def target_locations(self) -> TargetLocations | None:
