@@ -169,8 +169,9 @@ class Call(Generic[T]):
             self.bell.ring()
 
 
-def discard(awaitable: Awaitable[Any]) -> None:
-    """Close an awaitable that will never run, so it warns about never being awaited."""
+def discard(awaitable: Awaitable[Any] | Callable[[], Awaitable[Any]]) -> None:
+    """Close an awaitable that will never run, so that it does not warn about never being
+    awaited (a function that would have made one has nothing to close)."""
     close = getattr(awaitable, "close", None)
     if close is not None:
         close()

@@ -182,7 +182,7 @@ class Lume(_wrap.Twin[AsyncLume]):
         return Run(
             self._bridge,
             self._bridge.run(
-                self._async.run(
+                lambda: self._async.run(
                     flow_version,
                     source_path,
                     run_metadata=run_metadata,
@@ -208,7 +208,7 @@ class Lume(_wrap.Twin[AsyncLume]):
             RunNotFoundError: No run with this id is visible to this API key.
             ValueError: ``run_id`` is not a run id.
         """
-        return Run(self._bridge, self._bridge.run(self._async.run_status(run_id)))
+        return Run(self._bridge, self._bridge.run(lambda: self._async.run_status(run_id)))
 
     def process(
         self,
@@ -244,7 +244,7 @@ class Lume(_wrap.Twin[AsyncLume]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.process(
+                lambda: self._async.process(
                     flow_version,
                     source_path,
                     source_data=source_data,

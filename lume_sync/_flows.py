@@ -38,4 +38,4 @@ class Flows(_wrap.Twin[AsyncFlows]):
             NotFoundError: No flow of this name is visible to this API key.
             ValueError: ``name`` is malformed (before any request).
         """
-        return self._bridge.run(self._async.get(name))
+        return self._bridge.run(lambda: self._async.get(name))

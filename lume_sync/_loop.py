@@ -44,6 +44,7 @@ import asyncio
 import atexit
 import contextlib
 import enum
+import functools
 import os
 import signal
 import sys
@@ -54,6 +55,7 @@ from typing import Any, TypeVar
 
 from lume_async._exceptions import SyncFacadeError
 
+from ._call import discard
 from ._loop_thread import CANCEL_GRACE, SHUTDOWN_TIMEOUT, THREAD_NAME, LoopThread, ResourceHandle
 
 __all__ = [
@@ -70,8 +72,13 @@ __all__ = [
 T = TypeVar("T")
 
 
-def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+def run(
+    coro: Coroutine[Any, Any, T] | Callable[[], Awaitable[T]], *, timeout: float | None = None
+) -> T:
     """Run ``coro`` on the private loop and block until it finishes; return its result.
+
+    ``coro`` may be given as a function that makes it (``lambda: client.get(id)``): then a
+    Ctrl-C at any point leaves no coroutine never awaited behind.
 
     ``timeout`` (seconds) is enforced on the loop and raises the builtin ``TimeoutError``.
     Raises ``SyncFacadeError`` when called from the loop thread itself.
@@ -79,7 +86,7 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
     try:
         runner = _current()
     except BaseException:  # no loop (at exit), or a Ctrl-C while the first one started
-        coro.close()
+        discard(coro)
         raise
     return runner.call(coro, timeout)
 
@@ -94,9 +101,10 @@ def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
     """
     runner = _current()
     closed = False
+    next_item = functools.partial(_next_item, aiterator)  # made by the call: see LoopThread.call
     try:
         while True:
-            item = runner.call(_next_item(aiterator), None)
+            item = runner.call(next_item, None)
             if item is _Exhausted.TOKEN:
                 # A finished async generator is closed already: spare the trip to close it.
                 closed = isinstance(aiterator, types.AsyncGeneratorType)

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar, cast, final
 
@@ -63,11 +63,13 @@ class ResourceHandle:
         """Whether the resource has been closed or handed over to be closed."""
         return not self._runner.holds(self._token)
 
-    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+    def run(
+        self, coro: Awaitable[T] | Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
         """Like the module-level ``run()``, on this resource's loop; it must still be open."""
         runner = self._runner
         if not runner.holds(self._token):
-            coro.close()
+            discard(coro)
             raise SyncFacadeError(runner.closed_reason() or "this lume_sync client is closed")
         return runner.call(coro, timeout)
 
@@ -125,9 +127,17 @@ class LoopThread:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def call(self, awaitable: Awaitable[T], timeout: float | None) -> T:
-        """Run ``awaitable`` on this loop and wait for its outcome (see ``run()``)."""
+    def call(
+        self, awaitable: Awaitable[T] | Callable[[], Awaitable[T]], timeout: float | None
+    ) -> T:
+        """Run ``awaitable`` on this loop and wait for its outcome (see ``run()``).
+
+        Given as a function that makes it, the awaitable is made here, where an interrupt
+        (Ctrl-C) finds it: one made by the caller is left never awaited if the interrupt lands
+        as this is entered, before anything here runs.
+        """
         call: Call[T] | None = None
+        made: Awaitable[T] | None = None
         try:
             if threading.get_ident() == self.ident:
                 raise SyncFacadeError(
@@ -138,7 +148,8 @@ class LoopThread:
                 raise ValueError(
                     f"timeout must be a non-negative number of seconds, not {timeout!r}"
                 )
-            call = Call(awaitable, timeout)
+            made = awaitable() if callable(awaitable) else awaitable
+            call = Call(made, timeout)
             self._submit(call)
             while True:
                 if not call.wait(POLL_INTERVAL):
@@ -153,7 +164,7 @@ class LoopThread:
             # A refusal, or KeyboardInterrupt (or whatever a signal handler raised) while waiting:
             # the awaitable must neither run on unobserved nor be left never awaited.
             if call is None:
-                discard(awaitable)
+                discard(made if made is not None else awaitable)
             else:
                 self._abandon(call)
             raise

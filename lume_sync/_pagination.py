@@ -60,7 +60,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         Raises:
             LumeError: The first error of a page request, as iterating would raise it.
         """
-        return _wrap.each(self._bridge, self._item, self._bridge.run(self._async.collect()))
+        return _wrap.each(self._bridge, self._item, self._bridge.run(lambda: self._async.collect()))
 
     def to_jsonl(
         self, path: str | os.PathLike[str], *, on_progress: RowsWritten | None = None
@@ -76,7 +76,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
             OSError: The file could not be written.
         """
         return self._bridge.run(
-            self._async.to_jsonl(path, on_progress=_callbacks.on_caller(on_progress))
+            lambda: self._async.to_jsonl(path, on_progress=_callbacks.on_caller(on_progress))
         )
 
     def to_csv(
@@ -99,7 +99,9 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
             OSError: The file could not be written.
         """
         return self._bridge.run(
-            self._async.to_csv(path, columns=columns, on_progress=_callbacks.on_caller(on_progress))
+            lambda: self._async.to_csv(
+                path, columns=columns, on_progress=_callbacks.on_caller(on_progress)
+            )
         )
 
     def to_pandas(self) -> pandas.DataFrame:
@@ -109,7 +111,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
             ImportError: pandas is not installed (before any request).
             LumeError: A page request failed.
         """
-        return self._bridge.run(self._async.to_pandas())
+        return self._bridge.run(lambda: self._async.to_pandas())
 
     def to_arrow(self) -> pyarrow.Table:
         """Every item as a ``pyarrow.Table``, one row each (needs ``lume-sdk[arrow]``).
@@ -118,4 +120,4 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
             ImportError: pyarrow is not installed (before any request).
             LumeError: A page request failed.
         """
-        return self._bridge.run(self._async.to_arrow())
+        return self._bridge.run(lambda: self._async.to_arrow())

@@ -169,7 +169,7 @@ class Run(_wrap.Twin[AsyncRun]):
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
         """
-        return self._same(self._bridge.run(self._async.refresh()))
+        return self._same(self._bridge.run(lambda: self._async.refresh()))
 
     def wait(self, *, timeout: float | None = 3600, poll_interval: float = 5) -> Run:
         """Wait until the run is terminal; return this handle.
@@ -186,7 +186,7 @@ class Run(_wrap.Twin[AsyncRun]):
                 request).
         """
         return self._same(
-            self._bridge.run(self._async.wait(timeout=timeout, poll_interval=poll_interval))
+            self._bridge.run(lambda: self._async.wait(timeout=timeout, poll_interval=poll_interval))
         )
 
     def raise_for_status(self) -> Run:
@@ -207,7 +207,7 @@ class Run(_wrap.Twin[AsyncRun]):
         Raises:
             RunNotFoundError: The run is no longer visible to this API key.
         """
-        return self._same(self._bridge.run(self._async.cancel()))
+        return self._same(self._bridge.run(lambda: self._async.cancel()))
 
     def update(
         self,
@@ -232,7 +232,7 @@ class Run(_wrap.Twin[AsyncRun]):
         """
         return self._same(
             self._bridge.run(
-                self._async.update(
+                lambda: self._async.update(
                     label=label,
                     tags=tags,
                     run_owner=run_owner,
@@ -259,7 +259,7 @@ class Run(_wrap.Twin[AsyncRun]):
             InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
             ValueError: ``page`` or ``page_size`` is out of range (before any request).
         """
-        return self._bridge.run(self._async.results_page(page=page, page_size=page_size))
+        return self._bridge.run(lambda: self._async.results_page(page=page, page_size=page_size))
 
     def rejects(self, *, page_size: int = 100) -> Paginator[RejectedRow]:
         """The source rows the flow rejected, with the reasons, fetched as you iterate."""
@@ -303,4 +303,4 @@ class Run(_wrap.Twin[AsyncRun]):
             InvalidRequestError: The service refused the new run.
             NotFoundError: The flow version no longer exists.
         """
-        return self._same(self._bridge.run(self._async.rerun()))
+        return self._same(self._bridge.run(lambda: self._async.rerun()))

@@ -90,7 +90,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return Run(
             self._bridge,
             self._bridge.run(
-                self._async.create(
+                lambda: self._async.create(
                     flow_version,
                     source_path,
                     source_data=source_data,
@@ -116,7 +116,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             RunNotFoundError: No run with this id is visible to this API key.
             ValueError: ``run_id`` is not a run id (before any request).
         """
-        return Run(self._bridge, self._bridge.run(self._async.get(run_id)))
+        return Run(self._bridge, self._bridge.run(lambda: self._async.get(run_id)))
 
     def update(
         self,
@@ -143,7 +143,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return Run(
             self._bridge,
             self._bridge.run(
-                self._async.update(
+                lambda: self._async.update(
                     run_id,
                     label=label,
                     tags=tags,
@@ -163,7 +163,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             RunNotFoundError: No run with this id is visible to this API key.
             ValueError: ``run_id`` is not a run id (before any request).
         """
-        return Run(self._bridge, self._bridge.run(self._async.cancel(run_id)))
+        return Run(self._bridge, self._bridge.run(lambda: self._async.cancel(run_id)))
 
     def list(
         self,
@@ -236,7 +236,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
             ValueError: ``page`` or ``page_size`` is out of range (before any request).
         """
-        return self._bridge.run(self._async.results_page(run_id, page=page, page_size=page_size))
+        return self._bridge.run(
+            lambda: self._async.results_page(run_id, page=page, page_size=page_size)
+        )
 
     def rejects(self, run_id: str, *, page_size: int = 100) -> Paginator[RejectedRow]:
         """The rows a run rejected, with the reasons, fetched page by page as you iterate."""
@@ -305,7 +307,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.create_many(
+                lambda: self._async.create_many(
                     requests,
                     concurrency=concurrency,
                     on_progress=_callbacks.on_caller(on_progress),
@@ -336,7 +338,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.get_many(
+                lambda: self._async.get_many(
                     run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
                 )
             ),
@@ -350,7 +352,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         Raises:
             ValueError: No ids, more than 100, or a malformed id (before any request).
         """
-        return self._bridge.run(self._async.batch_get(run_ids))
+        return self._bridge.run(lambda: self._async.batch_get(run_ids))
 
     def cancel_many(
         self,
@@ -370,7 +372,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.cancel_many(
+                lambda: self._async.cancel_many(
                     run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
                 )
             ),
@@ -390,7 +392,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
         return Run(
             self._bridge,
             self._bridge.run(
-                self._async.wait(run_id, timeout=timeout, poll_interval=poll_interval)
+                lambda: self._async.wait(run_id, timeout=timeout, poll_interval=poll_interval)
             ),
         )
 
@@ -417,7 +419,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             self._bridge,
             Run,
             self._bridge.run(
-                self._async.wait_all(
+                lambda: self._async.wait_all(
                     _wrap.unwrap_each(runs),
                     timeout=timeout,
                     poll_interval=poll_interval,

@@ -43,7 +43,7 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
             ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
                 malformed (before any request).
         """
-        return self._bridge.run(self._async.create(url, events=events, secret=secret))
+        return self._bridge.run(lambda: self._async.create(url, events=events, secret=secret))
 
     def list(self, *, page_size: int = 100) -> Paginator[WebhookEndpoint]:
         """Every webhook endpoint of this API key."""
@@ -56,7 +56,7 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
             NotFoundError: No endpoint with this id belongs to this API key.
             ValueError: ``endpoint_id`` is malformed (before any request).
         """
-        return self._bridge.run(self._async.get(endpoint_id))
+        return self._bridge.run(lambda: self._async.get(endpoint_id))
 
     def delete(self, endpoint_id: str) -> None:
         """Stop sending events to this endpoint.
@@ -68,4 +68,4 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
             NotFoundError: No endpoint with this id belongs to this API key.
             ValueError: ``endpoint_id`` is malformed (before any request).
         """
-        self._bridge.run(self._async.delete(endpoint_id))
+        self._bridge.run(lambda: self._async.delete(endpoint_id))

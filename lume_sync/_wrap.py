@@ -34,6 +34,7 @@ from lume_async import BatchOutcome, Page, ProcessResult, RunError, SyncFacadeEr
 from lume_async._run import AsyncRun
 
 from . import _loop
+from ._call import discard
 
 __all__ = [
     "Bridge",
@@ -75,12 +76,13 @@ class Bridge:
         """Whether ``close()`` was called."""
         return self._closed
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and return its result."""
+    def run(self, coro: Coroutine[Any, Any, T] | Callable[[], Awaitable[T]]) -> T:
+        """Run ``coro`` on the private loop and return its result. The facade gives a function
+        that makes it: a Ctrl-C anywhere then leaves no coroutine never awaited behind."""
         try:
             handle = self._live()
         except BaseException:
-            coro.close()
+            discard(coro)
             raise
         try:
             return handle.run(coro)

@@ -6,12 +6,13 @@
 Each ``Async*`` class exported by ``lume_async`` gets a twin without the prefix, in a ``lume_sync``
 module named like the one defining it: an AST transform of the async class that keeps signatures,
 defaults and docstrings, renames ``Async*`` names and ``RENAMES``, and makes each member delegate to
-the async object (``self._bridge.run(self._async.m(...))`` for a coroutine). Values are wrapped and
-arguments unwrapped by the shape of their annotation (``RETURNS``, ``ARGUMENTS``; ``X`` is a twin,
-``{e}`` the expression). Whatever no rule covers stops the generator with an error. Imports are
-ruff's: a module imports all that its async module imports or defines, then ``ruff check --fix``
-drops the unused (F401), moves the annotation-only under ``TYPE_CHECKING`` (TC), sorts them (I) and
-fails on a name nobody imports (F821); ``ruff format`` formats the result before it is compared.
+the async object (``self._bridge.run(lambda: self._async.m(...))`` for a coroutine: made inside the
+call, it is never left unawaited by a Ctrl-C). Values are wrapped and arguments unwrapped by the
+shape of their annotation (``RETURNS``, ``ARGUMENTS``; ``X`` is a twin, ``{e}`` the expression).
+Whatever no rule covers stops the generator with an error. Imports are ruff's: a module imports all
+that its async module imports or defines, then ``ruff check --fix`` drops the unused (F401), moves
+the annotation-only under ``TYPE_CHECKING`` (TC), sorts them (I) and fails on a name nobody imports
+(F821); ``ruff format`` formats the result before it is compared.
 """
 
 from __future__ import annotations
@@ -195,7 +196,9 @@ class Twin:
         if fn.decorator_list:  # a property
             expr = f"self._async.{name}"
         elif isinstance(fn, ast.AsyncFunctionDef):
-            expr = f"self._bridge.run(self._async.{name}({', '.join(args)}))"
+            # A function that makes the coroutine, not the coroutine: made inside the call, it is
+            # never left unawaited by a Ctrl-C that lands on the way in (see LoopThread.call).
+            expr = f"self._bridge.run(lambda: self._async.{name}({', '.join(args)}))"
         else:
             expr = f"self._bridge.local({', '.join([f'self._async.{name}', *args])})"
         if fn.returns is None or ast.unparse(fn.returns) == "None":
