@@ -289,7 +289,7 @@ class RunsCore:
         async def read_run() -> RunData:
             data = await self.fetch(run_id)
             if cell is not None:
-                cell.apply(data)
+                self.took(cell, data)
             return data
 
         def stream() -> AsyncIterator[Page[LogEntry]]:

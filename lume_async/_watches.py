@@ -205,12 +205,7 @@ class Watches:
     # -- answers -------------------------------------------------------------------------------
     def known(self, run_ids: Sequence[str]) -> dict[str, datetime]:
         """The ``updated_at`` held of each of ``run_ids`` that every watched cell of it shares:
-        what the service need not send again (``batch-get``'s ``known``).
-
-        A run a watched cell holds as ended (its handle's own ``cancel()`` or ``refresh()``
-        ended it while the wait went on) is left out: the answer sends it, and ``take`` ends
-        its waits, where ``unchanged`` would leave them waiting for a change that never comes.
-        """
+        what the service need not send again (``batch-get``'s ``known``)."""
         known: dict[str, datetime] = {}
         by_run = self._by_run
         for run_id in run_ids:
@@ -220,13 +215,11 @@ class Watches:
             if watchers.__class__ is Watch:  # the usual case: one watcher, one handle
                 target = watchers.targets[run_id]
                 if target.__class__ is not _Several:
-                    data = watchers.cell_of(target).data
-                    if not data.status.is_terminal:
-                        known[run_id] = data.updated_at
+                    known[run_id] = watchers.cell_of(target).data.updated_at
                     continue
-            cells = [cell.data for watch in _each(watchers) for cell in watch.cells_of(run_id)]
-            held = {data.updated_at for data in cells}
-            if len(held) == 1 and not any(data.status.is_terminal for data in cells):
+            cells = (cell for watch in _each(watchers) for cell in watch.cells_of(run_id))
+            held = {cell.data.updated_at for cell in cells}
+            if len(held) == 1:
                 known[run_id] = held.pop()
         return known
 
@@ -251,11 +244,8 @@ class Watches:
                 target = watchers.targets[run_id]
                 if target.__class__ is not _Several:
                     cell = watchers.cell_of(target)
-                    if not cell.holds(item):
-                        if self.apply(decode(cell.share_strings(item))):
-                            changed = True
-                    elif cell.data.status.is_terminal and self.apply(cell.data):
-                        changed = True  # ended by its handle's own call meanwhile
+                    if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
+                        changed = True
                     continue
             if self.update(run_id, item, decode):
                 changed = True
@@ -269,9 +259,6 @@ class Watches:
         An item every watched cell of the run already holds (same status and ``updated_at``)
         costs a dict lookup and a comparison: no typed run is built. A run that is decoded
         shares the strings its cell already holds. True if the status moved.
-
-        A cell that already holds the item as ended (its handle's own call ended it) ends its
-        waits now, as an answer ending it would.
         """
         watchers = self._by_run.get(run_id)
         if watchers is None:
@@ -279,11 +266,11 @@ class Watches:
         if isinstance(watchers, Watch) and watchers.targets[run_id].__class__ is not _Several:
             cell = watchers.cell_of(watchers.targets[run_id])  # the usual case: one handle
             if cell.holds(item):
-                return cell.data.status.is_terminal and self.apply(cell.data)
+                return False
         else:
             cells = [cell for watch in _each(watchers) for cell in watch.cells_of(run_id)]
             if all(cell.holds(item) for cell in cells):
-                return cells[0].data.status.is_terminal and self.apply(cells[0].data)
+                return False
             cell = cells[0]
         return self.apply(decode(cell.share_strings(item)))
 
@@ -291,9 +278,7 @@ class Watches:
         """Bring the cells watched for this run up to date; True if its status moved.
 
         A terminal run ends its watchers' interest in it: each is told, and is done once all
-        of its runs are. So does a run a watched cell holds as ended whatever ``data`` says
-        (a late answer, after its handle's own call ended it): every other cell of it takes
-        that end.
+        of its runs are.
         """
         watchers = self._by_run.get(data.id)
         if watchers is None:
@@ -302,21 +287,14 @@ class Watches:
             watchers.__class__ is Watch
             and (one := watchers.targets[data.id]).__class__ is not _Several
         ):
-            cell = watchers.cell_of(one)  # the usual case: one watcher, one handle
-            moved = cell.apply(data)
-            if not cell.data.status.is_terminal:
-                return moved
+            moved = watchers.cell_of(one).apply(data)  # the usual case: one watcher, one handle
         else:
-            cells = [cell for watch in _each(watchers) for cell in watch.cells_of(data.id)]
             moved = False
-            for cell in cells:
-                moved |= cell.apply(data)
-            if not data.status.is_terminal:
-                ended = next((c.data for c in cells if c.data.status.is_terminal), None)
-                if ended is None:
-                    return moved
-                for cell in cells:
-                    cell.apply(ended)
+            for watch in _each(watchers):
+                for cell in watch.cells_of(data.id):
+                    moved |= cell.apply(data)
+        if not data.status.is_terminal:
+            return moved
         del self._by_run[data.id]
         self._hot.discard(data.id)
         for watch in list(_each(watchers)):

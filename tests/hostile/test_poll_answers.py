@@ -443,6 +443,42 @@ async def test_a_handle_ended_by_its_own_call_ends_the_wait_on_it(how: str, wait
     assert ended_at == [changed]  # at once: no poll needs to bring the news
 
 
+@pytest.mark.parametrize("waiter", ["wait", "wait_all", "as_completed"])
+async def test_a_handle_whose_followed_logs_reach_the_end_ends_the_wait_on_it(waiter: str) -> None:
+    clock = VirtualClock()
+    async with (
+        Emulator(clock=clock) as emu,
+        AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume,
+    ):
+        handle = await lume.run(FLOW, f"synthetic://logs-{waiter}?rows=3&duration=20")
+        waits: dict[str, Callable[[], Any]] = {
+            "wait": lambda: handle.wait(timeout=600, poll_interval=4),
+            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=4),  # no timeout
+            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=4)),
+        }
+        errors: list[BaseException | None] = []
+        ended_at: list[float] = []
+
+        async def wait() -> None:
+            errors.append(await outcome(waits[waiter]))
+            ended_at.append(clock.monotonic())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await clock.sleep(22)  # the run ended at 20, between two polls
+            started = clock.monotonic()
+            async for _ in handle.logs(follow=True, poll_interval=60):
+                pass
+            assert handle.is_terminal
+            followed = clock.monotonic()
+            await clock.sleep(120)  # a wait still going then goes on for ever
+            tg.cancel_scope.cancel()
+        assert forgets_every_wait(lume)
+
+    assert errors == [None]
+    assert started <= ended_at[0] <= followed  # with the follow: no poll needs to bring the news
+
+
 @pytest.mark.parametrize("handles", [1, 2])
 async def test_a_handle_refreshed_to_its_end_ends_its_waits_while_the_polls_lag(
     handles: int,
