@@ -414,13 +414,13 @@ async def test_a_handle_ended_by_its_own_call_ends_the_wait_on_it(how: str, wait
         Emulator(clock=clock) as emu,
         AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume,
     ):
-        # Polls at 0, about 6, 14 and 27 s (backing off): the run ends between two of them.
+        # Polls at 0 and at 54-60 s (a tenth of jitter): the run ends between the two, at 20.
         duration = 1_000_000 if how == "cancel" else 20
         handle = await lume.run(FLOW, f"synthetic://{how}-{waiter}?rows=3&duration={duration}")
         waits: dict[str, Callable[[], Any]] = {
-            "wait": lambda: handle.wait(timeout=600, poll_interval=4),
-            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=4),  # no timeout
-            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=4)),
+            "wait": lambda: handle.wait(timeout=600, poll_interval=60),
+            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=60),  # no timeout
+            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=60)),
         }
         errors: list[BaseException | None] = []
         ended_at: list[float] = []
@@ -452,9 +452,9 @@ async def test_a_handle_whose_followed_logs_reach_the_end_ends_the_wait_on_it(wa
     ):
         handle = await lume.run(FLOW, f"synthetic://logs-{waiter}?rows=3&duration=20")
         waits: dict[str, Callable[[], Any]] = {
-            "wait": lambda: handle.wait(timeout=600, poll_interval=4),
-            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=4),  # no timeout
-            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=4)),
+            "wait": lambda: handle.wait(timeout=600, poll_interval=60),
+            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=60),  # no timeout
+            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=60)),
         }
         errors: list[BaseException | None] = []
         ended_at: list[float] = []
@@ -465,7 +465,7 @@ async def test_a_handle_whose_followed_logs_reach_the_end_ends_the_wait_on_it(wa
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait)
-            await clock.sleep(22)  # the run ended at 20, between two polls
+            await clock.sleep(22)  # the run ended at 20, between the polls at 0 and 54-60
             started = clock.monotonic()
             async for _ in handle.logs(follow=True, poll_interval=60):
                 pass
