@@ -269,6 +269,8 @@ class Transport:
                             session, method, url, params, body, headers, socket_timeouts, route
                         )
             except (aiohttp.ClientError, HTTPFailure, TimeoutError, OSError) as exc:
+                if self._pool.closed:  # closed under this call (another task or thread)
+                    raise LumeError("this client was closed during the request") from exc
                 failure = _wrap_transport_error(exc, method, route)
                 if logged:
                     log_attempt(method, route, attempt=attempt, started=started, error=failure)
@@ -303,6 +305,9 @@ class Transport:
                 del response  # not held (up to max_response_bytes) through a retry's wait
             answer_lost = answer_lost or _maybe_done(failure)
             if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
+                raise failure
+            if self._pool.closed:
+                failure.add_note("not retried: the client was closed during the request")
                 raise failure
             asked = getattr(failure, "retry_after", None)
             if asked is not None and asked > policy.max_retry_after:

@@ -173,8 +173,15 @@ async def _aclose(aiterator: AsyncIterator[Any]) -> None:
 
 
 def _close_aiterator(runner: LoopThread, aiterator: AsyncIterator[Any]) -> None:
-    if getattr(aiterator, "aclose", None) is None or runner.closing or sys.is_finalizing():
-        return  # nothing to close, or the loop's teardown closes async generators itself
+    if (
+        getattr(aiterator, "aclose", None) is None
+        or runner.closing
+        or runner.inherited
+        or sys.is_finalizing()
+    ):
+        # Nothing to close; or the loop's teardown closes async generators itself; or the loop
+        # is the parent's, inherited over fork, and never touched here.
+        return
     if threading.get_ident() == runner.ident:
         # Collected on the loop thread (its last reference dropped there): cannot block.
         runner.spawn_closer(aiterator.aclose)  # type: ignore[attr-defined]

@@ -144,6 +144,8 @@ class LoopThread:
                     "a blocking lume_sync call was made on lume_sync's own event loop thread (from"
                     " a coroutine or callback running there), which would deadlock; use lume_async"
                 )
+            if self.pid != _pid:  # the parent's loop, inherited over fork: never touch it
+                raise SyncFacadeError(self.closed_reason())
             if timeout is not None and not timeout >= 0:
                 raise ValueError(
                     f"timeout must be a non-negative number of seconds, not {timeout!r}"
@@ -276,6 +278,11 @@ class LoopThread:
             )
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def inherited(self) -> bool:
+        """Whether this is the loop of the process this one was forked from."""
+        return self.pid != _pid
 
     def closed_reason(self) -> str:
         if self.pid != _pid:

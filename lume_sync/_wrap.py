@@ -108,10 +108,14 @@ class Bridge:
         self, aiterator: AsyncIterator[Any], wrap: Wrap[Any, Any] | None = None
     ) -> Generator[Any, None, None]:
         """Iterate ``aiterator`` on the private loop; closing the iterator closes it there."""
-        self._live()
         items = _loop.iterate(aiterator)
         try:
-            for item in items:
+            while True:
+                self._live()  # at every step: a client closed (or forked) since is refused
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
                 yield item if wrap is None else wrap(self, item)
         except RunError as exc:
             _rewrap_run(self, exc)
