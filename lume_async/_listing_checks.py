@@ -13,6 +13,7 @@ is checked to keep moving in its direction, which catches a cycle of any length 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -21,7 +22,7 @@ from typing import Any, Final, Generic, TypeVar
 from ._exceptions import ResponseValidationError
 from .models import Page
 
-__all__ = ["WINDOW", "BoundedSet", "ListingChecks", "check_numbered_page"]
+__all__ = ["WINDOW", "BoundedSet", "ListingChecks", "check_numbered_page", "untrustworthy"]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -55,7 +56,13 @@ class BoundedSet(Generic[K]):
             self._members.discard(self._order.popleft())
 
 
-def _lying(page: Page[Any], why: str) -> ResponseValidationError:
+def _digest(cursor: str) -> bytes:
+    """What a walk remembers of a cursor it followed: 16 bytes, however long the cursor."""
+    return hashlib.blake2b(cursor.encode(), digest_size=16).digest()
+
+
+def untrustworthy(page: Page[Any], why: str) -> ResponseValidationError:
+    """The error for a listing page that cannot be believed (``why``), naming its request."""
     rid = page.request_id
     suffix = f" (request_id={rid})" if rid else ""
     return ResponseValidationError(f"untrustworthy listing: {why}{suffix}", request_id=rid)
@@ -71,24 +78,28 @@ def check_numbered_page(page: Page[Any], asked: int, size: int) -> int:
     Returns how many pages its ``total`` makes.
     """
     if page.page != asked:
-        raise _lying(page, f"asked for page {asked}, got page {page.page}")
+        raise untrustworthy(page, f"asked for page {asked}, got page {page.page}")
     if page.size != size:
-        raise _lying(page, f"asked for pages of {size} items, got size {page.size}")
+        raise untrustworthy(page, f"asked for pages of {size} items, got size {page.size}")
     total = page.total
     if total is None or total < 0:
-        raise _lying(page, f"page {asked} has no total item count (total={total!r})")
+        raise untrustworthy(page, f"page {asked} has no total item count (total={total!r})")
     count = len(page.items)
     if count > size:
-        raise _lying(page, f"page {asked} holds {count} items, more than its size {size}")
+        raise untrustworthy(page, f"page {asked} holds {count} items, more than its size {size}")
     pages = expected_pages(total, size)
     if page.pages is None:
         if total > size:
-            raise _lying(page, f"no page count although total {total} is more than size {size}")
+            raise untrustworthy(
+                page, f"no page count although total {total} is more than size {size}"
+            )
     elif page.pages != pages and not (total == 0 and page.pages == 1):
-        raise _lying(page, f"pages={page.pages} disagrees with total {total} and size {size}")
+        raise untrustworthy(
+            page, f"pages={page.pages} disagrees with total {total} and size {size}"
+        )
     expected = max(0, min(size, total - (asked - 1) * size))
     if count != expected:
-        raise _lying(
+        raise untrustworthy(
             page,
             f"page {asked} holds {count} items where total {total} and size {size} make {expected}",
         )
@@ -109,6 +120,7 @@ class ListingChecks(Generic[T]):
         "_cursors",
         "_descending",
         "_first_total",
+        "_fixed_total",
         "_ids",
         "_item_id",
         "_last_key",
@@ -125,17 +137,19 @@ class ListingChecks(Generic[T]):
         ordered_by: Callable[[T], Any] | None = None,
         descending: bool | None = False,
         resumed_from: str | None = None,
+        fixed_total: bool = False,
     ) -> None:
         self._size = page_size
+        self._fixed_total = fixed_total
         self._item_id = item_id
         self._ordered_by = ordered_by
         self._descending = descending
         self._ids: BoundedSet[Hashable] = BoundedSet()
-        self._cursors: BoundedSet[str] = BoundedSet()
+        self._cursors: BoundedSet[bytes] = BoundedSet()  # digests: a cursor may be long
         self._first_total: int | None = None
         self._last_key: Any = None
         if resumed_from is not None:
-            self._cursors.add(resumed_from)  # pointing back at it is a loop too
+            self._cursors.add(_digest(resumed_from))  # pointing back at it is a loop too
         self.last_page = 1
         """The last page of a page-numbered listing, as its newest total says."""
 
@@ -148,21 +162,33 @@ class ListingChecks(Generic[T]):
             self._first_total = total
         elif total < self._first_total:
             # Rows were removed: every later row moved up, and some would be skipped.
-            raise _lying(page, f"the total fell from {self._first_total} to {total} while paging")
+            raise untrustworthy(
+                page, f"the total fell from {self._first_total} to {total} while paging"
+            )
+        elif total != self._first_total and self._fixed_total:
+            # A listing that cannot grow, growing: followed, it might never end.
+            raise untrustworthy(
+                page,
+                f"the total grew from {self._first_total} to {total} while paging rows that"
+                " cannot change",
+            )
         self.last_page = max(self.last_page, pages)
         self._check_items(page)
 
     def cursor(self, page: Page[T]) -> None:
         """The next page of a cursor listing, in order."""
         if len(page.items) > self._size:
-            raise _lying(page, f"a page holds {len(page.items)} items, more than {self._size}")
+            raise untrustworthy(
+                page, f"a page holds {len(page.items)} items, more than {self._size}"
+            )
         next_cursor = page.next_cursor
         if next_cursor is not None:
             if not page.items:
-                raise _lying(page, "a page without items points to a next page")
-            if next_cursor in self._cursors:
-                raise _lying(page, "next_cursor repeats a cursor already followed")
-            self._cursors.add(next_cursor)
+                raise untrustworthy(page, "a page without items points to a next page")
+            key = _digest(next_cursor)
+            if key in self._cursors:
+                raise untrustworthy(page, "next_cursor repeats a cursor already followed")
+            self._cursors.add(key)
         self._check_items(page)
 
     def _check_items(self, page: Page[T]) -> None:
@@ -173,7 +199,7 @@ class ListingChecks(Generic[T]):
             if item_id is not None:
                 key = item_id(item)
                 if key in self._ids:
-                    raise _lying(page, f"item {key!r} was already listed")
+                    raise untrustworthy(page, f"item {key!r} was already listed")
                 self._ids.add(key)
             if ordered_by is not None:
                 self._check_order(page, ordered_by(item))
@@ -187,4 +213,4 @@ class ListingChecks(Generic[T]):
             self._descending = key < last
         elif key > last if self._descending else key < last:
             direction = "descending" if self._descending else "ascending"
-            raise _lying(page, f"items out of {direction} order ({key} after {last})")
+            raise untrustworthy(page, f"items out of {direction} order ({key} after {last})")

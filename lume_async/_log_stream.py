@@ -2,10 +2,13 @@
 
 A run's log only grows, oldest entry first, so the stream keeps a count of the entries it has
 handed out and asks for the page that holds the next one: nothing is repeated and nothing is
-skipped. Each round reads the run's status first and then the log to its end; once a status
-read says the run has ended, the log read after it is the whole log, and the stream ends. Pauses
-between rounds start at ``poll_interval``, grow by half while nothing new is written (up to
-``MAX_INTERVAL`` or ``poll_interval`` if that is longer) and drop back as soon as something is.
+skipped. A log whose entries already handed out are removed or rewritten (its total falls, or
+the last entry handed out is not where it was) is refused with ``ResponseValidationError``:
+where to read on from is lost. Each round reads the run's status first and then the log to its
+end; once a status read says the run has ended, the log read after it is the whole log, and the
+stream ends. Pauses between rounds start at ``poll_interval``, grow by half while nothing new
+is written (up to ``MAX_INTERVAL`` or ``poll_interval`` if that is longer) and drop back as soon
+as something is.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Final
 import attrs
 
 from ._clock import Clock
+from ._listing_checks import untrustworthy
 from .models import LogEntry, Page, RunData
 
 __all__ = ["MAX_INTERVAL", "follow"]
@@ -34,6 +38,7 @@ async def follow(
 ) -> AsyncIterator[Page[LogEntry]]:
     """Pages of entries not seen before (``read_page(n)`` reads page ``n`` of ``page_size``)."""
     seen = 0
+    last: LogEntry | None = None  # the last entry handed out: a log only grows after it
     pause = poll_interval
     longest = max(poll_interval, MAX_INTERVAL)
     while True:
@@ -41,9 +46,19 @@ async def follow(
         grew = False
         while True:
             page = await read_page(seen // page_size + 1)
-            fresh = page.items[seen % page_size :]
+            offset = seen % page_size
+            if (
+                (page.total is not None and page.total < seen)
+                or len(page.items) < offset
+                or (offset and page.items[offset - 1] != last)
+            ):
+                # Where the next entry is to be read from is lost: it could be skipped.
+                why = "entries already followed were removed or rewritten while following the log"
+                raise untrustworthy(page, why)
+            fresh = page.items[offset:]
             if fresh:
                 seen += len(fresh)
+                last = fresh[-1]
                 grew = True
                 yield attrs.evolve(page, items=fresh)
             if not fresh or len(page.items) < page_size or seen >= (page.total or 0):

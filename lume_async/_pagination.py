@@ -69,10 +69,12 @@ class AsyncPaginator(Generic[T]):
         ordered_by: Callable[[T], Any] | None = None,
         descending: bool | None = False,
         resumed_from: str | None = None,
+        fixed_total: bool = False,
     ) -> None:
         # ``item_id`` names an item, so that one listed twice is caught; ``ordered_by`` is the
         # key a cursor listing is sorted on (``descending`` or not), so one going back is caught;
-        # ``resumed_from`` is the saved cursor a cursor listing starts from.
+        # ``resumed_from`` is the saved cursor a cursor listing starts from; ``fixed_total``: a
+        # page-numbered listing that cannot grow while it is read.
         if sum(f is not None for f in (fetch_page, fetch_cursor, stream)) != 1:
             raise TypeError("give exactly one of fetch_page / fetch_cursor / stream")
         self._fetch_page = fetch_page
@@ -84,6 +86,7 @@ class AsyncPaginator(Generic[T]):
         self._ordered_by = ordered_by
         self._descending = descending
         self._resumed_from = resumed_from
+        self._fixed_total = fixed_total
 
     @property
     def page_size(self) -> int:
@@ -112,6 +115,7 @@ class AsyncPaginator(Generic[T]):
             ordered_by=self._ordered_by,
             descending=self._descending,
             resumed_from=self._resumed_from,
+            fixed_total=self._fixed_total,
         )
         if self._fetch_page is not None:
             return self._numbered_pages(self._fetch_page, checks)
@@ -262,8 +266,10 @@ def numbered_listing(
     options: RequestOptions | None,
     not_found: type[NotFoundError] = NotFoundError,
     item_id: Callable[[T], Hashable] | None = None,
+    fixed_total: bool = False,
 ) -> AsyncPaginator[T]:
-    """A paginator over a page-numbered listing (checked ``page_size``, read-ahead included)."""
+    """A paginator over a page-numbered listing (checked ``page_size``, read-ahead included);
+    ``fixed_total``: the listing cannot grow while it is read."""
     check_page_size(page_size)
 
     async def fetch(page: int) -> Page[T]:
@@ -271,4 +277,6 @@ def numbered_listing(
             transport, path, route, item_cls, page, page_size, options=options, not_found=not_found
         )
 
-    return AsyncPaginator(fetch_page=fetch, page_size=page_size, item_id=item_id)
+    return AsyncPaginator(
+        fetch_page=fetch, page_size=page_size, item_id=item_id, fixed_total=fixed_total
+    )

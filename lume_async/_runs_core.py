@@ -20,6 +20,7 @@ from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._status import behind
 from ._validation import (
+    check_cursor,
     check_interval,
     check_page_size,
     check_permission_update,
@@ -255,8 +256,11 @@ class RunsCore:
         request_id = response.request_id
         runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
         next_cursor = body.get("next_cursor")
-        if next_cursor is not None and not isinstance(next_cursor, str):
-            raise malformed("run list", "next_cursor is not a string", response)
+        try:  # what is followed must be what a saved cursor may be, to resume from it later
+            check_cursor(next_cursor)
+        except (TypeError, ValueError):
+            why = "next_cursor is not a cursor (1 to 4096 printable ASCII characters)"
+            raise malformed("run list", why, response) from None
         return Page(
             items=runs, size=page_size, next_cursor=next_cursor, request_id=response.request_id
         )
@@ -276,6 +280,9 @@ class RunsCore:
             options=self._options,
             not_found=RunNotFoundError,
             item_id=_reject_index if item_cls is RejectedRow else None,  # type: ignore[arg-type]
+            # Served whole once a run has ended (results) or from its start (input): a total
+            # that changes while they are read is a service not to be believed.
+            fixed_total=what in ("results", "input"),
         )
 
     def follow_logs(

@@ -225,7 +225,14 @@ async def test_an_honest_numbered_listing_comes_whole_once_and_in_order_even_whi
 ) -> None:
     listing = LISTINGS[name]
     scripted.respond = NumberedServer(listing, total, None, 0, appended=appended)
-    rows = [listing.read(row) for row in await listing.walk(scripted_lume, size).collect()]
+    walk = listing.walk(scripted_lume, size)
+    if name == "results" and appended and total > size:
+        # Only an ended run serves its results (409 before): they cannot grow, and a total that
+        # does is not believed (followed, a total growing at every page would never end).
+        with pytest.raises(ResponseValidationError, match="the total grew"):
+            await walk.collect()
+        return
+    rows = [listing.read(row) for row in await walk.collect()]
     # Rows appended once page 1 was served are walked too, when there is a page 2 to walk.
     assert rows == list(range(total if total <= size else total + appended))
 
