@@ -61,11 +61,10 @@ def _digest(cursor: str) -> bytes:
     return hashlib.blake2b(cursor.encode(), digest_size=16).digest()
 
 
-def untrustworthy(page: Page[Any], why: str) -> ResponseValidationError:
-    """The error for a listing page that cannot be believed (``why``), naming its request."""
-    rid = page.request_id
-    suffix = f" (request_id={rid})" if rid else ""
-    return ResponseValidationError(f"untrustworthy listing: {why}{suffix}", request_id=rid)
+def untrustworthy(request_id: str | None, why: str) -> ResponseValidationError:
+    """The error for a listing's answer that cannot be believed (``why``), naming its request."""
+    suffix = f" (request_id={request_id})" if request_id else ""
+    return ResponseValidationError(f"untrustworthy listing: {why}{suffix}", request_id=request_id)
 
 
 def expected_pages(total: int, size: int) -> int:
@@ -78,29 +77,35 @@ def check_numbered_page(page: Page[Any], asked: int, size: int) -> int:
     Returns how many pages its ``total`` makes.
     """
     if page.page != asked:
-        raise untrustworthy(page, f"asked for page {asked}, got page {page.page}")
+        raise untrustworthy(page.request_id, f"asked for page {asked}, got page {page.page}")
     if page.size != size:
-        raise untrustworthy(page, f"asked for pages of {size} items, got size {page.size}")
+        raise untrustworthy(
+            page.request_id, f"asked for pages of {size} items, got size {page.size}"
+        )
     total = page.total
     if total is None or total < 0:
-        raise untrustworthy(page, f"page {asked} has no total item count (total={total!r})")
+        raise untrustworthy(
+            page.request_id, f"page {asked} has no total item count (total={total!r})"
+        )
     count = len(page.items)
     if count > size:
-        raise untrustworthy(page, f"page {asked} holds {count} items, more than its size {size}")
+        raise untrustworthy(
+            page.request_id, f"page {asked} holds {count} items, more than its size {size}"
+        )
     pages = expected_pages(total, size)
     if page.pages is None:
         if total > size:
             raise untrustworthy(
-                page, f"no page count although total {total} is more than size {size}"
+                page.request_id, f"no page count although total {total} is more than size {size}"
             )
     elif page.pages != pages and not (total == 0 and page.pages == 1):
         raise untrustworthy(
-            page, f"pages={page.pages} disagrees with total {total} and size {size}"
+            page.request_id, f"pages={page.pages} disagrees with total {total} and size {size}"
         )
     expected = max(0, min(size, total - (asked - 1) * size))
     if count != expected:
         raise untrustworthy(
-            page,
+            page.request_id,
             f"page {asked} holds {count} items where total {total} and size {size} make {expected}",
         )
     return pages
@@ -163,12 +168,12 @@ class ListingChecks(Generic[T]):
         elif total < self._first_total:
             # Rows were removed: every later row moved up, and some would be skipped.
             raise untrustworthy(
-                page, f"the total fell from {self._first_total} to {total} while paging"
+                page.request_id, f"the total fell from {self._first_total} to {total} while paging"
             )
         elif total != self._first_total and self._fixed_total:
             # A listing that cannot grow, growing: followed, it might never end.
             raise untrustworthy(
-                page,
+                page.request_id,
                 f"the total grew from {self._first_total} to {total} while paging rows that"
                 " cannot change",
             )
@@ -179,15 +184,17 @@ class ListingChecks(Generic[T]):
         """The next page of a cursor listing, in order."""
         if len(page.items) > self._size:
             raise untrustworthy(
-                page, f"a page holds {len(page.items)} items, more than {self._size}"
+                page.request_id, f"a page holds {len(page.items)} items, more than {self._size}"
             )
         next_cursor = page.next_cursor
         if next_cursor is not None:
             if not page.items:
-                raise untrustworthy(page, "a page without items points to a next page")
+                raise untrustworthy(page.request_id, "a page without items points to a next page")
             key = _digest(next_cursor)
             if key in self._cursors:
-                raise untrustworthy(page, "next_cursor repeats a cursor already followed")
+                raise untrustworthy(
+                    page.request_id, "next_cursor repeats a cursor already followed"
+                )
             self._cursors.add(key)
         self._check_items(page)
 
@@ -199,7 +206,7 @@ class ListingChecks(Generic[T]):
             if item_id is not None:
                 key = item_id(item)
                 if key in self._ids:
-                    raise untrustworthy(page, f"item {key!r} was already listed")
+                    raise untrustworthy(page.request_id, f"item {key!r} was already listed")
                 self._ids.add(key)
             if ordered_by is not None:
                 self._check_order(page, ordered_by(item))
@@ -213,4 +220,6 @@ class ListingChecks(Generic[T]):
             self._descending = key < last
         elif key > last if self._descending else key < last:
             direction = "descending" if self._descending else "ascending"
-            raise untrustworthy(page, f"items out of {direction} order ({key} after {last})")
+            raise untrustworthy(
+                page.request_id, f"items out of {direction} order ({key} after {last})"
+            )

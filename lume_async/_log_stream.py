@@ -54,7 +54,7 @@ async def follow(
             ):
                 # Where the next entry is to be read from is lost: it could be skipped.
                 why = "entries already followed were removed or rewritten while following the log"
-                raise untrustworthy(page, why)
+                raise untrustworthy(page.request_id, why)
             fresh = page.items[offset:]
             if fresh:
                 seen += len(fresh)

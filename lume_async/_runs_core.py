@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _converter
 from ._batch_get import batch_get_answer, malformed
 from ._exceptions import InvalidRequestError, RunNotFoundError
+from ._listing_checks import untrustworthy
 from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._status import behind
@@ -254,7 +255,11 @@ class RunsCore:
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise malformed("run list", "expected {items, next_cursor}", response)
         request_id = response.request_id
-        runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in body["items"])
+        items = body["items"]
+        if len(items) > page_size:  # refused before each of them costs a decode
+            why = f"a page holds {len(items)} items, more than {page_size}"
+            raise untrustworthy(request_id, why)
+        runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in items)
         next_cursor = body.get("next_cursor")
         try:  # what is followed must be what a saved cursor may be, to resume from it later
             check_cursor(next_cursor)

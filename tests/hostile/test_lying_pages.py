@@ -20,6 +20,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+import lume_async
 import lume_sync
 from lume_async import (
     AsyncLume,
@@ -400,6 +401,28 @@ async def test_a_run_page_with_far_more_runs_than_asked_is_refused_within_bounds
     finally:
         tracemalloc.stop()
     assert peak < 26 * limit, f"peak {peak:,} for an answer of {limit:,} bytes"
+
+
+@pytest.mark.timeout(30)
+async def test_a_run_page_with_more_runs_than_asked_is_refused_before_any_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[object] = []
+    decode = lume_async._converter.run_from_obj
+
+    def counting(item: Any, **kwargs: Any) -> Any:
+        decoded.append(item)
+        return decode(item, **kwargs)
+
+    monkeypatch.setattr(lume_async._converter, "run_from_obj", counting)
+    service = Service()
+    service.runs = lambda _r: orjson.dumps({"items": [run(n) for n in range(11)]})
+    async with client_of(service) as lume:
+        with pytest.raises(ResponseValidationError, match="holds 11 items, more than 10"):
+            await lume.runs.list(page_size=10).collect()
+        assert decoded == []
+        service.runs = lambda _r: orjson.dumps({"items": [run(100 - n) for n in range(10)]})
+        assert len(await lume.runs.list(page_size=10).collect()) == len(decoded) == 10
 
 
 # -- numbered listings: results, rejects, logs -----------------------------------------------
