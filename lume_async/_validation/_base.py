@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 __all__ = [
+    "as_float",
     "bad_value",
     "check_bool",
     "check_callable",
@@ -81,6 +82,14 @@ def check_nonempty_str(value: object, name: str) -> str:
     return value
 
 
+def as_float(value: int | float, name: str) -> float:
+    """A number as a float: an int too large for one is refused (ValueError), not overflowed."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise bad_value(name, "a number of seconds a float can hold", value) from None
+
+
 def check_seconds(
     value: object, name: str, *, allow_none: bool = True, allow_zero: bool = True
 ) -> float | None:
@@ -90,7 +99,7 @@ def check_seconds(
     if isinstance(value, bool) or not isinstance(value, int | float):
         none = " or None" if allow_none else ""
         raise wrong_type(name, f"a number of seconds{none}", value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(as_float(value, name)) or value < 0 or (value == 0 and not allow_zero):
         requirement = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise bad_value(name, requirement, value)
     return value
@@ -102,7 +111,7 @@ def check_timeout(value: object, name: str = "timeout") -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise wrong_type(name, "a number of seconds or None", value)
-    if math.isnan(value) or value < 0:
+    if math.isnan(as_float(value, name)) or value < 0:
         raise bad_value(name, ">= 0 seconds", value)
 
 
@@ -110,7 +119,7 @@ def check_interval(value: object, name: str = "poll_interval") -> None:
     """A pause between polls: a positive, finite number of seconds."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise wrong_type(name, "a number of seconds", value)
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(as_float(value, name)) or value <= 0:
         raise bad_value(name, "a positive, finite number of seconds", value)
 
 

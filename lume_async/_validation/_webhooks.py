@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import math
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ._base import bad_value, check_id, check_int, check_seconds, check_str_list, wrong_type
+from ._base import (
+    as_float,
+    bad_value,
+    check_id,
+    check_int,
+    check_seconds,
+    check_str_list,
+    describe,
+    wrong_type,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -110,7 +120,7 @@ def check_now(now: object, name: str = "now") -> float | None:
         return None
     if isinstance(now, bool) or not isinstance(now, int | float):
         raise wrong_type(name, "Unix seconds (a number) or None", now)
-    if not math.isfinite(now):
+    if not math.isfinite(as_float(now, name)):
         raise bad_value(name, "a finite number of Unix seconds", now)
     return float(now)
 
@@ -141,7 +151,7 @@ def check_sign_timestamp(timestamp: object) -> int:
     """A signing time in whole Unix seconds."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         raise wrong_type("timestamp", "Unix seconds (an int) or None", timestamp)
-    if not math.isfinite(timestamp) or timestamp < 0:
+    if not math.isfinite(as_float(timestamp, "timestamp")) or timestamp < 0:
         raise bad_value("timestamp", "a finite number of Unix seconds >= 0", timestamp)
     return int(timestamp)
 
@@ -157,6 +167,15 @@ def check_replay_key(key: object) -> str:
 def check_listener(callback: object) -> None:
     if not callable(callback):
         raise wrong_type("callback", "a callable taking a WebhookEvent", callback)
+    if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+        type(callback).__call__
+    ):
+        # Called and never awaited, it would lose every event (already recorded as delivered).
+        raise TypeError(
+            "callback must be a plain function (it is called on the receiver's loop and never"
+            " awaited); to run a coroutine per event, start a task from a plain function,"
+            f" not {describe(callback)}"
+        )
 
 
 def check_ttl(ttl: object, name: str = "ttl") -> float:

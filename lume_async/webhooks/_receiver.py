@@ -39,24 +39,36 @@ class WebhookEventStream:
     """
 
     def __init__(self, receiver: WebhookReceiver, *, max_queue: int = 1000) -> None:
-        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(maxsize=check_max_queue(max_queue))
+        self._queue: asyncio.Queue[WebhookEvent | None] = asyncio.Queue(
+            maxsize=check_max_queue(max_queue)
+        )
         self._unsubscribe = receiver.add_listener(self._push)
+        self._closed = False
 
-    def _push(self, event: WebhookEvent) -> None:
+    def _push(self, event: WebhookEvent | None) -> None:
         if self._queue.full():
             dropped = self._queue.get_nowait()
-            logger.warning("webhook event stream is full; dropped event %s", dropped.id)
+            if dropped is not None:
+                logger.warning("webhook event stream is full; dropped event %s", dropped.id)
         self._queue.put_nowait(event)
 
     def __aiter__(self) -> WebhookEventStream:
         return self
 
     async def __anext__(self) -> WebhookEvent:
-        return await self._queue.get()
+        # Closed: the events queued before still come, then the iteration ends (None marks it).
+        event = None if self._closed and self._queue.empty() else await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
 
     async def aclose(self) -> None:
-        """Stop receiving events."""
+        """Stop receiving events; an ``async for`` over the stream ends once it has the events
+        received before."""
         self._unsubscribe()
+        if not self._closed:
+            self._closed = True
+            self._push(None)  # wakes an iteration waiting for the next event
 
     async def __aenter__(self) -> WebhookEventStream:
         return self

@@ -40,7 +40,7 @@ class ReplayGuard:
         with self._lock:
             self._purge(now)
             expires = self._expiry.get(key)
-            if expires is not None and expires > now:
+            if expires is not None and expires >= now:  # at its expiry, still fresh: a replay
                 return False
             self._expiry[key] = max(now + self._ttl, until if until is not None else now)
             self._expiry.move_to_end(key)
@@ -49,18 +49,19 @@ class ReplayGuard:
             return True
 
     def _purge(self, now: float) -> None:
-        # Entries are kept in insertion order, which is expiry order while ``now`` moves forward;
-        # an out-of-order ``now`` only delays purging, never accepts a replay (see check above).
+        # Entries are kept in insertion order, which is expiry order while ``now`` moves forward.
+        # The guard trusts the clock it is given to move forward: one stepped back by more than
+        # the tolerance makes fresh again an event forgotten here, and its replay is accepted.
         while self._expiry:
             key, expires = next(iter(self._expiry.items()))
-            if expires > now:
+            if expires >= now:
                 break
             del self._expiry[key]
 
     def __contains__(self, key: object) -> bool:
         with self._lock:
             expires = self._expiry.get(key) if isinstance(key, str) else None
-            return expires is not None and expires > time.time()
+            return expires is not None and expires >= time.time()
 
     def __len__(self) -> int:
         with self._lock:

@@ -226,6 +226,8 @@ def accept(
     """
     signed_at = _check_signature(body, headers, keys, tolerance, now)
     event = _parse_event(body)
+    if not event.id:
+        raise MalformedEventError("malformed webhook body: the event id is empty")
     created = event.created_at.timestamp()
     if signed_at is None:
         _check_fresh(created, now, tolerance, "the event's created_at")
