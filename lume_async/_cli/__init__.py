@@ -46,6 +46,10 @@ class _Main(LumeGroup):
         **extra: Any,
     ) -> NoReturn:
         argv = list(sys.argv[1:] if args is None else args)
+        for stream in (sys.stdout, sys.stderr):  # a character the terminal cannot show is
+            reconfigure = getattr(stream, "reconfigure", None)  # spelled out, not fatal
+            if reconfigure is not None:
+                reconfigure(errors="backslashreplace")
         settings = Settings()
         failure: BaseException
         try:

@@ -52,6 +52,8 @@ class LumeCommand(click.Command):
         try:
             return super().invoke(ctx)
         except (ValueError, TypeError) as exc:
+            if isinstance(exc, UnicodeEncodeError):  # the terminal's encoding, not the arguments
+                raise
             names: dict[str, str] = {}
             for context in reversed(_lineage(ctx)):  # the command's own names win
                 command = context.command

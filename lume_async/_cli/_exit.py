@@ -122,7 +122,7 @@ def report(exc: BaseException, *, as_json: bool) -> None:
 def exit_status_of(exc: BaseException) -> int:
     if isinstance(exc, click.ClickException):
         return exc.exit_code
-    if isinstance(exc, ValueError | TypeError):
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, UnicodeEncodeError):
         return ExitStatus.USAGE
     return ExitStatus.ERROR
 
@@ -141,6 +141,19 @@ def interrupted(runs: Iterable[AsyncRun], *, hint: str | None = None) -> Command
     if hint is not None:
         message += f"; {hint}"
     return CommandError(message, status=ExitStatus.INTERRUPTED, kind="interrupted", details=details)
+
+
+def timed_out(exc: BaseException, runs: Iterable[AsyncRun]) -> CommandError:
+    """A wait that timed out: the runs not yet finished go on at the service; name them, and
+    say how to stop them, as for Ctrl-C."""
+    going = [run.id for run in runs if not run.is_terminal]
+    details: dict[str, Any] = {"running": going}
+    message = str(exc)
+    if going:
+        command = "lume runs cancel " + " ".join(going)
+        details["cancel_command"] = command
+        message += f"; still running at the service: {' '.join(going)}. To stop: {command}"
+    return CommandError(message, kind=type(exc).__name__, details=details)
 
 
 def runs_outcome(runs: Iterable[AsyncRun], *, fail_on_partial: bool) -> CommandError | None:

@@ -115,9 +115,9 @@ def show_run(settings: Settings, run: AsyncRun) -> None:
         by = (
             f" (created by {run.created_by})" if run.created_by not in (None, run.run_owner) else ""
         )
-        grid.add_row("owner", f"{run.run_owner}{by}")
-    grid.add_row("monitors", _names(run.monitoring_by, run.monitoring_groups))
-    grid.add_row("managers", _names(run.managing_by, run.managing_groups))
+        grid.add_row("owner", plain(f"{run.run_owner}{by}"))
+    grid.add_row("monitors", plain(_names(run.monitoring_by, run.monitoring_groups)))
+    grid.add_row("managers", plain(_names(run.managing_by, run.managing_groups)))
     meta = run.metadata
     if meta and meta.results and meta.results.input_rows is not None:
         r = meta.results

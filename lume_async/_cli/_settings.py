@@ -11,8 +11,9 @@ import click
 from .._client import AsyncLume
 from .._config import ENV_API_KEY
 from .._event_loop import run
+from .._exceptions import RunTimeoutError
 from .._run import AsyncRun
-from ._exit import CommandError, interrupted
+from ._exit import CommandError, interrupted, timed_out
 
 __all__ = ["Settings", "fail", "json_flag"]
 
@@ -70,6 +71,8 @@ class Settings:
             return run(go())
         except KeyboardInterrupt:
             raise interrupted(self.going, hint=self.on_interrupt) from None
+        except RunTimeoutError as exc:
+            raise timed_out(exc, self.going) from exc
 
 
 def fail(message: str) -> NoReturn:

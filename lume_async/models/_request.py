@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +12,7 @@ import attrs
 import orjson
 
 from .._validation import (
+    check_idempotency_key,
     check_idempotency_namespace,
     check_principal,
     check_principal_list,
@@ -143,6 +145,8 @@ class RunRequest:
         )
         if self.run_owner is not None:
             check_principal(self.run_owner, "run_owner")
+        if self.run_metadata is not None:  # a snapshot: what was checked is what is sent
+            object.__setattr__(self, "run_metadata", copy.deepcopy(self.run_metadata))
         if rows is not None:
             object.__setattr__(self, "source_data", tuple(rows))
             object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))
@@ -154,7 +158,10 @@ class RunRequest:
 
     def with_idempotency_key(self, key: str) -> RunRequest:
         """The same request, created with ``key`` (1-255 printable ASCII, no spaces)."""
-        return attrs.evolve(self, idempotency_key=key)
+        check_idempotency_key(key)
+        keyed = copy.copy(self)  # the rows as they were encoded when checked, not as they are now
+        object.__setattr__(keyed, "_given_key", key)
+        return keyed
 
     def with_namespace(self, namespace: str) -> RunRequest:
         """The same request keyed by ``namespace``: what ``idempotency_namespace=`` sends.
@@ -174,12 +181,15 @@ class RunRequest:
             raise wrong_type("idempotency_namespace", "a str", namespace)
         if self._given_key is not None:
             return self
-        body = orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS)
+        body = orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS)  # what is sent
         digest = hashlib.sha256(_DERIVATION + body).hexdigest()
         return self.with_idempotency_key(f"{namespace}:{digest}")
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header)."""
+        """The JSON body of ``POST /v1/runs`` (the idempotency key travels as a header); inline
+        rows as they were when the request was made (and checked)."""
+        if self._wire is not None:
+            return dict(orjson.loads(self._wire))
         body = self._head()
         if self.source_path is None:
             body["source_data"] = list(self.source_data or ())
