@@ -67,6 +67,10 @@ def untrustworthy(request_id: str | None, why: str) -> ResponseValidationError:
     return ResponseValidationError(f"untrustworthy listing: {why}{suffix}", request_id=request_id)
 
 
+def _lying(page: Page[Any], why: str) -> ResponseValidationError:
+    return untrustworthy(page.request_id, why)
+
+
 def expected_pages(total: int, size: int) -> int:
     return math.ceil(total / size)
 
@@ -77,35 +81,25 @@ def check_numbered_page(page: Page[Any], asked: int, size: int) -> int:
     Returns how many pages its ``total`` makes.
     """
     if page.page != asked:
-        raise untrustworthy(page.request_id, f"asked for page {asked}, got page {page.page}")
+        raise _lying(page, f"asked for page {asked}, got page {page.page}")
     if page.size != size:
-        raise untrustworthy(
-            page.request_id, f"asked for pages of {size} items, got size {page.size}"
-        )
+        raise _lying(page, f"asked for pages of {size} items, got size {page.size}")
     total = page.total
     if total is None or total < 0:
-        raise untrustworthy(
-            page.request_id, f"page {asked} has no total item count (total={total!r})"
-        )
+        raise _lying(page, f"page {asked} has no total item count (total={total!r})")
     count = len(page.items)
     if count > size:
-        raise untrustworthy(
-            page.request_id, f"page {asked} holds {count} items, more than its size {size}"
-        )
+        raise _lying(page, f"page {asked} holds {count} items, more than its size {size}")
     pages = expected_pages(total, size)
     if page.pages is None:
         if total > size:
-            raise untrustworthy(
-                page.request_id, f"no page count although total {total} is more than size {size}"
-            )
+            raise _lying(page, f"no page count although total {total} is more than size {size}")
     elif page.pages != pages and not (total == 0 and page.pages == 1):
-        raise untrustworthy(
-            page.request_id, f"pages={page.pages} disagrees with total {total} and size {size}"
-        )
+        raise _lying(page, f"pages={page.pages} disagrees with total {total} and size {size}")
     expected = max(0, min(size, total - (asked - 1) * size))
     if count != expected:
-        raise untrustworthy(
-            page.request_id,
+        raise _lying(
+            page,
             f"page {asked} holds {count} items where total {total} and size {size} make {expected}",
         )
     return pages
@@ -167,13 +161,11 @@ class ListingChecks(Generic[T]):
             self._first_total = total
         elif total < self._first_total:
             # Rows were removed: every later row moved up, and some would be skipped.
-            raise untrustworthy(
-                page.request_id, f"the total fell from {self._first_total} to {total} while paging"
-            )
+            raise _lying(page, f"the total fell from {self._first_total} to {total} while paging")
         elif total != self._first_total and self._fixed_total:
             # A listing that cannot grow, growing: followed, it might never end.
-            raise untrustworthy(
-                page.request_id,
+            raise _lying(
+                page,
                 f"the total grew from {self._first_total} to {total} while paging rows that"
                 " cannot change",
             )
@@ -183,18 +175,14 @@ class ListingChecks(Generic[T]):
     def cursor(self, page: Page[T]) -> None:
         """The next page of a cursor listing, in order."""
         if len(page.items) > self._size:
-            raise untrustworthy(
-                page.request_id, f"a page holds {len(page.items)} items, more than {self._size}"
-            )
+            raise _lying(page, f"a page holds {len(page.items)} items, more than {self._size}")
         next_cursor = page.next_cursor
         if next_cursor is not None:
             if not page.items:
-                raise untrustworthy(page.request_id, "a page without items points to a next page")
+                raise _lying(page, "a page without items points to a next page")
             key = _digest(next_cursor)
             if key in self._cursors:
-                raise untrustworthy(
-                    page.request_id, "next_cursor repeats a cursor already followed"
-                )
+                raise _lying(page, "next_cursor repeats a cursor already followed")
             self._cursors.add(key)
         self._check_items(page)
 
@@ -206,7 +194,7 @@ class ListingChecks(Generic[T]):
             if item_id is not None:
                 key = item_id(item)
                 if key in self._ids:
-                    raise untrustworthy(page.request_id, f"item {key!r} was already listed")
+                    raise _lying(page, f"item {key!r} was already listed")
                 self._ids.add(key)
             if ordered_by is not None:
                 self._check_order(page, ordered_by(item))
@@ -220,6 +208,4 @@ class ListingChecks(Generic[T]):
             self._descending = key < last
         elif key > last if self._descending else key < last:
             direction = "descending" if self._descending else "ascending"
-            raise untrustworthy(
-                page.request_id, f"items out of {direction} order ({key} after {last})"
-            )
+            raise _lying(page, f"items out of {direction} order ({key} after {last})")

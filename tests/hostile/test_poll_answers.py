@@ -403,6 +403,29 @@ async def test_an_answer_that_comes_after_its_waiter_left_harms_no_other_wait() 
 # -- a handle ended by its own call while a wait on it polls --------------------------------------
 
 
+def waiting(
+    lume: AsyncLume,
+    handle: AsyncRun,
+    waiter: str,
+    clock: VirtualClock,
+    errors: list[BaseException | None],
+    ended_at: list[float],
+) -> Callable[[], Any]:
+    """A task that waits on ``handle`` with ``waiter`` (polling once a minute), then records
+    how the wait ended and when."""
+    waits: dict[str, Callable[[], Any]] = {
+        "wait": lambda: handle.wait(timeout=600, poll_interval=60),
+        "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=60),  # no timeout
+        "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=60)),
+    }
+
+    async def wait() -> None:
+        errors.append(await outcome(waits[waiter]))
+        ended_at.append(clock.monotonic())
+
+    return wait
+
+
 ENDS = ["cancel", "refresh"]
 
 
@@ -417,17 +440,9 @@ async def test_a_handle_ended_by_its_own_call_ends_the_wait_on_it(how: str, wait
         # Polls at 0 and at 54-60 s (a tenth of jitter): the run ends between the two, at 20.
         duration = 1_000_000 if how == "cancel" else 20
         handle = await lume.run(FLOW, f"synthetic://{how}-{waiter}?rows=3&duration={duration}")
-        waits: dict[str, Callable[[], Any]] = {
-            "wait": lambda: handle.wait(timeout=600, poll_interval=60),
-            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=60),  # no timeout
-            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=60)),
-        }
         errors: list[BaseException | None] = []
         ended_at: list[float] = []
-
-        async def wait() -> None:
-            errors.append(await outcome(waits[waiter]))
-            ended_at.append(clock.monotonic())
+        wait = waiting(lume, handle, waiter, clock, errors, ended_at)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait)
@@ -451,17 +466,9 @@ async def test_a_handle_whose_followed_logs_reach_the_end_ends_the_wait_on_it(wa
         AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume,
     ):
         handle = await lume.run(FLOW, f"synthetic://logs-{waiter}?rows=3&duration=20")
-        waits: dict[str, Callable[[], Any]] = {
-            "wait": lambda: handle.wait(timeout=600, poll_interval=60),
-            "wait_all": lambda: lume.runs.wait_all([handle], poll_interval=60),  # no timeout
-            "as_completed": lambda: first(lume.runs.as_completed([handle], poll_interval=60)),
-        }
         errors: list[BaseException | None] = []
         ended_at: list[float] = []
-
-        async def wait() -> None:
-            errors.append(await outcome(waits[waiter]))
-            ended_at.append(clock.monotonic())
+        wait = waiting(lume, handle, waiter, clock, errors, ended_at)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait)

@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,18 +34,6 @@ def synthetic(name: str, rows: int = 20, duration: float = 1.0, **extra: object)
         [f"rows={rows}", f"duration={duration}", *(f"{k}={v}" for k, v in extra.items())]
     )
     return f"synthetic://{name}?{query}"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(time_scale=50) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def lume(emu: Emulator) -> Iterator[Lume]:
-    with Lume(api_key=emu.api_key, base_url=emu.url) as client:
-        yield client
 
 
 def acquired_connections(lume: Lume) -> int:

@@ -37,18 +37,6 @@ def synthetic(name: str, rows: int = 5, duration: float = 0.2) -> str:
     return f"synthetic://{name}?rows={rows}&duration={duration}"
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(time_scale=50) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def lume(emu: Emulator) -> Iterator[Lume]:
-    with Lume(api_key=emu.api_key, base_url=emu.url) as client:
-        yield client
-
-
 def in_use(lume: Lume) -> int:
     session = lume._async._core.transport.session
     assert isinstance(session, Connections)

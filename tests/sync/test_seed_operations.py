@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def source(rows: int = 20, duration: float = 1.0, **extra: object) -> str:
     query = "&".join(f"{k}={v}" for k, v in {"rows": rows, "duration": duration, **extra}.items())
     return f"synthetic://sync-{uuid.uuid4().hex}?{query}"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(time_scale=50) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def lume(emu: Emulator) -> Iterator[Lume]:
-    with Lume(api_key=emu.api_key, base_url=emu.url) as client:
-        yield client
 
 
 def test_exports_write_files_and_report_progress_on_the_callers_thread(
