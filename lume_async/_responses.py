@@ -162,6 +162,11 @@ def retry_after(headers: CIMultiDictProxy[str], now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+#: The longest delta-seconds a Retry-After is read as: a longer one (too large even for a float)
+#: means "not for a long while", never "no hint" (RFC 9111 caps delta-seconds likewise).
+_LONGEST_RETRY_AFTER: Final = float(2**31)
+
+
 def _seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -169,7 +174,9 @@ def _seconds(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), _LONGEST_RETRY_AFTER)
 
 
 # --- errors ---------------------------------------------------------------------------------------

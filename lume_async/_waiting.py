@@ -250,8 +250,7 @@ class Waiting:
 
     def _idle(self) -> None:
         """The last waiter is gone: the sweeper ends now, not at its next sweep. A waiter that
-        left (cancelled, timed out) takes the request in flight with it: nobody reads the answer.
-        """
+        left (cancelled, timed out) takes the request in flight with it: nobody reads it."""
         self._interval = math.inf
         task = self._task
         if task is not None and not task.done() and task is not _current_task():
@@ -337,11 +336,12 @@ class Waiting:
                 start = clock.monotonic()
                 changed = await self._sweep(watches.run_ids())
             except (ServerError, RateLimitError, APIConnectionError) as exc:
-                # The transport already retried: back off, never sooner than the server asked.
+                # The transport already retried: back off as long as the server asks, up to
+                # the longest pause between sweeps (a hint of a day must stall no one).
                 cap = max(watches.fastest(self._max_interval), self._max_interval)
                 self._interval = min(self._interval * _GROWTH, cap)
                 hint = exc.retry_after if isinstance(exc, ServerError | RateLimitError) else None
-                pause = max(self._interval, hint or 0.0)
+                pause = max(self._interval, min(hint or 0.0, cap))
                 logger.warning("status sweep failed, next in %.2f s: %s", pause, exc)
                 hold = next_full = clock.monotonic() + pause
                 continue

@@ -118,12 +118,13 @@ class Watches:
         by_id: dict[str, Any] = {}
         for target in targets:
             run_id = cell_of(target).data.id
-            known = by_id.setdefault(run_id, target)
-            if known is not target:  # named again
-                if known.__class__ is _Several:
-                    known.append(target)
-                else:
-                    by_id[run_id] = _Several((known, target))
+            known = by_id.get(run_id, _NONE)
+            if known is _NONE:
+                by_id[run_id] = target
+            elif known.__class__ is _Several:  # named again: once per naming, the same target too
+                known.append(target)
+            else:
+                by_id[run_id] = _Several((known, target))
         watch = Watch(by_id, cell_of, interval, on_done, on_error)
         self._live.add(watch)
         self._intervals[interval] = self._intervals.get(interval, 0) + 1

@@ -236,10 +236,10 @@ class Run(_wrap.Twin[AsyncRun]):
                     label=label,
                     tags=tags,
                     run_owner=run_owner,
-                    monitoring_by=monitoring_by,
-                    monitoring_groups=monitoring_groups,
-                    managing_by=managing_by,
-                    managing_groups=managing_groups,
+                    monitoring_by=_wrap.unwrap_each(monitoring_by),
+                    monitoring_groups=_wrap.unwrap_each(monitoring_groups),
+                    managing_by=_wrap.unwrap_each(managing_by),
+                    managing_groups=_wrap.unwrap_each(managing_groups),
                 )
             )
         )

@@ -97,14 +97,14 @@ class Runs(_wrap.Twin[AsyncRuns]):
                     run_metadata=run_metadata,
                     force_rerun=force_rerun,
                     label=label,
-                    tags=tags,
+                    tags=_wrap.unwrap_each(tags),
                     idempotency_key=idempotency_key,
                     idempotency_namespace=idempotency_namespace,
                     run_owner=run_owner,
-                    monitoring_by=monitoring_by,
-                    monitoring_groups=monitoring_groups,
-                    managing_by=managing_by,
-                    managing_groups=managing_groups,
+                    monitoring_by=_wrap.unwrap_each(monitoring_by),
+                    monitoring_groups=_wrap.unwrap_each(monitoring_groups),
+                    managing_by=_wrap.unwrap_each(managing_by),
+                    managing_groups=_wrap.unwrap_each(managing_groups),
                 )
             ),
         )
@@ -146,12 +146,12 @@ class Runs(_wrap.Twin[AsyncRuns]):
                 lambda: self._async.update(
                     run_id,
                     label=label,
-                    tags=tags,
+                    tags=_wrap.unwrap_each(tags),
                     run_owner=run_owner,
-                    monitoring_by=monitoring_by,
-                    monitoring_groups=monitoring_groups,
-                    managing_by=managing_by,
-                    managing_groups=managing_groups,
+                    monitoring_by=_wrap.unwrap_each(monitoring_by),
+                    monitoring_groups=_wrap.unwrap_each(monitoring_groups),
+                    managing_by=_wrap.unwrap_each(managing_by),
+                    managing_groups=_wrap.unwrap_each(managing_groups),
                 )
             ),
         )
@@ -201,9 +201,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
                 self._async.list,
                 flow_version=flow_version,
                 source_path=source_path,
-                status=status,
+                status=_wrap.unwrap_each(status),
                 label=label,
-                tags=tags,
+                tags=_wrap.unwrap_each(tags),
                 created_after=created_after,
                 created_before=created_before,
                 order_by=order_by,
@@ -308,7 +308,7 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 lambda: self._async.create_many(
-                    requests,
+                    _wrap.unwrap_each(requests),
                     concurrency=concurrency,
                     on_progress=_callbacks.on_caller(on_progress),
                     idempotency_namespace=idempotency_namespace,
@@ -339,7 +339,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 lambda: self._async.get_many(
-                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                    _wrap.unwrap_each(run_ids),
+                    concurrency=concurrency,
+                    on_progress=_callbacks.on_caller(on_progress),
                 )
             ),
         )
@@ -373,7 +375,9 @@ class Runs(_wrap.Twin[AsyncRuns]):
             Run,
             self._bridge.run(
                 lambda: self._async.cancel_many(
-                    run_ids, concurrency=concurrency, on_progress=_callbacks.on_caller(on_progress)
+                    _wrap.unwrap_each(run_ids),
+                    concurrency=concurrency,
+                    on_progress=_callbacks.on_caller(on_progress),
                 )
             ),
         )

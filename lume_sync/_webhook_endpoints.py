@@ -43,7 +43,9 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
             ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
                 malformed (before any request).
         """
-        return self._bridge.run(lambda: self._async.create(url, events=events, secret=secret))
+        return self._bridge.run(
+            lambda: self._async.create(url, events=_wrap.unwrap_each(events), secret=secret)
+        )
 
     def list(self, *, page_size: int = 100) -> Paginator[WebhookEndpoint]:
         """Every webhook endpoint of this API key."""

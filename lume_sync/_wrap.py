@@ -204,7 +204,7 @@ def each(bridge: Bridge, wrap: Wrap[A, S], items: Iterable[A]) -> list[S]:
     return [wrap(bridge, item) for item in items]
 
 
-def unwrap_each(items: Iterable[Any]) -> Iterable[Any]:
+def unwrap_each(items: Any) -> Any:
     """The async objects of the twins in ``items``, for a call that takes several handles.
 
     Anything else is passed on as it is, so that lume_async's own checks name the argument and

@@ -64,6 +64,9 @@ ARGUMENTS = {
     "RowsWritten | None": "_callbacks.on_caller({e})",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
 }
+#: Any other iterable is read on the caller's thread, before the hand-off, never on the loop's:
+#: it may call lume_sync itself (a listing fed to ``get_many``) or use the caller's thread-locals.
+LAZY = re.compile(r"(^|\| )Iterable\[")
 #: Annotations that must match a rule: those naming an async class or carrying a callback.
 NEEDS_RULE = {
     "return": r"\bAsync[A-Z]|\bRetryPolicy\b",
@@ -178,6 +181,8 @@ class Twin:
         text, found = self.shape(arg.annotation) if arg.annotation else ("", None)
         if text in ARGUMENTS:
             return ARGUMENTS[text].format(e=arg.arg)
+        if LAZY.search(text):
+            return ARGUMENTS["Iterable[X]"].format(e=arg.arg)
         if found is not None or re.search(NEEDS_RULE["argument"], text):
             raise self.fail(member, f"no rule for the argument annotation {text}")
         return arg.arg

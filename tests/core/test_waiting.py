@@ -375,12 +375,25 @@ async def test_a_newcomer_is_looked_at_within_its_own_poll_interval(
 async def test_retry_after_holds_the_next_sweep_back(fake: FakeService) -> None:
     cell = fake.cell(1)
     fake.errors.append(
-        RateLimitError("slow down", status_code=429, code="rate_limited", retry_after=0.3)
+        RateLimitError("slow down", status_code=429, code="rate_limited", retry_after=0.15)
     )
     fake.status[cell.data.id] = "SUCCEEDED"
     await fake.wait(cell, timeout=3, poll_interval=0.01)
     assert len(fake.times) == 2
-    assert 0.3 <= fake.times[1] - fake.times[0] < 0.31  # not sooner than asked, nor much later
+    assert 0.15 <= fake.times[1] - fake.times[0] < 0.16  # not sooner than asked, nor much later
+
+
+async def test_a_retry_after_over_the_longest_pause_holds_the_next_sweep_back_that_long(
+    fake: FakeService,
+) -> None:
+    cell = fake.cell(1)
+    fake.errors.append(
+        RateLimitError("slow down", status_code=429, code="rate_limited", retry_after=86400)
+    )
+    fake.status[cell.data.id] = "SUCCEEDED"
+    await fake.wait(cell, timeout=3, poll_interval=0.01)
+    assert len(fake.times) == 2
+    assert 0.2 <= fake.times[1] - fake.times[0] < 0.21  # max_interval, not a day
 
 
 async def test_waiting_ends_its_sweeper_when_nobody_waits(
