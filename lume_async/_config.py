@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -36,6 +37,17 @@ DEFAULT_BASE_URL = "https://api.lume.ai"
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 ENV_API_KEY = "LUME_API_KEY"
 ENV_BASE_URL = "LUME_BASE_URL"
+
+
+@contextlib.contextmanager
+def _naming(variable: str | None) -> Iterator[None]:
+    """Prefix a ValueError about a setting read from ``variable`` with the variable's name."""
+    try:
+        yield
+    except ValueError as exc:
+        if variable is None:
+            raise
+        raise ValueError(f"${variable}: {exc}") from None
 
 
 @attrs.frozen
@@ -167,14 +179,21 @@ class ClientConfig:
         trust_env: bool = True,
         default_headers: Mapping[str, str] | None = None,
     ) -> ClientConfig:
-        key = check_api_key(
-            api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
-        )
+        with _naming(ENV_API_KEY if api_key is None else None):
+            key = check_api_key(
+                api_key if api_key is not None else os.environ.get(ENV_API_KEY), env=ENV_API_KEY
+            )
         check_optional_str(base_url, "base_url")
-        url = check_base_url(
-            base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
-            allow_insecure_http=allow_insecure_http,
-        )
+        if base_url == "":
+            raise ValueError(
+                f"base_url must not be empty; pass None to use ${ENV_BASE_URL} or "
+                f"{DEFAULT_BASE_URL}"
+            )
+        with _naming(ENV_BASE_URL if base_url is None and os.environ.get(ENV_BASE_URL) else None):
+            url = check_base_url(
+                base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+                allow_insecure_http=allow_insecure_http,
+            )
         check_retry_choice(max_retries, retry, RetryPolicy)
         policy = retry or RetryPolicy(max_retries=3 if max_retries is None else max_retries)
         check_bool(trust_env, "trust_env")

@@ -70,6 +70,11 @@ def lume_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     from lume_async.testing import Emulator
 
     marker = request.node.get_closest_marker("lume_emulator")
+    if marker is not None and marker.args:
+        raise TypeError(
+            "the lume_emulator marker takes keyword arguments only (time_scale=..., seed=...), "
+            f"got {len(marker.args)} positional"
+        )
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     with Emulator(**kwargs) as emulator:
         yield emulator

@@ -18,6 +18,8 @@ __all__ = [
     "redact_url",
 ]
 
+# Control characters a header field value may not hold (RFC 9110 allows HTAB, nothing else).
+_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 token characters: what a header name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the client sets itself: the key (either way the service reads it), and per request.
@@ -69,7 +71,7 @@ def check_proxy_route(*, base_url: str, proxy: str | None, allow_insecure_http: 
     Over https the proxy only relays an encrypted tunnel (CONNECT); over http it reads every
     request, key included, so the same rule holds for it as for ``base_url``.
     """
-    if proxy is None or allow_insecure_http or not base_url.startswith("http://"):
+    if proxy is None or allow_insecure_http or urlsplit(base_url).scheme != "http":
         return
     host = urlsplit(proxy).hostname or ""
     if not is_loopback(host):
@@ -113,7 +115,10 @@ def check_default_headers(value: object) -> tuple[tuple[str, str], ...]:
         seen.add(lower)
         if not isinstance(text, str):
             raise wrong_type(f"default_headers[{name!r}]", "a str", text)
-        if any(c in text for c in "\r\n\x00"):
-            raise ValueError(f"default_headers[{name!r}] must be one line, without NUL")
+        if _FIELD_CONTROL.search(text):
+            raise ValueError(
+                f"default_headers[{name!r}] must be one line without control characters "
+                "(a tab is allowed)"
+            )
         headers.append((name, text))
     return tuple(headers)

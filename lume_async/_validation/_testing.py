@@ -77,6 +77,8 @@ def check_fault_kinds(value: object) -> tuple[str, ...]:
     unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
     if unknown or not kinds:
         raise bad_value("kinds", f"a non-empty list of some of {FAULT_KINDS}", value)
+    if isinstance(value, set | frozenset):  # no order of its own: the same one in every process
+        kinds.sort(key=FAULT_KINDS.index)
     return tuple(kinds)
 
 

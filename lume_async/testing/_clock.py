@@ -98,7 +98,7 @@ class VirtualClock:
 
     @autojump.setter
     def autojump(self, value: bool) -> None:
-        self._autojump = bool(value)
+        self._autojump = check_bool(value, "autojump")
         if self._autojump:
             with self._lock:
                 loops = {sleeper.loop for _, _, sleeper in self._heap}
@@ -135,7 +135,10 @@ class VirtualClock:
         """Move time forward by ``seconds`` and end every sleep that falls due, in order."""
         step = check_seconds(seconds, "seconds", allow_none=False) or 0.0
         with self._lock:
-            self._move_to(self._now + step)
+            target = self._now + step
+            if not math.isfinite(self._epoch + target):
+                raise bad_value("seconds", "a step that keeps the clock's time finite", seconds)
+            self._move_to(target)
 
     # -- moving time -------------------------------------------------------------------------------
     def _drop_finished(self) -> None:

@@ -26,6 +26,13 @@ async def _json(request: web.Request) -> Any:
         raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
 
 
+def _refuse_extra(body: Any, allowed: set[str]) -> None:
+    """A 422 naming the first key of ``body`` that is not ``allowed`` (a misspelt setting)."""
+    unknown = sorted(set(body) - allowed) if isinstance(body, dict) else []
+    if unknown:
+        raise validation_error(["body", unknown[0]], "Extra inputs are not permitted", "extra")
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SERVICE].reset()
     return json_response(200, {"ok": True})
@@ -51,6 +58,7 @@ async def stats(request: web.Request) -> web.Response:
 async def advance(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     body = await _json(request)
+    _refuse_extra(body, {"seconds"})
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if (
         not isinstance(seconds, int | float)
@@ -69,14 +77,19 @@ async def config(request: web.Request) -> web.Response:
     body = await _json(request)
     if not isinstance(body, dict):
         raise validation_error(["body"], "a JSON object is required", "type_error")
+    _refuse_extra(body, {"rate_limit", "rate_burst"})
     if "rate_limit" in body:
         rate = body["rate_limit"]
-        if rate is not None and (not isinstance(rate, int | float) or rate <= 0):
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+        ):
             raise validation_error(["body", "rate_limit"], "must be > 0 or null", "config")
         svc.rate_limit = float(rate) if rate else None
     if "rate_burst" in body:
         burst = body["rate_burst"]
-        if burst is not None and (not isinstance(burst, int) or burst < 1):
+        if burst is not None and (
+            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
+        ):
             raise validation_error(["body", "rate_burst"], "must be an integer >= 1", "config")
         svc.rate_burst = burst
     return json_response(200, {"rate_limit": svc.rate_limit, "rate_burst": svc.rate_burst})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import ipaddress
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -107,8 +109,13 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The base URL to give a client, ``http://127.0.0.1:<port>`` (set once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """The base URL to give a client, ``http://127.0.0.1:<port>`` (set once started); an
+        emulator bound to every interface (``0.0.0.0``, ``::``) is reached on loopback."""
+        host = self.host
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_unspecified:  # bound to every interface
+                host = "::1" if ":" in host else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def __repr__(self) -> str:
@@ -119,6 +126,8 @@ class Emulator:
     async def _astart(self) -> None:
         if self._runner is not None:
             raise RuntimeError("this Emulator is already running")
+        if self.app.frozen:  # served before, perhaps on another loop: serve a fresh app
+            self.app = create_app(service=self._service)
         runner = JsonErrorRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -153,17 +162,19 @@ class Emulator:
         await self._astop()
 
     def __enter__(self) -> Emulator:
+        if self._runner is not None or self._thread is not None:
+            raise RuntimeError("this Emulator is already running")
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._serve_in_thread, args=(ready, failure), name="lume-emulator", daemon=True
         )
-        self._thread.start()
+        thread.start()
         ready.wait()
         if failure:
-            self._thread.join()
-            self._thread = None
+            thread.join()
             raise failure[0]
+        self._thread = thread
         return self
 
     def __exit__(

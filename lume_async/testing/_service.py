@@ -105,6 +105,11 @@ class Service:
         return key
 
     def add_tenant(self, api_key: str | None = None) -> str:
+        if api_key is not None and api_key in self.keys:
+            raise ValueError(
+                "api_key is already in use by this emulator; pass another key, or None to "
+                "have one made"
+            )
         return self._add_key(api_key or new_api_key())
 
     def add_principal(
