@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook, Connection
 
@@ -27,8 +27,9 @@ def client_arguments(conn: Connection) -> dict[str, Any]:
     if host:
         base_url = host if "://" in host else f"https://{host}"
         base_url = base_url.rstrip("/")
-        if conn.port and urlsplit(base_url).port is None:
-            base_url = f"{base_url}:{conn.port}"
+        parts = urlsplit(base_url)
+        if conn.port and parts.port is None:
+            base_url = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{conn.port}"))
     return {"api_key": conn.password or None, "base_url": base_url}
 
 

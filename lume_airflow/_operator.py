@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import lume_sync
-from lume_async import InvalidRequestError, RunRequest, RunTimeoutError
+from lume_async import InvalidRequestError, NotFoundError, RunRequest, RunTimeoutError
 
 from ._hook import LumeHook
 from ._outcome import FAILED, check_outcome, event_of
@@ -128,16 +128,21 @@ class LumeRunOperator(BaseOperator):
                 ``fail_on_partial``), or the wait timed out.
             LumeError: The service could not be reached, or failed, once retries were spent.
         """
-        request = self.request()
+        try:
+            request = self.request()
+        except (TypeError, ValueError) as exc:
+            # The request itself is malformed: every try would build the same one.
+            raise AirflowFailException(f"Bad Lume request: {exc}") from exc
         ti = context["ti"]
         with self.hook.get_client() as lume:
             try:
                 run = self._start(lume, request, ti)
-            except InvalidRequestError as exc:
+            except (InvalidRequestError, NotFoundError) as exc:
                 # The service refused the request itself (a repeat of a run that already
                 # succeeded, a bad field): another try would be refused the same way.
                 raise AirflowFailException(f"Lume refused the run: {exc}") from exc
-            self.lume_run_id = run.id
+            # A run found in flight (``reused``) was started by someone else: never cancel it.
+            self.lume_run_id = None if run.reused else run.id
             ti.xcom_push(key="run_id", value=run.id)
             self.log.info(
                 "Lume run %s is %s%s",
@@ -154,7 +159,7 @@ class LumeRunOperator(BaseOperator):
                         self.lume_conn_id,
                         self.poll_interval,
                         self.timeout,
-                        cancel_on_kill=True,
+                        cancel_on_kill=not run.reused,
                     ),
                     method_name="execute_complete",
                 )

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from ._hook import LumeHook
 from ._outcome import check_outcome, event_of
@@ -79,9 +80,19 @@ class LumeRunSensor(BaseSensorOperator):
         self.log.info("Lume run %s is %s", run.id, run.status.value)
         if not run.is_terminal:
             return False
-        summary = check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
+        try:
+            summary = check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
+        except AirflowException as exc:
+            raise AirflowFailException(str(exc)) from exc  # the run has ended: final
         return PokeReturnValue(is_done=True, xcom_value=summary)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the XCom summary, or the task fails with the run's errors."""
-        return check_outcome(event, fail_on_partial=self.fail_on_partial)
+        if event.get("timed_out"):
+            raise AirflowSensorTimeout(f"Lume run {event.get('run_id')}: {event.get('message')}")
+        try:
+            return check_outcome(event, fail_on_partial=self.fail_on_partial)
+        except AirflowException as exc:
+            if event.get("message"):
+                raise  # the wait ended early (a refused key, a vanished run): a retry may help
+            raise AirflowFailException(str(exc)) from exc

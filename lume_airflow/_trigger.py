@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from lume_async import AsyncRun, LumeError, RunTimeoutError
+from lume_async import (
+    APIConnectionError,
+    AsyncRun,
+    LumeError,
+    RateLimitError,
+    RunTimeoutError,
+    ServerError,
+)
 
 from ._outcome import event_of
-from ._shared import shared_client
+from ._shared import SharedClient, shared_client
 from ._validation import (
     check_bool,
     check_conn_id,
@@ -81,12 +89,12 @@ class LumeRunTrigger(BaseTrigger):
         """Wait for the run through the shared client; the event payload."""
         try:
             async with shared_client(self.lume_conn_id) as shared:
-                run = await shared.get(self.run_id)
+                run = await self._first_look(shared)
                 try:
                     if not run.is_terminal:
                         await run.wait(timeout=self._remaining(), poll_interval=self.poll_interval)
                 except RunTimeoutError:
-                    return event_of(run, message=self._timed_out(run))
+                    return {**event_of(run, message=self._timed_out(run)), "timed_out": True}
                 except LumeError as exc:
                     return event_of(run, message=f"{type(exc).__name__}: {exc}")
         except LumeError as exc:  # no key, a refused key, a run that does not exist
@@ -101,15 +109,30 @@ class LumeRunTrigger(BaseTrigger):
             run = await shared.client.runs.cancel(self.run_id)
         self.log.info("Cancelled Lume run %s: it is now %s", run.id, run.status.value)
 
+    async def _first_look(self, shared: SharedClient) -> AsyncRun:
+        """The run, asked for again while the service is unreachable or failing (as the wait
+        itself does), until the deadline."""
+        pause = self.poll_interval
+        while True:
+            try:
+                return await shared.get(self.run_id)
+            except (ServerError, RateLimitError, APIConnectionError) as exc:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= pause:
+                    raise
+                self.log.warning("Lume run %s: %s; asking again in %.1f s", self.run_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+
     def _remaining(self) -> float | None:
         if self.deadline is None:
             return None
         return max(0.0, self.deadline - time.time())
 
     def _timed_out(self, run: AsyncRun) -> str:
+        limit = "deadline" if self.timeout is None else f"timeout of {self.timeout:g} s"
         return (
-            f"still {run.status.value} after the trigger's timeout of {self.timeout:g} s; "
-            "the run goes on at the service"
+            f"still {run.status.value} after the trigger's {limit}; the run goes on at the service"
         )
 
     def _failed_wait(self, exc: LumeError) -> dict[str, Any]:

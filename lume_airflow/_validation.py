@@ -7,7 +7,7 @@ import re
 
 __all__ = ["check_bool", "check_conn_id", "check_poll_interval", "check_run_id", "check_timeout"]
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+_RUN_ID = re.compile(r"run_[A-Za-z0-9]{1,60}")  # as lume_async reads them
 
 
 def check_conn_id(conn_id: object) -> str:
