@@ -13,6 +13,7 @@ hooks only when that fails, to build the error message.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -145,12 +146,31 @@ converter: Final = _make_converter()
 # --- public-to-the-package API --------------------------------------------------------------------
 
 
+# Every digit as b"1", anything else as b"0": a run of 19 digits is then found by ``find``, at a
+# fifth of the parse's cost (a regular expression costs twice the parse).
+_DIGITS: Final = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_NUMBER: Final = b"1" * 19
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON, or raise ``ResponseValidationError`` saying where it broke."""
+    """Parse JSON, or raise ``ResponseValidationError`` saying where it broke.
+
+    orjson reads an integer past 64 bits as a float, without a word: where the text holds a run
+    of 19 digits (such a number, or a long string of digits), it is parsed again by the json
+    module, which keeps every integer exact.
+    """
     try:
-        return orjson.loads(data)
+        obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ResponseValidationError(f"response is not valid JSON: {exc}") from exc
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_NUMBER in bytes(raw).translate(_DIGITS):
+        return json.loads(bytes(raw), parse_constant=_refuse_constant)
+    return obj
 
 
 def dumps(obj: Any) -> bytes:

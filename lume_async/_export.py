@@ -9,9 +9,12 @@ a run) as its JSON object.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
+import inspect
 import io
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -63,7 +66,9 @@ async def _write(
 
     ``trailer()`` is what to write after the last page (a CSV header no row has written yet).
     """
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    # NAME_MAX is 255: leave room for the dot, the random part and the suffix.
+    prefix = f".{target.name[:200]}."
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
     done = False
     written = 0
     file: IO[bytes] = os.fdopen(fd, "wb")
@@ -74,14 +79,19 @@ async def _write(
                 await anyio.to_thread.run_sync(file.write, encode(rows))
                 written += len(rows)
             if on_progress is not None:
-                on_progress(written)
+                pending: object = on_progress(written)
+                if inspect.isawaitable(pending):  # lume_sync's: run on its caller's thread
+                    await pending
         await anyio.to_thread.run_sync(_finish, file, trailer(), temp, target)
         done = True
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
+        # The file first: in a cancelled scope, an await may raise again before the rest runs.
         if not done:
             file.close()
-            os.unlink(temp)
+            with contextlib.suppress(FileNotFoundError):  # renamed as the call was cancelled
+                os.unlink(temp)
+        with anyio.CancelScope(shield=True):
+            await pages.aclose()  # type: ignore[attr-defined]
     return written
 
 
@@ -114,7 +124,7 @@ async def write_jsonl(
         raise
 
     def encode(rows: list[dict[str, Any]]) -> bytes:
-        return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+        return b"".join(_dumps(row) + b"\n" for row in rows)
 
     return await _write(pages, target, encode, on_progress)
 
@@ -122,8 +132,9 @@ async def write_jsonl(
 class _CsvEncoder:
     """Rows to CSV lines under one header, fixed by ``columns`` or by the first rows seen."""
 
-    def __init__(self, columns: list[str] | None) -> None:
+    def __init__(self, columns: list[str] | None, fields: list[str] | None = None) -> None:
         self.columns = columns
+        self.fields = fields  # the items' own keys, known for models: an empty listing's header
         self.header_written = False
 
     def __call__(self, rows: list[dict[str, Any]]) -> bytes:
@@ -131,7 +142,7 @@ class _CsvEncoder:
             self.columns = list(dict.fromkeys(key for row in rows for key in row))
         known = set(self.columns)
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = _RowWriter(out)
         if not self.header_written:
             writer.writerow(self.columns)
             self.header_written = True
@@ -147,16 +158,39 @@ class _CsvEncoder:
 
     def header_only(self) -> bytes:
         """The header, if no row wrote it and the columns are known (an empty listing)."""
+        if self.columns is None:
+            self.columns = self.fields
         if self.header_written or self.columns is None:
             return b""
         return self([])
+
+
+class _RowWriter:
+    """CSV lines ending in ``\\n``; a row with a bare ``\\r`` in a cell is quoted whole (the
+    csv module quotes only the characters of its own line terminator)."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._plain = csv.writer(out, lineterminator="\n")
+        self._quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, cells: list[Any]) -> None:
+        carriage = any(isinstance(cell, str) and "\r" in cell for cell in cells)
+        (self._quoted if carriage else self._plain).writerow(cells)
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON; an integer past 64 bits (which orjson refuses) written exactly."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
+        return _dumps(value).decode()
     return value
 
 
@@ -165,6 +199,7 @@ async def write_csv(
     path: str | os.PathLike[str],
     columns: Sequence[str] | None,
     on_progress: RowsWritten | None,
+    fields: list[str] | None = None,
 ) -> int:
     """Every item of ``pages`` to ``path`` as CSV under a header; how many rows were written."""
     try:
@@ -174,7 +209,7 @@ async def write_csv(
     except BaseException:
         await pages.aclose()  # type: ignore[attr-defined]
         raise
-    encoder = _CsvEncoder(names)
+    encoder = _CsvEncoder(names, fields)
     return await _write(pages, target, encoder, on_progress, encoder.header_only)
 
 
@@ -187,10 +222,28 @@ def _optional(module: str, extra: str, what: str) -> Any:
         ) from exc
 
 
-def dataframe_builder() -> Callable[[Iterable[Any]], Any]:
+def dataframe_builder(fields: list[str] | None = None) -> Callable[[Iterable[Any]], Any]:
     """What turns items into a ``pandas.DataFrame``; ImportError naming the extra without pandas."""
     pandas = _optional("pandas", "pandas", "to_pandas()")
-    return lambda items: pandas.DataFrame([as_row(item) for item in items])
+
+    def build(items: Iterable[Any]) -> Any:
+        rows = [as_row(item) for item in items]
+        frame = pandas.DataFrame(rows, columns=fields if not rows and fields else None)
+        for name in frame.columns:
+            if frame[name].dtype.kind not in "fO":
+                continue
+            # Integers with gaps read as float64, which rounds them past 2**53: nullable Int64
+            # instead, or Python ints (object) past the range of int64.
+            values = [row.get(name) for row in rows]
+            ints = [v for v in values if v is not None]
+            if len(ints) < len(values) and ints and all(type(v) is int for v in ints):
+                if all(-(2**63) <= v < 2**63 for v in ints):
+                    frame[name] = pandas.array(values, dtype="Int64")
+                else:
+                    frame[name] = pandas.Series(values, dtype=object)
+        return frame
+
+    return build
 
 
 def table_builder() -> Callable[[Iterable[Any]], Any]:
@@ -204,7 +257,7 @@ def table_builder() -> Callable[[Iterable[Any]], Any]:
     def column(values: list[Any]) -> Any:
         try:
             return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             text = [None if v is None else orjson.dumps(v).decode() for v in values]
             return pa.array(text, type=pa.string())
 

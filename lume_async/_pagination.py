@@ -70,7 +70,11 @@ class AsyncPaginator(Generic[T]):
         descending: bool | None = False,
         resumed_from: str | None = None,
         fixed_total: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> None:
+        # ``fields``: the keys of every item's row, where the items are models (the header of
+        # an empty CSV export, the columns of an empty DataFrame).
+        self._fields = list(fields) if fields is not None else None
         # ``item_id`` names an item, so that one listed twice is caught; ``ordered_by`` is the
         # key a cursor listing is sorted on (``descending`` or not), so one going back is caught;
         # ``resumed_from`` is the saved cursor a cursor listing starts from; ``fixed_total``: a
@@ -167,7 +171,7 @@ class AsyncPaginator(Generic[T]):
             LumeError: A page request failed; no file is left at ``path``.
             OSError: The file could not be written.
         """
-        return await write_csv(self.pages(), path, columns, on_progress)
+        return await write_csv(self.pages(), path, columns, on_progress, self._fields)
 
     async def to_pandas(self) -> pandas.DataFrame:
         """Every item as a ``pandas.DataFrame``, one row each (needs ``lume-sdk[pandas]``).
@@ -176,7 +180,7 @@ class AsyncPaginator(Generic[T]):
             ImportError: pandas is not installed (before any request).
             LumeError: A page request failed.
         """
-        build = dataframe_builder()  # no request is sent when pandas is missing
+        build = dataframe_builder(self._fields)  # no request is sent when pandas is missing
         return build(await self.collect())
 
     async def to_arrow(self) -> pyarrow.Table:
@@ -277,6 +281,11 @@ def numbered_listing(
             transport, path, route, item_cls, page, page_size, options=options, not_found=not_found
         )
 
+    fields = [f.name for f in attrs.fields(item_cls)] if attrs.has(item_cls) else None
     return AsyncPaginator(
-        fetch_page=fetch, page_size=page_size, item_id=item_id, fixed_total=fixed_total
+        fetch_page=fetch,
+        page_size=page_size,
+        item_id=item_id,
+        fixed_total=fixed_total,
+        fields=fields,
     )

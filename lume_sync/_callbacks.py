@@ -4,11 +4,15 @@ lume_async calls ``on_progress`` and ``RetryPolicy.on_retry`` on the loop runnin
 which for lume_sync is its private loop thread. The generated twins wrap them in ``OnCaller``, which
 hands each call to the thread blocked in the lume_sync call (see ``_call.hand_to_caller``): that
 thread runs them while it waits, in order, before the call returns, so thread-local state, progress
-bars and lume_sync calls work in them. The loop does not wait for them meanwhile.
+bars and lume_sync calls work in them. The loop does not wait for them meanwhile, except where the
+code reporting progress must hear how the call went before it goes on: an export, which renames
+its file into place after its last page only if its ``on_progress`` returned (``awaited``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -40,17 +44,40 @@ class OnCaller:
     ``on_error`` is given: then ``on_error`` is called while it is handled, and the call goes on.
     """
 
-    __slots__ = ("__wrapped__", "_on_error")
+    __slots__ = ("__wrapped__", "_awaited", "_on_error")
 
     def __init__(
-        self, callback: Callable[..., None], *, on_error: Callable[[], None] | None = None
+        self,
+        callback: Callable[..., None],
+        *,
+        on_error: Callable[[], None] | None = None,
+        awaited: bool = False,
     ) -> None:
         self.__wrapped__ = callback
         self._on_error = on_error
+        self._awaited = awaited
 
-    def __call__(self, *args: Any) -> None:
-        if not hand_to_caller(functools.partial(self._run, *args)):
-            self.__wrapped__(*args)  # no call waits (a task outlived it): lume_async's own rules
+    def __call__(self, *args: Any) -> Any:  # None, or the future of an awaited call
+        """Hand the call to the caller; ``awaited``: a future that is done once it returned.
+
+        If it raises instead, the caller abandons the call, which cancels the code awaiting it.
+        """
+        if not self._awaited:
+            if not hand_to_caller(functools.partial(self._run, *args)):
+                self.__wrapped__(*args)  # no call waits (a task outlived it): lume_async's rules
+            return None
+        loop = asyncio.get_running_loop()
+        returned: asyncio.Future[None] = loop.create_future()
+
+        def run() -> None:
+            self._run(*args)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_settle, returned)
+
+        if not hand_to_caller(run):
+            self.__wrapped__(*args)
+            return None
+        return returned
 
     def _run(self, *args: Any) -> None:
         try:
@@ -64,11 +91,19 @@ class OnCaller:
         return repr(self.__wrapped__)
 
 
-def on_caller(callback: F | None) -> F | None:
-    """``callback`` (an ``on_progress``) run on the caller's thread; its exception ends the call."""
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():  # not cancelled meanwhile with the code awaiting it
+        future.set_result(None)
+
+
+def on_caller(callback: F | None, *, awaited: bool = False) -> F | None:
+    """``callback`` (an ``on_progress``) run on the caller's thread; its exception ends the call.
+
+    ``awaited``: each call returns a future the code reporting progress awaits (an export).
+    """
     if callback is None or isinstance(callback, OnCaller) or not callable(callback):
         return callback  # lume_async refuses a callback that cannot be called
-    return cast(F, OnCaller(callback))
+    return cast(F, OnCaller(callback, awaited=awaited))
 
 
 def retry_on_caller(policy: RetryPolicy | None) -> RetryPolicy | None:

@@ -76,7 +76,9 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
             OSError: The file could not be written.
         """
         return self._bridge.run(
-            lambda: self._async.to_jsonl(path, on_progress=_callbacks.on_caller(on_progress))
+            lambda: self._async.to_jsonl(
+                path, on_progress=_callbacks.on_caller(on_progress, awaited=True)
+            )
         )
 
     def to_csv(
@@ -100,7 +102,7 @@ class Paginator(_wrap.Container[AsyncPaginator[Any], T]):
         """
         return self._bridge.run(
             lambda: self._async.to_csv(
-                path, columns=columns, on_progress=_callbacks.on_caller(on_progress)
+                path, columns=columns, on_progress=_callbacks.on_caller(on_progress, awaited=True)
             )
         )
 

@@ -61,7 +61,7 @@ RETURNS = {
 ARGUMENTS = {
     "Iterable[X]": "_wrap.unwrap_each({e})",
     "ProgressCallback | None": "_callbacks.on_caller({e})",
-    "RowsWritten | None": "_callbacks.on_caller({e})",
+    "RowsWritten | None": "_callbacks.on_caller({e}, awaited=True)",
     "RetryPolicy | None": "_callbacks.retry_on_caller({e})",
 }
 #: Any other iterable is read on the caller's thread, before the hand-off, never on the loop's:

@@ -54,7 +54,7 @@ class RowSink:
         else:
             final = Path(path)
             fd, self._tmp = tempfile.mkstemp(
-                prefix=f".{final.name}.", suffix=".part", dir=final.parent
+                prefix=f".{final.name[:200]}.", suffix=".part", dir=final.parent
             )
             self._out = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._final = final
@@ -97,6 +97,12 @@ class RowSink:
         self._out.flush()
         if self._final is not None and self._tmp is not None:
             self._out.close()
+            # mkstemp's file is private (0600): take the replaced file's mode, or 0644.
+            try:
+                mode = self._final.stat().st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
+            os.chmod(self._tmp, mode)
             os.replace(self._tmp, self._final)
             self._tmp = None
 
