@@ -156,17 +156,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def loads(data: bytes | bytearray | memoryview | str) -> Any:
+def loads(data: bytes | bytearray | memoryview | str, *, exact: bool = False) -> Any:
     """Parse JSON, or raise ``ResponseValidationError`` saying where it broke.
 
-    orjson reads an integer past 64 bits as a float, without a word: where the text holds a run
-    of 19 digits (such a number, or a long string of digits), it is parsed again by the json
-    module, which keeps every integer exact.
+    orjson reads an integer past 64 bits as a float, without a word. ``exact`` (for pages of
+    rows, the users' own data): where the text holds a run of 19 digits (such a number, or a
+    long string of digits), it is parsed again by the json module, which keeps every integer.
     """
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ResponseValidationError(f"response is not valid JSON: {exc}") from exc
+    if not exact:
+        return obj
     raw = data.encode() if isinstance(data, str) else data
     if _LONG_NUMBER in bytes(raw).translate(_DIGITS):
         return json.loads(bytes(raw), parse_constant=_refuse_constant)
@@ -414,7 +416,7 @@ _page_types: dict[Any, Any] = {}
 
 def decode_page(data: bytes | bytearray | memoryview | str, item_cls: type[T]) -> Page[T]:
     """Parse a page envelope ``{items, page, size, total, pages}`` of ``item_cls`` items."""
-    obj = loads(data)
+    obj = loads(data, exact=True)  # rows: integers past 64 bits kept exact
     if obj.__class__ is dict:
         obj.pop("request_id", None)  # the answer's header says it, not its body
     page_type = _page_types.get(item_cls)
