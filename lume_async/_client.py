@@ -13,10 +13,10 @@ import attrs
 from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
-from ._exceptions import RunTimeoutError
+from ._exceptions import LumeError, RunTimeoutError
 from ._flows import AsyncFlows
 from ._network import tls_context
-from ._run import AsyncRun, failure
+from ._run import AsyncRun, failure_with_rejects
 from ._runs import AsyncRuns
 from ._timers import run_within
 from ._transport import RequestOptions
@@ -289,11 +289,16 @@ class AsyncLume:
             started.append(run)
             await run.wait(timeout=None, poll_interval=poll_interval)
             if run.status.is_failure:
-                results = run.metadata.results if run.metadata is not None else None
-                kept = results is not None and bool(results.rejected_rows)
-                raise failure(run, await run.rejects().collect() if kept else None)
-            rows = await run.results().collect()
-            rejects = await run.rejects().collect()
+                raise await failure_with_rejects(run)
+            try:
+                rows = await run.results().collect()
+                rejects = await run.rejects().collect()
+            except LumeError as exc:
+                exc.add_note(
+                    f"run {run.id} ended {run.status.value}; its rows can be read again with "
+                    f"runs.get({run.id!r}) then .results() and .rejects()"
+                )
+                raise
             return ProcessResult(run=run, rows=rows, rejects=rejects)
 
         finished, result = await run_within(self._core.clock, timeout, work)

@@ -74,6 +74,16 @@ class LumeError(Exception):
             args = (cut(args[0]),)
         super().__init__(*args)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and copied as its args and attributes, rebuilt without ``__init__``: the
+        # subclasses' keyword-only arguments (status_code, run...) are not in ``args``.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[LumeError], args: tuple[Any, ...]) -> LumeError:
+    """An error of ``cls`` with ``args``, its attributes to be restored by unpickling or copy."""
+    return cls.__new__(cls, *args)
+
 
 class APIError(LumeError):
     """The service answered with an error status."""

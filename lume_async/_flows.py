@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _converter
 from ._pagination import AsyncPaginator, numbered_listing
 from ._validation import check_flow_name
 from .models import Flow
@@ -49,7 +48,7 @@ class AsyncFlows:
             retryable=True,
             options=self._options,
         )
-        return _converter.structure(response.json(), Flow, what="flow")
+        return response.structure(Flow, what="flow")
 
 
 def _flow_name(flow: Flow) -> str:

@@ -14,7 +14,7 @@ import email.utils
 import itertools
 import math
 import re
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import attrs
@@ -53,6 +53,8 @@ real error says what it has to in far less; the rest is dropped with the connect
 MAX_ERROR_BODY: Final = 64 * 1024
 """The largest error body (as JSON) an ``APIError.body`` keeps; a larger one is shortened."""
 
+T = TypeVar("T")
+
 _MAX_STRING: Final = 2000
 _OBJECT_START: Final = re.compile(rb"[ \t\r\n]*\{")
 _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
@@ -81,6 +83,15 @@ class Response:
             return _converter.loads(self.body)
         except ResponseValidationError as exc:
             raise ResponseValidationError(str(exc), request_id=self.request_id) from exc
+
+    def structure(self, cls: type[T], *, what: str) -> T:
+        """The answer's JSON as ``cls``; a ResponseValidationError names this answer's request."""
+        try:
+            return _converter.structure(self.json(), cls, what=what)
+        except ResponseValidationError as exc:
+            if exc.request_id is None:
+                exc.request_id = self.request_id
+            raise
 
 
 # --- reading --------------------------------------------------------------------------------------

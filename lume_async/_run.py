@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import RunFailedError
+from ._exceptions import LumeError, ResponseValidationError, RunFailedError
 from ._runs_core import RunCell
 from ._validation import check_bool, check_interval, check_page, check_page_size, check_timeout
 from .models import (
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._pagination import AsyncPaginator
     from ._runs_core import RunsCore
 
-__all__ = ["AsyncRun", "cell_of", "failure"]
+__all__ = ["AsyncRun", "cell_of", "failure", "failure_with_rejects"]
 
 
 class AsyncRun:
@@ -338,16 +338,47 @@ def failure(run: AsyncRun, rejects: list[RejectedRow] | None = None) -> RunFaile
     message = f"run {run.id} ended {run.status.value}"
     if run.error is not None:
         message += f": {run.error.code}: {run.error.message}"
+    try:
+        message += _counts(run, message)
+    except ResponseValidationError as exc:  # the failure matters more than its counts
+        error = RunFailedError(message, run=run, rejects=rejects)
+        error.add_note(f"its metadata could not be read: {exc}")
+        return error
+    return RunFailedError(message, run=run, rejects=rejects)
+
+
+async def failure_with_rejects(run: AsyncRun) -> RunFailedError:
+    """``failure(run)`` with the rejected rows, read when its metadata says it has some; an
+    error reading them (or its metadata) is noted on the failure, never raised instead of it."""
+    try:
+        results = run.metadata.results if run.metadata is not None else None
+    except ResponseValidationError:
+        results = None  # failure() notes why its counts are missing
+    if results is None or not results.rejected_rows:
+        return failure(run)
+    try:
+        rejects = await run.rejects().collect()
+    except LumeError as exc:
+        error = failure(run)
+        error.add_note(f"its rejected rows could not be read: {exc}")
+        error.__cause__ = exc
+        return error
+    return failure(run, rejects)
+
+
+def _counts(run: AsyncRun, message: str) -> str:
+    """What ``failure`` adds to its ``message``: the rows rejected and the top errors."""
+    added = ""
     metadata = run.metadata
     results = metadata.results if metadata is not None else None
     if results is not None and results.rejected_rows:
-        message += f"; {results.rejected_rows} of {results.input_rows} rows rejected"
+        added += f"; {results.rejected_rows} of {results.input_rows} rows rejected"
         validation = metadata.validation if metadata is not None else None
         top = [
             f"{e.error_code} on {e.field} ({e.count})"
             for e in (validation.top_errors if validation is not None else ())
-            if e.error_code is None or e.error_code not in message
+            if e.error_code is None or e.error_code not in message + added
         ]
         if top:
-            message += f"; top errors: {', '.join(top)}"
-    return RunFailedError(message, run=run, rejects=rejects)
+            added += f"; top errors: {', '.join(top)}"
+    return added

@@ -63,10 +63,14 @@ class RunCell:
         """Take a newer answer about the run; True if its status moved.
 
         A late answer never moves a run back: not from a terminal status, nor to an earlier
-        stage (``behind``); such an answer is left out whole.
+        stage (``behind``), nor at the same status to an older ``updated_at`` (an answer
+        overtaken by a later one, e.g. a read sent before an update); such an answer is left
+        out whole.
         """
         current = self._data
         if behind(data.status, current.status):
+            return False
+        if data.status == current.status and data.updated_at < current.updated_at:
             return False
         self._data = data
         return current.status != data.status

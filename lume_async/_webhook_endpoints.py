@@ -61,7 +61,7 @@ class AsyncWebhookEndpoints:
             idempotency_key=new_idempotency_key(),
             options=self._options,
         )
-        return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
+        return response.structure(WebhookEndpoint, what="webhook endpoint")
 
     def list(self, *, page_size: int = 100) -> AsyncPaginator[WebhookEndpoint]:
         """Every webhook endpoint of this API key."""
@@ -89,7 +89,7 @@ class AsyncWebhookEndpoints:
             retryable=True,
             options=self._options,
         )
-        return _converter.structure(response.json(), WebhookEndpoint, what="webhook endpoint")
+        return response.structure(WebhookEndpoint, what="webhook endpoint")
 
     async def delete(self, endpoint_id: str) -> None:
         """Stop sending events to this endpoint.
