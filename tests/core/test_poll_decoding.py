@@ -75,7 +75,11 @@ def test_an_answer_is_decoded_exactly_when_its_status_or_updated_at_differ(
         news = (said.status, said.updated_at) != (held.status, held.updated_at)
         watches.update("run_a", item("run_a", status, updated_at, label=label), decode)
         assert decode.decoded == (["run_a"] if news else [])
-        kept = held if behind(said.status, held.status) else said  # a late answer: left out
+        # A late answer (behind in stage, or older at the same stage) is left out.
+        late = behind(said.status, held.status) or (
+            said.status == held.status and said.updated_at < held.updated_at
+        )
+        kept = held if late else said
         assert (cell.data.status, cell.data.updated_at) == (kept.status, kept.updated_at)
         decode.decoded.clear()
 
