@@ -45,18 +45,6 @@ def rows(name: str) -> list[dict[str, Any]]:
 # --- exactly once, in process, in virtual time ----------------------------------------------------
 
 
-@pytest.fixture
-async def vemu(clock: VirtualClock) -> Any:
-    async with Emulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def vlume(vemu: Emulator, clock: VirtualClock) -> Any:
-    async with AsyncLume(api_key=vemu.api_key, base_url=vemu.url, clock=clock) as client:
-        yield client
-
-
 @pytest.mark.anyio
 @pytest.mark.timeout(30)
 async def test_one_request_object_three_times_in_one_batch_makes_one_run(

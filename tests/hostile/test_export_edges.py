@@ -49,18 +49,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture
-async def vemu(clock: VirtualClock) -> AsyncIterator[Emulator]:
-    async with Emulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def vlume(vemu: Emulator, clock: VirtualClock) -> AsyncIterator[AsyncLume]:
-    async with AsyncLume(api_key=vemu.api_key, base_url=vemu.url, clock=clock) as client:
-        yield client
-
-
 # -- a service answering a run's results from a script -------------------------------------------
 
 Pages = Callable[[int, int], Any]

@@ -8,7 +8,7 @@ so it may itself use lume_sync; a batch cancelled midway and sent again creates 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -29,25 +29,6 @@ from ..core._scripted import RUN_ID, Answer, ScriptedServer, run_json
 FLOW = "customer_cleaner:v1"
 # Real seconds a test may take before it is deemed stuck (everything else is virtual time).
 STUCK = 20
-
-
-@pytest.fixture
-async def vemu(clock: VirtualClock) -> AsyncIterator[Emulator]:
-    """An emulator on the test's loop, on the same virtual clock as ``vlume``."""
-    async with Emulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def vlume(vemu: Emulator, clock: VirtualClock) -> AsyncIterator[AsyncLume]:
-    async with AsyncLume(api_key=vemu.api_key, base_url=vemu.url, clock=clock) as client:
-        yield client
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as server:
-        yield server
 
 
 async def _create(lume: AsyncLume, name: str, duration: float = 10) -> AsyncRun:

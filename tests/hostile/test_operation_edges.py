@@ -33,7 +33,7 @@ from lume_async import (
     RunNotFoundError,
     ServerError,
 )
-from lume_async.testing import Emulator, VirtualClock
+from lume_async.testing import VirtualClock
 
 from ..core._scripted import Answer, ScriptedServer, run_json
 
@@ -44,29 +44,6 @@ FLOW = "customer_cleaner:v1"
 RUN_ID = "run_01HY0000000000000000000000"
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:00:05Z"
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-async def vemu(clock: VirtualClock) -> AsyncIterator[Emulator]:
-    async with Emulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def vlume(vemu: Emulator, clock: VirtualClock) -> AsyncIterator[AsyncLume]:
-    async with AsyncLume(api_key=vemu.api_key, base_url=vemu.url, clock=clock) as client:
-        yield client
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as server:
-        yield server
 
 
 @contextlib.asynccontextmanager
