@@ -3,7 +3,8 @@
 Only loops the SDK owns take it: lume_sync's private loop thread and the ``lume`` command. An
 application running ``lume_async`` keeps whatever loop it chose. ``LUME_LOOP=asyncio`` keeps
 asyncio's own loop even where uvloop is installed (``LUME_LOOP=uvloop`` or unset: uvloop's when
-it is there); it is read each time such a loop is made.
+it is there); it is read each time such a loop is made. ``running_loop`` and ``current_task`` ask
+about whichever loop the calling code runs on (None outside any).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import warnings
 from collections.abc import Coroutine
 from typing import Any, Final, TypeVar
 
-__all__ = ["ENV_LOOP", "new_event_loop", "run", "uses_uvloop"]
+__all__ = ["ENV_LOOP", "current_task", "new_event_loop", "run", "running_loop", "uses_uvloop"]
 
 ENV_LOOP: Final = "LUME_LOOP"
 _CHOICES: Final = ("asyncio", "uvloop")
@@ -72,3 +73,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coro)`` on ``new_event_loop()``."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running the calling code; None outside any (another thread, no loop)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def current_task() -> asyncio.Task[object] | None:
+    """The task running the calling code; None outside any."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

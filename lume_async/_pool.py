@@ -37,6 +37,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._config import ClientConfig
 from ._connections import Connections
+from ._event_loop import running_loop
 from ._exceptions import LumeError
 from ._secrets import MASK
 from ._version import __version__
@@ -214,11 +215,7 @@ class Pool:
         if self._pid != os.getpid():
             self._leave_to_parent(session)
             return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if running_loop() is loop:
             await session.close()
             if hook is not None:
                 await hook.aclose()

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._event_loop import current_task, running_loop
 from ._exceptions import (
     APIConnectionError,
     LumeError,
@@ -92,6 +93,7 @@ class Waiting:
         self._wake: asyncio.Event | None = None
         self._interval = math.inf
         self._restart_at: float | None = None
+        self._failing: BaseException | None = None  # the last sweep's error, until one succeeds
         self._rng = random.Random()
         self.sweeps = 0
         self.requests = 0
@@ -132,7 +134,7 @@ class Waiting:
 
     def _on_loop(self, work: Callable[[_A], object], arg: _A) -> None:  # on the waiters' loop
         loop = self._loop
-        if loop is not None and _running_loop() is not loop:
+        if loop is not None and running_loop() is not loop:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(work, arg)
             return
@@ -163,11 +165,8 @@ class Waiting:
 
         def expired() -> None:
             data = cell.data
-            failed(
-                RunTimeoutError(
-                    f"run {data.id} is still {data.status.value} after {timeout:g} s", run=run
-                )
-            )
+            message = f"run {data.id} is still {data.status.value} after {timeout:g} s"
+            failed(self._noted(RunTimeoutError(message, run=run)))
 
         watch = self._add([run], lambda _: cell, poll_interval, finished, failed)
         timer = self._timers.call_at(self._deadline(timeout), expired)
@@ -212,10 +211,8 @@ class Waiting:
                 item = await ready.get()
                 if item is None:
                     unfinished = next((t for t in targets if not cell_of(t).data.is_terminal), None)
-                    raise RunTimeoutError(
-                        f"{total - done} of {total} runs are not finished after {timeout:g} s",
-                        run=unfinished,
-                    )
+                    message = f"{total - done} of {total} runs are not finished after {timeout:g} s"
+                    raise self._noted(RunTimeoutError(message, run=unfinished))
                 if isinstance(item, BaseException):
                     raise item
                 done += 1
@@ -227,6 +224,12 @@ class Waiting:
             self._timers.cancel(timer)
             if watch is not None:
                 self._watches.remove(watch)
+
+    def _noted(self, error: RunTimeoutError) -> RunTimeoutError:
+        """``error``, saying why the runs were not heard of lately if the last sweep failed."""
+        if self._failing is not None:
+            error.add_note(f"the last status request failed: {self._failing!r}")
+        return error
 
     def _deadline(self, timeout: float | None) -> float:
         return math.inf if timeout is None else self._clock.monotonic() + timeout
@@ -253,7 +256,7 @@ class Waiting:
         left (cancelled, timed out) takes the request in flight with it: nobody reads it."""
         self._interval = math.inf
         task = self._task
-        if task is not None and not task.done() and task is not _current_task():
+        if task is not None and not task.done() and task is not current_task():
             task.cancel()
             self._task = self._wake = None
         else:
@@ -296,10 +299,10 @@ class Waiting:
     async def aclose(self) -> None:
         """Stop sweeping; callers still waiting get a LumeError instead of waiting forever."""
         task, self._task = self._task, None
-        if task is not None and not task.done() and task.get_loop() is _running_loop():
+        if task is not None and not task.done() and task.get_loop() is running_loop():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._loop is _running_loop():
+        if self._loop is running_loop():
             await self._timers.aclose()
             self._watches.fail_all(LumeError("the client was closed while waiting for runs"))
 
@@ -344,12 +347,14 @@ class Waiting:
                 pause = max(self._interval, min(hint or 0.0, cap))
                 logger.warning("status sweep failed, next in %.2f s: %s", pause, exc)
                 hold = next_full = clock.monotonic() + pause
+                self._failing = exc
                 continue
             except Exception as exc:
                 # Not transient (a revoked key, a closed client, an answer that makes no sense):
                 # every waiter hears it; the next waiter starts a fresh sweeper.
                 watches.fail_all(exc)
                 break
+            self._failing = None
             fastest = watches.fastest(self._max_interval)
             if changed:
                 self._interval = fastest
@@ -434,17 +439,3 @@ class Waiting:
             if error is not None:
                 raise error
         return changed
-
-
-def _current_task() -> asyncio.Task[object] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -396,6 +396,22 @@ async def test_a_retry_after_over_the_longest_pause_holds_the_next_sweep_back_th
     assert 0.2 <= fake.times[1] - fake.times[0] < 0.21  # max_interval, not a day
 
 
+@pytest.mark.parametrize("failing", [True, False], ids=["sweeps failing", "sweeps answered"])
+async def test_a_wait_that_times_out_says_when_its_last_status_request_failed(
+    fake: FakeService, failing: bool
+) -> None:
+    cell = fake.cell(1)
+    if failing:  # an outage: every sweep is refused until the deadline
+        fake.errors.extend(
+            RateLimitError("slow down", status_code=429, code="rate_limited") for _ in range(50)
+        )
+    with pytest.raises(RunTimeoutError) as caught:
+        await fake.wait(cell, timeout=1, poll_interval=0.01)
+    notes = getattr(caught.value, "__notes__", [])
+    assert bool(notes) is failing
+    assert all("the last status request failed: RateLimitError" in note for note in notes)
+
+
 async def test_waiting_ends_its_sweeper_when_nobody_waits(
     fake: FakeService, clock: VirtualClock
 ) -> None:
