@@ -14,7 +14,6 @@ import csv
 import importlib
 import inspect
 import io
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -23,7 +22,6 @@ from typing import IO, Any, TypeAlias
 
 import anyio
 import attrs
-import orjson
 
 from . import _converter
 from ._validation import check_callback, check_columns, check_export_path
@@ -124,7 +122,7 @@ async def write_jsonl(
         raise
 
     def encode(rows: list[dict[str, Any]]) -> bytes:
-        return b"".join(_dumps(row) + b"\n" for row in rows)
+        return b"".join(_converter.dumps_exact(row) + b"\n" for row in rows)
 
     return await _write(pages, target, encode, on_progress)
 
@@ -178,19 +176,11 @@ class _RowWriter:
         (self._quoted if carriage else self._plain).writerow(cells)
 
 
-def _dumps(value: Any) -> bytes:
-    """Compact JSON; an integer past 64 bits (which orjson refuses) written exactly."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return _dumps(value).decode()
+        return _converter.dumps_exact(value).decode()
     return value
 
 
@@ -258,7 +248,7 @@ def table_builder() -> Callable[[Iterable[Any]], Any]:
         try:
             return pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            text = [None if v is None else orjson.dumps(v).decode() for v in values]
+            text = [None if v is None else _converter.dumps_exact(v).decode() for v in values]
             return pa.array(text, type=pa.string())
 
     def build(items: Iterable[Any]) -> Any:

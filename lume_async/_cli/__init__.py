@@ -21,7 +21,7 @@ except ModuleNotFoundError as exc:  # the package was installed without the ``cl
 from .._config import ENV_API_KEY, ENV_BASE_URL
 from .._network import ENV_CA_BUNDLE
 from .._version import __version__
-from ._command import LumeGroup
+from ._command import LumeGroup, Number
 from ._demo import demo, emulator
 from ._exit import EXIT_STATUSES, CommandError, ExitStatus, exit_status_of, report
 from ._flows import flows
@@ -82,7 +82,9 @@ _NO_ARGS: type[click.ClickException] = getattr(
 @click.option("--base-url", envvar=ENV_BASE_URL, help=f"Service URL [env {ENV_BASE_URL}].")
 @click.option("--api-key", envvar=ENV_API_KEY, help=f"API key [env {ENV_API_KEY}].")
 @click.option("--json", "json_", is_flag=True, help="Print JSON instead of tables (errors too).")
-@click.option("--timeout", default=60.0, help="Seconds per HTTP request.")
+@click.option(
+    "--timeout", default=60.0, type=Number(min=0, min_open=True), help="Seconds per HTTP request."
+)
 @click.option(
     "--max-retries",
     default=3,

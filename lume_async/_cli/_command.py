@@ -9,14 +9,39 @@ in those words.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ._exit import CommandError, ExitStatus, speak_cli
 
-__all__ = ["LumeCommand", "LumeGroup", "cli_names"]
+__all__ = ["LumeCommand", "LumeGroup", "Number", "cli_names"]
+
+
+class Number(click.FloatRange):
+    """A ``FloatRange`` that refuses ``nan``, and ``inf`` unless ``infinite`` (click's range
+    lets both through: every comparison with ``nan`` is false)."""
+
+    def __init__(
+        self,
+        min: float | None = None,
+        max: float | None = None,
+        *,
+        min_open: bool = False,
+        max_open: bool = False,
+        infinite: bool = False,
+    ) -> None:
+        super().__init__(min, max, min_open=min_open, max_open=max_open)
+        self.infinite = infinite
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number) or (math.isinf(number) and not self.infinite):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def cli_names(command: click.Command, aliases: Mapping[str, str]) -> dict[str, str]:
@@ -58,12 +83,24 @@ class LumeCommand(click.Command):
             for context in reversed(_lineage(ctx)):  # the command's own names win
                 command = context.command
                 names.update(cli_names(command, getattr(command, "sdk_names", {})))
+                names.update(_from_environment(context))
             message = speak_cli(str(exc) or type(exc).__name__, names)
             raise CommandError(
                 f"{message} (see: {ctx.command_path} --help)",
                 status=ExitStatus.USAGE,
                 kind="usage",
             ) from exc
+
+
+def _from_environment(ctx: click.Context) -> dict[str, str]:
+    """Options whose value came from an environment variable, named by it: ``$LUME_API_KEY``."""
+    found: dict[str, str] = {}
+    for param in ctx.command.params:
+        if param.name is None or not isinstance(param.envvar, str):
+            continue
+        if ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+            found[param.name] = f"${param.envvar}"
+    return found
 
 
 def _lineage(ctx: click.Context) -> list[click.Context]:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from .._config import ENV_API_KEY, ENV_BASE_URL
 from .._event_loop import run
+from ._command import Number
 from ._demo_run import DemoProgress, DemoSummary, run_demo
 from ._escape import plain
 from ._output import ORDER, err, out, print_json, status_text
@@ -28,7 +29,13 @@ _ROUTES = {
 
 @click.command()
 @click.option("--runs", "count", default=300, show_default=True, type=click.IntRange(1, 5000))
-@click.option("--time-scale", default=10.0, show_default=True, help="Emulator clock speed-up.")
+@click.option(
+    "--time-scale",
+    default=10.0,
+    show_default=True,
+    type=Number(min=0, min_open=True),
+    help="Emulator clock speed-up.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the run mix and the data.")
 @json_flag
 @click.pass_obj

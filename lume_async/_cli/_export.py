@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-import orjson
-
 from .. import _converter
 
-__all__ = ["FORMATS", "RowSink", "format_for"]
+__all__ = ["FORMATS", "RowSink", "format_for", "json_text"]
 
 FORMATS = ("jsonl", "csv")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -39,6 +38,11 @@ def format_for(path: str, given: str | None) -> str:
     return found
 
 
+def json_text(value: Any, *, indent: bool = False) -> str:
+    """``value`` as JSON text; an integer past 64 bits (read exactly from a page) kept exact."""
+    return _converter.dumps_exact(value, indent=indent).decode()
+
+
 class RowSink:
     """Writes rows (dicts, or models such as rejected rows) to a path, or stdout for ``-``."""
 
@@ -51,13 +55,16 @@ class RowSink:
         self._tmp: str | None = None
         if path == "-":
             self._out: IO[str] = sys.stdout
+        elif _not_a_plain_file(path):  # a pipe, a device (/dev/stdout): written into, as is
+            self._out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         else:
-            final = Path(path)
+            final = Path(os.path.realpath(path))  # through a link: the file it names
             fd, self._tmp = tempfile.mkstemp(
                 prefix=f".{final.name[:200]}.", suffix=".part", dir=final.parent
             )
             self._out = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._final = final
+        self._owned = path != "-"
         self._pending: list[dict[str, Any]] = []
         self._csv: csv.DictWriter[str] | None = None
 
@@ -65,7 +72,7 @@ class RowSink:
         row = item if isinstance(item, dict) else _converter.unstructure(item)
         self.rows += 1
         if self._fmt == "jsonl":
-            self._out.write(orjson.dumps(row).decode())
+            self._out.write(json_text(row))
             self._out.write("\n")
             return
         if self._csv is None:
@@ -97,14 +104,21 @@ class RowSink:
         self._out.flush()
         if self._final is not None and self._tmp is not None:
             self._out.close()
-            # mkstemp's file is private (0600): take the replaced file's mode, or 0644.
             try:
-                mode = self._final.stat().st_mode & 0o777
-            except FileNotFoundError:
-                mode = 0o644
-            os.chmod(self._tmp, mode)
-            os.replace(self._tmp, self._final)
-            self._tmp = None
+                # mkstemp's file is private (0600): take the replaced file's mode, or 0644.
+                try:
+                    mode = self._final.stat().st_mode & 0o777
+                except FileNotFoundError:
+                    mode = 0o644
+                os.chmod(self._tmp, mode)
+                os.replace(self._tmp, self._final)
+            except BaseException:
+                os.unlink(self._tmp)
+                raise
+            finally:
+                self._tmp = None
+        elif self._owned:
+            self._out.close()
 
     def discard(self) -> None:
         """Drop a file that was not finished."""
@@ -112,6 +126,8 @@ class RowSink:
             self._out.close()
             os.unlink(self._tmp)
             self._tmp = None
+        elif self._owned:
+            self._out.close()
 
     def __enter__(self) -> Self:
         return self
@@ -134,4 +150,12 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return json_text(value)
+
+
+def _not_a_plain_file(path: str) -> bool:
+    """Whether ``path`` names something that exists and is not a regular file (after links)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
-import orjson
 from rich.box import SIMPLE_HEAD
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +19,7 @@ from rich.text import Text
 from .. import _converter
 from .._run import AsyncRun
 from ._escape import plain, visible_json
+from ._export import json_text
 from ._settings import Settings
 
 __all__ = [
@@ -42,7 +42,7 @@ ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
 
 def print_json(value: Any) -> None:
     data = _converter.unstructure(value)
-    click.echo(visible_json(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()))
+    click.echo(visible_json(json_text(data, indent=True)))
 
 
 def table(*columns: str) -> Table:
@@ -61,7 +61,7 @@ def cell(value: Any) -> Text:
     """A free-form value (a result row's field) as a table cell: JSON unless it is a string."""
     if value is None:
         return Text("")
-    return plain(value if isinstance(value, str) else orjson.dumps(value).decode())
+    return plain(value if isinstance(value, str) else json_text(value))
 
 
 def mapped_and_rejected(run: AsyncRun) -> str:
@@ -80,8 +80,11 @@ def show_runs(settings: Settings, handles: Iterable[AsyncRun]) -> None:
     ids = [plain(run.id) for run in handles]
     grid.add_column("ID", no_wrap=True, min_width=max((len(i) for i in ids), default=2))
     grid.add_column("STATUS", no_wrap=True, min_width=14)
-    for name in ("FLOW VERSION", "CREATED (UTC)", "MAPPED / REJECTED", "SOURCE"):
-        grid.add_column(name, no_wrap=True, overflow="ellipsis")
+    # Rich shrinks the columns that may wrap first; only when those are gone does it cut every
+    # column alike, so the others must be allowed to wrap (a long source path folds whole).
+    for name in ("FLOW VERSION", "CREATED (UTC)", "MAPPED / REJECTED"):
+        grid.add_column(name, overflow="ellipsis")
+    grid.add_column("SOURCE", overflow="fold")
     for run, run_id in zip(handles, ids, strict=True):
         created = f"{run.created_at:%Y-%m-%d %H:%M:%S}"
         source = plain(run.source_path or "(inline rows)")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
 from .. import _converter
 from .._client import AsyncLume
 from ..models import LogEntry
-from ._command import LumeCommand
+from ._command import LumeCommand, Number
 from ._escape import plain, visible, visible_json
-from ._export import FORMATS, RowSink, format_for
+from ._export import FORMATS, RowSink, format_for, json_text
 from ._output import cell, out, print_json, table
 from ._settings import Settings, json_flag
 
@@ -26,7 +26,7 @@ __all__ = ["logs", "results"]
 @click.option(
     "--poll-interval",
     default=2.0,
-    type=click.FloatRange(min=0.01),
+    type=Number(min=0.01),
     help="Seconds between looks for new entries, with --follow.",
 )
 @json_flag
@@ -65,7 +65,7 @@ async def _follow(lume: AsyncLume, run_id: str, settings: Settings, poll_interva
 def _log_line(entry: LogEntry, *, as_json: bool) -> str:
     """One entry as a line of text or of JSON; server text spelled out (never control codes)."""
     if as_json:
-        return visible_json(orjson.dumps(_converter.unstructure(entry)).decode())
+        return visible_json(json_text(_converter.unstructure(entry)))
     time = f"{entry.time:%Y-%m-%d %H:%M:%S.%f}"[:-3]
     code = f" [{entry.code}]" if entry.code else ""
     return visible(f"{time} {entry.level:<7} {entry.message}{code}")
@@ -102,6 +102,11 @@ def results(
     if fmt is not None and output is None:
         raise click.UsageError("--format goes with --output")
     if output is not None:
+        if output == "":
+            raise click.UsageError("--output must name a file ('-' for standard output)")
+        folder = Path(output).parent
+        if output != "-" and not folder.is_dir():
+            raise click.UsageError(f"--output {output!r}: no directory {str(folder)!r}")
         _export(settings, run_id, rejects, output, format_for(output, fmt), limit)
         return
     shown = limit or 20

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
-import orjson
 
 from .._client import AsyncLume
 from .._run import AsyncRun
@@ -144,13 +144,21 @@ def _read(path: str) -> bytes:
 
 
 def _load_rows(path: str) -> list[Any]:
+    """The rows of ``--data``, read exactly: orjson reads an integer past 64 bits as a float,
+    which would send a rounded number in its place (the SDK refuses such an integer)."""
     try:
-        rows = orjson.loads(_read(path))
-    except orjson.JSONDecodeError as exc:
+        rows = json.loads(_read(path), parse_constant=_not_json)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--data is not UTF-8 text: {exc}") from None
+    except json.JSONDecodeError as exc:
         raise ValueError(f"--data is not valid JSON: {exc}") from None
     if not isinstance(rows, list):
         raise ValueError("--data must hold a JSON array of objects")
     return rows
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"--data is not valid JSON: {name} is not a JSON number")
 
 
 @runs.command()

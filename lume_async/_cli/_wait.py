@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .._client import AsyncLume
 from .._run import AsyncRun
-from ._command import LumeCommand
+from ._command import LumeCommand, Number
 from ._escape import plain, visible
 from ._exit import runs_outcome
 from ._output import err, show_runs, status_text
@@ -43,14 +43,14 @@ def wait_options(command: F) -> F:
         click.option(
             "--poll-interval",
             default=DEFAULT_POLL_INTERVAL,
-            type=click.FloatRange(min=0.01),
+            type=Number(min=0.01),
             help="Seconds between status polls (backs off while nothing changes).",
         ),
         click.option(
             "--timeout",
             "wait_timeout",
             default=DEFAULT_TIMEOUT,
-            type=click.FloatRange(min=0, min_open=True),
+            type=Number(min=0, min_open=True, infinite=True),
             help="Give up waiting after this many seconds (exit 1); the runs go on.",
         ),
     )
