@@ -379,6 +379,11 @@ def _log_reuse(request: RunRequest, run: RunData) -> None:
             ("label", request.label, run.label),
             ("tags", list(request.tags), list(run.tags)),
             ("run_metadata", request.run_metadata, run.run_metadata),
+            ("run_owner", request.run_owner, run.run_owner),
+            ("monitoring_by", list(request.monitoring_by), list(run.monitoring_by)),
+            ("monitoring_groups", list(request.monitoring_groups), list(run.monitoring_groups)),
+            ("managing_by", list(request.managing_by), list(run.managing_by)),
+            ("managing_groups", list(request.managing_groups), list(run.managing_groups)),
         )
         if asked != kept and asked not in (None, [])
     ]

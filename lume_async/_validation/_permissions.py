@@ -15,14 +15,17 @@ __all__ = [
 
 PERMISSION_LISTS = ("monitoring_by", "monitoring_groups", "managing_by", "managing_groups")
 """The four lists of a run, in the order the API documents them."""
+# The service's own limits (its OpenAPI document): a value past them is refused before sending.
+MAX_PRINCIPAL = 254
+MAX_PRINCIPALS = 100
 
 
 def check_principal(value: object, name: str) -> str:
     """A principal or group: a str with something in it (``ana@example.com``, ``analysts``)."""
     if not isinstance(value, str):
         raise wrong_type(name, "a str", value)
-    if not value.strip():
-        raise bad_value(name, "a non-empty str", value)
+    if not value.strip() or len(value) > MAX_PRINCIPAL:
+        raise bad_value(name, f"a non-empty str of at most {MAX_PRINCIPAL} characters", value)
     return value
 
 
@@ -30,7 +33,10 @@ def check_principal_list(value: object, name: str) -> tuple[str, ...]:
     """A list (any iterable but a single str or a mapping) of principals or groups."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise wrong_type(name, "a list of str (one str must be wrapped: [name])", value)
-    return tuple(check_principal(item, f"{name}[{i}]") for i, item in enumerate(value))
+    names = tuple(check_principal(item, f"{name}[{i}]") for i, item in enumerate(value))
+    if len(names) > MAX_PRINCIPALS:
+        raise ValueError(f"{name} may name at most {MAX_PRINCIPALS}, got {len(names)}")
+    return names
 
 
 def check_permission_update(

@@ -29,6 +29,7 @@ from ._webhooks import Deliverer
 
 __all__ = ["EVENT_TYPES", "Service"]
 
+_WROTE_DATA = ("SUCCEEDED", "PARTIAL_FAILED")
 EVENT_TYPES = ("run.succeeded", "run.partial_failed", "run.failed", "run.crashed", "run.canceled")
 
 
@@ -239,11 +240,18 @@ class Service:
                         "read; ask its owner, or wait until it ends",
                     )
             if not body.get("force_rerun"):
+                # The newest run that wrote the pair's data and that the caller may read, else
+                # the newest that wrote it (a 409 naming no run).
+                named: Run | None = None
                 for run in reversed(prior):
-                    status = run.status(t)
-                    if status == "SUCCEEDED" or status == "PARTIAL_FAILED":
-                        self.duplicates_refused += 1
-                        raise _duplicate(who, run, flow_version, path, status)
+                    if run.status(t) in _WROTE_DATA:
+                        named = named or run
+                        if run.grants.can_read(who):
+                            named = run
+                            break
+                if named is not None:
+                    self.duplicates_refused += 1
+                    raise _duplicate(who, named, flow_version, path, named.status(t))
             source, duration, forced = parse_source_path(flow, path, self.seed)
         else:
             source, duration, forced = InlineSource(flow, body["source_data"]), INLINE_SECONDS, None
