@@ -180,21 +180,6 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(unstructure(obj))
 
 
-def dumps_exact(value: Any, *, indent: bool = False) -> bytes:
-    """Plain JSON values (a row) as JSON; an integer past 64 bits, which orjson refuses (pages of
-    rows are read with them exact), is written exactly by the json module."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(
-            value,
-            indent=2 if indent else None,
-            separators=None if indent else (",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        ).encode()
-
-
 def unstructure(obj: Any) -> Any:
     """Models to plain JSON-ready values (datetimes as ISO-8601 with ``Z``, tuples as lists)."""
     return converter.unstructure(obj)

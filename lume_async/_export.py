@@ -14,6 +14,7 @@ import csv
 import importlib
 import inspect
 import io
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from typing import IO, Any, TypeAlias
 
 import anyio
 import attrs
+import orjson
 
 from . import _converter
 from ._validation import check_callback, check_columns, check_export_path
@@ -31,6 +33,7 @@ __all__ = [
     "RowsWritten",
     "as_row",
     "dataframe_builder",
+    "dumps_exact",
     "table_builder",
     "write_csv",
     "write_jsonl",
@@ -122,7 +125,7 @@ async def write_jsonl(
         raise
 
     def encode(rows: list[dict[str, Any]]) -> bytes:
-        return b"".join(_converter.dumps_exact(row) + b"\n" for row in rows)
+        return b"".join(dumps_exact(row) + b"\n" for row in rows)
 
     return await _write(pages, target, encode, on_progress)
 
@@ -176,11 +179,26 @@ class _RowWriter:
         (self._quoted if carriage else self._plain).writerow(cells)
 
 
+def dumps_exact(value: Any, *, indent: bool = False) -> bytes:
+    """Plain JSON values (a row) as JSON; an integer past 64 bits, which orjson refuses (pages of
+    rows are read with them exact), is written exactly by the json module."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(
+            value,
+            indent=2 if indent else None,
+            separators=None if indent else (",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode()
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return _converter.dumps_exact(value).decode()
+        return dumps_exact(value).decode()
     return value
 
 
@@ -248,7 +266,7 @@ def table_builder() -> Callable[[Iterable[Any]], Any]:
         try:
             return pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            text = [None if v is None else _converter.dumps_exact(v).decode() for v in values]
+            text = [None if v is None else dumps_exact(v).decode() for v in values]
             return pa.array(text, type=pa.string())
 
     def build(items: Iterable[Any]) -> Any:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from .. import _converter
+from .._export import dumps_exact
 
 __all__ = ["FORMATS", "RowSink", "format_for", "json_text"]
 
@@ -40,7 +41,7 @@ def format_for(path: str, given: str | None) -> str:
 
 def json_text(value: Any, *, indent: bool = False) -> str:
     """``value`` as JSON text; an integer past 64 bits (read exactly from a page) kept exact."""
-    return _converter.dumps_exact(value, indent=indent).decode()
+    return dumps_exact(value, indent=indent).decode()
 
 
 class RowSink:
