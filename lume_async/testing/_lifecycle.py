@@ -9,6 +9,7 @@ which run time reached each point, so they are never in the future.
 from __future__ import annotations
 
 import bisect
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "Plan",
     "RunClock",
     "iso",
+    "iso_us",
     "log_entries",
 ]
 
@@ -44,7 +46,17 @@ class RunClock:
     instant. Between anchors run time moves ``scale`` times as fast as the wall clock.
     """
 
-    __slots__ = ("_monotonic", "_offset", "_runs", "_start", "_time", "_walls", "clock", "scale")
+    __slots__ = (
+        "_froms",
+        "_monotonic",
+        "_offset",
+        "_runs",
+        "_start",
+        "_time",
+        "_walls",
+        "clock",
+        "scale",
+    )
 
     def __init__(self, clock: Clock, scale: float = 1.0) -> None:
         if not scale > 0:
@@ -57,6 +69,7 @@ class RunClock:
         self._offset = 0.0
         self._runs = [0.0]
         self._walls = [clock.time()]
+        self._froms = [-math.inf]  # the run time each anchor's advance() jumped from
 
     def now(self) -> float:
         """The current run time."""
@@ -72,11 +85,22 @@ class RunClock:
         self._offset += seconds
         self._runs.append(at + seconds)
         self._walls.append(wall)
+        self._froms.append(at)
 
     def compact(self) -> None:
         """Forget the anchors (after a reset, when no run needs the past any more)."""
         self._runs = [self.now()]
         self._walls = [self.clock.time()]
+        self._froms = [-math.inf]
+
+    def together(self, first: float, then: float) -> bool:
+        """Whether run times ``first`` < ``then`` were skipped by one ``advance()``.
+
+        No read can fall between two such points, so no one can see a run between them.
+        """
+        runs = self._runs
+        i = bisect.bisect_left(runs, then)
+        return 0 < i < len(runs) and self._froms[i] < first
 
     def real_delay(self, run_seconds: float) -> float:
         """How long to wait on the clock for ``run_seconds`` of run time to pass."""
@@ -99,6 +123,10 @@ class RunClock:
         """``wall(at)`` as an ISO-8601 timestamp."""
         return iso(self.wall(at))
 
+    def wall_us(self, at: float) -> int:
+        """``wall(at)`` in whole microseconds (as ``iso`` writes it)."""
+        return int(self.wall(at) * 1_000_000)
+
     def wall_ms(self) -> int:
         """The current wall-clock time in whole milliseconds."""
         return int(self._time() * 1000)
@@ -109,8 +137,12 @@ _second: tuple[int, str] = (-1, "")  # the last whole second formatted (swapped 
 
 def iso(unix: float) -> str:
     """ISO-8601 UTC with microsecond precision (truncated) and a ``Z``."""
+    return iso_us(int(unix * 1_000_000))
+
+
+def iso_us(us: int) -> str:
+    """``iso`` of a time given in whole Unix microseconds."""
     global _second
-    us = int(unix * 1_000_000)
     second, fraction = divmod(us, 1_000_000)
     cached = _second
     if cached[0] != second:
@@ -153,15 +185,13 @@ class Plan:
             return canceled
         return self.end
 
-    def last_transition(self, t: float, canceled: float | None) -> float:
+    def transitions(self, t: float, canceled: float | None) -> list[float]:
+        """The run times of the status changes made by ``t``, in order (a cancel aside)."""
         stop = self.finished_at(canceled)
-        if t >= stop:
-            return stop
-        last = self.created
-        for b in self.bounds[1:]:
-            if t >= b:
-                last = b
-        return last
+        out = [b for b in self.bounds[1:] if b <= t and b < stop]
+        if canceled is None and t >= self.end:
+            out.append(self.end)
+        return out
 
     def stage_seconds(self, t: float, canceled: float | None) -> tuple[float | None, ...]:
         """Seconds spent in each of the three stages, None while a stage has not finished."""

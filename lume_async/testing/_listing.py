@@ -194,7 +194,7 @@ def decode_cursor(raw: str, now: float) -> tuple[dict[str, Any], str]:
             raise ValueError(raw)
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor") from exc
-    if now - issued > CURSOR_TTL:
+    if int(now) - issued > CURSOR_TTL:  # ``issued`` is whole seconds: never expire early
         raise ApiError(
             422,
             "cursor_expired",

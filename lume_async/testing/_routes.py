@@ -116,7 +116,11 @@ async def batch_get(request: web.Request) -> web.Response:
         run = runs.get(run_id)
         if run is None or not (admin or run.grants.can_read(who)):
             missing.append(run_id)
-        elif run_id in known and _same_instant(known[run_id], run.updated_iso(svc.clock, t)):
+        elif (
+            run_id in known
+            and _same_instant(known[run_id], run.updated_iso(svc.clock, t))
+            and not run.updated_shared(svc.clock, t)  # the caller may hold an earlier state
+        ):
             unchanged.append(run_id)
         else:
             items.append(run.to_json(svc.clock, t))
@@ -135,10 +139,10 @@ def _same_instant(given: str, updated: str) -> bool:
         return True
     try:
         at = datetime.fromisoformat(given)
-    except ValueError:
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that leaves year 1..9999
         return False
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC)
     return f"{at:%Y-%m-%dT%H:%M:%S.%f}Z" == updated
 
 

@@ -10,9 +10,10 @@ until the run ends.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from ._lifecycle import TERMINAL, Plan, RunClock, iso, log_entries
+from ._lifecycle import TERMINAL, Plan, RunClock, iso, iso_us, log_entries
 from ._synthetic import Source
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class Run:
     __slots__ = (
         "_cache",
         "canceled",
+        "changed",
         "created_iso",
         "created_us",
         "failure",
@@ -41,7 +43,6 @@ class Run:
         "id",
         "label",
         "notified",
-        "patched",
         "plan",
         "run_metadata",
         "source",
@@ -83,7 +84,8 @@ class Run:
         self.failure = failure
         self.grants = grants  # who may read and manage it (see _access)
         self.canceled: float | None = None  # run time of the cancel
-        self.patched: float | None = None  # Unix time of the last PATCH
+        # The last cancel or PATCH: its run time, updated_at before it and after it (Unix us).
+        self.changed: tuple[float, int, int] | None = None
         self.notified = False
         self._cache: dict[str, Any] | None = None
 
@@ -98,10 +100,43 @@ class Run:
     def is_terminal(self, t: float) -> bool:
         return t >= self.plan.finished_at(self.canceled)
 
-    def updated_wall(self, clock: RunClock, t: float) -> float:
-        """Unix time of the last status transition or PATCH."""
-        last = clock.wall(self.plan.last_transition(t, self.canceled))
-        return max(last, self.patched) if self.patched is not None else last
+    def updated_us(self, clock: RunClock, t: float) -> int:
+        """``updated_at`` at ``t``, in Unix microseconds: the instant of the last change."""
+        return self._updated(clock, t)[0]
+
+    def updated_shared(self, clock: RunClock, t: float) -> bool:
+        """Whether an earlier state of the run had its current ``updated_at`` (see ``_updated``)."""
+        return self._updated(clock, t)[1]
+
+    def _updated(self, clock: RunClock, t: float) -> tuple[int, bool]:
+        """``updated_at`` in Unix microseconds, and whether an earlier state had it too.
+
+        Changes at one instant of the clock (a virtual clock that did not move, several
+        ``advance()`` calls at one wall-clock instant) share it, and timestamps are never in
+        the future, so ``updated_at`` alone cannot tell such states apart: ``batch-get`` then
+        sends the run rather than call it unchanged. States one ``advance()`` skipped through
+        together are no earlier state: no read could see them.
+        """
+        change = self.changed
+        if change is None:
+            since, before, us = -math.inf, -1, self.created_us
+        else:
+            since, before, us = change
+        last: float | None = None
+        for at in self.plan.transitions(t, self.canceled):
+            if at <= since:
+                continue
+            if last is None or not clock.together(last, at):
+                before = us  # the state so far could be read
+            us = max(us, clock.wall_us(at))
+            last = at
+        return us, before == us
+
+    def change(self, clock: RunClock, t: float, wall_us: int) -> None:
+        """Note a cancel or PATCH at run time ``t`` and Unix microseconds ``wall_us``."""
+        before = self.updated_us(clock, t)
+        self.changed = (t, before, max(before, wall_us))
+        self._cache = None
 
     def invalidate(self) -> None:
         self._cache = None
@@ -137,7 +172,7 @@ class Run:
         cached = self._cache
         if cached is not None:
             return str(cached["updated_at"])
-        return iso(self.updated_wall(clock, t))
+        return iso_us(self.updated_us(clock, t))
 
     def to_json(self, clock: RunClock, t: float) -> dict[str, Any]:
         cached = self._cache
@@ -153,7 +188,7 @@ class Run:
             "tags": self.tags,
             "run_metadata": self.run_metadata,
             "created_at": self.created_iso,
-            "updated_at": iso(self.updated_wall(clock, t)),
+            "updated_at": iso_us(self.updated_us(clock, t)),
             "metadata": self._metadata(clock, t, status),
             "error": self._error(status),
             **self.grants.to_json(),

@@ -294,6 +294,7 @@ class Service:
         run = self.managed_run(who, run_id, "cancel")
         t = self.clock.now()
         if not run.is_terminal(t):
+            run.change(self.clock, t, self.clock.wall_us(t))
             run.canceled = t
             run.invalidate()
             self._notify(run, t)
@@ -316,8 +317,7 @@ class Service:
             run.label = body["label"]
         if "tags" in body:
             run.tags = list(body["tags"] or ())
-        run.patched = self.clock.clock.time()
-        run.invalidate()
+        run.change(self.clock, self.clock.now(), int(self.clock.clock.time() * 1_000_000))
         return run
 
     # -- completion scheduler and webhooks ---------------------------------------------------------

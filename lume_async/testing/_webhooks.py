@@ -80,7 +80,9 @@ class Deliverer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
-                connector=aiohttp.TCPConnector(limit=50),
+                # At most 50 connections per receiver, none overall: a receiver that hangs
+                # holds its own deliveries back, not other receivers' (or tenants').
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=50),
             )
 
     def submit(self, url: str, secret: str, event_id: str, body: bytes) -> None:
@@ -118,7 +120,9 @@ class Deliverer:
         headers: dict[str, Any] = sign_headers(secret, event_id, int(self._clock.time()), body)
         headers["user-agent"] = "lume-emulator-webhooks/1"
         try:
-            async with session.post(url, data=body, headers=headers) as resp:
+            # A redirect is an answer that is not 2xx: followed, it would turn into a GET
+            # without the event, and count as delivered.
+            async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 await resp.read()
                 return 200 <= resp.status < 300
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
