@@ -60,10 +60,13 @@ _MAX_ID: Final = 200
 
 
 def cut(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text``, or its first ``limit`` characters and how many more there were."""
+    """``text``, or at most ``limit`` characters: its start and how many more there were."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    # The note's length depends on the count it states; one for the whole text is no shorter.
+    keep = max(0, limit - len(f"... ({len(text)} more characters)"))
+    note = f"... ({len(text) - keep} more characters)"
+    return text[:limit] if len(note) > limit else text[:keep] + note
 
 
 class LumeError(Exception):
