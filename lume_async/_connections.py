@@ -34,6 +34,7 @@ __all__ = ["KEEPALIVE", "Connections"]
 KEEPALIVE: Final = 15.0
 """Seconds an idle connection is kept for reuse."""
 _READ_SIZE: Final = 256 * 1024
+_WITH_CONTENT: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
 class Connections:
@@ -102,7 +103,13 @@ class Connections:
         target = self._prefix + path if query is None else f"{self._prefix}{path}?{query}"
         if body is None:
             request = b"".join(
-                (f"{method} {target} HTTP/1.1\r\n".encode(), self._head.data, headers, b"\r\n")
+                (
+                    f"{method} {target} HTTP/1.1\r\n".encode(),
+                    self._head.data,
+                    headers,
+                    # RFC 9110, 8.6: a POST says its content is empty (or some servers answer 411).
+                    b"Content-Length: 0\r\n\r\n" if method in _WITH_CONTENT else b"\r\n",
+                )
             )
         else:
             request = b"".join(
@@ -117,8 +124,9 @@ class Connections:
         unsent = Unsent(request)
         del request
         head_only = method == "HEAD"
+        retried = False
         while True:
-            conn = self._take()
+            conn = None if retried else self._take()  # once more: on a fresh connection
             if conn is None:
                 conn = await self._acquire(connect)
             reused = conn.uses > 0
@@ -129,8 +137,9 @@ class Connections:
                 answer = await waiter
             except Disconnected:
                 self._release(conn)
-                if reused and repeatable:
-                    continue  # the server had closed it while idle: once more, on another
+                if reused and repeatable and not retried:
+                    retried = True
+                    continue  # the server had closed it while idle: once more, on a new one
                 raise
             except BaseException:
                 conn.abort()  # cancelled or failed mid-way: the connection is in no known state
@@ -163,6 +172,10 @@ class Connections:
     async def _acquire(self, connect: float | None) -> Connection:
         if self.closed:
             raise Disconnected("the client's connections are closed")
+        if self._open >= self._limit and self._idle:
+            # A request going again on a fresh connection: the oldest idle one makes room.
+            self._idle.pop(0)._close()
+            self._open -= 1
         if self._open < self._limit:
             return await self._connect(connect)
         waiter: asyncio.Future[Connection | None] = self._loop.create_future()
@@ -181,6 +194,8 @@ class Connections:
             raise
         if conn is not None:
             return conn
+        if self.closed:  # close() let the waiters go
+            raise Disconnected("the client's connections are closed")
         return await self._connect(connect)
 
     async def _connect(self, connect: float | None) -> Connection:
@@ -205,6 +220,10 @@ class Connections:
             if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
                 raise ConnectFailed(self._host, self._port, exc) from exc
             raise
+        if self.closed:  # closed while connecting: close() did not see this one
+            conn.abort()
+            self._open -= 1
+            raise Disconnected("the client's connections are closed")
         return conn
 
     def _release(self, conn: Connection) -> None:

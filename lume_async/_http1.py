@@ -70,6 +70,8 @@ class Connection(asyncio.BufferedProtocol):
         self._cap = self._cap_ok = self._cap_error = 0
         self._over = False
         self._decoder: zlib._Decompress | None = None
+        self._fed = False  # compressed bytes went into the decoder
+        self._heads = 0  # bytes of heads (interim answers', its own, trailers) of this answer
         self._keep_alive = False
 
     # asyncio's side
@@ -84,7 +86,8 @@ class Connection(asyncio.BufferedProtocol):
         self.reusable = False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            if self._state == _UNTIL_CLOSE:
+            if self._state == _UNTIL_CLOSE and exc is None and not self._pool.closed:
+                # An orderly close ends the body; a reset, or our own abort, cuts it short.
                 self._finish(keep_alive=False)
             elif not self._received:
                 waiter.set_exception(
@@ -143,6 +146,7 @@ class Connection(asyncio.BufferedProtocol):
         self._cap_ok, self._cap_error = limit, error_limit
         self._state = _HEAD
         self._received = False
+        self._heads = 0
         self._head_only = head_only
         self.read_limit = read_limit
         self.reusable = False
@@ -160,14 +164,15 @@ class Connection(asyncio.BufferedProtocol):
         while True:
             end = data.find(b"\r\n\r\n")
             if end < 0:
-                if len(data) > MAX_HEAD:
+                if self._heads + len(data) > MAX_HEAD:
                     raise BadAnswer(f"the answer's head is over {MAX_HEAD:,} bytes")
                 self._buf += data
                 return b""
-            if end > MAX_HEAD:
+            if self._heads + end > MAX_HEAD:  # interim answers' heads count too
                 raise BadAnswer(f"the answer's head is over {MAX_HEAD:,} bytes")
             status, headers, keep_alive = _parse_head(data[:end])
             data = data[end + 4 :]
+            self._heads += end + 4
             if 100 <= status < 200:
                 if status == 101:
                     raise BadAnswer("the server switched protocols unasked")
@@ -182,6 +187,15 @@ class Connection(asyncio.BufferedProtocol):
         self._length = None
         encoding = headers.get("Content-Encoding", "").strip().lower()
         self._decoder = _decoder(encoding)
+        self._fed = False
+        if self._head_only or status in _NO_BODY:
+            # Ends at its head, whatever its framing headers say (RFC 9112, 6.3).
+            self._state = _LENGTH
+            self._remaining = 0
+            if data:
+                self._keep_alive = False
+            self._finish(self._keep_alive)
+            return b""
         te = headers.getall("Transfer-Encoding", ())
         if te:
             codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
@@ -200,13 +214,6 @@ class Connection(asyncio.BufferedProtocol):
             if self._decoder is None and codings:  # a compressing transfer coding
                 self._decoder = _decoder(codings[-1])
             return data
-        if self._head_only or status in _NO_BODY:
-            self._state = _LENGTH
-            self._remaining = 0
-            if data:
-                self._keep_alive = False
-            self._finish(self._keep_alive)
-            return b""
         lengths = headers.getall("Content-Length", ())
         if lengths:
             values = {v.strip() for v in lengths for v in v.split(",")}
@@ -278,6 +285,9 @@ class Connection(asyncio.BufferedProtocol):
             line = bytes(buf[:end])
             del buf[: end + 2]
             if self._trailers:
+                self._heads += end + 2
+                if self._heads > MAX_HEAD:
+                    raise BadAnswer(f"the answer's head and trailers are over {MAX_HEAD:,} bytes")
                 if not line:  # the end of the trailers: the answer is whole
                     extra = bool(buf)
                     buf.clear()
@@ -303,6 +313,7 @@ class Connection(asyncio.BufferedProtocol):
         if decoder is None:
             self._add(data)
             return
+        self._fed = True
         while data and not self._over:
             try:
                 # In steps: a small compressed input may stand for gigabytes.
@@ -339,6 +350,9 @@ class Connection(asyncio.BufferedProtocol):
                 return
             if rest and self._add(rest):
                 return  # past the cap: _add finished it
+            if self._fed and not decoder.eof:
+                self._fail(BadAnswer("the answer's compressed body ends before its end"))
+                return
         self._state = _DONE
         self._buf.clear()
         parts = self._parts
@@ -387,6 +401,10 @@ def _cut_detail(state: int, exc: Exception | None) -> str:
 def _parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
     # Decoded once: header values as UTF-8 (undecodable bytes kept as surrogates), names are
     # ASCII tokens.
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf or head.count(b"\n") != crlf or b"\0" in head:
+        # RFC 9110, 5.5: such a value is rejected, never passed on (nor read as two lines).
+        raise BadAnswer("the answer's head has a bare CR or LF, or a NUL")
     first, *lines = head.decode("utf-8", "surrogateescape").split("\r\n")
     version, _, rest = first.partition(" ")
     code = rest[:3]
