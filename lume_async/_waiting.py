@@ -25,7 +25,7 @@ import os
 import random
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._clock import SYSTEM_CLOCK, Clock
@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._timers import Timers, sleep_until_set
 from ._validation import check_interval, check_timeout
-from ._watches import CellOf, Watch, Watches
+from ._watches import CellOf, FetchOne, Watch, Watches
 from .models import RunData
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = ["BATCH_SIZE", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
-FetchOne = Callable[[str], Awaitable[RunData | None]]
 T = TypeVar("T")
 _A = TypeVar("_A")
 
@@ -61,6 +60,8 @@ _GROWTH: Final = 1.5
 # Pauses are shortened by up to this fraction at random, so that clients started together do not
 # poll together; never lengthened, so a waiter is looked at within its poll_interval.
 _JITTER: Final = 0.1
+# The longest a wait goes on past its deadline for its last look at its runs (real seconds).
+_LAST_LOOK: Final = 5.0
 # Events that arrive within this window are fetched in one request.
 _PUSH_WINDOW: Final = 0.005
 
@@ -94,6 +95,7 @@ class Waiting:
         self._interval = math.inf
         self._restart_at: float | None = None
         self._failing: BaseException | None = None  # the last sweep's error, until one succeeds
+        self._sweeping = False  # a full sweep's requests are in flight
         self._rng = random.Random()
         self.sweeps = 0
         self.requests = 0
@@ -163,15 +165,16 @@ class Waiting:
             if not done.done():
                 done.set_exception(exc)
 
-        def expired() -> None:
-            data = cell.data
-            message = f"run {data.id} is still {data.status.value} after {timeout:g} s"
-            failed(self._noted(RunTimeoutError(message, run=run)))
-
         watch = self._add([run], lambda _: cell, poll_interval, finished, failed)
-        timer = self._timers.call_at(self._deadline(timeout), expired)
+        timer = self._timers.call_at(self._deadline(timeout), lambda: finished(None))
         try:
             await done
+            if not cell.data.is_terminal:  # the deadline: the run may have ended since the last
+                await self._last_look([cell.data.id])  # sweep, so one last look before saying so
+                if not cell.data.is_terminal:
+                    data = cell.data
+                    message = f"run {data.id} is still {data.status.value} after {timeout:g} s"
+                    raise self._noted(RunTimeoutError(message, run=run))
         finally:
             self._timers.cancel(timer)
             self._watches.remove(watch)
@@ -206,9 +209,18 @@ class Waiting:
         # None in the queue: the deadline passed.
         timer = self._timers.call_at(self._deadline(timeout), lambda: ready.put_nowait(None))
         done = failures = 0
+        looked = False
         try:
             while done < total:
                 item = await ready.get()
+                if item is None and not looked:
+                    # Runs may have ended since the last sweep: one last look, whose completions
+                    # queue up before the deadline's marker again.
+                    looked = True
+                    late = [cell_of(t).data for t in targets]
+                    await self._last_look([data.id for data in late if not data.is_terminal])
+                    ready.put_nowait(None)
+                    continue
                 if item is None:
                     unfinished = next((t for t in targets if not cell_of(t).data.is_terminal), None)
                     message = f"{total - done} of {total} runs are not finished after {timeout:g} s"
@@ -224,6 +236,20 @@ class Waiting:
             self._timers.cancel(timer)
             if watch is not None:
                 self._watches.remove(watch)
+
+    async def _last_look(self, run_ids: list[str]) -> None:
+        """At a deadline, ask about ``run_ids`` once more (the last sweep may be ``max_interval``
+        old); a failed or slow look, or one while a sweep is in flight, leaves the wait to end."""
+        watched = [run_id for run_id in run_ids if self._watches.watched(run_id)]
+        if not watched or self._sweeping:
+            return
+        try:
+            async with asyncio.timeout(_LAST_LOOK):
+                await self._sweep(watched)
+        except Exception as exc:  # the wait times out all the same; the error says why
+            self._failing = exc
+        else:
+            self._failing = None
 
     def _noted(self, error: RunTimeoutError) -> RunTimeoutError:
         """``error``, saying why the runs were not heard of lately if the last sweep failed."""
@@ -337,7 +363,11 @@ class Waiting:
                 if clock.monotonic() < next_full:
                     continue
                 start = clock.monotonic()
-                changed = await self._sweep(watches.run_ids())
+                self._sweeping = True
+                try:
+                    changed = await self._sweep(watches.run_ids())
+                finally:
+                    self._sweeping = False
             except (ServerError, RateLimitError, APIConnectionError) as exc:
                 # The transport already retried: back off as long as the server asks, up to
                 # the longest pause between sweeps (a hint of a day must stall no one).
@@ -409,33 +439,9 @@ class Waiting:
             if errors:
                 raise errors[min(errors)]  # the missing ones are asked about again next time
             if missing:
-                changed |= await self._settle_missing(missing)
-        return changed
-
-    async def _settle_missing(self, run_ids: list[str]) -> bool:
-        """Runs a ``batch-get`` answer left out: gone only if a direct GET says 404 too.
-
-        One lagging replica behind a batch answer must not fail a wait; a run the direct GET
-        finds is applied like any answer. True if any of them moved.
-        """
-        watches, confirm = self._watches, self._confirm
-        if confirm is None:
-            for run_id in run_ids:
-                watches.fail_run(run_id)
-            return False
-        changed = False
-        for start in range(0, len(run_ids), _CONCURRENT_BATCHES):
-            group = [r for r in run_ids[start : start + _CONCURRENT_BATCHES] if watches.watched(r)]
-            self.requests += len(group)
-            answers = await asyncio.gather(*(confirm(r) for r in group), return_exceptions=True)
-            error: BaseException | None = None
-            for run_id, answer in zip(group, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    error = error or answer
-                elif answer is None:
-                    watches.fail_run(run_id)
-                elif watches.apply(answer):
-                    changed = True
-            if error is not None:
-                raise error
+                confirmed = watches.confirmed
+                try:
+                    changed |= await watches.settle_missing(missing, self._confirm)
+                finally:
+                    self.requests += watches.confirmed - confirmed
         return changed

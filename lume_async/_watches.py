@@ -11,7 +11,8 @@ otherwise hold two million small containers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from ._batch_get import RunsAnswer
     from ._runs_core import RunCell
     from .models import RunData
+
+#: A direct GET of one run: its state, or None when the service says 404.
+FetchOne = Callable[[str], Awaitable["RunData | None"]]
+#: Direct GETs in flight at once when confirming runs an answer left out.
+_CONFIRMING: Final = 8
 
 __all__ = ["CellOf", "Watch", "Watches"]
 
@@ -90,6 +96,7 @@ class Watches:
         self._intervals: dict[float, int] = {}  # poll_interval -> how many live watches ask it
         self._hot: set[str] = set()  # runs to fetch now (a completion event named them)
         self._recent: dict[str, None] = {}  # completion events for runs not watched (yet)
+        self.confirmed = 0  # direct GETs sent to confirm runs an answer left out
 
     def __bool__(self) -> bool:
         """True while anybody waits."""
@@ -305,6 +312,34 @@ class Watches:
             for target in watch.targets_of(data.id):
                 watch.on_done(target)
         return True
+
+    async def settle_missing(self, run_ids: list[str], confirm: FetchOne | None) -> bool:
+        """Runs a ``batch-get`` answer left out: gone only if a direct GET says 404 too.
+
+        One lagging replica behind a batch answer must not fail a wait; a run the direct GET
+        finds is applied like any answer. True if any of them moved (``confirmed`` counts the
+        GETs).
+        """
+        if confirm is None:
+            for run_id in run_ids:
+                self.fail_run(run_id)
+            return False
+        changed = False
+        for start in range(0, len(run_ids), _CONFIRMING):
+            group = [r for r in run_ids[start : start + _CONFIRMING] if self.watched(r)]
+            self.confirmed += len(group)
+            answers = await asyncio.gather(*(confirm(r) for r in group), return_exceptions=True)
+            error: BaseException | None = None
+            for run_id, answer in zip(group, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    error = error or answer
+                elif answer is None:
+                    self.fail_run(run_id)
+                elif self.apply(answer):
+                    changed = True
+            if error is not None:
+                raise error
+        return changed
 
     def fail_run(self, run_id: str) -> None:
         """The service no longer knows this run: its watchers fail with RunNotFoundError."""
