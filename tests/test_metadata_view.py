@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -174,6 +175,29 @@ def test_every_key_the_service_sent_reads_back_by_name(obj: dict[str, Any]) -> N
                 assert view[key] == value
 
     walk(obj, metadata)
+
+
+@given(metadata_json)
+def test_to_dict_is_the_json_object_the_service_sent(obj: dict[str, Any]) -> None:
+    plain = _decode(obj).to_dict()
+    assert json.loads(json.dumps(plain)) == plain  # plain JSON values only
+    assert list(plain) == SCHEMA_KEYS[""]
+
+    def walk(sent: dict[str, Any], got: dict[str, Any]) -> None:
+        assert type(got) is dict
+        for key, value in sent.items():
+            if isinstance(value, dict):
+                walk(value, got[key])
+            elif isinstance(value, list):
+                assert type(got[key]) is list and len(got[key]) == len(value)
+                for sent_item, got_item in zip(value, got[key], strict=True):
+                    walk(sent_item, got_item)
+            elif key == "status" and value is not None:
+                assert got[key] == RunStatus(value).value  # INCOMPLETE reads as PARTIAL_FAILED
+            else:
+                assert got[key] == value
+
+    walk(obj, plain)
 
 
 @given(metadata_json)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
+from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar
 
 import attrs
+
+from .._wire import format_datetime
 
 __all__ = ["SchemaView"]
 
@@ -33,7 +37,7 @@ class SchemaView(Mapping[str, Any]):
     name aliases (``_aliases``): shortcuts that ``[]`` and ``get()`` answer from its property of
     that name, like a ``defaultdict`` answers a missing key, while ``in``, ``keys()``, ``len()``
     and iteration show the schema alone. Equality, hashing and ``repr`` stay the model's own;
-    ``dict(view)`` makes a shallow dict.
+    ``dict(view)`` makes a shallow dict, and ``to_dict()`` the JSON object itself.
     """
 
     __slots__ = ()
@@ -55,3 +59,23 @@ class SchemaView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(_keys(type(self)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy as plain JSON values, ready for ``json.dumps`` and equal to a plain dict:
+        nested views as dicts, tuples as lists, times as ISO-8601 strings (``Z`` for UTC) and
+        statuses as their wire strings, every key of the schema present."""
+        return {key: _plain(getattr(self, key)) for key in _keys(type(self))}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SchemaView):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
