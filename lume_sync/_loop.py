@@ -51,7 +51,7 @@ import sys
 import threading
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from lume_async._exceptions import SyncFacadeError
 
@@ -186,7 +186,7 @@ def _close_aiterator(runner: LoopThread, aiterator: AsyncIterator[Any]) -> None:
         # Collected on the loop thread (its last reference dropped there): cannot block.
         runner.spawn_closer(aiterator.aclose)  # type: ignore[attr-defined]
         return
-    runner.call(_aclose(aiterator), None)
+    runner.call(functools.partial(_aclose, aiterator), None)  # made by the call: see run()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,24 +211,42 @@ def _start() -> LoopThread:
             raise SyncFacadeError("lume_sync cannot be used while the interpreter is exiting")
         runner = _runner
         if runner is None or runner.closing:  # first use, or the last loop died
-            with _ctrl_c_deferred():
+            with _signals_deferred():
                 runner = _runner = LoopThread()
         return runner
 
 
+#: Signals raised by faults of the thread itself: never blocked (a blocked one kills the process).
+_SYNCHRONOUS: Final = frozenset(
+    getattr(signal, name)
+    for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
+    if hasattr(signal, name)
+)
+
+
+def _handled_signals() -> set[int]:
+    """SIGINT and every signal the program has a Python handler for (which may raise)."""
+    handled: set[int] = {signal.SIGINT}
+    for signum in signal.valid_signals():
+        if signum not in _SYNCHRONOUS and callable(signal.getsignal(signum)):
+            handled.add(signum)
+    return handled
+
+
 @contextlib.contextmanager
-def _ctrl_c_deferred() -> Generator[None, None, None]:
-    """Hold SIGINT back while a loop starts: a Ctrl-C then lands after, on a whole runner.
+def _signals_deferred() -> Generator[None, None, None]:
+    """Hold back the signals with Python handlers while a loop starts: a Ctrl-C, or a handler
+    raising (a ``signal.alarm`` timeout), then lands after, on a whole runner.
 
     Landing inside, it would leave a half-made one: a loop with no thread, or a thread running a
     loop that nothing refers to. The loop thread keeps the mask it inherits: unblocked there,
-    SIGINT could reach it while this thread still waits for it to start, and Python's handler
+    a signal could reach it while this thread still waits for it to start, and Python's handler
     would interrupt that wait all the same. (Python handles signals on the main thread only.)
     """
     if not hasattr(signal, "pthread_sigmask"):  # Windows
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _handled_signals())
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -11,7 +12,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar, cast, final
 
 from lume_async._event_loop import new_event_loop
@@ -19,6 +19,7 @@ from lume_async._exceptions import SyncFacadeError
 
 from ._call import Call, discard
 from ._doorbell import Doorbell, give_back, make_doorbell
+from ._executor import DaemonExecutor
 
 __all__ = [
     "CANCEL_GRACE",
@@ -51,12 +52,14 @@ class ResourceHandle:
     ``SyncFacadeError`` instead of touching a resource bound to another loop.
     """
 
-    __slots__ = ("_finalizer", "_runner", "_token")
+    __slots__ = ("_close_lock", "_finalizer", "_runner", "_token")
 
     def __init__(self, runner: LoopThread, token: int, finalizer: weakref.finalize[Any, Any]):
         self._runner = runner
         self._token = token
         self._finalizer = finalizer
+        # Held while closing: a second close() returns once the first one has closed it.
+        self._close_lock = threading.RLock()
 
     @property
     def closed(self) -> bool:
@@ -73,15 +76,29 @@ class ResourceHandle:
             raise SyncFacadeError(runner.closed_reason() or "this lume_sync client is closed")
         return runner.call(coro, timeout)
 
-    def close(self, *, timeout: float | None = None) -> None:
-        """Await the resource's ``aclose`` on its loop, once; later calls do nothing."""
-        runner = self._runner
-        if threading.get_ident() == runner.ident:  # refuse before giving up the registration
+    def refuse_here(self) -> None:
+        """Raise ``SyncFacadeError`` if ``close()`` would be refused on this thread."""
+        if threading.get_ident() == self._runner.ident:
             raise SyncFacadeError("a lume_sync client was closed on lume_sync's own loop thread")
-        self._finalizer.detach()
-        aclose = runner.release(self._token)
-        if aclose is not None:
-            runner.call(_await_factory(aclose), timeout)
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Await the resource's ``aclose`` on its loop; once it has succeeded, later calls do
+        nothing. A close that was interrupted (Ctrl-C) or failed leaves the resource registered,
+        for a later ``close()``, the owner's collection or the loop's teardown to close."""
+        runner = self._runner
+        self.refuse_here()  # refuse before giving up the registration
+        with self._close_lock:
+            aclose = None
+            try:
+                aclose = runner.release(self._token)
+                if aclose is not None:
+                    # A function that makes the coroutine: see LoopThread.call.
+                    runner.call(functools.partial(_await_factory, aclose), timeout)
+            except BaseException:
+                if aclose is not None:
+                    runner.restore(self._token, aclose)
+                raise
+            self._finalizer.detach()
 
 
 @final
@@ -93,7 +110,7 @@ class LoopThread:
         self.loop = new_event_loop()
         # An executor of our own, so teardown can stop it on the loop thread: the loop's
         # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
-        self._executor = ThreadPoolExecutor(thread_name_prefix=f"{THREAD_NAME}-executor")
+        self._executor = DaemonExecutor(f"{THREAD_NAME}-executor")
         self.loop.set_default_executor(self._executor)
         # `closing` turns True, on the loop thread, when teardown begins; from then on the loop
         # accepts no new work. The lock is re-entrant because a finalizer may run on any thread at
@@ -253,6 +270,13 @@ class LoopThread:
             return None
         with self._lock:
             return self._resources.pop(token, None)
+
+    def restore(self, token: int, aclose: Callable[[], Awaitable[object]]) -> None:
+        """Register again a resource whose close was interrupted or failed (``aclose`` must be
+        safe to await again); unless the loop is going away, which closes what it holds."""
+        with self._lock:
+            if not self.closing and self.pid == _pid:
+                self._resources.setdefault(token, aclose)
 
     def _owner_collected(self, token: int) -> None:
         # Runs wherever the owner was collected, possibly on the loop thread itself.

@@ -125,6 +125,7 @@ class Bridge:
 
     def close(self) -> None:
         """Close the client's ``AsyncLume`` on the loop; later calls do nothing."""
+        self._handle.refuse_here()  # refused on the loop thread: nothing changes
         self._closed = True
         self._handle.close()
 
