@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from ._transport import RequestOptions, Transport
 from ._waiting import Waiting
 
 if TYPE_CHECKING:
+    from .models import WebhookEvent
     from .webhooks import WebhookReceiver
 
 __all__ = ["ClientCore"]
@@ -48,7 +50,10 @@ class ClientCore:
         self.runs = RunsCore(self.transport, waiting=self.waiting, clock=clock)
         self._unsubscribe: Callable[[], None] | None = None
         if webhooks is not None:
-            self._unsubscribe = webhooks.add_listener(self.waiting.on_event)
+            # Held weakly: a client dropped without aclose() is not kept alive by its receiver,
+            # and leaves its listeners when it is collected.
+            self._unsubscribe = webhooks.add_listener(_EventsTo(self.waiting))
+            weakref.finalize(self.waiting, self._unsubscribe)
             self.waiting.enable_push()
 
     @property
@@ -70,3 +75,17 @@ class ClientCore:
             self._unsubscribe = None
         await self.waiting.aclose()
         await self.transport.aclose()
+
+
+class _EventsTo:
+    """Hands completion events to a poller for as long as it is alive (it does not keep it so)."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self, waiting: Waiting) -> None:
+        self._waiting = weakref.ref(waiting)
+
+    def __call__(self, event: WebhookEvent) -> None:
+        waiting = self._waiting()
+        if waiting is not None:
+            waiting.on_event(event)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import math
 import ssl
 from collections.abc import Mapping
@@ -275,7 +276,8 @@ class Connections:
             if self._timer is not None:
                 self._timer.cancel()
             self._due = due
-            self._timer = self._loop.call_at(due, self._expire)
+            # A context of its own: the timer outlives the request that set it (see _deadlines).
+            self._timer = self._loop.call_at(due, self._expire, context=contextvars.Context())
 
     def _unwatch(self, conn: Connection) -> None:
         self._watched.pop(conn, None)
@@ -294,7 +296,7 @@ class Connections:
                 if c.read_limit is not None
             )
             self._due = due
-            self._timer = self._loop.call_at(due, self._expire)
+            self._timer = self._loop.call_at(due, self._expire, context=contextvars.Context())
 
     # closing
 

@@ -16,9 +16,13 @@ task meanwhile: then the cancellation goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
 from types import TracebackType
 from typing import final
+
+from ._event_loop import running_loop
 
 __all__ = ["Deadlines", "slack"]
 
@@ -60,11 +64,26 @@ class Deadlines:
     def _unwatch(self, limit: Limit) -> None:
         self._live.pop(limit, None)
 
+    def close(self) -> None:
+        """Cancel the timer (the client is closed): nothing of it stays scheduled on the loop."""
+        timer, loop = self._timer, self._loop
+        self._live.clear()
+        self._timer, self._due = None, math.inf
+        if timer is None or loop is None or loop.is_closed():
+            return
+        if running_loop() is loop:
+            timer.cancel()
+        else:  # closed from another thread: the timer is cancelled on its own loop
+            with contextlib.suppress(RuntimeError):  # that loop closed meanwhile
+                loop.call_soon_threadsafe(timer.cancel)
+
     def _schedule(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._due = due
-        self._timer = loop.call_at(due, self._expire)
+        # In a context of its own: the timer outlives the request that set it, and must not keep
+        # that request's context (its caller's context variables, a lume_sync call) alive.
+        self._timer = loop.call_at(due, self._expire, context=contextvars.Context())
 
     def _expire(self) -> None:
         loop = self._loop

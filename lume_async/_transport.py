@@ -152,6 +152,7 @@ class Transport:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+        self._deadlines.close()
 
     def _redact(self, body: bytes) -> bytes:
         """An error body with the key masked: a server may echo it back, and what it says ends

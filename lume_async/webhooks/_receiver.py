@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
@@ -42,7 +43,9 @@ class WebhookEventStream:
         self._queue: asyncio.Queue[WebhookEvent | None] = asyncio.Queue(
             maxsize=check_max_queue(max_queue)
         )
-        self._unsubscribe = receiver.add_listener(self._push)
+        # Subscribed weakly: a stream dropped without aclose() is collected, and unsubscribed.
+        self._unsubscribe = receiver.add_listener(_StreamListener(self))
+        weakref.finalize(self, self._unsubscribe)
         self._closed = False
 
     def _push(self, event: WebhookEvent | None) -> None:
@@ -80,6 +83,20 @@ class WebhookEventStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _StreamListener:
+    """Hands events to a stream for as long as the stream is alive (it does not keep it so)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: WebhookEventStream) -> None:
+        self._stream = weakref.ref(stream)
+
+    def __call__(self, event: WebhookEvent) -> None:
+        stream = self._stream()
+        if stream is not None:
+            stream._push(event)
 
 
 class WebhookReceiver:
