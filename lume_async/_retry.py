@@ -12,7 +12,7 @@ import attrs
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import RetryPolicy
-from ._exceptions import APIConnectionError, LumeError, RateLimitError, ServerError
+from ._exceptions import APIConnectionError, APIError, LumeError, RateLimitError, ServerError
 
 __all__ = ["RetryBudget", "RetryEvent"]
 
@@ -39,7 +39,10 @@ class RetryEvent:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RateLimitError | ServerError | APIConnectionError)
+    # 408: the server stopped waiting for the request; a repeat does not get the same answer.
+    return isinstance(exc, RateLimitError | ServerError | APIConnectionError) or (
+        isinstance(exc, APIError) and exc.status_code == 408
+    )
 
 
 def backoff(policy: RetryPolicy, retry_index: int, exc: LumeError, rng: random.Random) -> float:
@@ -47,10 +50,11 @@ def backoff(policy: RetryPolicy, retry_index: int, exc: LumeError, rng: random.R
 
     Full jitter keeps many clients that failed together from retrying together.
     """
-    if isinstance(exc, RateLimitError | ServerError) and exc.retry_after is not None:
+    if isinstance(exc, APIError) and exc.retry_after is not None:
         # Everyone told to come back in N seconds must not come back together: up to a quarter
-        # more, drawn at random (never less than the server asked for).
-        return exc.retry_after * (1.0 + rng.uniform(0.0, 0.25))
+        # more, drawn at random (never less than the server asked for), within max_retry_after.
+        asked = exc.retry_after
+        return min(asked * (1.0 + rng.uniform(0.0, 0.25)), max(asked, policy.max_retry_after))
     base = policy.rate_limit_base_delay if isinstance(exc, RateLimitError) else policy.base_delay
     return rng.uniform(0.0, min(policy.max_delay, base * (2**retry_index)))
 
@@ -111,8 +115,20 @@ class RetryBudget:
         self._withdrawals[self._slot()] += 1.0
         return True
 
-    def refund(self) -> None:
-        self._withdrawals[self._slot()] -= 1.0
+    def withdrawn_at(self) -> int:
+        """A mark of the current slot, for ``refund``: take it when withdrawing."""
+        return int(self._clock.monotonic())
+
+    def refund(self, withdrawn_at: int | None = None) -> None:
+        """Give back a token withdrawn at ``withdrawn_at`` (default: now), into the slot it was
+        taken from; one that has left the window is back already and is not given twice."""
+        now = self._slot()
+        if withdrawn_at is None:
+            self._withdrawals[now] -= 1.0
+            return
+        if int(self._clock.monotonic()) - withdrawn_at >= self._window:
+            return
+        self._withdrawals[withdrawn_at % self._window] -= 1.0
 
 
 def log_retry(event: RetryEvent, policy: RetryPolicy) -> None:

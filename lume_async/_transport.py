@@ -223,7 +223,7 @@ class Transport:
             total = policy.deadline
         budget = self._own_budget if policy is self._config.retry else self.budget(policy)
         budget.deposit()
-        attempt = 0
+        attempt = withdrawn_at = 0  # withdrawn_at: when the last retry's token was taken
         answer_lost = False  # an earlier attempt may have been done without us hearing
         while True:
             attempt += 1
@@ -289,7 +289,7 @@ class Transport:
                     )
                 if response.status < 300:
                     if attempt > 1:
-                        budget.refund()
+                        budget.refund(withdrawn_at)
                     return response
                 if response.status < 400:
                     raise APIError(
@@ -316,7 +316,7 @@ class Transport:
                     f"not retried: the server asked to wait {asked:g} s, over max_retry_after"
                 )
                 raise failure
-            wait = min(backoff(policy, attempt - 1, failure, self._rng), policy.max_retry_after)
+            wait = backoff(policy, attempt - 1, failure, self._rng)
             if deadline is not None and clock.monotonic() + wait > deadline:
                 failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
                 raise failure
@@ -325,6 +325,7 @@ class Transport:
                     "not retried: the client's retry budget is spent (see RetryPolicy)"
                 )
                 raise failure
+            withdrawn_at = budget.withdrawn_at()
             log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
             await clock.sleep(wait)
 
