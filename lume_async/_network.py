@@ -10,6 +10,7 @@ replaces the system's CAs), else the system's CAs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 import urllib.request
@@ -57,18 +58,40 @@ def _env_proxy(base_url: str) -> str | None:
 
 
 def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
-    """NO_PROXY: ``*``, or host names and domain suffixes (``.example.com``), with or without
-    a port, separated by commas."""
+    """NO_PROXY, as curl reads it: ``*``, host names and domain suffixes (``.example.com``),
+    with or without a port, and address ranges (``10.0.0.0/8``, ``2001:db8::/32``), separated
+    by commas. Trailing dots do not count."""
+    host = host.rstrip(".")
+    address = _address(host)
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if entry == "*":
             return True
+        if "/" in entry:
+            if address is not None and _in_range(address, entry):
+                return True
+            continue
         name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
         if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
             continue
-        name = name.lstrip(".")
+        name = name.strip("[]").strip(".")
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _in_range(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    try:
+        network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+    except ValueError:
+        return False
+    return address.version == network.version and address in network
 
 
 def tls_context(

@@ -35,11 +35,13 @@ from ._exceptions import (
     ServerError,
     cut,
 )
+from ._http_types import Answer
 
 __all__ = [
     "MAX_ERROR_BODY",
     "MAX_ERROR_READ",
     "Response",
+    "answer_too_large",
     "error_from_response",
     "read_body",
     "read_error_body",
@@ -137,6 +139,18 @@ async def read_error_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)
+
+
+def answer_too_large(answer: Answer, limit: int, where: str) -> ResponseTooLargeError:
+    """The error for an answer of the client's own connections past ``limit`` bytes."""
+    length = answer.length
+    declared = length is not None and length > limit
+    detail = (
+        f"its Content-Length is {length}"
+        if declared and "Content-Encoding" not in answer.headers
+        else "reading stopped there"
+    )
+    return too_large(answer.status, answer.headers, limit, where, detail)
 
 
 def too_large(

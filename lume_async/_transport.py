@@ -29,13 +29,11 @@ from ._exceptions import (
     InvalidRequestError,
     LumeError,
     NotFoundError,
-    ResponseTooLargeError,
     ServerError,
 )
 from ._http_log import log_attempt
 from ._http_log import logger as log
 from ._http_types import (
-    Answer,
     BadAnswer,
     CertificateFailed,
     ConnectFailed,
@@ -50,10 +48,10 @@ from ._pool import USER_AGENT, Pool, Session, mask_request_info, request_headers
 from ._responses import (
     MAX_ERROR_READ,
     Response,
+    answer_too_large,
     error_from_response,
     read_body,
     read_error_body,
-    too_large,
 )
 from ._retry import RetryBudget, RetryEvent, backoff, is_retryable, log_retry
 from ._secrets import forget_frames
@@ -223,111 +221,118 @@ class Transport:
             total = policy.deadline
         budget = self._own_budget if policy is self._config.retry else self.budget(policy)
         budget.deposit()
-        attempt = withdrawn_at = 0  # withdrawn_at: when the last retry's token was taken
-        answer_lost = False  # an earlier attempt may have been done without us hearing
-        while True:
-            attempt += 1
-            if attempt > 1:
-                total = opts.timeout.total
-                if deadline is not None:
-                    remaining = max(deadline - clock.monotonic(), 0.001)
-                    total = remaining if total is None else min(total, remaining)
-            failure: LumeError
-            if logged:
-                started = time.perf_counter()
-            try:
-                # The attempt's total time is bounded here (see _deadlines) rather than by
-                # aiohttp's total timeout, which costs several timers and contexts per request.
-                with _UNLIMITED if total is None else self._deadlines.limit(total):
-                    if direct is not None:
-                        answer = await direct.request(
-                            method,
-                            path,
-                            query,
-                            extra,
-                            body,
-                            connect=opts.timeout.connect,
-                            read=opts.timeout.read,
-                            limit=limit,
-                            error_limit=self._error_limit,
-                            repeatable=retryable,
-                        )
-                        status = answer.status
-                        if status < 300:
-                            if answer.over:
-                                raise _answer_too_large(answer, limit, method, route)
-                            response = Response(status, answer.headers, answer.body)
-                        else:
-                            response = Response(
-                                status,
-                                self._redact_headers(answer.headers),
-                                self._redact(answer.body),
+        try:
+            attempt = withdrawn_at = 0  # withdrawn_at: when the last retry's token was taken
+            answer_lost = False  # an earlier attempt may have been done without us hearing
+            while True:
+                attempt += 1
+                if attempt > 1:
+                    total = opts.timeout.total
+                    if deadline is not None:
+                        remaining = max(deadline - clock.monotonic(), 0.001)
+                        total = remaining if total is None else min(total, remaining)
+                failure: LumeError
+                if logged:
+                    started = time.perf_counter()
+                try:
+                    # The attempt's total time is bounded here (see _deadlines) rather than by
+                    # aiohttp's total timeout, which costs several timers and contexts per request.
+                    with _UNLIMITED if total is None else self._deadlines.limit(total):
+                        if direct is not None:
+                            answer = await direct.request(
+                                method,
+                                path,
+                                query,
+                                extra,
+                                body,
+                                connect=opts.timeout.connect,
+                                read=opts.timeout.read,
+                                limit=limit,
+                                error_limit=self._error_limit,
+                                repeatable=retryable,
                             )
-                        del answer
-                    else:
-                        assert session is not None
-                        response = await self._via_aiohttp(
-                            session, method, url, params, body, headers, socket_timeouts, route
+                            status = answer.status
+                            if status < 300:
+                                if answer.over:
+                                    raise answer_too_large(answer, limit, f"{method} {route}")
+                                response = Response(status, answer.headers, answer.body)
+                            else:
+                                response = Response(
+                                    status,
+                                    self._redact_headers(answer.headers),
+                                    self._redact(answer.body),
+                                )
+                            del answer
+                        else:
+                            assert session is not None
+                            response = await self._via_aiohttp(
+                                session, method, url, params, body, headers, socket_timeouts, route
+                            )
+                except (aiohttp.ClientError, HTTPFailure, TimeoutError, OSError) as exc:
+                    if self._pool.closed:  # closed under this call (another task or thread)
+                        raise LumeError("this client was closed during the request") from exc
+                    failure = _wrap_transport_error(exc, method, route)
+                    if logged:
+                        log_attempt(method, route, attempt=attempt, started=started, error=failure)
+                else:
+                    if logged:
+                        log_attempt(
+                            method,
+                            route,
+                            attempt=attempt,
+                            started=started,
+                            status=response.status,
+                            request_id=response.request_id,
+                            params=params,
+                            size=len(response.body),
                         )
-            except (aiohttp.ClientError, HTTPFailure, TimeoutError, OSError) as exc:
-                if self._pool.closed:  # closed under this call (another task or thread)
-                    raise LumeError("this client was closed during the request") from exc
-                failure = _wrap_transport_error(exc, method, route)
-                if logged:
-                    log_attempt(method, route, attempt=attempt, started=started, error=failure)
-            else:
-                if logged:
-                    log_attempt(
-                        method,
-                        route,
-                        attempt=attempt,
-                        started=started,
-                        status=response.status,
-                        request_id=response.request_id,
-                        params=params,
-                        size=len(response.body),
+                    if response.status < 300:
+                        if attempt > 1:
+                            budget.refund(withdrawn_at)
+                        return response
+                    if response.status < 400:
+                        raise APIError(
+                            f"unexpected redirect ({response.status}) to "
+                            f"{response.headers.get('Location', '?')!r}; "
+                            "redirects are not followed",
+                            status_code=response.status,
+                            request_id=response.request_id,
+                        )
+                    if gone_is_done and answer_lost and response.status == 404:
+                        return response
+                    failure = error_from_response(
+                        response, now=clock.time(), not_found=not_found, operation=operation
                     )
-                if response.status < 300:
-                    if attempt > 1:
-                        budget.refund(withdrawn_at)
-                    return response
-                if response.status < 400:
-                    raise APIError(
-                        f"unexpected redirect ({response.status}) to "
-                        f"{response.headers.get('Location', '?')!r}; redirects are not followed",
-                        status_code=response.status,
-                        request_id=response.request_id,
+                    del response  # not held (up to max_response_bytes) through a retry's wait
+                answer_lost = answer_lost or _maybe_done(failure)
+                if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
+                    raise failure
+                if self._pool.closed:
+                    failure.add_note("not retried: the client was closed during the request")
+                    raise failure
+                asked = getattr(failure, "retry_after", None)
+                if asked is not None and asked > policy.max_retry_after:
+                    failure.add_note(
+                        f"not retried: the server asked to wait {asked:g} s, over max_retry_after"
                     )
-                if gone_is_done and answer_lost and response.status == 404:
-                    return response
-                failure = error_from_response(
-                    response, now=clock.time(), not_found=not_found, operation=operation
-                )
-                del response  # not held (up to max_response_bytes) through a retry's wait
-            answer_lost = answer_lost or _maybe_done(failure)
-            if not (retryable and attempt <= policy.max_retries and _worth_retrying(failure)):
-                raise failure
-            if self._pool.closed:
-                failure.add_note("not retried: the client was closed during the request")
-                raise failure
-            asked = getattr(failure, "retry_after", None)
-            if asked is not None and asked > policy.max_retry_after:
-                failure.add_note(
-                    f"not retried: the server asked to wait {asked:g} s, over max_retry_after"
-                )
-                raise failure
-            wait = backoff(policy, attempt - 1, failure, self._rng)
-            if deadline is not None and clock.monotonic() + wait > deadline:
-                failure.add_note(f"not retried: the {policy.deadline:g} s retry deadline is near")
-                raise failure
-            if not budget.try_withdraw():
-                failure.add_note(
-                    "not retried: the client's retry budget is spent (see RetryPolicy)"
-                )
-                raise failure
-            withdrawn_at = budget.withdrawn_at()
-            log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
-            await clock.sleep(wait)
+                    raise failure
+                wait = backoff(policy, attempt - 1, failure, self._rng)
+                if deadline is not None and clock.monotonic() + wait > deadline:
+                    failure.add_note(
+                        f"not retried: the {policy.deadline:g} s retry deadline is near"
+                    )
+                    raise failure
+                if not budget.try_withdraw():
+                    failure.add_note(
+                        "not retried: the client's retry budget is spent (see RetryPolicy)"
+                    )
+                    raise failure
+                withdrawn_at = budget.withdrawn_at()
+                log_retry(RetryEvent(method, route, attempt, wait, failure), policy)
+                await clock.sleep(wait)
+        except BaseException:  # error reporters read frame locals: drop the secrets'
+            body = headers = None  # (a webhook secret in the body; the key, through a proxy)
+            raise
 
     async def _via_aiohttp(
         self,
@@ -353,6 +358,7 @@ class Transport:
             ssl=self._ssl,
             proxy=self._config.proxy,
         )
+        body = headers = None  # not in this frame's locals if reading fails (see request())
         try:
             status = resp.status
             if status < 300:
@@ -371,17 +377,6 @@ def _idempotency_header(key: str) -> bytes:
     if "\r" in key or "\n" in key or "\0" in key:
         raise ValueError("an Idempotency-Key must be one line")
     return f"Idempotency-Key: {key}\r\n".encode()
-
-
-def _answer_too_large(answer: Answer, limit: int, method: str, route: str) -> ResponseTooLargeError:
-    length = answer.length
-    declared = length is not None and length > limit
-    detail = (
-        f"its Content-Length is {length}"
-        if declared and "Content-Encoding" not in answer.headers
-        else "reading stopped there"
-    )
-    return too_large(answer.status, answer.headers, limit, f"{method} {route}", detail)
 
 
 def _maybe_done(failure: LumeError) -> bool:

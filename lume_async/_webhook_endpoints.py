@@ -47,16 +47,13 @@ class AsyncWebhookEndpoints:
             ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
                 malformed (before any request).
         """
-        body: dict[str, object] = {"url": check_endpoint_url(url)}
-        if events is not None:
-            body["events"] = check_events(events)
-        if secret is not None:
-            body["secret"] = check_endpoint_secret(secret)
+        # Made in a call of its own: no local of this frame holds the secret under another
+        # name (error reporters serialise frame locals, and drop only those named secret).
         response = await self._transport.request(
             "POST",
             "/v1/webhooks",
             route="/v1/webhooks",
-            body=_converter.dumps(body),
+            body=_endpoint_body(url, events, secret),
             retryable=True,
             idempotency_key=new_idempotency_key(),
             options=self._options,
@@ -113,3 +110,13 @@ class AsyncWebhookEndpoints:
 
 def _endpoint_id(endpoint: WebhookEndpoint) -> str:
     return endpoint.id
+
+
+def _endpoint_body(url: str, events: Iterable[str] | None, secret: str | None) -> bytes:
+    """The JSON body of a create, checked (ValueError before any request)."""
+    body: dict[str, object] = {"url": check_endpoint_url(url)}
+    if events is not None:
+        body["events"] = check_events(events)
+    if secret is not None:
+        body["secret"] = check_endpoint_secret(secret)
+    return _converter.dumps(body)

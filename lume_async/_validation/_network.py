@@ -36,8 +36,14 @@ _RESERVED = {
 
 
 def redact_url(url: str) -> str:
-    """A URL as messages show it: a password in it is replaced by ``***``."""
+    """A URL as messages show it: a password in it is replaced by ``***``.
+
+    A URL that does not parse as ``scheme://user:password@host`` (no scheme, ``http//``) shows
+    nothing before its last ``@``: that may be credentials all the same.
+    """
     parts = urlsplit(url)
+    if "://" not in url and "@" in url:
+        return "***@" + url.rpartition("@")[2]
     if parts.password is None:
         return url
     netloc = parts.netloc.rpartition("@")

@@ -108,8 +108,12 @@ def check_header_token(value: str, name: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address: traffic that never leaves this machine."""
-    if host == "localhost" or host.endswith(".localhost"):
+    """``localhost`` or a loopback address: traffic that never leaves this machine.
+
+    Not a name under ``.localhost``: the SDK connects through the system's resolver, which may
+    ask DNS for it (glibc does), and DNS may answer with any address.
+    """
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

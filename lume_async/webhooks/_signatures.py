@@ -48,10 +48,15 @@ _SECRET_PREFIX: Final = "whsec_"
 # --- keys -----------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Key:
+    """The signing keys of one secret; its repr never shows them (tracebacks hold it)."""
+
     standard: bytes
     lume: bytes
+
+    def __repr__(self) -> str:
+        return "Key(***)"
 
 
 def _key(secret: str) -> Key:
