@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import ssl
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,12 +15,12 @@ from ._batch_get import PollingBatchGet
 from ._clock import Clock
 from ._config import ClientConfig
 from ._http_log import configure_from_env
+from ._listeners import listen_weakly
 from ._runs_core import RunsCore, fetch_if_found
 from ._transport import RequestOptions, Transport
 from ._waiting import Waiting
 
 if TYPE_CHECKING:
-    from .models import WebhookEvent
     from .webhooks import WebhookReceiver
 
 __all__ = ["ClientCore"]
@@ -52,8 +51,7 @@ class ClientCore:
         if webhooks is not None:
             # Held weakly: a client dropped without aclose() is not kept alive by its receiver,
             # and leaves its listeners when it is collected.
-            self._unsubscribe = webhooks.add_listener(_EventsTo(self.waiting))
-            weakref.finalize(self.waiting, self._unsubscribe)
+            self._unsubscribe = listen_weakly(webhooks.add_listener, self.waiting.on_event)
             self.waiting.enable_push()
 
     @property
@@ -75,17 +73,3 @@ class ClientCore:
             self._unsubscribe = None
         await self.waiting.aclose()
         await self.transport.aclose()
-
-
-class _EventsTo:
-    """Hands completion events to a poller for as long as it is alive (it does not keep it so)."""
-
-    __slots__ = ("_waiting",)
-
-    def __init__(self, waiting: Waiting) -> None:
-        self._waiting = weakref.ref(waiting)
-
-    def __call__(self, event: WebhookEvent) -> None:
-        waiting = self._waiting()
-        if waiting is not None:
-            waiting.on_event(event)

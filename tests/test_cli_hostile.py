@@ -11,10 +11,8 @@ character to the terminal.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +24,8 @@ from rich.console import Console
 
 from lume_async._cli import _output, _wait, main
 from lume_async._cli._escape import visible
+
+from ._threaded_app import ThreadedApp
 
 RUN_ID = "run_01HY0000000000000000000000"
 NOW = "2026-01-01T00:00:00.000Z"
@@ -92,16 +92,13 @@ def envelope(items: list[Any], size: int) -> dict[str, Any]:
     return {"items": items, "total": len(items), "page": 1, "size": size, "pages": 1}
 
 
-class HostileServer:
+class HostileServer(ThreadedApp):
     """Answers every route the command uses with ``text`` in each string it returns."""
 
     def __init__(self) -> None:
         self.text = ""
         self.batch_status = "FAILED"
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__()
 
     async def _answer(self, request: web.Request) -> web.Response:
         text, path = self.text, request.path
@@ -127,28 +124,6 @@ class HostileServer:
         return web.Response(
             body=orjson.dumps(body), content_type="application/json", headers={"x-request-id": "r"}
         )
-
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._answer)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-        asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
 
 @pytest.fixture(autouse=True)

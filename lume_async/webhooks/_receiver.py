@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
 from aiohttp import web
 
 from .._exceptions import WebhookVerificationError
+from .._listeners import listen_weakly
 from .._validation import (
     check_host,
     check_listener,
@@ -44,8 +44,7 @@ class WebhookEventStream:
             maxsize=check_max_queue(max_queue)
         )
         # Subscribed weakly: a stream dropped without aclose() is collected, and unsubscribed.
-        self._unsubscribe = receiver.add_listener(_StreamListener(self))
-        weakref.finalize(self, self._unsubscribe)
+        self._unsubscribe = listen_weakly(receiver.add_listener, self._push)
         self._closed = False
 
     def _push(self, event: WebhookEvent | None) -> None:
@@ -83,20 +82,6 @@ class WebhookEventStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-class _StreamListener:
-    """Hands events to a stream for as long as the stream is alive (it does not keep it so)."""
-
-    __slots__ = ("_stream",)
-
-    def __init__(self, stream: WebhookEventStream) -> None:
-        self._stream = weakref.ref(stream)
-
-    def __call__(self, event: WebhookEvent) -> None:
-        stream = self._stream()
-        if stream is not None:
-            stream._push(event)
 
 
 class WebhookReceiver:

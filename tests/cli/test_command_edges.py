@@ -7,11 +7,9 @@ bits, ``--data`` read exactly, and ``--output`` onto paths that are not plain fi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from aiohttp import web
 from lume_async._cli import _output
 from lume_async.testing import Emulator, VirtualClock
 
+from .._threaded_app import ThreadedApp
 from .conftest import CUSTOMERS, ROWS, create, finished, lume, lume_process, ok_json
 
 BIG = 2**70  # past both int64 and uint64: orjson neither reads nor writes it exactly
@@ -174,14 +173,11 @@ def test_a_long_source_path_leaves_every_status_shown(
 # -- rows holding integers past 64 bits -----------------------------------------------------------
 
 
-class BigIntServer:
+class BigIntServer(ThreadedApp):
     """Serves a run's results and rejects whose rows hold an integer past 64 bits."""
 
     def __init__(self) -> None:
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__()
 
     async def _answer(self, request: web.Request) -> web.Response:
         size = int(request.query.get("size", "100"))
@@ -195,28 +191,6 @@ class BigIntServer:
         page = {"items": [item], "total": 1, "page": 1, "size": size, "pages": 1}
         body = orjson.dumps(page).replace(b'"-BIG"', b"-%d" % BIG).replace(b'"BIG"', b"%d" % BIG)
         return web.Response(body=body, content_type="application/json")
-
-    def __enter__(self) -> BigIntServer:
-        self._thread.start()
-
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._answer)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-        asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
 
 @pytest.fixture(scope="module")
