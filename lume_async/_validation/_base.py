@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +34,7 @@ T = TypeVar("T")
 
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 _SHOWN = 60
+_SCALARS = frozenset({str, int, bool, type(None)})  # nothing to look into
 
 
 def describe(value: object) -> str:
@@ -142,6 +145,11 @@ def check_text(
         raise bad_value(name, f"a str of {min_len} to {max_len} characters", value)
     if single_line and any(c in value for c in "\r\n\x00"):
         raise bad_value(name, "a single line (no line breaks or NUL)", value)
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 (no JSON, no URL) holds it
+            raise bad_value(name, "text UTF-8 can encode (no lone surrogates)", value) from None
     return value
 
 
@@ -195,6 +203,11 @@ def _non_finite_at(value: object, path: str, depth: int) -> tuple[str, float] | 
         return None if math.isfinite(value) else (path, value)
     if depth > 256:
         return None  # orjson refuses JSON nested this deep on its own
+    if isinstance(value, enum.Enum):  # orjson writes an Enum as its value
+        return _non_finite_at(value.value, f"{path}.value", depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # written as an object
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _non_finite_at(fields, path, depth + 1)
     if isinstance(value, dict):
         entries: Iterable[tuple[object, object]] = value.items()
     elif isinstance(value, list | tuple):
@@ -202,7 +215,7 @@ def _non_finite_at(value: object, path: str, depth: int) -> tuple[str, float] | 
     else:
         return None
     for key, item in entries:
-        if isinstance(item, float | dict | list | tuple):
+        if item.__class__ not in _SCALARS:
             found = _non_finite_at(item, f"{path}[{key!r}]", depth + 1)
             if found is not None:
                 return found

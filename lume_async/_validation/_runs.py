@@ -292,7 +292,12 @@ def check_timestamp(name: str, value: object) -> str:
         raise wrong_type(name, "a datetime", value)
     if value.tzinfo is None or value.utcoffset() is None:
         raise bad_value(name, "timezone-aware (e.g. datetime.now(UTC))", value)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 at +05:00: before 0001-01-01 in UTC
+        raise bad_value(name, "a time between the years 1 and 9999 in UTC", value) from None
+    # To the microsecond, as the service keeps created_at: a rounded bound selects other runs.
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def check_cursor(cursor: object) -> str | None:
