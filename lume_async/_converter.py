@@ -169,9 +169,9 @@ def loads(data: bytes | bytearray | memoryview | str, *, exact: bool = False) ->
         raise ResponseValidationError(f"response is not valid JSON: {exc}") from exc
     if not exact:
         return obj
-    raw = data.encode() if isinstance(data, str) else data
-    if _LONG_NUMBER in bytes(raw).translate(_DIGITS):
-        return json.loads(bytes(raw), parse_constant=_refuse_constant)
+    raw = data.encode() if isinstance(data, str) else bytes(data)  # bytes: no copy
+    if _LONG_NUMBER in raw.translate(_DIGITS):
+        return json.loads(raw, parse_constant=_refuse_constant)
     return obj
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "as_row",
     "dataframe_builder",
     "dumps_exact",
+    "replace_keeping_mode",
+    "temp_beside",
     "table_builder",
     "write_csv",
     "write_jsonl",
@@ -67,9 +69,7 @@ async def _write(
 
     ``trailer()`` is what to write after the last page (a CSV header no row has written yet).
     """
-    # NAME_MAX is 255: leave room for the dot, the random part and the suffix.
-    prefix = f".{target.name[:200]}."
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+    fd, temp = temp_beside(target)
     done = False
     written = 0
     file: IO[bytes] = os.fdopen(fd, "wb")
@@ -101,8 +101,18 @@ def _finish(file: IO[bytes], last: bytes, temp: str, target: Path) -> None:
     file.flush()
     os.fsync(file.fileno())
     file.close()
-    # A temporary file is private (0600); the export gets the mode of the file it replaces, or
-    # the usual 0644 for a new one.
+    replace_keeping_mode(temp, target)
+
+
+def temp_beside(target: Path) -> tuple[int, str]:
+    """A new private temporary file in ``target``'s folder, named after it: (fd, path)."""
+    # NAME_MAX is 255: leave room for the dot, the random part and the suffix.
+    return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:200]}.", suffix=".part")
+
+
+def replace_keeping_mode(temp: str, target: Path) -> None:
+    """Rename ``temp`` over ``target``. A temporary file is private (0600): it takes the mode of
+    the file it replaces, or the usual 0644 for a new one."""
     try:
         mode = target.stat().st_mode & 0o777
     except FileNotFoundError:

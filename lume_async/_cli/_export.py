@@ -11,13 +11,12 @@ import csv
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 from .. import _converter
-from .._export import dumps_exact
+from .._export import dumps_exact, replace_keeping_mode, temp_beside
 
 __all__ = ["FORMATS", "RowSink", "format_for", "json_text"]
 
@@ -60,9 +59,7 @@ class RowSink:
             self._out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         else:
             final = Path(os.path.realpath(path))  # through a link: the file it names
-            fd, self._tmp = tempfile.mkstemp(
-                prefix=f".{final.name[:200]}.", suffix=".part", dir=final.parent
-            )
+            fd, self._tmp = temp_beside(final)
             self._out = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._final = final
         self._owned = path != "-"
@@ -106,13 +103,7 @@ class RowSink:
         if self._final is not None and self._tmp is not None:
             self._out.close()
             try:
-                # mkstemp's file is private (0600): take the replaced file's mode, or 0644.
-                try:
-                    mode = self._final.stat().st_mode & 0o777
-                except FileNotFoundError:
-                    mode = 0o644
-                os.chmod(self._tmp, mode)
-                os.replace(self._tmp, self._final)
+                replace_keeping_mode(self._tmp, self._final)
             except BaseException:
                 os.unlink(self._tmp)
                 raise
