@@ -7,6 +7,7 @@ asked for.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import uuid
@@ -19,9 +20,20 @@ from aiohttp import web
 from ._access import Principal
 from ._errors import ApiError
 from ._service import Service
-from ._state import IdempotencyRecord
+from ._state import IdempotencyRecord, Tenant
 
-__all__ = ["PRINCIPAL", "SERVICE", "error_response", "json_response", "middleware"]
+__all__ = [
+    "PRINCIPAL",
+    "SERVICE",
+    "answered",
+    "bad_idempotency_key",
+    "canonical_json",
+    "error_response",
+    "fingerprint_of",
+    "json_response",
+    "middleware",
+    "remembered",
+]
 
 SERVICE = web.AppKey("lume_service", Service)
 PRINCIPAL = web.RequestKey("lume_principal", Principal)
@@ -31,6 +43,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Work = Callable[[], Awaitable[web.StreamResponse]]
 
 # (method, resource) -> (stats key, kind); kind is "api", "open" or "control".
 _ROUTES: dict[tuple[str, Any], tuple[str, str]] = {}
@@ -119,8 +132,13 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 
 
 async def _invoke(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await answered(functools.partial(handler, request))
+
+
+async def answered(work: Work) -> web.StreamResponse:
+    """The answer of ``work``: its response, or its error in the documented shape."""
     try:
-        return await handler(request)
+        return await work()
     except ApiError as err:
         return error_response(err)
     except Exception as exc:  # a bug in the emulator: still answer in the documented shape
@@ -169,17 +187,44 @@ async def _work(
     return resp
 
 
-def _fingerprint(request: web.Request, body: bytes, principal: str) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """The JSON of ``value`` with sorted keys: the same for any spelling of the same value."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def fingerprint_of(principal: str, route: str, canonical: bytes) -> bytes:
     """What makes a request the same request: its principal, method, path and JSON body.
 
     Keys are the tenant's, but another principal's request is another request (a 422), so a
-    replay never shows a run to someone who may not read it.
+    replay never shows a run to someone who may not read it. ``route`` is ``"METHOD /path"``;
+    a ``POST /v1/runs/batch-create`` item is the ``POST /v1/runs`` of its ``run``.
     """
+    return f"{principal}\n{route}\n".encode() + canonical
+
+
+def _fingerprint(request: web.Request, body: bytes, principal: str) -> bytes:
     try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+        canonical = canonical_json(orjson.loads(body))
     except orjson.JSONDecodeError:
         canonical = body
-    return f"{principal}\n{request.method} {request.path}\n".encode() + canonical
+    return fingerprint_of(principal, f"{request.method} {request.path}", canonical)
+
+
+def bad_idempotency_key(key: str, loc: list[str | int], name: str) -> ApiError | None:
+    """The 422 of a malformed idempotency key (``name`` as the caller spelled it), if it is."""
+    if _IDEMPOTENCY_KEY.fullmatch(key):
+        return None
+    return ApiError(
+        422,
+        "validation_error",
+        [
+            {
+                "loc": loc,
+                "msg": f"{name} must be 1 to 255 printable ASCII characters without spaces",
+                "type": "pattern_mismatch",
+            }
+        ],
+    )
 
 
 async def _idempotent(
@@ -189,55 +234,56 @@ async def _idempotent(
     principal: Principal,
     fault: tuple[str, str] | None,
 ) -> web.StreamResponse:
-    """Replay the first answer to a key; refuse reuse with another body or while in flight."""
+    """A POST with an ``Idempotency-Key`` header: the key checked, the request remembered."""
     key = request.headers["Idempotency-Key"]
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        return error_response(
-            ApiError(
-                422,
-                "validation_error",
-                [
-                    {
-                        "loc": ["header", "Idempotency-Key"],
-                        "msg": "Idempotency-Key must be 1 to 255 printable ASCII characters "
-                        "without spaces",
-                        "type": "pattern_mismatch",
-                    }
-                ],
-            )
-        )
-    tenant = principal.tenant
+    bad = bad_idempotency_key(key, ["header", "Idempotency-Key"], "Idempotency-Key")
+    if bad is not None:
+        return error_response(bad)
     fingerprint = _fingerprint(request, await request.read(), principal.name)
+    resp, _ = await remembered(
+        svc, principal.tenant, key, fingerprint, lambda: _work(request, handler, svc, fault)
+    )
+    return resp
+
+
+async def remembered(
+    svc: Service, tenant: Tenant, key: str, fingerprint: bytes, work: Work
+) -> tuple[web.StreamResponse, bool]:
+    """Replay the first answer to a key; refuse reuse with another body or while in flight.
+
+    Otherwise do ``work`` and remember its answer, unless it is one to try again (a 5xx, 401,
+    422 or 429). The second value says whether the answer is a replay (it then carries the
+    ``idempotent-replayed: true`` header).
+    """
     now = svc.clock.clock.monotonic()
     record = tenant.idempotency_record(key, now, IDEMPOTENCY_TTL)
     if record is not None:
         if record.fingerprint != fingerprint:
-            return error_response(
-                ApiError(
-                    422,
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used with a different request",
-                )
+            err = ApiError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request",
             )
+            return error_response(err), False
         if record.status == 0:
-            return error_response(
-                ApiError(
-                    409,
-                    "idempotency_in_flight",
-                    "A request with this Idempotency-Key is still being processed",
-                )
+            err = ApiError(
+                409,
+                "idempotency_in_flight",
+                "A request with this Idempotency-Key is still being processed",
             )
+            return error_response(err), False
         svc.replays += 1
-        return web.Response(
+        replay = web.Response(
             status=record.status,
             body=record.body,
             content_type=_JSON,
             headers={"idempotent-replayed": "true"},
         )
+        return replay, True
     record = IdempotencyRecord(fingerprint, now)
     tenant.remember(key, record, now, IDEMPOTENCY_TTL)
     try:
-        resp = await _work(request, handler, svc, fault)
+        resp = await work()
     except BaseException:
         tenant.idempotency.pop(key, None)
         raise
@@ -247,7 +293,7 @@ async def _idempotent(
         record.status, record.body = resp.status, body
     elif tenant.idempotency.get(key) is record:
         del tenant.idempotency[key]
-    return resp
+    return resp, False
 
 
 async def _fault(

@@ -1,21 +1,23 @@
-"""Handlers of the ``/v1`` API. Auth, faults and idempotency happen in the middleware."""
+"""Handlers of the ``/v1`` API. Auth, faults and idempotency happen in the middleware.
+
+Creating runs (``POST /v1/runs`` and ``POST /v1/runs/batch-create``) is ``_batch_create``'s.
+"""
 
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ._access import Principal
+from ._batch_create import batch_create, create_run
 from ._errors import ApiError, validation_error
-from ._flows import FLOW_VERSIONS, FLOWS, flow_json
+from ._flows import FLOWS, flow_json
 from ._http import PRINCIPAL, SERVICE, json_response
 from ._listing import int_param, list_runs
-from ._schema import openapi_bytes, validate
+from ._schema import openapi_bytes, request_body
 from ._service import EVENT_TYPES, Service
 from ._state import Webhook
 from ._webhooks import new_secret, secret_key
@@ -24,34 +26,11 @@ __all__ = ["add_routes"]
 
 
 PAGE_SIZE = 100
-_FLOW_VERSION = re.compile(r"[A-Za-z0-9_.-]{1,100}:v[0-9]{1,9}")
 
 
 def _ctx(request: web.Request) -> tuple[Service, Principal]:
     """The service, and the principal the request's API key acts as."""
     return request.app[SERVICE], request[PRINCIPAL]
-
-
-async def _json(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        raise validation_error(["body"], "A JSON body is required", "missing")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
-
-
-def _validated(schema: str, data: Any) -> dict[str, Any]:
-    issues = validate(schema, data)
-    if issues:
-        raise ApiError(422, "validation_error", issues)
-    result: dict[str, Any] = data
-    return result
-
-
-async def _body(request: web.Request, schema: str) -> dict[str, Any]:
-    return _validated(schema, await _json(request))
 
 
 def _page(request: web.Request, total: int) -> tuple[int, int, int, dict[str, Any]]:
@@ -69,23 +48,6 @@ def _paged(items: list[Any], envelope: dict[str, Any]) -> web.Response:
 # -- runs --------------------------------------------------------------------------------------
 
 
-async def create_run(request: web.Request) -> web.Response:
-    svc, who = _ctx(request)
-    data = await _json(request)
-    flow_version = data.get("flow_version") if isinstance(data, dict) else None
-    if (
-        isinstance(flow_version, str)
-        and flow_version not in FLOW_VERSIONS
-        and _FLOW_VERSION.fullmatch(flow_version)
-    ):
-        raise ApiError(404, "not_found", f"Flow version {flow_version} not found")
-    body = _validated("RunCreate", data)
-    status, run = svc.create_run(who, body)
-    # A new run is answered as of its creation instant, so it reads CREATED.
-    t = run.plan.created if status == 201 else svc.clock.now()
-    return json_response(status, run.to_json(svc.clock, t))
-
-
 async def get_run(request: web.Request) -> web.Response:
     svc, who = _ctx(request)
     run = svc.get_run(who, request.match_info["run_id"])
@@ -99,7 +61,7 @@ async def get_runs(request: web.Request) -> web.Response:
 
 async def batch_get(request: web.Request) -> web.Response:
     svc, who = _ctx(request)
-    body = await _body(request, "BatchGetRequest")
+    body = await request_body(request, "BatchGetRequest")
     ids = body["ids"]
     known: dict[str, str] = body.get("known") or {}
     t = svc.clock.now()
@@ -148,7 +110,7 @@ def _same_instant(given: str, updated: str) -> bool:
 
 async def patch_run(request: web.Request) -> web.Response:
     svc, who = _ctx(request)
-    body = await _body(request, "RunPatch")
+    body = await request_body(request, "RunPatch")
     run = svc.patch_run(who, request.match_info["run_id"], body)
     return json_response(200, run.to_json(svc.clock, svc.clock.now()))
 
@@ -233,7 +195,7 @@ async def get_flow(request: web.Request) -> web.Response:
 
 async def create_webhook(request: web.Request) -> web.Response:
     svc, who = _ctx(request)
-    body = await _body(request, "WebhookCreate")
+    body = await request_body(request, "WebhookCreate")
     secret = body.get("secret") or new_secret()
     try:
         secret_key(secret)
@@ -281,6 +243,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/runs", create_run)
     r.add_get("/v1/runs", get_runs)
     r.add_post("/v1/runs/batch-get", batch_get)
+    r.add_post("/v1/runs/batch-create", batch_create)
     r.add_get("/v1/runs/{run_id:run_[^/]+}", get_run)
     r.add_patch("/v1/runs/{run_id:run_[^/]+}", patch_run)
     r.add_post("/v1/runs/{run_id:run_[^/]+}/cancel", cancel_run)

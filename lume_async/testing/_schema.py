@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiohttp import web
 
-__all__ = ["openapi_bytes", "openapi_doc", "validate"]
+from ._errors import ApiError, validation_error
+
+__all__ = [
+    "openapi_bytes",
+    "openapi_doc",
+    "request_body",
+    "request_json",
+    "validate",
+    "validated",
+]
 
 _DOC_PATH = Path(__file__).with_name("openapi.json")
 Issue = dict[str, Any]
@@ -75,6 +85,31 @@ def validate(schema_name: str, value: Any) -> list[Issue]:
     issues: list[Issue] = []
     _check(openapi_doc()["components"]["schemas"][schema_name], value, ["body"], issues)
     return issues
+
+
+def validated(schema_name: str, value: Any) -> dict[str, Any]:
+    """``value``, valid against ``components.schemas[schema_name]``; else a 422 of its issues."""
+    issues = validate(schema_name, value)
+    if issues:
+        raise ApiError(422, "validation_error", issues)
+    result: dict[str, Any] = value
+    return result
+
+
+async def request_json(request: web.Request) -> Any:
+    """The request's JSON body; a 422 when there is none or it is not JSON."""
+    raw = await request.read()
+    if not raw:
+        raise validation_error(["body"], "A JSON body is required", "missing")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise validation_error(["body"], f"Invalid JSON: {exc}", "json_invalid") from exc
+
+
+async def request_body(request: web.Request, schema_name: str) -> dict[str, Any]:
+    """The request's JSON body, valid against ``components.schemas[schema_name]``."""
+    return validated(schema_name, await request_json(request))
 
 
 def _issue(issues: list[Issue], loc: list[str | int], msg: str, type_: str) -> None:
