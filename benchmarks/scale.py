@@ -96,6 +96,7 @@ async def _client(
             outcomes = await lume.runs.create_many(requests, concurrency=CONCURRENCY)
             runs = [outcome.unwrap() for outcome in outcomes]
         cpu1, wall1 = _cpu(), time.perf_counter()
+        create_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         del outcomes, requests
         waiting = sum(not run.is_terminal for run in runs)
         before = _poller_counts(lume)
@@ -114,6 +115,7 @@ async def _client(
         "create_wall_s": wall1 - wall0,
         "wait_wall_s": wall2 - wall1,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "create_peak_rss_kb": create_peak,
         "sweeps": sweeps,
         "poll_requests": polls,
         "polls_per_run": round(asked / n, 2),

@@ -11,7 +11,7 @@ from ._exceptions import RunNotFoundError
 from ._validation import check_concurrency, check_run_id
 from .models import BatchOutcome, RunRequest
 
-__all__ = ["ProgressCallback", "get_in_chunks", "key_of", "requests_of", "run_batch"]
+__all__ = ["ProgressCallback", "get_in_chunks", "requests_of", "run_batch"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,15 +26,13 @@ async def run_batch(
     call: Callable[[T], Awaitable[R]],
     concurrency: int,
     on_progress: ProgressCallback | None,
-    *,
-    key: Callable[[T], str | None] | None = None,
 ) -> list[BatchOutcome[R]]:
     """Run ``call`` on each item with ``concurrency`` workers (never one task per item).
 
     The workers take the next index from one shared iterator, so memory stays at one outcome per
     item whatever the count. An ``Exception`` from ``call`` becomes that item's failed outcome;
     cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
-    they have all stopped. ``key(item)`` is the idempotency key an outcome reports.
+    they have all stopped.
     """
     check_concurrency(concurrency)
     total = len(items)
@@ -47,12 +45,11 @@ async def run_batch(
         nonlocal done, failed, callback_error
         for index in indexes:
             item = items[index]
-            item_key = key(item) if key is not None else None
             outcome: BatchOutcome[R]
             try:
-                outcome = BatchOutcome.success(index, await call(item), idempotency_key=item_key)
+                outcome = BatchOutcome.success(index, await call(item))
             except Exception as exc:
-                outcome = BatchOutcome.failure(index, exc, idempotency_key=item_key)
+                outcome = BatchOutcome.failure(index, exc)
                 failed += 1
             outcomes[index] = outcome
             done += 1
@@ -89,11 +86,6 @@ def requests_of(items: Iterable[Any], namespace: str | None) -> list[RunRequest 
         else:
             prepared.append(request)
     return prepared
-
-
-def key_of(request: RunRequest | Exception) -> str | None:
-    """The idempotency key an item of ``requests_of`` is sent with (None: it is not sent)."""
-    return request.idempotency_key if isinstance(request, RunRequest) else None
 
 
 async def get_in_chunks(

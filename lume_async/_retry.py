@@ -40,7 +40,10 @@ class RetryEvent:
 
 def is_retryable(exc: BaseException) -> bool:
     # 408: the server stopped waiting for the request; a repeat does not get the same answer.
-    return isinstance(exc, RateLimitError | ServerError | APIConnectionError) or (
+    # 501: the server does not do this at all; a repeat gets the same answer.
+    if isinstance(exc, ServerError):
+        return exc.status_code != 501
+    return isinstance(exc, RateLimitError | APIConnectionError) or (
         isinstance(exc, APIError) and exc.status_code == 408
     )
 

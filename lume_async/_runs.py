@@ -8,7 +8,8 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from ._batch import ProgressCallback, get_in_chunks, key_of, requests_of, run_batch
+from ._batch import ProgressCallback, get_in_chunks, requests_of, run_batch
+from ._batch_create import Created, create_in_batches
 from ._batch_get import BATCH_GET_MAX
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
@@ -40,6 +41,10 @@ class AsyncRuns:
 
     def _handle(self, data: RunData, *, reused: bool = False) -> AsyncRun:
         return AsyncRun(RunCell(data), self._core, reused=reused)
+
+    def _created(self, created: Created) -> AsyncRun:
+        data, reused = created
+        return self._handle(data, reused=reused)
 
     async def _create(self, request: RunRequest) -> AsyncRun:
         data, reused = await self._core.create(request)
@@ -289,16 +294,16 @@ class AsyncRuns:
     ) -> builtins.list[BatchOutcome[AsyncRun]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
-        Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
-        outcome as ``idempotency_key``) across all its retries, so sending the same
-        ``RunRequest`` objects again replays what was done instead of doing it twice. With
-        ``idempotency_namespace``, each key is derived from the namespace and the request (a
-        key given on a request wins): a job restarted with the same inputs and namespace
-        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
-        source was still in flight from another create), or DuplicateRunError whose
-        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
-        is called after each item.
+        One BatchOutcome per request, in input order; a failed item (bad input included) never
+        aborts the others. With more runs than ``concurrency``, up to 100 go per
+        ``batch-create`` request, each the create it would be alone (docs/guides/fan-out.md).
+        Each item is sent with its request's Idempotency-Key (``outcome.idempotency_key``)
+        across all its retries, so sending the same ``RunRequest`` objects again replays what
+        was done. With ``idempotency_namespace``, each key is derived from the namespace and
+        the request (a key given on a request wins): a job restarted with the same inputs and
+        namespace creates nothing it created before; its outcomes are runs (``reused`` when
+        still in flight) or DuplicateRunError with the ``existing_run_id`` that processed the
+        source. ``on_progress(done, total, failed)`` is called after each item.
 
         Raises:
             ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed
@@ -311,13 +316,8 @@ class AsyncRuns:
         )
         check_idempotency_namespace(idempotency_namespace)
         prepared = requests_of(items, idempotency_namespace)
-
-        async def create_one(request: RunRequest | Exception) -> AsyncRun:
-            if isinstance(request, Exception):
-                raise request
-            return await self._create(request)
-
-        return await run_batch(prepared, create_one, concurrency, on_progress, key=key_of)
+        batch, alone, wrap = self._core.create_batch, self._create, self._created
+        return await create_in_batches(prepared, batch, alone, wrap, concurrency, on_progress)
 
     async def get_many(
         self,

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _converter
+from ._batch_create import BatchCreate, ItemResult
 from ._batch_get import batch_get_answer, malformed
 from ._exceptions import InvalidRequestError, RunNotFoundError
 from ._listing_checks import untrustworthy
@@ -129,15 +130,23 @@ class RunsCore:
         waiting: Waiting,
         clock: Clock,
         options: RequestOptions | None = None,
+        batch_create: BatchCreate | None = None,
     ) -> None:
         self._transport = transport
         self._waiting = waiting
         self._clock = clock
         self._options = options
+        self._batch_create = batch_create or BatchCreate(transport, clock)
 
     def with_options(self, options: RequestOptions) -> RunsCore:
         """The same core with other per-call settings; it shares the poller."""
-        return RunsCore(self._transport, waiting=self._waiting, clock=self._clock, options=options)
+        return RunsCore(
+            self._transport,
+            waiting=self._waiting,
+            clock=self._clock,
+            options=options,
+            batch_create=self._batch_create,
+        )
 
     # -- one run -------------------------------------------------------------------------------
     async def create(self, request: RunRequest) -> tuple[RunData, bool]:
@@ -162,6 +171,14 @@ class RunsCore:
         if reused:
             _log_reuse(request, data)
         return data, reused
+
+    async def create_batch(self, requests: Sequence[RunRequest], body: bytes) -> list[ItemResult]:
+        """Create with one ``batch-create`` (see ``_batch_create``): one result per request."""
+        results = await self._batch_create(requests, body, self._options)
+        for request, result in zip(requests, results, strict=True):
+            if isinstance(result, tuple) and result[1]:
+                _log_reuse(request, result[0])
+        return results
 
     async def fetch(self, run_id: str) -> RunData:
         check_run_id(run_id)

@@ -286,16 +286,16 @@ class Runs(_wrap.Twin[AsyncRuns]):
     ) -> builtins.list[BatchOutcome[Run]]:
         """Create many runs with at most ``concurrency`` requests in flight.
 
-        Returns one BatchOutcome per request, in input order; a failed item (bad input included)
-        never aborts the others. Each item is sent with its request's Idempotency-Key (on the
-        outcome as ``idempotency_key``) across all its retries, so sending the same
-        ``RunRequest`` objects again replays what was done instead of doing it twice. With
-        ``idempotency_namespace``, each key is derived from the namespace and the request (a
-        key given on a request wins): a job restarted with the same inputs and namespace
-        creates nothing it created before. Outcomes of a restart: a run (``reused`` when the
-        source was still in flight from another create), or DuplicateRunError whose
-        ``existing_run_id`` already processed that source. ``on_progress(done, total, failed)``
-        is called after each item.
+        One BatchOutcome per request, in input order; a failed item (bad input included) never
+        aborts the others. With more runs than ``concurrency``, up to 100 go per
+        ``batch-create`` request, each the create it would be alone (docs/guides/fan-out.md).
+        Each item is sent with its request's Idempotency-Key (``outcome.idempotency_key``)
+        across all its retries, so sending the same ``RunRequest`` objects again replays what
+        was done. With ``idempotency_namespace``, each key is derived from the namespace and
+        the request (a key given on a request wins): a job restarted with the same inputs and
+        namespace creates nothing it created before; its outcomes are runs (``reused`` when
+        still in flight) or DuplicateRunError with the ``existing_run_id`` that processed the
+        source. ``on_progress(done, total, failed)`` is called after each item.
 
         Raises:
             ValueError: ``concurrency`` is below 1, or ``idempotency_namespace`` is malformed

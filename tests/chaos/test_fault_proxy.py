@@ -95,16 +95,18 @@ async def test_a_reset_mid_answer_is_a_connection_error_when_not_retried(
     assert proxy.stats.resets in (1, 2)
 
 
+@pytest.mark.parametrize("concurrency", [100, 8], ids=["alone", "batched"])
 async def test_creates_through_resets_make_one_run_each(
-    emu: Emulator, proxy: FaultProxy, clock: VirtualClock
+    emu: Emulator, proxy: FaultProxy, clock: VirtualClock, concurrency: int
 ) -> None:
     proxy.set_toxics(Toxics(reset_rate=0.3, seed=3))
     async with _client(emu, proxy, max_retries=15, clock=clock) as lume:
         outcomes = await lume.runs.create_many(
-            [{"flow_version": FLOW, "source_path": f"s3://bucket/reset-{i}"} for i in range(100)]
+            [{"flow_version": FLOW, "source_path": f"s3://bucket/reset-{i}"} for i in range(100)],
+            concurrency=concurrency,
         )
     assert all(outcome.ok for outcome in outcomes)
-    assert proxy.stats.resets > 10
+    assert proxy.stats.resets > (10 if concurrency == 100 else 0)
     stats = emu.stats()
     assert stats["runs_created"] == 100
     assert stats["idempotent_replays"] > 0  # answers lost after the work were replayed

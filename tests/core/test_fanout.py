@@ -180,8 +180,9 @@ async def test_cancelling_create_many_midway_leaves_no_task_behind(
     created = threaded_emu.stats()["runs_created"]
     assert 100 < created < 3000
     await asyncio.sleep(0.05)
-    # Nothing keeps creating once the caller is cancelled (at most the requests already sent land).
-    assert threaded_emu.stats()["runs_created"] <= created + 16
+    # Nothing keeps creating once the caller is cancelled (at most the requests already sent
+    # land: eight batches of 100).
+    assert threaded_emu.stats()["runs_created"] <= created + 800
 
 
 async def test_create_many_runs_a_fixed_number_of_workers_not_one_task_per_item(

@@ -120,7 +120,7 @@ async def test_a_batch_cancelled_midway_then_sent_again_creates_each_run_once(
     # Inline rows: no source_path, so only the idempotency keys keep a run from being made twice.
     requests = [
         RunRequest(FLOW, source_data=[{"customer_id": i, "email": f"c{i}@example.com"}])
-        for i in range(120)
+        for i in range(300)
     ]
     halfway = anyio.Event()
 
@@ -132,7 +132,8 @@ async def test_a_batch_cancelled_midway_then_sent_again_creates_each_run_once(
         async with anyio.create_task_group() as tg:
 
             async def create() -> None:
-                await lume.runs.create_many(requests, concurrency=12, on_progress=progress)
+                # 100 per batch-create, one at a time: the third is never sent.
+                await lume.runs.create_many(requests, concurrency=1, on_progress=progress)
 
             tg.start_soon(create)
             with anyio.fail_after(STUCK):
@@ -140,7 +141,7 @@ async def test_a_batch_cancelled_midway_then_sent_again_creates_each_run_once(
             tg.cancel_scope.cancel()
         assert emu.stats()["runs_created"] < len(requests)
 
-        outcomes = await lume.runs.create_many(requests, concurrency=12)
+        outcomes = await lume.runs.create_many(requests, concurrency=7)
 
     assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok]
     assert len({outcome.unwrap().id for outcome in outcomes}) == len(requests)

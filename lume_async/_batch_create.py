@@ -1,0 +1,287 @@
+"""``batch-create``: many creates in one request, each the create it would be alone.
+
+``create_many`` sends its runs in batches, ``POST /v1/runs/batch-create`` with
+``{"items": [{"idempotency_key", "run"}, ...]}`` (1 to 100), answered
+``{"results": [{"status", "run" | "error"}, ...]}``: one result per item, in order, each what
+``POST /v1/runs`` with that Idempotency-Key would have answered. An item and a create of its own
+with the same key are the same request, so resending a batch whose answer was lost, or one of
+its items alone, replays what was done: exactly once holds item by item.
+
+An item the service could not do for now (429, 5xx, its key still in flight) and an item the
+answer left malformed are sent again alone, through the transport's retries. A service without
+the route (or refusing it: 400, 404, 405, 413, 422, 501) gets one create per request from then
+on. Small fan-outs are not batched: items are grouped only where there are more of them than
+requests allowed in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import anyio
+import orjson
+
+from . import _converter
+from ._exceptions import APIError, InvalidRequestError, LumeError, ResponseValidationError
+from ._responses import Response, error_from_response
+from ._retry import is_retryable
+from ._validation import check_concurrency
+from .models import BatchOutcome, RunData, RunRequest
+
+if TYPE_CHECKING:
+    from ._batch import ProgressCallback
+    from ._clock import Clock
+    from ._transport import RequestOptions, Transport
+
+__all__ = ["BATCH_CREATE_MAX", "BatchCreate", "Created", "ItemResult", "create_in_batches"]
+
+logger = logging.getLogger("lume_async.runs")
+
+R = TypeVar("R")
+
+BATCH_CREATE_MAX: Final = 100
+"""The most creates one ``batch-create`` request may carry."""
+_BATCH_BYTES: Final = 1 << 20
+"""A batch's body stays under this (unless one item alone is larger)."""
+_ALONE_BYTES: Final = 1 << 18
+"""An item larger than this (inline rows) is sent alone."""
+_BATCHES_IN_FLIGHT: Final = 8
+"""Batches in flight at most: each answer holds up to 100 runs until it is read (about 0.4 MB
+at 100 runs of 1.5 KB, parsed), and eight keep a service busy as well as 64 do."""
+_REFUSED: Final = frozenset({400, 404, 405, 413, 422, 501})
+"""Statuses of a whole batch that mean the service does not take batch creates."""
+
+Created = tuple[RunData, bool]
+"""A run created (or found in flight: ``True``, reused)."""
+ItemResult = Created | LumeError | None
+"""What became of one item: its run, its error, or None: send it again alone."""
+
+
+class BatchCreate:
+    """``batch-create`` for one client, until the service refuses it."""
+
+    __slots__ = ("_clock", "_transport", "supported")
+
+    def __init__(self, transport: Transport, clock: Clock) -> None:
+        self._transport = transport
+        self._clock = clock
+        self.supported = True
+
+    async def __call__(
+        self,
+        requests: Sequence[RunRequest],
+        body: bytes,
+        options: RequestOptions | None,
+    ) -> list[ItemResult]:
+        """One result per request: each created, failed, or None (to be sent alone).
+
+        Raises:
+            LumeError: The batch failed as a whole (after the transport's retries); nothing
+                is known of its items.
+        """
+        if not self.supported:
+            return [None] * len(requests)
+        try:
+            response = await self._transport.request(
+                "POST",
+                "/v1/runs/batch-create",
+                route="/v1/runs/batch-create",
+                body=body,
+                retryable=True,  # every item carries its Idempotency-Key
+                options=options,
+            )
+        except APIError as exc:
+            if exc.status_code not in _REFUSED:
+                raise
+            if self.supported:  # the other batches in flight may be refused the same way
+                self.supported = False
+                logger.info("the service refused batch creates (%s); creating one by one", exc)
+            return [None] * len(requests)
+        return self._results(response, len(requests))
+
+    def _results(self, response: Response, count: int) -> list[ItemResult]:
+        try:
+            body = response.json()
+        except ResponseValidationError:
+            body = None
+        results = body.get("results") if body.__class__ is dict else None
+        if results.__class__ is not list or len(results) != count:
+            logger.warning(
+                "malformed batch-create answer (request %s): expected %d results; "
+                "sending each item again alone",
+                response.request_id,
+                count,
+            )
+            return [None] * count
+        return [self._result(item, response) for item in results]
+
+    def _result(self, item: object, response: Response) -> ItemResult:
+        status = item.get("status") if isinstance(item, dict) else None
+        if status.__class__ is not int:
+            return None
+        assert isinstance(item, dict) and isinstance(status, int)
+        if status in (200, 201):
+            try:
+                run = _converter.run_from_obj(item.get("run"), request_id=response.request_id)
+            except ResponseValidationError:
+                return None
+            return run, status == 200
+        if not 400 <= status <= 599:
+            return None
+        error = item.get("error")
+        answer = Response(status, response.headers, orjson.dumps(error) if error else b"")
+        failure = error_from_response(answer, now=self._clock.time(), operation="create")
+        return None if _later(failure) else failure
+
+
+def _later(failure: LumeError) -> bool:
+    """Whether the service may do this item if it is asked again (alone, with retries)."""
+    if isinstance(failure, InvalidRequestError):
+        return failure.status_code == 409 and failure.code == "idempotency_in_flight"
+    return is_retryable(failure)
+
+
+Chunk = tuple[list[int], bytes | None]
+"""The indexes of items sent together and the batch's body, or one index and None: alone."""
+
+
+def _chunks(prepared: Sequence[RunRequest | Exception], concurrency: int) -> Iterator[Chunk]:
+    """The items in the groups sent together, each body encoded once, as they are needed.
+
+    Items are grouped only where there are more than ``concurrency``: into about as many
+    groups as batches may be in flight, up to 100 items and 1 MiB each. An item that is not a
+    request, or is too large to share a body, is a group of its own.
+    """
+    many = len(prepared) > concurrency
+    lanes = min(concurrency, _BATCHES_IN_FLIGHT)
+    size = min(BATCH_CREATE_MAX, math.ceil(len(prepared) / lanes)) if many else 1
+    indexes: list[int] = []
+    items: list[bytes] = []
+    used = 0
+    for index, request in enumerate(prepared):
+        if size == 1 or not isinstance(request, RunRequest):
+            yield [index], None
+            continue
+        body = request.wire_body()
+        if len(body) > _ALONE_BYTES:
+            yield [index], None
+            continue
+        if indexes and (len(indexes) == size or used + len(body) > _BATCH_BYTES):
+            yield indexes, _envelope(items)
+            indexes, items, used = [], [], 0
+        indexes.append(index)
+        # Joined at once: the encoder's output buffers (4 KiB each, whatever the body's size)
+        # are not kept while a chunk waits for its turn.
+        items.append(b'{"idempotency_key":%s,"run":%s}' % (_key(request), body))
+        used += len(body)
+    if indexes:
+        yield indexes, _envelope(items)
+
+
+def _key(request: RunRequest) -> bytes:
+    return orjson.dumps(request.idempotency_key)
+
+
+def _envelope(items: list[bytes]) -> bytes:
+    return b'{"items":[' + b",".join(items) + b"]}"
+
+
+async def create_in_batches(
+    prepared: list[RunRequest | Exception],
+    batch: Callable[[Sequence[RunRequest], bytes], Awaitable[list[ItemResult]]],
+    alone: Callable[[RunRequest], Awaitable[R]],
+    wrap: Callable[[Created], R],
+    concurrency: int,
+    on_progress: ProgressCallback | None,
+) -> list[BatchOutcome[R]]:
+    """One outcome per item of ``prepared``, in input order, creating with ``batch`` where the
+    items are many and ``alone`` otherwise (and for what a batch leaves to it).
+
+    At most ``concurrency`` requests are in flight, and of them at most eight batches.
+    ``on_progress(done, total, failed)`` is called after each item; what it raises cancels the
+    rest and propagates.
+    """
+    check_concurrency(concurrency)
+    total = len(prepared)
+    outcomes: list[BatchOutcome[R] | None] = [None] * total
+    chunks = _chunks(prepared, concurrency)
+    done = failed = 0
+    callback_error: Exception | None = None
+    scope = anyio.CancelScope()
+    batches = anyio.Semaphore(_BATCHES_IN_FLIGHT)
+
+    def key(index: int) -> str | None:
+        request = prepared[index]
+        return request.idempotency_key if isinstance(request, RunRequest) else None
+
+    def succeed(index: int, value: R) -> None:
+        outcomes[index] = BatchOutcome.success(index, value, idempotency_key=key(index))
+        settled(ok=True)
+
+    def fail(index: int, error: Exception) -> None:
+        outcomes[index] = BatchOutcome.failure(index, error, idempotency_key=key(index))
+        settled(ok=False)
+
+    def settled(*, ok: bool) -> None:
+        nonlocal done, failed, callback_error
+        done += 1
+        failed += not ok
+        if on_progress is not None and callback_error is None:
+            try:
+                on_progress(done, total, failed)
+            except Exception as exc:
+                callback_error = exc
+                scope.cancel()
+
+    async def send_alone(index: int, request: RunRequest) -> None:
+        try:
+            value = await alone(request)
+        except Exception as exc:
+            fail(index, exc)
+        else:
+            succeed(index, value)
+
+    async def send(indexes: list[int], body: bytes | None) -> None:
+        first = prepared[indexes[0]]
+        if isinstance(first, Exception):  # an item that is not a request: always alone
+            fail(indexes[0], first)
+            return
+        if body is None:
+            await send_alone(indexes[0], first)
+            return
+        requests = [
+            item for item in map(prepared.__getitem__, indexes) if isinstance(item, RunRequest)
+        ]
+        try:
+            async with batches:
+                results = await batch(requests, body)
+        except Exception as exc:
+            for index in indexes:
+                fail(index, exc)
+            return
+        later = []
+        for index, request, result in zip(indexes, requests, results, strict=True):
+            if result is None:
+                later.append((index, request))
+            elif isinstance(result, tuple):
+                succeed(index, wrap(result))
+            else:
+                fail(index, result)
+        for index, request in later:
+            await send_alone(index, request)
+
+    async def worker() -> None:
+        for chunk, body in chunks:
+            await send(chunk, body)
+
+    if total:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(concurrency, total)):
+                    tg.start_soon(worker)
+    if callback_error is not None:
+        raise callback_error
+    return [outcome for outcome in outcomes if outcome is not None]
