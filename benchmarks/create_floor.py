@@ -6,7 +6,10 @@ that figure next to what the same creates cost two other asyncio clients, on the
 process, in turns:
 
 - ``lume-sdk``: ``AsyncLume.runs.create_many`` (concurrency 64), each outcome unwrapped into its
-  run handle, as ``scale.py`` does;
+  run handle, as ``scale.py`` does: up to 100 creates per ``POST /v1/runs/batch-create``;
+- ``lume-sdk, one each``: ``AsyncLume.runs.create``, one create per request, 64 at a time (what
+  ``create_many`` does with a service that has no batch create), to compare with the other
+  clients request for request;
 - ``aiohttp+orjson``: raw aiohttp posting ``orjson.dumps`` of the same body with an
   ``Idempotency-Key``, 64 requests at a time, each answer read and parsed with ``orjson``;
 - ``bare protocol``: 64 kept-alive connections, each an ``asyncio.Protocol`` that writes every
@@ -54,7 +57,7 @@ from _common import (
 
 FLOW = "customer_cleaner:v1"
 CONCURRENCY = 64
-CLIENTS = ("lume-sdk", "aiohttp+orjson", "bare protocol")
+CLIENTS = ("lume-sdk", "lume-sdk, one each", "aiohttp+orjson", "bare protocol")
 
 
 def _path(tag: str, i: int) -> str:
@@ -110,6 +113,24 @@ async def _sdk(url: str, key: str, tag: str, n: int) -> dict[str, Any]:
             assert len(runs) == count
 
         return await _measure(lambda: create(f"{tag}-warm", CONCURRENCY), lambda: create(tag, n), n)
+
+
+async def _sdk_one_each(url: str, key: str, tag: str, n: int) -> dict[str, Any]:
+    from lume_async import AsyncLume
+
+    async with AsyncLume(api_key=key, base_url=url, max_connections=CONCURRENCY) as lume:
+
+        def create(prefix: str) -> Callable[[int], Awaitable[None]]:
+            async def one(i: int) -> None:
+                await lume.runs.create(FLOW, _path(prefix, i))
+
+            return one
+
+        return await _measure(
+            lambda: _fan_out(CONCURRENCY, create(f"{tag}-warm")),
+            lambda: _fan_out(n, create(tag)),
+            n,
+        )
 
 
 async def _aiohttp(url: str, key: str, tag: str, n: int) -> dict[str, Any]:
@@ -219,6 +240,7 @@ async def _bare(url: str, key: str, tag: str, n: int) -> dict[str, Any]:
 
 WORKERS: dict[str, Callable[[str, str, str, int], Coroutine[Any, Any, dict[str, Any]]]] = {
     "lume-sdk": _sdk,
+    "lume-sdk, one each": _sdk_one_each,
     "aiohttp+orjson": _aiohttp,
     "bare protocol": _bare,
 }
@@ -272,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 measured[client].append(row)
                 cpu_us = (row["user_s"] + row["sys_s"]) * 1e6 / n
                 print(
-                    f"  round {r + 1}/{rounds}  {client:<15} {n / row['wall_s']:7,.0f} creates/s"
+                    f"  round {r + 1}/{rounds}  {client:<18} {n / row['wall_s']:7,.0f} creates/s"
                     f"  {cpu_us:6.1f} µs CPU/create",
                     flush=True,
                 )
@@ -301,10 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         table,
         title=f"median of {rounds} round(s), client CPU per create",
     )
+    floor, raw = summary["bare protocol"]["cpu_us"], summary["aiohttp+orjson"]["cpu_us"]
+    one_each = summary["lume-sdk, one each"]["cpu_us"]
     print(
-        f"\nthe SDK's CPU per create over the bare protocol's (the floor): "
-        f"{sdk / summary['bare protocol']['cpu_us']:.2f}x; over raw aiohttp + orjson's: "
-        f"{sdk / summary['aiohttp+orjson']['cpu_us']:.2f}x"
+        f"\nthe SDK's CPU per create over the bare protocol's (the floor, one create per request):"
+        f" {sdk / floor:.2f}x batched, {one_each / floor:.2f}x one each; over raw aiohttp +"
+        f" orjson's: {sdk / raw:.2f}x batched, {one_each / raw:.2f}x one each"
     )
     path = write_results(
         "create_floor",
