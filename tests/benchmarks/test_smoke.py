@@ -144,7 +144,12 @@ def test_create_floor_quick_run(tmp_path: Path) -> None:
     results = run_quick("create_floor.py", tmp_path / "create_floor.json", "--n", "100")
 
     assert results["benchmark"] == "create_floor"
-    assert set(results["clients"]) == {"lume-sdk", "aiohttp+orjson", "bare protocol"}
+    assert set(results["clients"]) == {
+        "lume-sdk",
+        "lume-sdk, one each",
+        "aiohttp+orjson",
+        "bare protocol",
+    }
     for client, rounds in results["rounds_measured"].items():
         assert [row["n"] for row in rounds] == [100], client
         assert results["clients"][client]["cpu_us"] > 0
@@ -157,5 +162,6 @@ def test_poller_quick_run(tmp_path: Path) -> None:
     assert results["n"] == 300
     assert results["best"]["polls_per_run"] == 8  # every run asked about at every sweep
     assert results["best"]["create_us_per_run"] > 0
+    assert results["best"]["create_requests_per_run"] == 8 / 300  # eight batches in flight
     assert results["best"]["wait_us_per_run"] > 0
     assert results["best"]["wait_every_us_per_run"] > 0
