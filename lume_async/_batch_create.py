@@ -8,7 +8,9 @@ with the same key are the same request, so resending a batch whose answer was lo
 its items alone, replays what was done: exactly once holds item by item.
 
 An item the service could not do for now (429, 5xx, its key still in flight) and an item the
-answer left malformed are sent again alone, through the transport's retries. A service without
+answer left malformed, or answered with a run that cannot be its own (of another flow version or
+source, or one new run for two keys), are sent again alone, through the transport's retries, with
+all the concurrency allowed. A service without
 the route (or refusing it: 400, 404, 405, 413, 422, 501) gets one create per request from then
 on. Small fan-outs are not batched: items are grouped only where there are more of them than
 requests allowed in flight.
@@ -32,6 +34,8 @@ from ._validation import check_concurrency
 from .models import BatchOutcome, RunData, RunRequest
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from ._batch import ProgressCallback
     from ._clock import Clock
     from ._transport import RequestOptions, Transport
@@ -100,9 +104,10 @@ class BatchCreate:
                 self.supported = False
                 logger.info("the service refused batch creates (%s); creating one by one", exc)
             return [None] * len(requests)
-        return self._results(response, len(requests))
+        return self._results(response, requests)
 
-    def _results(self, response: Response, count: int) -> list[ItemResult]:
+    def _results(self, response: Response, requests: Sequence[RunRequest]) -> list[ItemResult]:
+        count = len(requests)
         try:
             body = response.json()
         except ResponseValidationError:
@@ -116,9 +121,10 @@ class BatchCreate:
                 count,
             )
             return [None] * count
-        return [self._result(item, response) for item in results]
+        pairs = zip(results, requests, strict=True)
+        return _one_new_run_per_key([self._result(*pair, response) for pair in pairs], requests)
 
-    def _result(self, item: object, response: Response) -> ItemResult:
+    def _result(self, item: object, request: RunRequest, response: Response) -> ItemResult:
         status = item.get("status") if isinstance(item, dict) else None
         if status.__class__ is not int:
             return None
@@ -128,13 +134,37 @@ class BatchCreate:
                 run = _converter.run_from_obj(item.get("run"), request_id=response.request_id)
             except ResponseValidationError:
                 return None
+            if run.flow_version != request.flow_version or run.source_path != request.source_path:
+                return None  # another item's run (or none of them): its key tells, alone
             return run, status == 200
         if not 400 <= status <= 599:
             return None
         error = item.get("error")
-        answer = Response(status, response.headers, orjson.dumps(error) if error else b"")
+        # What a failed create says reaches messages, logs and error reports: the key masked,
+        # as in the answer of a create sent alone.
+        raw = self._transport.redact(orjson.dumps(error)) if error else b""
+        answer = Response(status, response.headers, raw)
         failure = error_from_response(answer, now=self._clock.time(), operation="create")
         return None if _later(failure) else failure
+
+
+def _one_new_run_per_key(
+    results: list[ItemResult], requests: Sequence[RunRequest]
+) -> list[ItemResult]:
+    """``results`` without the new runs (201) answered for more than one key: one run is made
+    by one key, so which item made it is unknown, and each is sent again alone."""
+    keys: dict[str, set[str]] = {}
+    for result, request in zip(results, requests, strict=True):
+        if isinstance(result, tuple) and not result[1]:
+            keys.setdefault(result[0].id, set()).add(request.idempotency_key)
+    if all(len(made_by) == 1 for made_by in keys.values()):
+        return results
+    return [
+        None
+        if isinstance(result, tuple) and not result[1] and len(keys[result[0].id]) > 1
+        else result
+        for result in results
+    ]
 
 
 def _later(failure: LumeError) -> bool:
@@ -160,7 +190,7 @@ def _chunks(prepared: Sequence[RunRequest | Exception], concurrency: int) -> Ite
     size = min(BATCH_CREATE_MAX, math.ceil(len(prepared) / lanes)) if many else 1
     indexes: list[int] = []
     items: list[bytes] = []
-    used = 0
+    used = len(_envelope([]))  # the body's bytes so far, commas and envelope included
     for index, request in enumerate(prepared):
         if size == 1 or not isinstance(request, RunRequest):
             yield [index], None
@@ -169,14 +199,15 @@ def _chunks(prepared: Sequence[RunRequest | Exception], concurrency: int) -> Ite
         if len(body) > _ALONE_BYTES:
             yield [index], None
             continue
-        if indexes and (len(indexes) == size or used + len(body) > _BATCH_BYTES):
-            yield indexes, _envelope(items)
-            indexes, items, used = [], [], 0
-        indexes.append(index)
         # Joined at once: the encoder's output buffers (4 KiB each, whatever the body's size)
         # are not kept while a chunk waits for its turn.
-        items.append(b'{"idempotency_key":%s,"run":%s}' % (_key(request), body))
-        used += len(body)
+        item = b'{"idempotency_key":%s,"run":%s}' % (_key(request), body)
+        if indexes and (len(indexes) == size or used + 1 + len(item) > _BATCH_BYTES):
+            yield indexes, _envelope(items)
+            indexes, items, used = [], [], len(_envelope([]))
+        indexes.append(index)
+        items.append(item)
+        used += len(item) + 1  # and its comma
     if indexes:
         yield indexes, _envelope(items)
 
@@ -244,14 +275,15 @@ async def create_in_batches(
         else:
             succeed(index, value)
 
-    async def send(indexes: list[int], body: bytes | None) -> None:
+    async def send(indexes: list[int], body: bytes | None) -> list[tuple[int, RunRequest]]:
+        """Send one chunk; what its batch leaves to single creates is returned."""
         first = prepared[indexes[0]]
         if isinstance(first, Exception):  # an item that is not a request: always alone
             fail(indexes[0], first)
-            return
+            return []
         if body is None:
             await send_alone(indexes[0], first)
-            return
+            return []
         requests = [
             item for item in map(prepared.__getitem__, indexes) if isinstance(item, RunRequest)
         ]
@@ -261,7 +293,7 @@ async def create_in_batches(
         except Exception as exc:
             for index in indexes:
                 fail(index, exc)
-            return
+            return []
         later = []
         for index, request, result in zip(indexes, requests, results, strict=True):
             if result is None:
@@ -270,18 +302,36 @@ async def create_in_batches(
                 succeed(index, wrap(result))
             else:
                 fail(index, result)
-        for index, request in later:
+        return later
+
+    async def left_alone(index: int, request: RunRequest) -> None:
+        async with slots:
             await send_alone(index, request)
 
-    async def worker() -> None:
-        for chunk, body in chunks:
-            await send(chunk, body)
+    async def send_chunk(
+        indexes: list[int], body: bytes | None, slot: object, tg: TaskGroup
+    ) -> None:
+        try:
+            later = await send(indexes, body)
+        finally:
+            slots.release_on_behalf_of(slot)
+        # Each in a request slot of its own: a refused or partial batch's items go out with
+        # all the concurrency allowed, not one after another.
+        for index, request in later:
+            tg.start_soon(left_alone, index, request)
 
     if total:
+        slots = anyio.CapacityLimiter(concurrency)  # requests in flight
         with scope:
             async with anyio.create_task_group() as tg:
-                for _ in range(min(concurrency, total)):
-                    tg.start_soon(worker)
+                while True:
+                    slot = object()
+                    await slots.acquire_on_behalf_of(slot)
+                    chunk = next(chunks, None)  # encoded only once it has a slot
+                    if chunk is None:
+                        slots.release_on_behalf_of(slot)
+                        break
+                    tg.start_soon(send_chunk, *chunk, slot, tg)
     if callback_error is not None:
         raise callback_error
     return [outcome for outcome in outcomes if outcome is not None]

@@ -152,7 +152,7 @@ class Transport:
         await self._pool.aclose()
         self._deadlines.close()
 
-    def _redact(self, body: bytes) -> bytes:
+    def redact(self, body: bytes) -> bytes:
         """An error body with the key masked: a server may echo it back, and what it says ends
         up in messages, ``APIError.body`` and logs."""
         return self._key.redact(body)
@@ -160,7 +160,7 @@ class Transport:
     def _redact_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
         """``headers`` with the key masked in their values (a copy only when needed)."""
         clean = [
-            (name, self._redact(value.encode(errors="surrogateescape")).decode(errors="replace"))
+            (name, self.redact(value.encode(errors="surrogateescape")).decode(errors="replace"))
             for name, value in headers.items()
         ]
         if all(a[1] == b for a, b in zip(clean, headers.values(), strict=True)):
@@ -260,7 +260,7 @@ class Transport:
                                 response = Response(
                                     status,
                                     self._redact_headers(answer.headers),
-                                    self._redact(answer.body),
+                                    self.redact(answer.body),
                                 )
                             del answer
                         else:
@@ -367,7 +367,7 @@ class Transport:
             return Response(
                 status,
                 self._redact_headers(resp.headers),
-                self._redact(await read_error_body(resp, limit)),
+                self.redact(await read_error_body(resp, limit)),
             )
         finally:
             resp.release()  # the connection goes back (or is dropped, if cut short)
