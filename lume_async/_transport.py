@@ -317,6 +317,11 @@ class Transport:
                     )
                     raise failure
                 wait = backoff(policy, attempt - 1, failure, self._rng)
+                if deadline is not None and asked is not None:
+                    # Cut the jitter above a Retry-After (to half the time left), not the ask.
+                    left = deadline - clock.monotonic()
+                    if wait > left >= asked:
+                        wait = asked + (left - asked) / 2
                 if deadline is not None and clock.monotonic() + wait > deadline:
                     failure.add_note(
                         f"not retried: the {policy.deadline:g} s retry deadline is near"

@@ -136,7 +136,12 @@ def main(
     for header in headers:
         name, colon, value = header.partition(":")
         if not colon:
-            raise click.BadParameter(f"{header!r} is not 'NAME: VALUE'", param_hint="'--header'")
+            # Not echoed: a header given on the command line is often a credential.
+            raise click.BadParameter(
+                f"a value of {len(header)} characters has no ':' (not shown: it may be a"
+                " credential); write 'NAME: VALUE'",
+                param_hint="'--header'",
+            )
         settings.headers[name.strip()] = value.strip()
 
 

@@ -274,6 +274,11 @@ def check_statuses(status: object) -> list[str]:
         values = list(status)
     else:
         raise wrong_type("status", "a RunStatus, a str, or a list of them", status)
+    if not values:
+        raise ValueError(
+            "status=[] would match no run; give at least one status, or None for runs of every "
+            "status"
+        )
     out: dict[str, None] = {}  # in order, each once
     for value in values:
         if not isinstance(value, str):
@@ -350,7 +355,8 @@ def check_list_filters(
     if flow_version is not None:
         params.append(("flow_version", check_flow_version(flow_version)))
     if source_path is not None:
-        check_nonempty_str(source_path, "source_path")
+        if not check_nonempty_str(source_path, "source_path").strip():
+            raise bad_value("source_path", "a non-blank str (no run has a blank one)", source_path)
         params.append(
             ("source_path", check_text(source_path, "source_path", max_len=MAX_SOURCE_PATH))
         )
