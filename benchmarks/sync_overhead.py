@@ -35,7 +35,7 @@ and p99 <= 200 us for the no-op, <= 40 us for the GET; sync ``create_many`` >= 0
 Each section is a function from the options to a list of rows, registered in ``SECTIONS``.
 
     python benchmarks/sync_overhead.py [--calls N] [--repeats R] [--section noop] [--check]
-    python benchmarks/sync_overhead.py --create-n 5000 --create-rounds 3
+    python benchmarks/sync_overhead.py --create-n 20000 --create-rounds 3
     python benchmarks/sync_overhead.py --quick --output /tmp/sync_overhead.json   # smoke run
 """
 
@@ -655,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--get-calls", type=int, default=2000, help="timed GETs per path/repeat")
     parser.add_argument("--repeats", type=int, default=5, help="rounds over all paths")
     parser.add_argument("--warmup", type=int, default=500, help="untimed calls before each round")
-    parser.add_argument("--create-n", type=int, default=5000, help="runs per create_many (5000)")
+    parser.add_argument("--create-n", type=int, default=20_000, help="runs per create_many (20000)")
     parser.add_argument("--create-rounds", type=int, default=3, help="sync/async turns (3)")
     parser.add_argument("--create-concurrency", type=int, default=32, help="(32)")
     parser.add_argument("--section", action="append", choices=list(SECTIONS), default=None)
