@@ -97,3 +97,8 @@ class ScriptedServer:
     ) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+def posts(server: ScriptedServer, path: str) -> list[Seen]:
+    """The POSTs ``server`` was sent to ``path``, in order."""
+    return [seen for seen in server.seen if seen.method == "POST" and seen.path == path]

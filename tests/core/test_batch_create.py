@@ -28,7 +28,7 @@ from lume_async import (
 )
 from lume_async.testing import Emulator, VirtualClock
 
-from ._scripted import Answer, ScriptedServer, Seen, run_json
+from ._scripted import Answer, ScriptedServer, Seen, posts, run_json
 
 FLOW = "customer_cleaner:v1"
 BATCH = "/v1/runs/batch-create"
@@ -97,10 +97,6 @@ async def service() -> AsyncIterator[tuple[ScriptedServer, KeyedService]]:
         yield server, keyed
 
 
-def _posts(server: ScriptedServer, path: str) -> list[Seen]:
-    return [seen for seen in server.seen if seen.method == "POST" and seen.path == path]
-
-
 async def _create_many(
     server: ScriptedServer, requests: list[RunRequest], concurrency: int, **kwargs: Any
 ) -> list[Any]:
@@ -121,8 +117,8 @@ async def test_a_large_fan_out_goes_a_hundred_per_request(
     server, keyed = service
     outcomes = await _create_many(server, _requests(1000), concurrency=4)
     assert [o.ok for o in outcomes] == [True] * 1000
-    batches = _posts(server, BATCH)
-    assert len(batches) == 10 and not _posts(server, "/v1/runs")
+    batches = posts(server, BATCH)
+    assert len(batches) == 10 and not posts(server, "/v1/runs")
     assert all(len(orjson.loads(b.body)["items"]) == 100 for b in batches)
     assert len(keyed.runs) == 1000
     # Each outcome is its own item's run, with the key it was sent with.
@@ -142,7 +138,7 @@ async def test_no_more_runs_than_requests_in_flight_are_not_batched(
     server, _ = service
     outcomes = await _create_many(server, _requests(8), concurrency=8)
     assert all(o.ok for o in outcomes)
-    assert len(_posts(server, "/v1/runs")) == 8 and not _posts(server, BATCH)
+    assert len(posts(server, "/v1/runs")) == 8 and not posts(server, BATCH)
 
 
 @pytest.mark.anyio
@@ -151,11 +147,11 @@ async def test_batches_spread_over_the_requests_allowed_in_flight(
 ) -> None:
     server, _ = service
     await _create_many(server, _requests(90), concurrency=10)
-    sizes = [len(orjson.loads(b.body)["items"]) for b in _posts(server, BATCH)]
+    sizes = [len(orjson.loads(b.body)["items"]) for b in posts(server, BATCH)]
     assert sorted(sizes) == [6] + [12] * 7  # eight batches in flight at most
     server.seen.clear()
     await _create_many(server, _requests(90), concurrency=3)
-    sizes = [len(orjson.loads(b.body)["items"]) for b in _posts(server, BATCH)]
+    sizes = [len(orjson.loads(b.body)["items"]) for b in posts(server, BATCH)]
     assert sorted(sizes) == [30] * 3
 
 
@@ -169,9 +165,9 @@ async def test_large_items_go_alone_and_bad_items_not_at_all(
     outcomes = await _create_many(server, items, concurrency=2)
     assert [o.ok for o in outcomes] == [True] * 31 + [False]
     assert isinstance(outcomes[-1].error, ValueError)
-    alone = _posts(server, "/v1/runs")
+    alone = posts(server, "/v1/runs")
     assert len(alone) == 1 and len(alone[0].body) > 256 * 1024
-    assert sum(len(orjson.loads(b.body)["items"]) for b in _posts(server, BATCH)) == 30
+    assert sum(len(orjson.loads(b.body)["items"]) for b in posts(server, BATCH)) == 30
     # The body of a batch stays under 1 MiB: many mid-sized items take several requests.
     server.seen.clear()
     mid = [
@@ -180,8 +176,8 @@ async def test_large_items_go_alone_and_bad_items_not_at_all(
     ]
     outcomes = await _create_many(server, mid, concurrency=1)
     assert all(o.ok for o in outcomes)
-    assert all(len(b.body) < 1 << 20 for b in _posts(server, BATCH))
-    assert len(_posts(server, BATCH)) >= 4
+    assert all(len(b.body) < 1 << 20 for b in posts(server, BATCH))
+    assert len(posts(server, BATCH)) >= 4
 
 
 # -- per-item outcomes -----------------------------------------------------------------------
@@ -202,7 +198,7 @@ async def test_each_item_gets_its_own_error_and_the_others_their_runs(
     assert dup.existing_run_id == "run_01HY000000000000000000DONE"
     assert type(outcomes[7].error) is NotFoundError
     assert outcomes[3].idempotency_key == requests[3].idempotency_key
-    assert not _posts(server, "/v1/runs")  # refusals are final: not sent again
+    assert not posts(server, "/v1/runs")  # refusals are final: not sent again
 
 
 @pytest.mark.anyio
@@ -238,7 +234,7 @@ async def test_an_item_the_service_could_not_do_or_garbled_is_sent_again_alone(
     requests = _requests(20)
     outcomes = await _create_many(server, requests, concurrency=2)
     assert all(o.ok for o in outcomes)
-    alone = _posts(server, "/v1/runs")
+    alone = posts(server, "/v1/runs")
     assert len(alone) == 2  # the third item of each batch, with its own key
     assert {seen.headers["Idempotency-Key"] for seen in alone} == {
         requests[2].idempotency_key,
@@ -272,7 +268,7 @@ async def test_a_malformed_answer_sends_every_item_again_alone(
     with caplog.at_level(logging.WARNING, "lume_async.runs"):
         outcomes = await _create_many(server, _requests(10), concurrency=2)
     assert all(o.ok for o in outcomes)
-    assert len(_posts(server, "/v1/runs")) == 10
+    assert len(posts(server, "/v1/runs")) == 10
     assert len(keyed.runs) == 10 and len({o.value.id for o in outcomes}) == 10
     assert "malformed batch-create answer" in caplog.text
 
@@ -293,8 +289,8 @@ async def test_a_service_without_batch_create_gets_one_create_per_request(
                 again = await lume.runs.create_many(_requests(30, "s3://other/"), concurrency=3)
     assert all(o.ok for o in first + again)
     # Each batch in flight when the refusal came was asked once; nothing after it.
-    assert 1 <= len(_posts(server, BATCH)) <= 3
-    assert len(_posts(server, "/v1/runs")) == 60 and len(keyed.runs) == 60
+    assert 1 <= len(posts(server, BATCH)) <= 3
+    assert len(posts(server, "/v1/runs")) == 60 and len(keyed.runs) == 60
     assert caplog.text.count("refused batch creates") == 1
 
 
@@ -308,7 +304,7 @@ async def test_a_batch_refused_as_a_whole_fails_each_item_with_that_error(
     outcomes = await _create_many(server, requests, concurrency=2)
     assert all(isinstance(o.error, AuthenticationError) for o in outcomes)
     assert [o.idempotency_key for o in outcomes] == [r.idempotency_key for r in requests]
-    assert not _posts(server, "/v1/runs") and not keyed.runs
+    assert not posts(server, "/v1/runs") and not keyed.runs
 
 
 @pytest.mark.anyio
@@ -330,8 +326,8 @@ async def test_a_lost_batch_answer_is_retried_and_replays(
     keyed.batch = lose_the_first
     outcomes = await _create_many(server, _requests(10), concurrency=1)
     assert all(o.ok for o in outcomes)
-    assert len(_posts(server, BATCH)) == 2  # the same body again
-    first, second = _posts(server, BATCH)
+    assert len(posts(server, BATCH)) == 2  # the same body again
+    first, second = posts(server, BATCH)
     assert first.body == second.body
     assert len(keyed.runs) == 10 and [o.value.reused for o in outcomes] == [True] * 10
 
@@ -367,78 +363,77 @@ async def test_an_error_in_progress_stops_the_fan_out_and_propagates(
 
     with pytest.raises(RuntimeError, match="stop here"):
         await _create_many(server, _requests(1000), concurrency=2, on_progress=stop)
-    assert len(_posts(server, BATCH)) <= 4
+    assert len(posts(server, BATCH)) <= 4
 
 
 # -- against the emulator --------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_the_emulator_creates_a_batch_once_even_sent_twice(clock: VirtualClock) -> None:
-    async with (
-        Emulator(clock=clock) as emu,
-        AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume,
-    ):
-        requests = [
-            RunRequest(FLOW, source_path=f"synthetic://batch-{i}?rows=2&duration=5")
-            for i in range(300)
-        ]
-        with anyio.fail_after(STUCK):
-            first = await lume.runs.create_many(requests, concurrency=3)
-            again = await lume.runs.create_many(requests, concurrency=7)
-        stats = emu.stats()
-        assert all(o.ok for o in first + again)
-        assert [o.value.id for o in first] == [o.value.id for o in again]
-        assert len({o.value.id for o in first}) == 300
-        runs = [run async for run in lume.runs.list(flow_version=FLOW)]
-        assert len(runs) == 300
-        routes = stats["requests"]
-        assert sum(routes.get("POST /v1/runs/batch-create", {}).values()) == 3 + 7
-        assert "POST /v1/runs" not in routes
-        done = await lume.runs.wait_all([o.value for o in first], timeout=600)
-        assert len(done) == 300
+async def test_the_emulator_creates_a_batch_once_even_sent_twice(
+    emulated: tuple[Emulator, AsyncLume],
+) -> None:
+    emu, lume = emulated
+    requests = [
+        RunRequest(FLOW, source_path=f"synthetic://batch-{i}?rows=2&duration=5") for i in range(300)
+    ]
+    with anyio.fail_after(STUCK):
+        first = await lume.runs.create_many(requests, concurrency=3)
+        again = await lume.runs.create_many(requests, concurrency=7)
+    stats = emu.stats()
+    assert all(o.ok for o in first + again)
+    assert [o.value.id for o in first] == [o.value.id for o in again]
+    assert len({o.value.id for o in first}) == 300
+    runs = [run async for run in lume.runs.list(flow_version=FLOW)]
+    assert len(runs) == 300
+    routes = stats["requests"]
+    assert sum(routes.get("POST /v1/runs/batch-create", {}).values()) == 3 + 7
+    assert "POST /v1/runs" not in routes
+    done = await lume.runs.wait_all([o.value for o in first], timeout=600)
+    assert len(done) == 300
 
 
 @pytest.mark.anyio
-async def test_the_emulator_answers_each_item_as_its_own_create(clock: VirtualClock) -> None:
+async def test_the_emulator_answers_each_item_as_its_own_create(
+    emulated: tuple[Emulator, AsyncLume],
+) -> None:
+    _, lume = emulated
+    ok = [RunRequest(FLOW, source_path=f"synthetic://item-{i}?rows=1&duration=1") for i in range(6)]
+    unknown = RunRequest("customer_cleaner:v99", source_path="s3://bucket/x")
+    keyed = RunRequest(FLOW, source_path="s3://bucket/y", idempotency_key="shared-key-1")
+    clash = RunRequest(FLOW, source_path="s3://bucket/z", idempotency_key="shared-key-1")
+    with anyio.fail_after(STUCK):
+        outcomes = await lume.runs.create_many([*ok, unknown, keyed, clash], concurrency=2)
+        assert [o.ok for o in outcomes] == [True] * 6 + [False, True, False]
+        assert type(outcomes[6].error) is NotFoundError
+        assert isinstance(outcomes[8].error, InvalidRequestError)
+        assert outcomes[8].error.code == "idempotency_key_reused"
+        # The single create with an item's key is the same request: replayed.
+        alone = await lume.runs.create(FLOW, "s3://bucket/y", idempotency_key="shared-key-1")
+        assert alone.id == outcomes[7].value.id
+        await lume.runs.wait_all([o.value for o in outcomes[:6]], timeout=600)
+        done = await lume.runs.create_many(
+            [
+                RunRequest(FLOW, source_path=f"synthetic://item-{i}?rows=1&duration=1")
+                for i in range(6)
+            ]
+            * 2,
+            concurrency=1,
+        )
+    assert all(isinstance(o.error, DuplicateRunError) for o in done)
+    assert {o.error.existing_run_id for o in done if isinstance(o.error, DuplicateRunError)} == {
+        o.value.id for o in outcomes[:6]
+    }
+
+
+@pytest.fixture
+async def emulated() -> AsyncIterator[tuple[Emulator, AsyncLume]]:
+    clock = VirtualClock()
     async with (
         Emulator(clock=clock) as emu,
         AsyncLume(api_key=emu.api_key, base_url=emu.url, clock=clock) as lume,
     ):
-        ok = [
-            RunRequest(FLOW, source_path=f"synthetic://item-{i}?rows=1&duration=1")
-            for i in range(6)
-        ]
-        unknown = RunRequest("customer_cleaner:v99", source_path="s3://bucket/x")
-        keyed = RunRequest(FLOW, source_path="s3://bucket/y", idempotency_key="shared-key-1")
-        clash = RunRequest(FLOW, source_path="s3://bucket/z", idempotency_key="shared-key-1")
-        with anyio.fail_after(STUCK):
-            outcomes = await lume.runs.create_many([*ok, unknown, keyed, clash], concurrency=2)
-            assert [o.ok for o in outcomes] == [True] * 6 + [False, True, False]
-            assert type(outcomes[6].error) is NotFoundError
-            assert isinstance(outcomes[8].error, InvalidRequestError)
-            assert outcomes[8].error.code == "idempotency_key_reused"
-            # The single create with an item's key is the same request: replayed.
-            alone = await lume.runs.create(FLOW, "s3://bucket/y", idempotency_key="shared-key-1")
-            assert alone.id == outcomes[7].value.id
-            await lume.runs.wait_all([o.value for o in outcomes[:6]], timeout=600)
-            done = await lume.runs.create_many(
-                [
-                    RunRequest(FLOW, source_path=f"synthetic://item-{i}?rows=1&duration=1")
-                    for i in range(6)
-                ]
-                * 2,
-                concurrency=1,
-            )
-        assert all(isinstance(o.error, DuplicateRunError) for o in done)
-        assert {
-            o.error.existing_run_id for o in done if isinstance(o.error, DuplicateRunError)
-        } == {o.value.id for o in outcomes[:6]}
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
+        yield emu, lume
 
 
 @pytest.mark.anyio
@@ -467,4 +462,4 @@ async def test_at_most_eight_batches_are_in_flight_whatever_the_concurrency(
             outcomes = await lume.runs.create_many(_requests(2000), concurrency=64)
     assert all(o.ok for o in outcomes)
     assert peak == 8
-    assert len(_posts(server, BATCH)) == 20
+    assert len(posts(server, BATCH)) == 20

@@ -22,7 +22,7 @@ from aiohttp import web
 from lume_async import AsyncLume, NotFoundError, RetryPolicy, RunRequest
 from lume_async.testing import VirtualClock
 
-from ..core._scripted import Answer, ScriptedServer, Seen, run_json
+from ..core._scripted import Answer, ScriptedServer, Seen, posts, run_json
 
 FLOW = "customer_cleaner:v1"
 BATCH = "/v1/runs/batch-create"
@@ -85,10 +85,6 @@ async def keyed() -> AsyncIterator[tuple[ScriptedServer, Keyed]]:
         yield server, service
 
 
-def _posts(server: ScriptedServer, path: str) -> list[Seen]:
-    return [seen for seen in server.seen if seen.method == "POST" and seen.path == path]
-
-
 async def _create_many(
     server: ScriptedServer, requests: list[RunRequest], concurrency: int
 ) -> list[Any]:
@@ -114,7 +110,7 @@ async def test_results_in_the_wrong_order_give_each_item_its_own_run(
     service.lie = lambda results: results[::-1]
     requests = _paths(6)
     outcomes = await _create_many(server, requests, concurrency=2)
-    assert _posts(server, BATCH), "the items went in batches"
+    assert posts(server, BATCH), "the items went in batches"
     for request, outcome in zip(requests, outcomes, strict=True):
         assert outcome.value.source_path == request.source_path
         assert outcome.value.id == service.answers[request.idempotency_key][1]["id"]
@@ -181,8 +177,8 @@ async def test_a_batch_body_stays_within_one_mib(keyed: tuple[ScriptedServer, Ke
     outcomes = await _create_many(server, requests, concurrency=1)
     assert all(outcome.ok for outcome in outcomes)
     # The server refuses bodies over 1 MiB (413, aiohttp's default), which would end batching.
-    assert not _posts(server, "/v1/runs"), "every item went in a batch"
-    assert all(len(seen.body) <= 1 << 20 for seen in _posts(server, BATCH))
+    assert not posts(server, "/v1/runs"), "every item went in a batch"
+    assert all(len(seen.body) <= 1 << 20 for seen in posts(server, BATCH))
 
 
 # -- concurrency of what is sent alone -------------------------------------------------------
