@@ -80,12 +80,34 @@ class LumeError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled and copied as its args and attributes, rebuilt without ``__init__``: the
         # subclasses' keyword-only arguments (status_code, run...) are not in ``args``.
-        return (_rebuild, (type(self), self.args), self.__dict__)
+        return (_rebuild, (type(self), self.args), self._state())
+
+    def __copy__(self) -> LumeError:
+        # A shallow copy shares the attributes as they are (a run's live handle included).
+        error = _rebuild(type(self), self.args)
+        error.__dict__.update(self.__dict__)
+        return error
+
+    def _state(self) -> dict[str, Any]:
+        """The attributes to pickle and deep-copy."""
+        return self.__dict__
 
 
 def _rebuild(cls: type[LumeError], args: tuple[Any, ...]) -> LumeError:
     """An error of ``cls`` with ``args``, its attributes to be restored by unpickling or copy."""
-    return cls.__new__(cls, *args)
+    error = cls.__new__(cls, *args)
+    # ``OSError.__new__`` (behind the TimeoutError ones) leaves ``args`` to an ``__init__``
+    # that is not called here: set them, or the message is lost.
+    error.args = args
+    return error
+
+
+def _detached(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with a run handle in ``run`` (an ``AsyncRun`` or a sync ``Run``, which both
+    give their ``RunData`` snapshot as ``data``) replaced by that snapshot: a handle holds its
+    client (and its API key), which never leaves the process."""
+    data = getattr(state.get("run"), "data", None)
+    return state if data is None else {**state, "run": data}
 
 
 class APIError(LumeError):
@@ -229,6 +251,11 @@ class RunFailedError(RunError):
         self.run = run
         self.rejects: list[RejectedRow] = list(rejects or ())
 
+    def _state(self) -> dict[str, Any]:
+        # Pickled and deep-copied with the run as its RunData snapshot (``run.id``,
+        # ``run.status``, ``run.error``, ``run.metadata`` read the same).
+        return _detached(self.__dict__)
+
 
 class RunTimeoutError(RunError, TimeoutError):
     """``wait()`` ran past its timeout; the run itself goes on."""
@@ -236,6 +263,10 @@ class RunTimeoutError(RunError, TimeoutError):
     def __init__(self, message: str, *, run: AsyncRun | Any = None) -> None:
         super().__init__(message)
         self.run = run
+
+    def _state(self) -> dict[str, Any]:
+        # As RunFailedError: the run as its RunData snapshot.
+        return _detached(self.__dict__)
 
 
 class WebhookVerificationError(LumeError):

@@ -54,6 +54,11 @@ def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
     return () if _none_given(value) else check_principal_list(value, "managing_groups")
 
 
+def _sent(wire: bytes | None) -> Any:
+    """What a request's encoded body says, for ``==``."""
+    return None if wire is None else orjson.loads(wire)
+
+
 def new_idempotency_key() -> str:
     """A fresh key: 128 bits from the OS random source (as ``uuid4``, a quarter of its cost)."""
     return f"lume-{os.urandom(16).hex()}"
@@ -72,7 +77,8 @@ class RunRequest:
     second run, for as long as the service remembers keys (24 h). ``with_idempotency_key(key)``
     and ``with_namespace(namespace)`` give a copy with another key; any other change
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
-    given. Equality compares what is asked for and a given key, not a generated one.
+    given. Equality compares what is asked for (inline rows as they were when the request was
+    made, which is what is sent) and a given key, not a generated one.
 
     Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
     ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
@@ -114,7 +120,10 @@ class RunRequest:
 
     flow_version: str
     source_path: str | None = attrs.field(default=None, kw_only=True)
-    source_data: Sequence[Mapping[str, Any]] | None = attrs.field(default=None, kw_only=True)
+    # Compared as sent (``_wire``): the rows are the caller's, who may change them afterwards.
+    source_data: Sequence[Mapping[str, Any]] | None = attrs.field(
+        default=None, kw_only=True, eq=False
+    )
     run_metadata: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
     force_rerun: bool = attrs.field(default=False, kw_only=True)
     label: str | None = attrs.field(default=None, kw_only=True)
@@ -130,8 +139,9 @@ class RunRequest:
     )
     _given_key: str | None = attrs.field(default=None, kw_only=True, alias="idempotency_key")
     _generated_key: str = attrs.field(init=False, factory=new_idempotency_key, eq=False)
-    # The body as sent, with inline rows: encoding it is also how the rows are checked.
-    _wire: bytes | None = attrs.field(init=False, default=None, eq=False)
+    # The body as sent, with inline rows: encoding it is also how the rows are checked. Equal
+    # requests send equal bodies (compared as JSON: the order of a row's keys does not count).
+    _wire: bytes | None = attrs.field(init=False, default=None, eq=_sent, hash=False)
 
     def __attrs_post_init__(self) -> None:
         rows = check_run_request(

@@ -1,0 +1,150 @@
+"""Values users keep and pass around: errors and requests that copy, pickle and compare right.
+
+A timeout error keeps its message through ``pickle`` and ``copy``; an error about a run crosses
+processes with the run as its snapshot (a handle holds its client, which never leaves); two run
+requests are equal only when they send the same body.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from lume_async import (
+    APITimeoutError,
+    AsyncLume,
+    RunData,
+    RunFailedError,
+    RunRequest,
+    RunStatus,
+    RunTimeoutError,
+)
+from lume_async.testing import Emulator
+from lume_sync import Lume
+
+FLOW = "customer_cleaner:v1"
+
+COPIES: dict[str, Callable[[Any], Any]] = {
+    **{
+        f"pickle {protocol}": (lambda value, p=protocol: pickle.loads(pickle.dumps(value, p)))
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1)
+    },
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+}
+
+
+# -- timeout errors keep their message ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+@pytest.mark.parametrize(
+    "error",
+    [
+        APITimeoutError("request to /v1/runs timed out after 5 s"),
+        RunTimeoutError("run run_01 is still RUNNING after 60 s", run=None),
+    ],
+    ids=type,
+)
+def test_a_timeout_error_keeps_its_message_through_pickle_and_copy(
+    error: Exception, how: str
+) -> None:
+    again = COPIES[how](error)
+    assert type(again) is type(error)
+    assert isinstance(again, TimeoutError)
+    assert again.args == error.args
+    assert str(again) == str(error)
+
+
+# -- errors about a run cross processes ----------------------------------------------------------
+
+
+def _same_run(again: Any, run: Any) -> None:
+    assert isinstance(again, RunData)  # the snapshot, without the client behind the handle
+    assert again == run.data
+    assert (again.id, again.status, again.error) == (run.id, run.status, run.error)
+    assert again.metadata == run.metadata
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", sorted(set(COPIES) - {"copy"}))
+async def test_a_run_failed_error_pickles_and_deep_copies_with_its_run(
+    vlume: AsyncLume, how: str
+) -> None:
+    with anyio.fail_after(30):
+        run = await vlume.run(FLOW, "synthetic://crashes?rows=5&duration=2&outcome=CRASHED")
+        await run.wait(poll_interval=1)
+    with pytest.raises(RunFailedError) as caught:
+        run.raise_for_status()
+    error = caught.value
+    error.add_note("while loading the nightly batch")
+    again = COPIES[how](error)
+    assert type(again) is RunFailedError
+    assert str(again) == str(error)
+    assert again.__notes__ == ["while loading the nightly batch"]
+    assert again.rejects == error.rejects
+    _same_run(again.run, run)
+    assert again.run.status is RunStatus.CRASHED
+    assert error.run is run  # the error raised keeps its handle
+    assert copy.copy(error).run is run  # and so does a shallow copy
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", sorted(set(COPIES) - {"copy"}))
+async def test_a_run_timeout_error_pickles_and_deep_copies_with_its_run(
+    vlume: AsyncLume, how: str
+) -> None:
+    with anyio.fail_after(30):
+        run = await vlume.run(FLOW, "synthetic://slow?rows=5&duration=600")
+        with pytest.raises(RunTimeoutError) as caught:
+            await run.wait(timeout=5, poll_interval=1)
+    error = caught.value
+    again = COPIES[how](error)
+    assert type(again) is RunTimeoutError
+    assert str(again) == str(error) != ""
+    assert run.id in str(again)
+    _same_run(again.run, run)
+    assert not again.run.is_terminal
+
+
+def test_a_run_failed_error_of_the_sync_facade_pickles_with_its_run() -> None:
+    with (
+        Emulator(time_scale=100) as emu,
+        Lume(api_key=emu.api_key, base_url=emu.url) as lume,
+    ):
+        run = lume.run(FLOW, "synthetic://sync?rows=5&duration=2&outcome=FAILED")
+        run.wait(timeout=60, poll_interval=0.05)
+        with pytest.raises(RunFailedError) as caught:
+            run.raise_for_status()
+        again = pickle.loads(pickle.dumps(caught.value))
+        assert str(again) == str(caught.value)
+        _same_run(again.run, run)
+        assert again.run.status is RunStatus.FAILED
+
+
+# -- run requests are equal when they send the same body -----------------------------------------
+
+
+def test_requests_that_send_different_rows_are_not_equal() -> None:
+    rows = [{"email": "a@example.com"}]
+    first = RunRequest(FLOW, source_data=rows, idempotency_key="k-1")
+    rows[0]["email"] = "b@example.com"  # the caller's row, changed after the request was made
+    second = RunRequest(FLOW, source_data=rows, idempotency_key="k-1")
+    assert first.wire_body() != second.wire_body()
+    assert first.to_wire()["source_data"] == [{"email": "a@example.com"}]
+    assert first != second
+    assert second in [second] and first not in [second]
+
+
+def test_requests_that_send_the_same_body_are_equal() -> None:
+    first = RunRequest(FLOW, source_data=[{"a": 1, "b": [2]}], label="l")
+    second = RunRequest(FLOW, source_data=({"b": [2], "a": 1},), label="l")
+    assert first == second  # the order of a row's keys does not count
+    assert first != RunRequest(FLOW, source_data=[{"a": 1, "b": [3]}], label="l")
+    assert pickle.loads(pickle.dumps(first)) == first
+    assert copy.deepcopy(first) == first
