@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._exceptions import ResponseValidationError
 from ._pagination import AsyncPaginator, numbered_listing
-from ._validation import check_flow_name
+from ._validation import check_flow_name, check_flow_version, describe
 from .models import Flow
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ class AsyncFlows:
             page_size,
             options=self._options,
             item_id=_flow_name,
+            check_item=check_answered_flow,
         )
 
     async def get(self, name: str) -> Flow:
@@ -38,7 +41,10 @@ class AsyncFlows:
 
         Raises:
             NotFoundError: No flow of this name is visible to this API key.
-            ValueError: ``name`` is malformed (before any request).
+            ResponseValidationError: The answer is another flow, or lists a version of
+                another flow.
+            ValueError: ``name`` is malformed, or its version part is not ``vN`` (before any
+                request).
         """
         base = check_flow_name(name)
         response = await self._transport.request(
@@ -48,8 +54,39 @@ class AsyncFlows:
             retryable=True,
             options=self._options,
         )
-        return response.structure(Flow, what="flow")
+        flow = response.structure(Flow, what="flow")
+        try:
+            if flow.name != base:
+                raise ValueError(f"asked for flow {base!r}, answered flow {describe(flow.name)}")
+            check_answered_flow(flow)
+        except ValueError as exc:
+            raise ResponseValidationError(
+                f"malformed flow: {exc}", request_id=response.request_id
+            ) from None
+        return flow
 
 
 def _flow_name(flow: Flow) -> str:
     return flow.name
+
+
+def check_answered_flow(flow: Flow) -> None:
+    """ValueError unless the flow's name can be asked for and each of its versions is one of
+    its own (``name:vN``): a run started from a version's ``id`` runs this flow."""
+    if ":" in flow.name or not _is_valid(check_flow_name, flow.name):
+        raise ValueError(f"the flow's name is not a flow name: {describe(flow.name)}")
+    for version in flow.versions:
+        expected = f"{flow.name}:{version.version}"
+        if version.id != expected or not _is_valid(check_flow_version, version.id):
+            raise ValueError(
+                f"flow {flow.name!r} lists version {describe(version.version)} with the id"
+                f" {describe(version.id)}; its versions are written '{flow.name}:vN'"
+            )
+
+
+def _is_valid(check: Callable[[object], object], value: str) -> bool:
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True

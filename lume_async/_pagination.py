@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from . import _converter
-from ._exceptions import NotFoundError
+from ._exceptions import NotFoundError, ResponseValidationError
 from ._export import RowsWritten, dataframe_builder, table_builder, write_csv, write_jsonl
 from ._listing_checks import ListingChecks, check_numbered_page
 from ._validation import check_page_size
@@ -240,8 +240,10 @@ async def get_page(
     *,
     options: RequestOptions | None,
     not_found: type[NotFoundError] = NotFoundError,
+    check_item: Callable[[T], None] | None = None,
 ) -> Page[T]:
-    """One page of a page-numbered listing, its items decoded as ``item_cls``."""
+    """One page of a page-numbered listing, its items decoded as ``item_cls``; ``check_item``
+    raises ValueError for an item that is well-formed JSON but cannot be believed."""
     response = await transport.request(
         "GET",
         path,
@@ -257,6 +259,15 @@ async def get_page(
         if response.request_id and getattr(exc, "request_id", "") is None:
             exc.request_id = response.request_id  # type: ignore[attr-defined]
         raise
+    if check_item is not None:
+        for index, item in enumerate(decoded.items):
+            try:
+                check_item(item)
+            except ValueError as exc:
+                raise ResponseValidationError(
+                    f"malformed item {index} of page {page} of {route}: {exc}",
+                    request_id=response.request_id,
+                ) from None
     return attrs.evolve(decoded, request_id=response.request_id)
 
 
@@ -271,14 +282,23 @@ def numbered_listing(
     not_found: type[NotFoundError] = NotFoundError,
     item_id: Callable[[T], Hashable] | None = None,
     fixed_total: bool = False,
+    check_item: Callable[[T], None] | None = None,
 ) -> AsyncPaginator[T]:
     """A paginator over a page-numbered listing (checked ``page_size``, read-ahead included);
-    ``fixed_total``: the listing cannot grow while it is read."""
+    ``fixed_total``: the listing cannot grow while it is read; ``check_item``: see get_page."""
     check_page_size(page_size)
 
     async def fetch(page: int) -> Page[T]:
         return await get_page(
-            transport, path, route, item_cls, page, page_size, options=options, not_found=not_found
+            transport,
+            path,
+            route,
+            item_cls,
+            page,
+            page_size,
+            options=options,
+            not_found=not_found,
+            check_item=check_item,
         )
 
     fields = [f.name for f in attrs.fields(item_cls)] if attrs.has(item_cls) else None

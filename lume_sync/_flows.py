@@ -36,6 +36,9 @@ class Flows(_wrap.Twin[AsyncFlows]):
 
         Raises:
             NotFoundError: No flow of this name is visible to this API key.
-            ValueError: ``name`` is malformed (before any request).
+            ResponseValidationError: The answer is another flow, or lists a version of
+                another flow.
+            ValueError: ``name`` is malformed, or its version part is not ``vN`` (before any
+                request).
         """
         return self._bridge.run(lambda: self._async.get(name))

@@ -40,6 +40,8 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
 
         Raises:
             InvalidRequestError: The service refused the endpoint (422).
+            ResponseValidationError: The answer has no secret, or not the one given (the
+                message names the endpoint made, to delete it by).
             ValueError: ``url`` is not an http(s) URL, or an event type or the secret is
                 malformed (before any request).
         """
@@ -56,6 +58,7 @@ class WebhookEndpoints(_wrap.Twin[AsyncWebhookEndpoints]):
 
         Raises:
             NotFoundError: No endpoint with this id belongs to this API key.
+            ResponseValidationError: The answer is another endpoint.
             ValueError: ``endpoint_id`` is malformed (before any request).
         """
         return self._bridge.run(lambda: self._async.get(endpoint_id))

@@ -6,12 +6,13 @@ import click
 from rich.table import Table
 
 from .._client import AsyncLume
+from .._exceptions import APIError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from .._validation import EVENT_TYPES, check_endpoint_id
 from ..models import WebhookEndpoint
 from ._command import LumeGroup
 from ._escape import plain
 from ._output import out, print_json, table
-from ._settings import Settings, json_flag
+from ._settings import Settings, fail, json_flag
 
 __all__ = ["webhooks"]
 
@@ -80,18 +81,45 @@ def list_(settings: Settings) -> None:
 @json_flag
 @click.pass_obj
 def delete(settings: Settings, endpoint_ids: tuple[str, ...]) -> None:
-    """Stop sending events to these endpoints."""
+    """Stop sending events to these endpoints.
 
+    Each is deleted even when another cannot be; those deleted are listed whatever happens.
+    """
     for endpoint_id in endpoint_ids:  # all or nothing: a typo deletes none of them
         check_endpoint_id(endpoint_id)
+    ids = tuple(dict.fromkeys(endpoint_ids))  # one given twice is deleted once
+    deleted: list[str] = []
 
-    async def call(lume: AsyncLume) -> None:
-        for endpoint_id in endpoint_ids:
-            await lume.webhook_endpoints.delete(endpoint_id)
+    async def call(lume: AsyncLume) -> list[tuple[str, APIError]]:
+        refused: list[tuple[str, APIError]] = []
+        for endpoint_id in ids:
+            try:
+                await lume.webhook_endpoints.delete(endpoint_id)
+            except _REFUSED_ALONE as exc:  # this endpoint only: the others are still deleted
+                refused.append((endpoint_id, exc))
+            else:
+                deleted.append(endpoint_id)
+        return refused
 
-    settings.run(call)
+    try:
+        refused = settings.run(call)
+    finally:  # an error that ends the command early is reported after what was done
+        if deleted:
+            _show_deleted(settings, deleted)
+    if len(ids) == 1 and refused:
+        raise refused[0][1]  # reported as a single delete always was
+    if refused:
+        fail("not deleted: " + "; ".join(f"{endpoint_id}: {exc}" for endpoint_id, exc in refused))
+
+
+# What refuses one endpoint alone: the next one may still be deleted. Any other error (the key,
+# the network, the service) would refuse the rest too, and ends the command.
+_REFUSED_ALONE = (NotFoundError, PermissionDeniedError, InvalidRequestError)
+
+
+def _show_deleted(settings: Settings, deleted: list[str]) -> None:
     if settings.json:
-        print_json({"deleted": list(endpoint_ids)})
+        print_json({"deleted": deleted})
     else:
-        for endpoint_id in endpoint_ids:
+        for endpoint_id in deleted:
             out.print(plain(f"deleted {endpoint_id}"))

@@ -99,8 +99,14 @@ def check_flow_name(name: object) -> str:
     if not isinstance(name, str):
         raise wrong_type("name", "a str", name)
     base = name.split(":", 1)[0]
-    if not _FLOW_NAME.fullmatch(base):
-        raise bad_value("name", "a flow name such as 'customer_cleaner'", name)
+    if not (_FLOW_VERSION if ":" in name else _FLOW_NAME).fullmatch(name):
+        # A version part that is not ``vN`` is refused, not dropped: it says the caller meant
+        # something this call cannot give.
+        raise bad_value(
+            "name",
+            "a flow name such as 'customer_cleaner', or a version such as 'customer_cleaner:v1'",
+            name,
+        )
     return base
 
 
