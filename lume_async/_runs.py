@@ -28,6 +28,7 @@ from ._validation import (
     check_run_id,
     check_timeout,
 )
+from ._wait_by_id import wait_by_id
 from .models import BatchOutcome, LogEntry, Page, RejectedRow, RunData, RunRequest, RunStatus
 
 __all__ = ["AsyncRuns", "ProgressCallback"]
@@ -386,8 +387,13 @@ class AsyncRuns:
         check_run_id(run_id)
         check_timeout(timeout)
         check_interval(poll_interval)
-        run = await self.get(run_id)
-        return await run.wait(timeout=timeout, poll_interval=poll_interval)
+        return await wait_by_id(
+            lambda: self.get(run_id),
+            run_id,
+            clock=self._core.clock,
+            timeout=timeout,
+            poll_interval=poll_interval,
+        )
 
     async def wait_all(
         self,

@@ -138,6 +138,11 @@ class RunsCore:
         self._options = options
         self._batch_create = batch_create or BatchCreate(transport, clock)
 
+    @property
+    def clock(self) -> Clock:
+        """Where waits read time and sleep."""
+        return self._clock
+
     def with_options(self, options: RequestOptions) -> RunsCore:
         """The same core with other per-call settings; it shares the poller."""
         return RunsCore(

@@ -37,7 +37,7 @@ from ._exceptions import (
     RunTimeoutError,
     ServerError,
 )
-from ._timers import Timers, sleep_until_set
+from ._timers import Timers, run_within, sleep_until_set
 from ._validation import check_interval, check_timeout
 from ._watches import CellOf, FetchOne, Watch, Watches
 from .models import RunData
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ._runs_core import RunCell
     from .models import WebhookEvent
 
-__all__ = ["BATCH_SIZE", "Waiting"]
+__all__ = ["BATCH_SIZE", "LAST_LOOK", "Waiting"]
 
 logger = logging.getLogger("lume_async.waiting")
 
@@ -60,8 +60,9 @@ _GROWTH: Final = 1.5
 # Pauses are shortened by up to this fraction at random, so that clients started together do not
 # poll together; never lengthened, so a waiter is looked at within its poll_interval.
 _JITTER: Final = 0.1
-# The longest a wait goes on past its deadline for its last look at its runs (real seconds).
-_LAST_LOOK: Final = 5.0
+# The longest a wait goes on past its deadline for its last look at its runs (seconds of the
+# client's clock, as the deadline is).
+LAST_LOOK: Final = 5.0
 # Events that arrive within this window are fetched in one request.
 _PUSH_WINDOW: Final = 0.005
 
@@ -244,12 +245,11 @@ class Waiting:
         if not watched or self._sweeping:
             return
         try:
-            async with asyncio.timeout(_LAST_LOOK):
-                await self._sweep(watched)
+            answered, _ = await run_within(self._clock, LAST_LOOK, lambda: self._sweep(watched))
         except Exception as exc:  # the wait times out all the same; the error says why
             self._failing = exc
         else:
-            self._failing = None
+            self._failing = None if answered else TimeoutError(f"no answer in {LAST_LOOK:g} s")
 
     def _noted(self, error: RunTimeoutError) -> RunTimeoutError:
         """``error``, saying why the runs were not heard of lately if the last sweep failed."""
@@ -399,21 +399,22 @@ class Waiting:
         """Ask about ``ids`` (100 per request, a few requests at once); True if any run moved.
 
         Runs named by completion events meanwhile go into the next group, so an event never
-        waits for a whole sweep to finish.
+        waits for a whole sweep to finish; those named after the last group are the sweeper's
+        next turn, so that a stream of events never holds a sweep (and the next one) back.
         """
         if ids:
             self.sweeps += 1
         watches = self._watches
         changed = False
         chunks = deque(ids[i : i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE))
-        while chunks or watches.has_hot:
+        while True:
             group: list[list[str]] = []
             hot = watches.take_hot()
             group.extend(hot[i : i + BATCH_SIZE] for i in range(0, len(hot), BATCH_SIZE))
             while chunks and len(group) < _CONCURRENT_BATCHES:
                 group.append(chunks.popleft())
             if not group:
-                continue
+                return changed
             self.requests += len(group)
             self.asked += sum(map(len, group))
             # Each answer is parsed and applied as it arrives, then let go: its parsed runs die
@@ -444,4 +445,5 @@ class Waiting:
                     changed |= await watches.settle_missing(missing, self._confirm)
                 finally:
                     self.requests += watches.confirmed - confirmed
-        return changed
+            if not chunks:
+                return changed
