@@ -23,9 +23,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import _converter
+from .._batch import ProgressCallback, requests_of
+from .._batch_create import Created, create_in_batches
 from .._client import AsyncLume
 from .._exceptions import DuplicateRunError
 from .._run import AsyncRun
+from .._validation import check_idempotency_namespace
+from ..models import BatchOutcome, RunRequest
 from ._escape import plain, visible_json
 from ._exit import CommandError, ExitStatus, error_details, runs_outcome
 from ._output import ORDER, err, out, status_text
@@ -119,12 +123,7 @@ def create_from_file(
             progress.update(task, completed=done, description=f"creating runs ({failed} failed)")
 
         with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
-            outcomes = await lume.runs.create_many(
-                requests,
-                concurrency=concurrency,
-                on_progress=created,
-                idempotency_namespace=space,
-            )
+            outcomes = await _create_watched(lume, requests, space, concurrency, created, settings)
         for item, outcome in zip(items, outcomes, strict=True):
             item.key = outcome.idempotency_key
             if outcome.ok:
@@ -134,7 +133,6 @@ def create_from_file(
             else:
                 item.error = outcome.error
         handles = [item.run for item in items if item.run is not None]
-        settings.watch(handles)
         if not settings.json:
             click.echo(f"{_created_line(items)}", err=True)
         if wait and handles:
@@ -147,6 +145,35 @@ def create_from_file(
     else:
         _summary(items, namespace=space, waited=wait)
     _finish(items, waited=wait, fail_on_partial=fail_on_partial)
+
+
+async def _create_watched(
+    lume: AsyncLume,
+    requests: list[dict[str, Any]],
+    namespace: str,
+    concurrency: int,
+    on_progress: ProgressCallback,
+    settings: Settings,
+) -> list[BatchOutcome[AsyncRun]]:
+    """``lume.runs.create_many(requests, idempotency_namespace=namespace, ...)``, each run
+    watched as soon as its answer is read: Ctrl-C while other creates are still on their way
+    names the runs already made, with the command that cancels them."""
+    check_idempotency_namespace(namespace)
+    runs = lume.runs
+
+    def watched(run: AsyncRun) -> AsyncRun:
+        settings.watch([run])
+        return run
+
+    async def alone(request: RunRequest) -> AsyncRun:
+        return watched(await runs._create(request))
+
+    def wrap(created: Created) -> AsyncRun:
+        return watched(runs._created(created))
+
+    prepared = requests_of(requests, namespace)
+    batch = runs._core.create_batch
+    return await create_in_batches(prepared, batch, alone, wrap, concurrency, on_progress)
 
 
 def _created_line(items: list[_Item]) -> str:

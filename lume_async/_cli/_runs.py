@@ -97,7 +97,7 @@ def create(
         create_from_file(
             settings,
             flow_version,
-            _read(paths_file).decode("utf-8"),
+            _paths_text(paths_file),
             concurrency=concurrency,
             namespace=idempotency_namespace,
             label=label,
@@ -141,6 +141,15 @@ def _read(path: str) -> bytes:
     with click.open_file(path, "rb") as stream:
         data: bytes = stream.read()
     return data
+
+
+def _paths_text(path: str) -> str:
+    """The text of ``--from-file``; the byte order mark some editors start UTF-8 files with is
+    not part of its first line."""
+    try:
+        return _read(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--from-file is not UTF-8 text: {exc}") from None
 
 
 def _load_rows(path: str) -> list[Any]:
