@@ -21,6 +21,7 @@ __all__ = ["demo", "emulator"]
 
 _ROUTES = {
     "POST /v1/runs": "creates",
+    "POST /v1/runs/batch-create": "batch creates (up to 100 runs each)",
     "POST /v1/runs/batch-get": "status polls (up to 100 runs each)",
     "GET /v1/runs/{run_id}/results": "result pages",
     "GET /v1/runs/{run_id}/rejects": "reject pages",
