@@ -398,9 +398,8 @@ class Waiting:
     async def _sweep(self, ids: list[str]) -> bool:
         """Ask about ``ids`` (100 per request, a few requests at once); True if any run moved.
 
-        Runs named by completion events meanwhile go into the next group, so an event never
-        waits for a whole sweep to finish; those named after the last group are the sweeper's
-        next turn, so that a stream of events never holds a sweep (and the next one) back.
+        Runs named by completion events go into the next group (a sweep keeps a request), so an
+        event never waits for a sweep to finish; those named after the last are the next turn's.
         """
         if ids:
             self.sweeps += 1
@@ -409,8 +408,10 @@ class Waiting:
         chunks = deque(ids[i : i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE))
         while True:
             group: list[list[str]] = []
+            room = (_CONCURRENT_BATCHES - (1 if chunks else 0)) * BATCH_SIZE  # a sweep goes on
             hot = watches.take_hot()
-            group.extend(hot[i : i + BATCH_SIZE] for i in range(0, len(hot), BATCH_SIZE))
+            watches.make_hot(hot[room:])  # beyond the requests allowed in flight: the next group
+            group.extend(hot[i : i + BATCH_SIZE] for i in range(0, min(len(hot), room), BATCH_SIZE))
             while chunks and len(group) < _CONCURRENT_BATCHES:
                 group.append(chunks.popleft())
             if not group:

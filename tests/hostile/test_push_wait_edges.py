@@ -11,15 +11,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from lume_async import AsyncLume, AsyncRun, RunStatus
+from lume_async._batch_get import RunsAnswer
+from lume_async._converter import decode_run
+from lume_async._responses import Response
+from lume_async._runs_core import RunCell
+from lume_async._waiting import Waiting
+from lume_async.models import WebhookEvent, WebhookRunData
 from lume_async.testing import Emulator, FaultProfile, VirtualClock
 from lume_async.webhooks import WebhookReceiver, new_secret, sign
+
+from ..core._scripted import run_json
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +113,68 @@ async def test_a_stream_of_events_for_other_runs_does_not_hold_back_the_safety_n
         # must not keep the next sweep from starting until they stop (at 42 s).
         assert lost_after <= 5 + 30 + 1, lost_after
         assert all(run.status is RunStatus.SUCCEEDED for run in stream)
+
+
+async def test_a_burst_of_events_is_fetched_with_at_most_eight_requests_in_flight() -> None:
+    # 2,000 runs named by events at once: the fetches they start keep to the eight requests a
+    # sweep may have in flight, as the sweeps' own do.
+    n = 2000
+    ids = [f"run_01HY{i:022d}" for i in range(n)]
+    ended = False
+    in_flight = peak = burst_peak = 0
+
+    def body(run_id: str) -> bytes:
+        status = "SUCCEEDED" if ended else "PENDING"
+        return orjson.dumps({**run_json(run_id), "status": status, "updated_at": _AT[ended]})
+
+    async def fetch(run_ids: list[str], known: Any) -> RunsAnswer:
+        nonlocal in_flight, peak, burst_peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if ended:
+            burst_peak = max(burst_peak, in_flight)
+        try:
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            items = b",".join(body(run_id) for run_id in run_ids)
+            response = Response(200, _HEADERS, b'{"items":[' + items + b'],"missing":[]}')
+            return RunsAnswer(response, None)
+        finally:
+            in_flight -= 1
+
+    cells = [RunCell(decode_run(body(run_id), compact=True)) for run_id in ids]
+    waiting = Waiting(fetch, clock=VirtualClock())
+    waiting.enable_push()
+    done = 0
+
+    async def consume() -> None:
+        nonlocal done
+        async for _ in waiting.as_completed(
+            cells, cell_of=lambda cell: cell, timeout=None, poll_interval=1000
+        ):
+            done += 1
+
+    with anyio.fail_after(REAL):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            while waiting.sweeps == 0 or in_flight:  # the first look at every run, then quiet
+                await anyio.lowlevel.checkpoint()
+            ended = True
+            for i, run_id in enumerate(ids):
+                waiting.on_event(_event(i, run_id))
+    assert done == n
+    assert 0 < burst_peak <= 8
+    assert peak <= 8
+
+
+_AT = {False: "2026-01-01T00:00:00.000Z", True: "2026-01-01T00:01:00.000Z"}
+_HEADERS = CIMultiDictProxy(CIMultiDict({"x-request-id": "req_burst"}))
+
+
+def _event(i: int, run_id: str) -> WebhookEvent:
+    return WebhookEvent(
+        id=f"evt_{i:08d}",
+        type="run.succeeded",
+        created_at=datetime.now(UTC),
+        data=WebhookRunData(run_id=run_id, status=RunStatus.SUCCEEDED, flow_version=FLOW),
+    )
