@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._client import AsyncLume
+from .._exceptions import RunTimeoutError
 from .._run import AsyncRun
 from ._command import LumeCommand, Number
 from ._escape import plain, visible
@@ -78,9 +81,19 @@ def wait(
     """
 
     async def call(lume: AsyncLume) -> list[AsyncRun]:
-        handles = [outcome.unwrap() for outcome in await lume.runs.get_many(run_ids)]
+        # Reading the runs is part of the wait: --timeout bounds both.
+        deadline = time.monotonic() + wait_timeout
+        with anyio.move_on_after(wait_timeout) as reading:
+            handles = [outcome.unwrap() for outcome in await lume.runs.get_many(run_ids)]
+        if reading.cancelled_caught:
+            raise RunTimeoutError(f"the runs could not be read within {wait_timeout:g} s")
         settings.watch(handles)
-        await wait_for(lume, handles, settings, timeout=wait_timeout, poll_interval=poll_interval)
+        left = max(deadline - time.monotonic(), 0.0)
+        try:
+            await wait_for(lume, handles, settings, timeout=left, poll_interval=poll_interval)
+        except RunTimeoutError as exc:  # named with the whole --timeout, as given
+            exc.args = (str(exc).replace(f"after {left:g} s", f"after {wait_timeout:g} s"),)
+            raise
         return handles
 
     handles = settings.run(call)
