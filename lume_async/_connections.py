@@ -36,6 +36,8 @@ KEEPALIVE: Final = 15.0
 """Seconds an idle connection is kept for reuse."""
 _READ_SIZE: Final = 256 * 1024
 _WITH_CONTENT: Final = frozenset({"POST", "PUT", "PATCH"})
+_JOINED_BODY: Final = 64 * 1024
+"""The largest body sent in one block with its head; a larger one follows (Connection.send)."""
 
 
 class Connections:
@@ -103,27 +105,16 @@ class Connections:
         connection turns out to be closed by the server go again on a fresh one."""
         target = self._prefix + path if query is None else f"{self._prefix}{path}?{query}"
         if body is None:
-            request = b"".join(
-                (
-                    f"{method} {target} HTTP/1.1\r\n".encode(),
-                    self._head.data,
-                    headers,
-                    # RFC 9110, 8.6: a POST says its content is empty (or some servers answer 411).
-                    b"Content-Length: 0\r\n\r\n" if method in _WITH_CONTENT else b"\r\n",
-                )
-            )
+            # RFC 9110, 8.6: a POST says its content is empty (or some servers answer 411).
+            end = b"Content-Length: 0\r\n\r\n" if method in _WITH_CONTENT else b"\r\n"
         else:
-            request = b"".join(
-                (
-                    f"{method} {target} HTTP/1.1\r\n".encode(),
-                    self._head.data,
-                    headers,
-                    b"Content-Length: %d\r\n\r\n" % len(body),
-                    body,
-                )
-            )
-        unsent = Unsent(request)
-        del request
+            end = b"Content-Length: %d\r\n\r\n" % len(body)
+        parts = [f"{method} {target} HTTP/1.1\r\n".encode(), self._head.data, headers, end]
+        if body is not None and len(body) <= _JOINED_BODY:
+            parts.append(body)  # one block: one segment on the wire
+            body = None
+        unsent = Unsent(b"".join(parts), body)  # a large body is not copied behind its head
+        del parts
         head_only = method == "HEAD"
         retried = False
         while True:

@@ -2,10 +2,11 @@
 
 A request to the service is small and its answer one JSON document: a status line, a few
 headers and a body of known length, usually in one segment. A ``Connection`` sends a request as
-one prebuilt block of bytes and parses the answer as it arrives, without the layers a general
-client puts around each request (request and response objects, URL parsing, cookie and redirect
-handling, tracing, per-request timers): about 70 µs of CPU less per request than
-``aiohttp.ClientSession.request`` (see benchmarks/README.md).
+one prebuilt block of bytes (a large body follows it in pieces, as fast as the server takes them;
+an answer that comes before all of it went out closes the connection) and parses the answer as
+it arrives, without the layers a general client puts around each request (request and response
+objects, URL parsing, cookie and redirect handling, tracing, per-request timers): about 70 µs of
+CPU less per request than ``aiohttp.ClientSession.request`` (see benchmarks/README.md).
 
 What an answer may be is bounded as before (``_responses``): a success answer over ``limit``
 bytes (counted after decompression) is cut off at the limit and reported (``Answer.over``), an
@@ -21,8 +22,10 @@ import asyncio
 import zlib
 from typing import TYPE_CHECKING, Final, cast
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
+from ._http1_head import decoder as _decoder
+from ._http1_head import parse_head as _parse_head
 from ._http_types import Answer, BadAnswer, CutShort, Disconnected, HTTPFailure, ReadTimeout, Unsent
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ MAX_HEAD: Final = 64 * 1024
 _MAX_CHUNK_LINE: Final = 4096
 _DECODE_STEP: Final = 256 * 1024
 _NO_BODY: Final = frozenset({204, 304})
+_WRITE_STEP: Final = 256 * 1024
 
 # --- one connection ---------------------------------------------------------------------------
 
@@ -73,6 +77,8 @@ class Connection(asyncio.BufferedProtocol):
         self._fed = False  # compressed bytes went into the decoder
         self._heads = 0  # bytes of heads (interim answers', its own, trailers) of this answer
         self._keep_alive = False
+        self._body: memoryview | None = None  # what of the request's body is still to be written
+        self._paused = False  # the transport's buffer is full (pause_writing)
 
     # asyncio's side
 
@@ -84,6 +90,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
+        self._body = None
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             if self._state == _UNTIL_CLOSE and exc is None and not self._pool.closed:
@@ -98,7 +105,16 @@ class Connection(asyncio.BufferedProtocol):
         self._pool._lost(self)
 
     def eof_received(self) -> bool | None:
-        return False  # close our side too: connection_lost follows
+        self._close()  # our side too, at once even mid-request (nobody reads the rest of it)
+        return False  # connection_lost follows
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._body is not None:
+            self._write_body()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The pool's one buffer: received bytes are copied out of it at once (buffer_updated),
@@ -153,9 +169,31 @@ class Connection(asyncio.BufferedProtocol):
         self.uses += 1
         assert self.transport is not None
         self.transport.write(request.data)
+        if request.body is not None:
+            self._body = memoryview(request.body)
+            self._write_body()
         if read_limit is not None:
             self.active = self._pool._loop.time()
             self._pool._watch(self)
+
+    def _write_body(self) -> None:
+        """Hand the transport the body's next pieces until its buffer is full (``pause_writing``)
+        or the body is all written: the transport copies at most a piece of it, not the rest of
+        the body, and a server that takes the body slowly counts as active (the read limit)."""
+        transport = self.transport
+        assert transport is not None
+        body = self._body
+        while body is not None and not self._paused and not transport.is_closing():
+            piece = body[:_WRITE_STEP]
+            body = self._body = body[_WRITE_STEP:] if len(body) > _WRITE_STEP else None
+            transport.write(piece)
+        if self.read_limit is not None:
+            self.active = self._pool._loop.time()
+
+    def _all_sent(self) -> bool:
+        """Whether the whole request left the transport's buffer."""
+        transport = self.transport
+        return self._body is None and (transport is None or not transport.get_write_buffer_size())
 
     # reading
 
@@ -361,7 +399,9 @@ class Connection(asyncio.BufferedProtocol):
             parts = []  # refused whole (ResponseTooLargeError): never joined into one copy
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         del parts
-        self.reusable = keep_alive and not self.closed
+        # A server may answer before it has read the whole request (413, 401): the connection is
+        # then not used again, since the rest of the request would go out before the next one.
+        self.reusable = keep_alive and not self.closed and self._all_sent()
         self._pool._unwatch(self)
         waiter = self.waiter
         assert self._headers is not None
@@ -380,15 +420,22 @@ class Connection(asyncio.BufferedProtocol):
             waiter.set_exception(exc)
 
     def time_out(self) -> None:
-        self._fail(ReadTimeout(f"no data from the server for {self.read_limit:g} s"))
+        idle = "no data from the server" if self._all_sent() else "no more of the request taken"
+        self._fail(ReadTimeout(f"{idle} for {self.read_limit:g} s"))
 
     def _close(self) -> None:
         self.reusable = False
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if self._all_sent():
+                transport.close()
+            else:  # the rest of the request is dropped, not waited on: nobody will read it
+                transport.abort()
+        self._body = None
 
     def abort(self) -> None:
         self.reusable = False
+        self._body = None
         if self.transport is not None:
             self.transport.abort()
 
@@ -396,44 +443,3 @@ class Connection(asyncio.BufferedProtocol):
 def _cut_detail(state: int, exc: Exception | None) -> str:
     where = {_HEAD: "in its head", _CHUNKED: "in its chunked body"}.get(state, "in its body")
     return f"the connection ended {where}" + (f": {exc}" if exc else "")
-
-
-def _parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
-    # Decoded once: header values as UTF-8 (undecodable bytes kept as surrogates), names are
-    # ASCII tokens.
-    crlf = head.count(b"\r\n")
-    if head.count(b"\r") != crlf or head.count(b"\n") != crlf or b"\0" in head:
-        # RFC 9110, 5.5: such a value is rejected, never passed on (nor read as two lines).
-        raise BadAnswer("the answer's head has a bare CR or LF, or a NUL")
-    first, *lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-    version, _, rest = first.partition(" ")
-    code = rest[:3]
-    if (
-        version not in ("HTTP/1.1", "HTTP/1.0")
-        or len(code) != 3
-        or not code.isdigit()
-        or not code.isascii()
-        or rest[3:4] not in ("", " ")
-        or code[0] == "0"
-    ):
-        raise BadAnswer(f"not an HTTP/1.1 status line: {first[:80]!r}")
-    pairs = []
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if not colon or not name or name[-1] in " \t" or name[0] in " \t":
-            raise BadAnswer(f"not an HTTP header line: {line[:80]!r}")
-        pairs.append((name, value.strip(" \t")))
-    headers = CIMultiDictProxy(CIMultiDict(pairs))
-    keep_alive = version == "HTTP/1.1"
-    if "Connection" in headers:
-        tokens = {t.strip().lower() for v in headers.getall("Connection") for t in v.split(",")}
-        keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
-    return int(code), headers, keep_alive
-
-
-def _decoder(encoding: str) -> zlib._Decompress | None:
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj(zlib.MAX_WBITS)
-    return None  # identity, or one this client does not ask for: passed on as sent

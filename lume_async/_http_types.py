@@ -110,10 +110,11 @@ class Unsent:
     """A request's bytes (the API key among them), shown by no ``repr``: error trackers
     serialise the locals of a traceback's frames."""
 
-    __slots__ = ("data",)
+    __slots__ = ("body", "data")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, body: bytes | None = None) -> None:
         self.data = data
+        self.body = body  # a large body, written after ``data`` as the server takes it
 
     def __repr__(self) -> str:
         return "<request bytes>"
