@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
@@ -178,20 +178,38 @@ Chunk = tuple[list[int], bytes | None]
 """The indexes of items sent together and the batch's body, or one index and None: alone."""
 
 
-def _chunks(prepared: Sequence[RunRequest | Exception], concurrency: int) -> Iterator[Chunk]:
-    """The items in the groups sent together, each body encoded once, as they are needed.
+def _twins(prepared: Sequence[RunRequest | Exception]) -> dict[int, list[int]]:
+    """The items that repeat an earlier one (the same key and the same request), by the index
+    of that earlier one: they are not sent, they share its outcome."""
+    first: dict[str, int] = {}
+    twins: dict[int, list[int]] = {}
+    for index, request in enumerate(prepared):
+        if isinstance(request, RunRequest):
+            seen = first.setdefault(request.idempotency_key, index)
+            if seen != index and prepared[seen] == request:
+                twins.setdefault(seen, []).append(index)
+    return twins
+
+
+def _chunks(
+    prepared: Sequence[RunRequest | Exception], concurrency: int, skip: Container[int] = ()
+) -> Iterator[Chunk]:
+    """The items (but those in ``skip``) in the groups sent together, each body encoded once,
+    as they are needed.
 
     Items are grouped only where there are more than ``concurrency``: into about as many
     groups as batches may be in flight, up to 100 items and 1 MiB each. An item that is not a
     request, or is too large to share a body, is a group of its own.
     """
-    many = len(prepared) > concurrency
+    sent = [index for index in range(len(prepared)) if index not in skip]
+    many = len(sent) > concurrency
     lanes = min(concurrency, _BATCHES_IN_FLIGHT)
-    size = min(BATCH_CREATE_MAX, math.ceil(len(prepared) / lanes)) if many else 1
+    size = min(BATCH_CREATE_MAX, math.ceil(len(sent) / lanes)) if many else 1
     indexes: list[int] = []
     items: list[bytes] = []
     used = len(_envelope([]))  # the body's bytes so far, commas and envelope included
-    for index, request in enumerate(prepared):
+    for index in sent:
+        request = prepared[index]
         if size == 1 or not isinstance(request, RunRequest):
             yield [index], None
             continue
@@ -223,13 +241,15 @@ def _envelope(items: list[bytes]) -> bytes:
 async def create_in_batches(
     prepared: list[RunRequest | Exception],
     batch: Callable[[Sequence[RunRequest], bytes], Awaitable[list[ItemResult]]],
-    alone: Callable[[RunRequest], Awaitable[R]],
+    alone: Callable[[RunRequest], Awaitable[Created]],
     wrap: Callable[[Created], R],
     concurrency: int,
     on_progress: ProgressCallback | None,
 ) -> list[BatchOutcome[R]]:
     """One outcome per item of ``prepared``, in input order, creating with ``batch`` where the
-    items are many and ``alone`` otherwise (and for what a batch leaves to it).
+    items are many and ``alone`` otherwise (and for what a batch leaves to it). An item that
+    repeats an earlier one (the same request with the same key) is sent once: sent twice at
+    once, one would find the other's key in flight; both get its outcome, each its own handle.
 
     At most ``concurrency`` requests are in flight, and of them at most eight batches.
     ``on_progress(done, total, failed)`` is called after each item; what it raises cancels the
@@ -238,7 +258,8 @@ async def create_in_batches(
     check_concurrency(concurrency)
     total = len(prepared)
     outcomes: list[BatchOutcome[R] | None] = [None] * total
-    chunks = _chunks(prepared, concurrency)
+    twins = _twins(prepared)
+    chunks = _chunks(prepared, concurrency, {i for later in twins.values() for i in later})
     done = failed = 0
     callback_error: Exception | None = None
     scope = anyio.CancelScope()
@@ -248,13 +269,15 @@ async def create_in_batches(
         request = prepared[index]
         return request.idempotency_key if isinstance(request, RunRequest) else None
 
-    def succeed(index: int, value: R) -> None:
-        outcomes[index] = BatchOutcome.success(index, value, idempotency_key=key(index))
-        settled(ok=True)
+    def succeed(index: int, created: Created) -> None:
+        for i in (index, *twins.get(index, ())):
+            outcomes[i] = BatchOutcome.success(i, wrap(created), idempotency_key=key(i))
+            settled(ok=True)
 
     def fail(index: int, error: Exception) -> None:
-        outcomes[index] = BatchOutcome.failure(index, error, idempotency_key=key(index))
-        settled(ok=False)
+        for i in (index, *twins.get(index, ())):
+            outcomes[i] = BatchOutcome.failure(i, error, idempotency_key=key(i))
+            settled(ok=False)
 
     def settled(*, ok: bool) -> None:
         nonlocal done, failed, callback_error
@@ -299,7 +322,7 @@ async def create_in_batches(
             if result is None:
                 later.append((index, request))
             elif isinstance(result, tuple):
-                succeed(index, wrap(result))
+                succeed(index, result)
             else:
                 fail(index, result)
         return later

@@ -317,7 +317,7 @@ class AsyncRuns:
         )
         check_idempotency_namespace(idempotency_namespace)
         prepared = requests_of(items, idempotency_namespace)
-        batch, alone, wrap = self._core.create_batch, self._create, self._created
+        batch, alone, wrap = self._core.create_batch, self._core.create, self._created
         return await create_in_batches(prepared, batch, alone, wrap, concurrency, on_progress)
 
     async def get_many(

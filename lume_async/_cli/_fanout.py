@@ -29,7 +29,7 @@ from .._client import AsyncLume
 from .._exceptions import DuplicateRunError
 from .._run import AsyncRun
 from .._validation import check_idempotency_namespace
-from ..models import BatchOutcome, RunRequest
+from ..models import BatchOutcome
 from ._escape import plain, visible_json
 from ._exit import CommandError, ExitStatus, error_details, runs_outcome
 from ._output import ORDER, err, out, status_text
@@ -161,18 +161,13 @@ async def _create_watched(
     check_idempotency_namespace(namespace)
     runs = lume.runs
 
-    def watched(run: AsyncRun) -> AsyncRun:
+    def wrap(created: Created) -> AsyncRun:
+        run = runs._created(created)
         settings.watch([run])
         return run
 
-    async def alone(request: RunRequest) -> AsyncRun:
-        return watched(await runs._create(request))
-
-    def wrap(created: Created) -> AsyncRun:
-        return watched(runs._created(created))
-
     prepared = requests_of(requests, namespace)
-    batch = runs._core.create_batch
+    batch, alone = runs._core.create_batch, runs._core.create
     return await create_in_batches(prepared, batch, alone, wrap, concurrency, on_progress)
 
 

@@ -5,7 +5,9 @@ binary search away; runs created meanwhile land after the newest id and are neit
 repeated. A cursor is opaque and self-contained: the filters and order it was issued for, the last
 run id, and when it was issued, signed so a damaged one is refused. It resumes in any emulator
 process for 24 h. A filter given along with a cursor must be the cursor's own (left out, the
-cursor's applies). Ordering by ``updated_at``, which changes while iterating, is refused.
+cursor's applies). A cursor is at most ``MAX_CURSOR`` characters, as the document says: when the
+filters are too long to carry, it carries their digest instead, and then the request gives them
+again with it. Ordering by ``updated_at``, which changes while iterating, is refused.
 Runs the caller may not read are skipped like runs that do not match a filter, so the keyset
 stays stable under permissions too.
 """
@@ -51,6 +53,7 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "INCOMPLETE": ("PARTIAL_FAILED",),
 }
 CURSOR_TTL = 24 * 3600
+MAX_CURSOR = 4096  # the maxLength of the ``cursor`` parameter in openapi.json
 _CURSOR_KEY = b"lume-emulator-cursor-v1"  # integrity, not secrecy: any process can resume one
 _RUN_ID = re.compile(r"run_[0-9A-HJKMNP-TV-Z]{26}")
 _DEFAULTS: dict[str, Any] = {
@@ -172,8 +175,18 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _filters_digest(filters: dict[str, Any]) -> str:
+    return _b64(hashlib.sha256(orjson.dumps(filters, option=orjson.OPT_SORT_KEYS)).digest())
+
+
 def encode_cursor(filters: dict[str, Any], last_id: str, issued: int) -> str:
+    """A cursor carrying ``filters``, or their digest when they would make it too long."""
     payload = orjson.dumps({"f": filters, "k": last_id, "t": issued})
+    cursor = _b64(payload) + "." + _b64(_sign(payload))
+    if len(cursor) <= MAX_CURSOR:
+        return cursor
+    digest = {"order": filters["order"], "h": _filters_digest(filters)}
+    payload = orjson.dumps({"f": digest, "k": last_id, "t": issued})
     return _b64(payload) + "." + _b64(_sign(payload))
 
 
@@ -236,6 +249,25 @@ def _matcher(f: dict[str, Any], t: float, who: Principal) -> Callable[[Run], boo
     return match
 
 
+def _issued_for(filters: dict[str, Any]) -> dict[str, Any]:
+    """What a cursor carries of ``filters``: those that are not the defaults, and the order."""
+    return {k: v for k, v in filters.items() if v != _DEFAULTS[k] or k == "order"}
+
+
+def _mismatch(names: list[str], by_digest: bool) -> ApiError:
+    """422 for a cursor given with other filters (or, carrying a digest, without its own)."""
+    msg = (
+        "This cursor's filters were too long to carry in it; give the same filters with it"
+        if by_digest
+        else "This cursor was issued for other filters; leave them out or give the cursor's own"
+    )
+    return ApiError(
+        422,
+        "cursor_mismatch",
+        [{"loc": ["query", name], "msg": msg, "type": "cursor_mismatch"} for name in names],
+    )
+
+
 def list_runs(request: web.Request, clock: RunClock, who: Principal) -> dict[str, Any]:
     """One page of the runs ``who`` may read that match the query, from its cursor."""
     size = int_param(request, "size", 100, 1, 100)
@@ -246,22 +278,17 @@ def list_runs(request: web.Request, clock: RunClock, who: Principal) -> dict[str
         filters = {**_DEFAULTS, **given}
     else:
         issued_for, last_id = decode_cursor(raw_cursor, clock.clock.time())
+        digest = issued_for.pop("h", None)
         filters = {**_DEFAULTS, **issued_for}
-        clash = sorted(name for name, value in given.items() if filters.get(name) != value)
+        if digest is None:
+            clash = sorted(name for name, value in given.items() if filters.get(name) != value)
+        else:  # only the order is carried: the filters given must be the ones digested
+            clash = ["order"] if given.get("order", filters["order"]) != filters["order"] else []
+            filters.update(given)
+            if not clash and _filters_digest(_issued_for(filters)) != digest:
+                clash = ["cursor"]
         if clash:
-            raise ApiError(
-                422,
-                "cursor_mismatch",
-                [
-                    {
-                        "loc": ["query", name],
-                        "msg": "This cursor was issued for other filters; leave them out or "
-                        "give the cursor's own",
-                        "type": "cursor_mismatch",
-                    }
-                    for name in clash
-                ],
-            )
+            raise _mismatch(clash, digest is not None)
         if not _RUN_ID.fullmatch(last_id):
             raise _invalid("cursor", "Input should be a cursor from next_cursor", "cursor")
     t = clock.now()
@@ -281,6 +308,6 @@ def list_runs(request: web.Request, clock: RunClock, who: Principal) -> dict[str
         i += step
     next_cursor = None
     if len(found) > size:
-        issued_for = {k: v for k, v in filters.items() if v != _DEFAULTS[k] or k == "order"}
-        next_cursor = encode_cursor(issued_for, found[size - 1].id, int(clock.clock.time()))
+        issued = int(clock.clock.time())
+        next_cursor = encode_cursor(_issued_for(filters), found[size - 1].id, issued)
     return {"items": [run.to_json(clock, t) for run in found[:size]], "next_cursor": next_cursor}

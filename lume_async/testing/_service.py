@@ -70,6 +70,7 @@ class Service:
         self._buckets: dict[str, list[float]] = {}
         self._heap: list[tuple[float, int, Run]] = []
         self._seq = 0
+        self._last_created_us = 0
         self._wake: asyncio.Event | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self.deliverer = Deliverer(
@@ -265,7 +266,10 @@ class Service:
         else:
             outcome = "PARTIAL_FAILED" if source.rejected_rows else "SUCCEEDED"
             failure = None
-        created_us = int(self.clock.wall(t) * 1_000_000)
+        # Never before the last run's, even if the wall clock stepped back: listings are keyset
+        # on (created_at, id), and ids only ascend.
+        created_us = max(int(self.clock.wall(t) * 1_000_000), self._last_created_us)
+        self._last_created_us = created_us
         run = Run(
             id="run_" + self.ulids.new(created_us // 1000),
             tenant=tenant.name,
