@@ -28,6 +28,7 @@ import orjson
 
 from . import _converter
 from ._exceptions import APIError, InvalidRequestError, LumeError, ResponseValidationError
+from ._log_text import Printable
 from ._responses import Response, error_from_response
 from ._retry import is_retryable
 from ._validation import check_concurrency
@@ -102,7 +103,8 @@ class BatchCreate:
                 raise
             if self.supported:  # the other batches in flight may be refused the same way
                 self.supported = False
-                logger.info("the service refused batch creates (%s); creating one by one", exc)
+                why = Printable(exc)  # the server's words: one escaped line
+                logger.info("the service refused batch creates (%s); creating one by one", why)
             return [None] * len(requests)
         return self._results(response, requests)
 

@@ -156,7 +156,7 @@ class AsyncLume:
 
     @property
     def retry(self) -> RetryPolicy:
-        """How this client (or view) retries requests that failed on the way or with 429/5xx."""
+        """How this client (or view) retries failed requests (connection errors, 408, 429, 5xx)."""
         return (self._options or self._core.default_options).retry
 
     def with_options(

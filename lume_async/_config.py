@@ -107,7 +107,7 @@ class RetryPolicy:
     shared by every call made with those same values.
 
     Only requests that are safe to repeat are retried: every read, and every create (it carries
-    an idempotency key). They are retried on connection errors, 408, 429 and 5xx answers.
+    an idempotency key). They are retried on connection errors, 408, 429 and 5xx answers but 501.
 
     Attributes:
         max_retries: Retries after the first attempt (0 turns retrying off).

@@ -201,7 +201,7 @@ class RateLimitError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: the service failed; retried within the policy before it reaches you."""
+    """5xx: the service failed; retried within the policy (but 501) before it reaches you."""
 
 
 class ResponseTooLargeError(APIError):

@@ -20,6 +20,8 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 
+from ._log_text import MAX_ID, escape, printable
+
 __all__ = ["ENV_LOG", "configure_from_env", "log_attempt", "logger"]
 
 ENV_LOG = "LUME_LOG"
@@ -72,11 +74,13 @@ def log_attempt(
         return
     millis = (time.perf_counter() - started) * 1000
     outcome = str(status) if status is not None else "failed"
+    # The request id and an error's text come from the server: escaped and cut, as the line.
+    request_id = None if request_id is None else printable(request_id, MAX_ID)
     text = f"{method} {route} {outcome} {millis:.1f} ms attempt={attempt}"
     if request_id is not None:
         text += f" request_id={request_id}"
     if error is not None and status is None:
-        text += f": {type(error).__name__}: {error}"
+        text += f": {type(error).__name__}: {printable(str(error))}"
     debug = logger.isEnabledFor(logging.DEBUG)
     if debug:
         if params:
@@ -84,6 +88,7 @@ def log_attempt(
             text += " query=" + "&".join(f"{k}={v}" for k, v in pairs)
         if size is not None:
             text += f" bytes={size}"
+    text = escape(text)  # a query value from the caller: one line all the same
     fields = {
         "http_method": method,
         "http_route": route,

@@ -13,6 +13,7 @@ import attrs
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import RetryPolicy
 from ._exceptions import APIConnectionError, APIError, LumeError, RateLimitError, ServerError
+from ._log_text import Printable
 
 __all__ = ["RetryBudget", "RetryEvent"]
 
@@ -141,7 +142,7 @@ def log_retry(event: RetryEvent, policy: RetryPolicy) -> None:
         event.route,
         event.attempt,
         event.wait,
-        event.cause,
+        Printable(event.cause),  # the server's words: one escaped, bounded line
     )
     if policy.on_retry is not None:
         try:

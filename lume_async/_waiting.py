@@ -37,6 +37,7 @@ from ._exceptions import (
     RunTimeoutError,
     ServerError,
 )
+from ._log_text import Printable
 from ._timers import Timers, run_within, sleep_until_set
 from ._validation import check_interval, check_timeout
 from ._watches import CellOf, FetchOne, Watch, Watches
@@ -60,8 +61,7 @@ _GROWTH: Final = 1.5
 # Pauses are shortened by up to this fraction at random, so that clients started together do not
 # poll together; never lengthened, so a waiter is looked at within its poll_interval.
 _JITTER: Final = 0.1
-# The longest a wait goes on past its deadline for its last look at its runs (seconds of the
-# client's clock, as the deadline is).
+# The longest a wait goes on past its deadline for its last look (seconds of the client's clock).
 LAST_LOOK: Final = 5.0
 # Events that arrive within this window are fetched in one request.
 _PUSH_WINDOW: Final = 0.005
@@ -375,7 +375,7 @@ class Waiting:
                 self._interval = min(self._interval * _GROWTH, cap)
                 hint = exc.retry_after if isinstance(exc, ServerError | RateLimitError) else None
                 pause = max(self._interval, min(hint or 0.0, cap))
-                logger.warning("status sweep failed, next in %.2f s: %s", pause, exc)
+                logger.warning("status sweep failed, next in %.2f s: %s", pause, Printable(exc))
                 hold = next_full = clock.monotonic() + pause
                 self._failing = exc
                 continue

@@ -122,7 +122,7 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     @property
     def retry(self) -> RetryPolicy:
-        """How this client (or view) retries requests that failed on the way or with 429/5xx."""
+        """How this client (or view) retries failed requests (connection errors, 408, 429, 5xx)."""
         return _callbacks.user_retry(self._async.retry)
 
     def with_options(

@@ -89,7 +89,7 @@ _NO_ARGS: type[click.ClickException] = getattr(
     "--max-retries",
     default=3,
     type=click.IntRange(min=0),
-    help="Retries of a failed request (connection errors, 429, 5xx).",
+    help="Retries of a failed request (connection errors, 408, 429, 5xx but 501).",
 )
 @click.option(
     "--proxy",

@@ -46,7 +46,8 @@ def runs() -> None:
     "--concurrency",
     default=32,
     type=click.IntRange(min=1),
-    help="Creates in flight at once, with --from-file.",
+    help="Requests in flight at once, with --from-file (up to 100 creates each when there are "
+    "more paths).",
 )
 @click.option(
     "--idempotency-namespace",

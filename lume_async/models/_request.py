@@ -71,10 +71,11 @@ class RunRequest:
     Exactly one of ``source_path`` (a location the service reads) and ``source_data`` (rows sent
     inline, a sequence of JSON objects) is given. ``flow_version`` is written ``name:vN``.
 
-    ``idempotency_key`` is sent as the create's Idempotency-Key header. Unless given, it is
-    generated when the request is built, and it stays with the object: sending the same request
-    again (a retry of a failed ``create_many`` item) replays the first answer instead of making a
-    second run, for as long as the service remembers keys (24 h). ``with_idempotency_key(key)``
+    ``idempotency_key`` is sent as the create's Idempotency-Key (the header of a single create, the
+    item's key in a ``batch-create``). Unless given, it is generated when the request is built,
+    and it stays with the object: sending the same request again (a retry of a failed
+    ``create_many`` item) replays the first answer instead of making a second run, for as long
+    as the service remembers keys (24 h). ``with_idempotency_key(key)``
     and ``with_namespace(namespace)`` give a copy with another key; any other change
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
     given. Equality compares what is asked for (inline rows as they were when the request was
