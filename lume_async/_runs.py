@@ -253,7 +253,7 @@ class AsyncRuns:
             InvalidRequestError: The run is not terminal yet (409 ``run_not_finished``).
             ValueError: ``page`` or ``page_size`` is out of range (before any request).
         """
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         check_page(page)
         check_page_size(page_size)
         return await self._core.page(run_id, "results", dict, page, page_size)
@@ -384,7 +384,7 @@ class AsyncRuns:
             ValueError: ``run_id``, ``timeout`` or ``poll_interval`` is malformed (before any
                 request).
         """
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         check_timeout(timeout)
         check_interval(poll_interval)
         return await wait_by_id(

@@ -106,7 +106,7 @@ class RunCell:
 
 async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
     """One run by a direct GET (retried as reads are); None when the service answers 404."""
-    check_run_id(run_id)
+    run_id = check_run_id(run_id)
     try:
         response = await transport.request(
             "GET",
@@ -186,7 +186,7 @@ class RunsCore:
         return results
 
     async def fetch(self, run_id: str) -> RunData:
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         # The most frequent call of all: straight to the transport (each coroutine between the
         # caller and the socket costs time at every suspension).
         response = await self._transport.request(
@@ -213,7 +213,7 @@ class RunsCore:
         managing_groups: Iterable[str] | None = None,
     ) -> RunData:
         """Change a run; what is None is kept (PermissionDeniedError names the operation)."""
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         permissions = check_permission_update(
             run_owner=run_owner,
             monitoring_by=monitoring_by,
@@ -228,7 +228,7 @@ class RunsCore:
         )
 
     async def cancel(self, run_id: str) -> RunData:
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         try:
             return await self._run_request("POST", run_id, "/cancel", operation="cancel")
         except InvalidRequestError as exc:
@@ -301,7 +301,7 @@ class RunsCore:
         self, run_id: str, what: str, item_cls: type[T], page_size: int
     ) -> AsyncPaginator[T]:
         """A run's ``results``, ``rejects``, ``logs`` or ``input``, page by page."""
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         return numbered_listing(
             self._transport,
             f"/v1/runs/{run_id}/{what}",
@@ -320,7 +320,7 @@ class RunsCore:
         self, run_id: str, page_size: int, poll_interval: float, cell: RunCell | None
     ) -> AsyncPaginator[LogEntry]:
         """A run's log entries as they are written, until it has ended (``cell`` kept current)."""
-        check_run_id(run_id)
+        run_id = check_run_id(run_id)
         check_page_size(page_size)
         check_interval(poll_interval)
 

@@ -130,6 +130,7 @@ def check_id(value: object, name: str, what: str, example: str) -> str:
     """An id that goes into a URL path: a short token of letters, digits, ``_`` and ``-``."""
     if not isinstance(value, str):
         raise wrong_type(name, "a str", value)
+    value = str.__str__(value)  # a str subclass's own __str__ or __format__ never reaches a URL
     if not _ID.fullmatch(value):
         raise bad_value(name, f"{what} such as {example!r}", value)
     return value

@@ -20,6 +20,8 @@ __all__ = [
 
 # Control characters a header field value may not hold (RFC 9110 allows HTAB, nothing else).
 _FIELD_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The longest default header line: servers refuse a request head over about 8 KiB in all.
+MAX_HEADER_BYTES = 4096
 # RFC 9110 token characters: what a header name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the client sets itself: the key (either way the service reads it), and per request.
@@ -125,6 +127,11 @@ def check_default_headers(value: object) -> tuple[tuple[str, str], ...]:
             raise ValueError(
                 f"default_headers[{name!r}] must be one line without control characters "
                 "(a tab is allowed)"
+            )
+        if len(name) + len(text.encode()) > MAX_HEADER_BYTES:
+            raise ValueError(
+                f"default_headers[{name!r}] must be at most {MAX_HEADER_BYTES} bytes with its "
+                f"name (UTF-8), got a str of {len(text)} characters"
             )
         headers.append((name, text))
     return tuple(headers)

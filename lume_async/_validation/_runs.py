@@ -78,6 +78,7 @@ def check_run_id(run_id: object, name: str = "run_id") -> str:
     """A run id, ``run_`` and a ULID; it goes into URL paths, so nothing else gets through."""
     if not isinstance(run_id, str):
         raise wrong_type(name, "a str", run_id)
+    run_id = str.__str__(run_id)  # a str subclass's own __str__ or __format__ never reaches a URL
     if not _RUN_ID.fullmatch(run_id):
         raise bad_value(name, "a run id such as 'run_01HY...'", run_id)
     return run_id
@@ -98,6 +99,7 @@ def check_flow_name(name: object) -> str:
     """A flow's name (``customer_cleaner``); a ``name:vN`` version string names its flow."""
     if not isinstance(name, str):
         raise wrong_type("name", "a str", name)
+    name = str.__str__(name)  # a str subclass's own methods never reach a URL
     base = name.split(":", 1)[0]
     if not (_FLOW_VERSION if ":" in name else _FLOW_NAME).fullmatch(name):
         # A version part that is not ``vN`` is refused, not dropped: it says the caller meant

@@ -34,6 +34,10 @@ __all__ = [
 
 # C0 controls, DEL and C1 controls: never part of a header value or a URL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A ``%`` that does not start a percent-encoded octet, in a URL's path.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# A ``.`` or ``..`` path segment, plain or percent-encoded: it would move the SDK's paths.
+_DOT_SEGMENT = re.compile(r"/(?:\.|%2e){1,2}(?=/|$)", re.IGNORECASE)
 
 
 # --- attrs validators of the settings values ------------------------------------------------------
@@ -153,9 +157,13 @@ def check_base_url(url: object, *, allow_insecure_http: object) -> str:
     if parts.query or parts.fragment or "?" in url or "#" in url or ";" in parts.path:
         raise bad_value("base_url", "a URL without a query, fragment or ;params", shown)
     try:
-        parts.port  # noqa: B018  (read for its check: urlsplit parses the port lazily)
+        port = parts.port
     except ValueError:
-        raise bad_value("base_url", "a URL with a port between 0 and 65535", shown) from None
+        port = 0
+    if port == 0:  # port 0 names no server: it would be dialled as the scheme's default
+        raise bad_value("base_url", "a URL with a port between 1 and 65535", shown)
+    if _BAD_ESCAPE.search(parts.path) or _DOT_SEGMENT.search(parts.path):
+        raise bad_value("base_url", "a path without '.' or '..' segments or a stray '%'", shown)
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ValueError(
             f"base_url must use https to reach {parts.hostname!r} (a str): refusing to send the "
