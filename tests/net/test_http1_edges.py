@@ -10,16 +10,15 @@ import gzip
 import os
 import socket
 import struct
-from collections.abc import Callable
 
 import orjson
 import pytest
 
 from lume_async import APIConnectionError, APIError, AsyncLume, LumeError, Timeout
-from lume_async._connections import Connections
 
 from ..core._scripted import RUN_ID, run_json
 from ..hostile._servers import RawServer, Shape, raw, silence
+from ._pool import connections, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -43,18 +42,6 @@ def _run_id(n: int) -> str:
     return f"{RUN_ID[:-3]}{n:03d}"
 
 
-def _connections(lume: AsyncLume) -> Connections:
-    session = lume._core.transport.session
-    assert isinstance(session, Connections)
-    return session
-
-
-async def _until(condition: Callable[[], object]) -> None:
-    """Let the loop run until ``condition()`` holds (no timer: each turn is one pass)."""
-    while not condition():  # noqa: ASYNC110 - the client's state, which no event announces
-        await asyncio.sleep(0)
-
-
 # --- what holds -------------------------------------------------------------------------------
 
 
@@ -75,7 +62,7 @@ async def test_a_request_cancelled_mid_answer_never_hands_that_answer_to_the_nex
     async with RawServer(shape) as server, _client(server.url, max_connections=1) as lume:
         stuck = asyncio.ensure_future(lume.runs.get(RUN_ID))
         await server.until(lambda: server.requests == 1)
-        await _until(lambda: any(c._received for c in _connections(lume)._live))
+        await until(lambda: any(c._received for c in connections(lume)._live))
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck
@@ -158,7 +145,7 @@ async def test_a_body_read_until_close_that_ends_in_a_reset_is_cut_short() -> No
     async with RawServer(shape) as server, _client(server.url) as lume:
         task = asyncio.ensure_future(lume.runs.get(RUN_ID))
         await server.until(lambda: server.requests == 1)
-        await _until(lambda: any(c._received for c in _connections(lume)._live))
+        await until(lambda: any(c._received for c in connections(lume)._live))
         reset.set()
         with pytest.raises(APIConnectionError, match="cut short"):
             await task
@@ -233,7 +220,7 @@ async def test_a_request_waiting_for_a_connection_is_not_sent_once_the_client_cl
             first = asyncio.ensure_future(lume.runs.get(RUN_ID))
             await server.until(lambda: server.requests == 1)
             second = asyncio.ensure_future(lume.runs.get(RUN_ID))
-            await _until(lambda: len(_connections(lume)._waiters) == 1)
+            await until(lambda: len(connections(lume)._waiters) == 1)
             await lume.aclose()
             results = await asyncio.gather(first, second, return_exceptions=True)
         finally:
@@ -248,9 +235,9 @@ async def test_a_connection_being_opened_as_the_client_closes_sends_nothing() ->
         lume = _client(server.url)
         try:
             task = asyncio.ensure_future(lume.runs.get(RUN_ID))
-            await _until(lambda: lume._core.transport.session is not None)
-            pool = _connections(lume)
-            await _until(lambda: pool._open == 1)
+            await until(lambda: lume._core.transport.session is not None)
+            pool = connections(lume)
+            await until(lambda: pool._open == 1)
             assert not pool._live  # still connecting
             await lume.aclose()
             result = (await asyncio.gather(task, return_exceptions=True))[0]
@@ -267,7 +254,7 @@ async def test_a_request_dropped_on_kept_alive_connections_goes_again_at_most_on
     async with RawServer(raw(_answer(), keep=True)) as server:
         async with _client(server.url, max_connections=4) as lume:
             await asyncio.gather(*(lume.runs.get(RUN_ID) for _ in range(4)))
-            assert _connections(lume).idle == 4
+            assert connections(lume).idle == 4
             # From now on, each request is read (its work maybe done) and its answer lost.
             server.shape = raw(b"", keep=False)
             with pytest.raises(APIConnectionError):

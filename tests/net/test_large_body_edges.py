@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from lume_async import APIConnectionError, APIError, APITimeoutError, AsyncLume, Timeout
-from lume_async._connections import Connections
 from lume_async._http1 import Connection
 
 from ..core._scripted import RUN_ID, run_json
+from ._pool import connections, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -87,17 +87,6 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head
 
 
-def _connections(lume: AsyncLume) -> Connections:
-    session = lume._core.transport.session
-    assert isinstance(session, Connections)
-    return session
-
-
-async def _until(condition: Callable[[], object]) -> None:
-    while not condition():  # noqa: ASYNC110 - the client's state, which no event announces
-        await asyncio.sleep(0.001)
-
-
 # --- what holds -------------------------------------------------------------------------------
 
 
@@ -126,7 +115,7 @@ async def test_an_upload_the_server_stops_taking_trips_the_read_limit() -> None:
     ):
         with anyio.fail_after(1), pytest.raises(APITimeoutError, match="timed out"):
             await lume.runs.create(FLOW, source_data=_rows(8 << 20))
-        await _until(lambda: not _connections(lume)._live)
+        await until(lambda: not connections(lume)._live, 0.001)
 
 
 # --- what failed ------------------------------------------------------------------------------
@@ -160,7 +149,7 @@ async def test_an_answer_before_the_whole_body_went_out_closes_that_connection(
             with pytest.raises(APIError) as caught:
                 await lume.runs.create(FLOW, source_data=_rows(8 << 20))
             assert caught.value.status_code == 413
-            await _until(lambda: not _connections(lume)._live)
+            await until(lambda: not connections(lume)._live, 0.001)
             run = await lume.runs.get(RUN_ID)
         assert run.id == RUN_ID
         assert len(seen) == 2
