@@ -1,11 +1,15 @@
-"""Text from the server (or a caller) made safe for a log line: one line, printable, bounded.
+"""Text from the server (or a caller) made safe for a log line or a terminal: one line,
+printable, bounded.
 
-A server's request id or error detail can hold newlines (a forged log line), terminal escapes
-or megabytes; what lands in a log line has control characters escaped and is cut.
+A server's request id, error detail or data can hold newlines (a forged log line), terminal
+escapes, bidirectional overrides (text that reads backwards) or megabytes; what lands in a log
+line or on a terminal has each such character spelled out (``\\x1b``, ``\\u202e``), and a log
+line is cut.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from ._exceptions import MAX_MESSAGE, cut
@@ -15,16 +19,20 @@ __all__ = ["MAX_ID", "Printable", "escape", "printable"]
 MAX_ID: Final = 200
 """The longest request id a log line carries, as errors keep it."""
 
-_NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_ESCAPES: Final = {
-    code: _NAMED.get(chr(code), f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
-}
+# C0 and C1 controls and DEL, and the invisible format characters that reorder or hide text.
+_HIDDEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _spelled(match: re.Match[str]) -> str:
+    """A hidden character as ``\\xNN`` or ``\\uNNNN``."""
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def escape(text: str) -> str:
-    """``text`` with its control characters escaped: one line, nothing a terminal acts on."""
-    return text.translate(_ESCAPES)
+    """``text`` with every control or invisible format character spelled out: one line,
+    nothing a terminal acts on."""
+    return _HIDDEN.sub(_spelled, text)
 
 
 def printable(text: str, limit: int = MAX_MESSAGE) -> str:

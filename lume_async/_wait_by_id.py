@@ -16,7 +16,7 @@ from ._run import AsyncRun
 from ._timers import run_within
 from ._waiting import LAST_LOOK
 
-__all__ = ["wait_by_id"]
+__all__ = ["restated", "wait_by_id"]
 
 
 async def wait_by_id(
@@ -46,10 +46,14 @@ async def wait_by_id(
     try:
         return await run.wait(timeout=left, poll_interval=poll_interval)
     except RunTimeoutError as exc:
-        # The wait's own message names the time it had left; the caller gave ``timeout``.
-        error = RunTimeoutError(
-            f"run {run.id} is still {run.status.value} after {timeout:g} s", run=run
-        )
-        for note in getattr(exc, "__notes__", ()):
-            error.add_note(note)
-        raise error from None
+        raise restated(exc, left, timeout) from None
+
+
+def restated(exc: RunTimeoutError, waited: float, timeout: float) -> RunTimeoutError:
+    """``exc``, from a wait given ``waited`` seconds of a caller's ``timeout`` (the rest went
+    before it), as the caller's: naming ``timeout``, with its run and notes."""
+    message = str(exc).replace(f"after {waited:g} s", f"after {timeout:g} s")
+    error = RunTimeoutError(message, run=exc.run)
+    for note in getattr(exc, "__notes__", ()):
+        error.add_note(note)
+    return error

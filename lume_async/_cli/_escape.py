@@ -14,23 +14,17 @@ from typing import Final
 
 from rich.text import Text
 
+from .._log_text import escape
+
 __all__ = ["plain", "visible", "visible_json"]
 
-# C0 and C1 controls and DEL, and the invisible format characters that reorder or hide text.
-_HIDDEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 # What JSON leaves raw in strings although a terminal may act on it (C0 is escaped already).
 _JSON_HIDDEN: Final = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
-def _spelled(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def visible(value: object) -> str:
     """``value`` as text with every control or invisible format character spelled out."""
-    text = value if isinstance(value, str) else str(value)
-    return _HIDDEN.sub(_spelled, text)
+    return escape(value if isinstance(value, str) else str(value))
 
 
 def plain(value: object, style: str = "") -> Text:

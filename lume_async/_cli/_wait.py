@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .._client import AsyncLume
 from .._exceptions import RunTimeoutError
 from .._run import AsyncRun
+from .._wait_by_id import restated
 from ._command import LumeCommand, Number
 from ._escape import plain, visible
 from ._exit import runs_outcome
@@ -92,8 +93,7 @@ def wait(
         try:
             await wait_for(lume, handles, settings, timeout=left, poll_interval=poll_interval)
         except RunTimeoutError as exc:  # named with the whole --timeout, as given
-            exc.args = (str(exc).replace(f"after {left:g} s", f"after {wait_timeout:g} s"),)
-            raise
+            raise restated(exc, left, wait_timeout) from None
         return handles
 
     handles = settings.run(call)

@@ -10,7 +10,6 @@ says which were deleted when one of them fails.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +22,7 @@ from lume_async.testing import Emulator, VirtualClock
 from ..cli.conftest import lume as run_cli
 from ..cli.conftest import ok_json
 from ..core._scripted import Answer, ScriptedServer
-from .test_secret_routes import SCRUBBED_NAMES, _rendered
+from ._frames import holding
 
 pytestmark = pytest.mark.anyio
 
@@ -244,26 +243,7 @@ async def test_an_unknown_flow_is_still_not_found(vlume: AsyncLume) -> None:
 
 
 def _holding(exc: BaseException, *needles: str) -> list[str]:
-    """``function.local`` for each frame local (outside this module, of ``exc`` and its chain)
-    that shows one of ``needles``, leaving out those error trackers scrub by their name."""
-    found: set[str] = set()
-    pending: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        for frame, _ in traceback.walk_tb(current.__traceback__):
-            if frame.f_code.co_filename == __file__:
-                continue
-            for name, value in frame.f_locals.items():
-                if name.lower() not in SCRUBBED_NAMES and any(
-                    needle in text for text in _rendered(value) for needle in needles
-                ):
-                    found.add(f"{frame.f_code.co_name}.{name}")
-        pending += (current.__cause__, current.__context__)
-    return sorted(found)
+    return holding(exc, *needles, skip={__file__})
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,6 @@ reads them: host names with or without a trailing dot, and address ranges (CIDR)
 from __future__ import annotations
 
 import base64
-import traceback
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 import pytest
 
@@ -23,6 +20,7 @@ from lume_async._network import proxy_for
 from lume_async.webhooks import WebhookReceiver, sign, verify
 
 from ..cli.conftest import lume
+from ._frames import holding
 from ._servers import SHAPES, RawServer, head, json_answer, raw
 
 pytestmark = pytest.mark.anyio
@@ -37,58 +35,9 @@ EVENT = (
     b'"data":{"run_id":"run_01HY0000000000000000000000","status":"SUCCEEDED"}}'
 )
 
-# Names error trackers scrub by default (Sentry's and Rollbar's lists share these).
-SCRUBBED_NAMES = frozenset({"secret", "password", "api_key", "apikey", "token", "authorization"})
-
-
-def _rendered(value: Any, depth: int = 0) -> Iterator[str]:
-    """What a tracker makes of one local: ``repr``, and a ``str`` value (nested too) as is."""
-    if depth > 6:
-        return
-    yield repr(value)
-    if isinstance(value, str):
-        yield str.__str__(value)
-    elif isinstance(value, bytes):
-        yield value.decode("latin-1")
-    elif isinstance(value, Mapping):
-        for key, item in list(value.items())[:200]:
-            yield from _rendered(key, depth + 1)
-            yield from _rendered(item, depth + 1)
-    elif isinstance(value, list | tuple):
-        for item in value[:200]:
-            yield from _rendered(item, depth + 1)
-
-
-def _frame_locals(exc: BaseException) -> Iterator[tuple[str, str, str]]:
-    """(function, local name, text) for each local of each frame of ``exc`` and its chain
-    outside this module, leaving out the locals that trackers scrub by their name."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        for frame, _ in traceback.walk_tb(current.__traceback__):
-            if frame.f_code.co_filename == __file__:
-                continue  # this module's own frames hold what they look for
-            for name, value in frame.f_locals.items():
-                if name.lower() in SCRUBBED_NAMES:
-                    continue
-                for text in _rendered(value):
-                    yield frame.f_code.co_name, name, text
-        pending += (current.__cause__, current.__context__)
-
 
 def _holding(exc: BaseException, *needles: str) -> list[str]:
-    """``function.local`` for every frame local of ``exc`` whose text shows one of ``needles``."""
-    return sorted(
-        {
-            f"{func}.{name}"
-            for func, name, text in _frame_locals(exc)
-            if any(n in text for n in needles)
-        }
-    )
+    return holding(exc, *needles, skip={__file__})
 
 
 # -- webhook signing secrets -------------------------------------------------------------------
