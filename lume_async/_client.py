@@ -6,7 +6,7 @@ import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, SupportsIndex, TypeVar
 
 import attrs
 
@@ -342,6 +342,12 @@ class AsyncLume:
 
     def __repr__(self) -> str:
         return f"<AsyncLume base_url={self._core.config.base_url!r}>"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} clients cannot be pickled or copied: each holds connections"
+            " and an API key; make a client where it is used (in each process)"
+        )
 
 
 class _AsyncLumeView(AsyncLume):

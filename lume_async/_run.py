@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
 
 from ._exceptions import LumeError, ResponseValidationError, RunFailedError
 from ._runs_core import RunCell
@@ -162,6 +162,16 @@ class AsyncRun:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+    def __copy__(self) -> AsyncRun:
+        # Another handle on the same state: it updates with this one.
+        return type(self)(self._cell, self._core, reused=self._reused)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} handles cannot be pickled or deep-copied: each holds its"
+            " client (connections, API key); pickle run.data (a RunData snapshot) or run.id"
+        )
 
     # -- actions -----------------------------------------------------------------------------
     async def refresh(self) -> AsyncRun:

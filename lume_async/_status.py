@@ -19,7 +19,9 @@ class RunStatus(enum.StrEnum):
 
     The legacy wire value ``INCOMPLETE`` reads as ``PARTIAL_FAILED``. A value this client does not
     know (a status added to the service later) never fails parsing: it becomes a pseudo-member whose
-    ``value`` and ``str()`` are the wire string, and which is not terminal, so waiting goes on.
+    ``value`` and ``str()`` are the wire string in upper case, and which is not terminal, so waiting
+    goes on. Statuses are read case-insensitively, known or not: ``"archived"`` and ``"ARCHIVED"``
+    are the same status, as ``"succeeded"`` and ``"SUCCEEDED"`` are.
     """
 
     CREATED = "CREATED"
@@ -63,14 +65,14 @@ class RunStatus(enum.StrEnum):
         if known is not None:
             return known
         with _unknown_status_lock:
-            cached = cls._value2member_map_.get(value)
+            cached = cls._value2member_map_.get(canonical)
             if cached is not None:
                 return cast(RunStatus, cached)
-            pseudo = str.__new__(cls, value)
-            pseudo._name_ = value
-            pseudo._value_ = value
+            pseudo = str.__new__(cls, canonical)
+            pseudo._name_ = canonical
+            pseudo._value_ = canonical
             if len(cls._value2member_map_) < len(cls.__members__) + _MAX_CACHED_UNKNOWN_STATUSES:
-                cls._value2member_map_[value] = pseudo
+                cls._value2member_map_[canonical] = pseudo
             return pseudo
 
 

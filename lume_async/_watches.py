@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from ._exceptions import RunNotFoundError
+from ._exceptions import ResponseValidationError, RunNotFoundError
 
 if TYPE_CHECKING:
     from ._batch_get import RunsAnswer
@@ -246,17 +246,20 @@ class Watches:
                 if run_id not in unchanged:
                     missing.append(run_id)
                 continue
-            # The usual case inline (one watcher, one handle): ``update`` in short.
-            watchers = by_run.get(run_id)
-            if watchers.__class__ is Watch:
-                target = watchers.targets[run_id]
-                if target.__class__ is not _Several:
-                    cell = watchers.cell_of(target)
-                    if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
-                        changed = True
-                    continue
-            if self.update(run_id, item, decode):
-                changed = True
+            try:
+                # The usual case inline (one watcher, one handle): ``update`` in short.
+                watchers = by_run.get(run_id)
+                if watchers.__class__ is Watch:
+                    target = watchers.targets[run_id]
+                    if target.__class__ is not _Several:
+                        cell = watchers.cell_of(target)
+                        if not cell.holds(item) and self.apply(decode(cell.share_strings(item))):
+                            changed = True
+                        continue
+                if self.update(run_id, item, decode):
+                    changed = True
+            except ResponseValidationError as exc:  # this run's item only: its waiters hear it
+                self.fail_run(run_id, exc)
         return changed
 
     def update(
@@ -331,7 +334,9 @@ class Watches:
             answers = await asyncio.gather(*(confirm(r) for r in group), return_exceptions=True)
             error: BaseException | None = None
             for run_id, answer in zip(group, answers, strict=True):
-                if isinstance(answer, BaseException):
+                if isinstance(answer, ResponseValidationError):  # of this run: its waiters'
+                    self.fail_run(run_id, answer)
+                elif isinstance(answer, BaseException):
                     error = error or answer
                 elif answer is None:
                     self.fail_run(run_id)
@@ -341,15 +346,21 @@ class Watches:
                 raise error
         return changed
 
-    def fail_run(self, run_id: str) -> None:
-        """The service no longer knows this run: its watchers fail with RunNotFoundError."""
+    def fail_run(self, run_id: str, error: BaseException | None = None) -> None:
+        """This run's watchers fail with ``error``; by default, RunNotFoundError: the service
+        no longer knows the run. The other runs' watchers go on."""
         watchers = self._by_run.pop(run_id, None)
         if watchers is None:
             return
         self._hot.discard(run_id)
-        error = RunNotFoundError(
-            f"run {run_id} is no longer visible to this API key", status_code=404, code="not_found"
-        )
+        if error is None:
+            error = RunNotFoundError(
+                f"run {run_id} is no longer visible to this API key",
+                status_code=404,
+                code="not_found",
+            )
+        elif isinstance(error, ResponseValidationError):
+            error.add_note(f"the answer about run {run_id} was not a run")
         for watch in list(_each(watchers)):
             self.remove(watch)
             watch.on_error(error)

@@ -6,7 +6,7 @@ A value of the wrong JSON type raises ``WireTypeError``, one of the right type t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from ._status import RunStatus
@@ -54,16 +54,33 @@ def json_type_error(value: Any, expected: str) -> WireTypeError:
 
 
 def parse_datetime(value: Any) -> datetime:
-    """An aware datetime from ISO-8601; ``Z`` and offsets are kept, a naive time is taken as UTC."""
+    """An aware datetime from ISO-8601; ``Z`` and offsets are kept, a naive time is taken as UTC.
+
+    The other forms RFC 3339 allows are read too: a lower-case ``t`` or ``z``, and a leap
+    second (``23:59:60``, read as the first instant of the next minute).
+    """
     if value.__class__ is not str:
         raise json_type_error(value, "an ISO-8601 timestamp string")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise WireValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+        parsed = _parse_rfc3339_variant(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed
+
+
+def _parse_rfc3339_variant(value: str) -> datetime:
+    """``value`` in an RFC 3339 form ``datetime.fromisoformat`` refuses, or WireValueError."""
+    text = value.upper()  # ``t`` and ``z`` (no other letter belongs in a timestamp)
+    leap = text[16:19] == ":60" and text[10:11] in ("T", " ")
+    if leap:
+        text = f"{text[:17]}59{text[19:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise WireValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+    return parsed + _ONE_SECOND if leap else parsed
 
 
 def format_datetime(value: datetime) -> str:
@@ -74,6 +91,7 @@ def format_datetime(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+_ONE_SECOND: Final = timedelta(seconds=1)
 _STATUS_BY_VALUE: Final[dict[str, RunStatus]] = {s.value: s for s in RunStatus}
 
 

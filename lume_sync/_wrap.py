@@ -26,7 +26,18 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import Any, Generic, ParamSpec, Self, TypeVar, cast, final, overload
+from typing import (
+    Any,
+    Generic,
+    NoReturn,
+    ParamSpec,
+    Self,
+    SupportsIndex,
+    TypeVar,
+    cast,
+    final,
+    overload,
+)
 
 import attrs
 
@@ -271,6 +282,15 @@ def twin_repr(wrapped: object) -> str:
     """The wrapped object's repr, named as its twin: ``<AsyncRun ...>`` reads ``<Run ...>``."""
     text = repr(wrapped)
     return "<" + text[len("<Async") :] if text.startswith("<Async") else text
+
+
+def refuse_pickling(twin: Twin[Any], protocol: SupportsIndex) -> NoReturn:
+    """Refuse to pickle ``twin`` as its async object does, in the twin's name."""
+    try:
+        twin._async.__reduce_ex__(protocol)
+    except TypeError as exc:
+        raise TypeError(str(exc).removeprefix("Async")) from None
+    raise TypeError(f"{type(twin).__name__} objects cannot be pickled")
 
 
 def _rewrap_run(bridge: Bridge, exc: RunError) -> None:

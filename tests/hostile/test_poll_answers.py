@@ -269,9 +269,68 @@ MALFORMED: dict[str, Batch] = {
     "an item without an id": answer({k: v for k, v in run(A, "FAILED", 20).items() if k != "id"}),
     "an id that is not a string": answer(run(A, "SUCCEEDED", 20), run(A, "FAILED", 20, id=1)),
     "items that are not a list": lambda _ids, _known: {"items": {A: run(A, "FAILED", 20)}},
-    "a run that does not decode": answer(run(A, "SUCCEEDED", 20, created_at="yesterday")),
     "unchanged that is not a list": answer(unchanged={A: 1}),
 }
+
+
+NOT_A_RUN: dict[str, Body] = {
+    "a date that is not one": run(A, "SUCCEEDED", 20, created_at="yesterday"),
+    "a status that is not text": run(A, 3, 20),
+    "tags that are not a list": run(A, "FAILED", 20, tags="x"),
+}
+
+
+@pytest.mark.parametrize("bad", list(NOT_A_RUN), ids=list(NOT_A_RUN))
+async def test_an_item_that_is_not_a_run_ends_only_the_waits_on_that_run(bad: str) -> None:
+    ids = [rid(n) for n in range(1, 5)]
+    service = Service(*(run(r, "TRANSFORMING", 10) for r in ids))
+    async with client_of(service) as lume:
+        handles = [await lume.runs.get(r) for r in ids]
+        first_answer = [NOT_A_RUN[bad], *(run(r, "PENDING", 12) for r in ids[1:])]
+        service.script.append(answer(*first_answer))
+        for r in ids:  # what the service says from the second look on
+            service.runs[r] = run(r, "SUCCEEDED", 30)
+        errors: dict[str, BaseException | None] = {}
+
+        async def wait(name: str, call: Callable[[], Any]) -> None:
+            errors[name] = await outcome(call)
+
+        wait_all = lume.runs.wait_all
+        async with anyio.create_task_group() as tg:
+            # A alone, A among others, and waits on other runs only (one handle, and a fan-out).
+            tg.start_soon(wait, "A", lambda: handles[0].wait(timeout=60, poll_interval=1))
+            tg.start_soon(wait, "A+C", lambda: wait_all(handles[::2], timeout=60, poll_interval=1))
+            tg.start_soon(wait, "B", lambda: handles[1].wait(timeout=60, poll_interval=1))
+            tg.start_soon(wait, "C+D", lambda: wait_all(handles[2:], timeout=60, poll_interval=1))
+        assert forgets_every_wait(lume)
+
+    assert isinstance(errors["A"], ResponseValidationError), errors
+    assert isinstance(errors["A+C"], ResponseValidationError), errors
+    assert any(A in note for note in errors["A"].__notes__)
+    assert errors["B"] is None and errors["C+D"] is None, errors
+    assert [h.status for h in handles[1:]] == [RunStatus.SUCCEEDED] * 3
+    assert handles[0].status is RunStatus.TRANSFORMING
+
+
+async def test_a_direct_look_that_is_not_a_run_ends_only_the_waits_on_that_run() -> None:
+    service = Service(run(A, "TRANSFORMING", 10), run(B, "TRANSFORMING", 10))
+    async with client_of(service) as lume:
+        handle, other = await lume.runs.get(A), await lume.runs.get(B)
+        service.runs[A] = run(A, "SUCCEEDED", 20, updated_at="soon")  # what a direct GET says
+        service.script.append(answer(run(B, "PENDING", 12)))  # A left out: looked up alone
+        errors: list[BaseException | None] = []
+
+        async def wait(call: Callable[[], Any]) -> None:
+            errors.append(await outcome(call))
+            service.runs[B] = run(B, "FAILED", 30)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait, lambda: handle.wait(timeout=60, poll_interval=1))
+            tg.start_soon(wait, lambda: other.wait(timeout=60, poll_interval=1))
+        assert forgets_every_wait(lume)
+
+    assert isinstance(errors[0], ResponseValidationError) and errors[1] is None, errors
+    assert (handle.status, other.status) == (RunStatus.TRANSFORMING, RunStatus.FAILED)
 
 
 async def first(runs: Any) -> AsyncRun:

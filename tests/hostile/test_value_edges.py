@@ -148,3 +148,53 @@ def test_requests_that_send_the_same_body_are_equal() -> None:
     assert first != RunRequest(FLOW, source_data=[{"a": 1, "b": [3]}], label="l")
     assert pickle.loads(pickle.dumps(first)) == first
     assert copy.deepcopy(first) == first
+
+
+# -- handles and clients say why they do not pickle -----------------------------------------------
+
+REFUSALS = sorted(set(COPIES) - {"copy"})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", REFUSALS)
+async def test_a_handle_refuses_to_pickle_naming_what_to_pickle_instead(
+    vlume: AsyncLume, how: str
+) -> None:
+    with anyio.fail_after(30):
+        run = await vlume.run(FLOW, "synthetic://handle?rows=5&duration=2")
+    with pytest.raises(TypeError, match=r"AsyncRun handles .* run\.data .* or run\.id"):
+        COPIES[how](run)
+    with pytest.raises(TypeError, match=r"AsyncLume clients cannot be pickled or copied"):
+        COPIES[how](vlume)
+    again = pickle.loads(pickle.dumps(run.data))
+    assert (again.id, again.status) == (run.id, run.status)
+
+
+@pytest.mark.anyio
+async def test_a_shallow_copy_of_a_handle_is_a_handle_on_the_same_run(vlume: AsyncLume) -> None:
+    with anyio.fail_after(30):
+        run = await vlume.run(FLOW, "synthetic://copied?rows=5&duration=2")
+        other = copy.copy(run)
+        assert other is not run and other == run
+        await run.wait(poll_interval=1)
+    assert other.status is run.status is RunStatus.SUCCEEDED  # it shows what the first heard
+    with pytest.raises(TypeError, match="AsyncLume clients cannot be pickled or copied"):
+        copy.copy(vlume)
+
+
+@pytest.mark.timeout(60)
+def test_the_sync_twins_refuse_to_pickle_in_their_own_names() -> None:
+    with (
+        Emulator(time_scale=100) as emu,
+        Lume(api_key=emu.api_key, base_url=emu.url) as lume,
+    ):
+        run = lume.run(FLOW, "synthetic://twin?rows=5&duration=2")
+        for how in REFUSALS:
+            with pytest.raises(TypeError, match=r"^Run handles .* run\.data"):
+                COPIES[how](run)
+            with pytest.raises(TypeError, match=r"^Lume clients cannot be pickled"):
+                COPIES[how](lume)
+        other = copy.copy(run)
+        assert type(other) is type(run) and other == run and other is not run
+        run.wait(timeout=60, poll_interval=0.05)
+        assert other.status is RunStatus.SUCCEEDED
