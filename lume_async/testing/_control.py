@@ -67,7 +67,10 @@ async def advance(request: web.Request) -> web.Response:
         or seconds < 0
     ):
         raise validation_error(["body", "seconds"], "seconds must be a number >= 0", "advance")
-    svc.advance(float(seconds))
+    try:
+        svc.advance(float(seconds))
+    except ValueError as exc:  # a step past the run time the emulator can keep
+        raise validation_error(["body", "seconds"], str(exc), "advance") from exc
     return json_response(200, {"now": svc.clock.iso(svc.clock.now())})
 
 
@@ -78,20 +81,16 @@ async def config(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise validation_error(["body"], "a JSON object is required", "type_error")
     _refuse_extra(body, {"rate_limit", "rate_burst"})
-    if "rate_limit" in body:
-        rate = body["rate_limit"]
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
-        ):
-            raise validation_error(["body", "rate_limit"], "must be > 0 or null", "config")
-        svc.rate_limit = float(rate) if rate else None
-    if "rate_burst" in body:
-        burst = body["rate_burst"]
-        if burst is not None and (
-            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
-        ):
-            raise validation_error(["body", "rate_burst"], "must be an integer >= 1", "config")
-        svc.rate_burst = burst
+    # Both values are checked before either is applied: a refused body changes nothing.
+    rate, burst = body.get("rate_limit", svc.rate_limit), body.get("rate_burst", svc.rate_burst)
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+    ):
+        raise validation_error(["body", "rate_limit"], "must be > 0 or null", "config")
+    if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
+        raise validation_error(["body", "rate_burst"], "must be an integer >= 1", "config")
+    svc.rate_limit = float(rate) if rate else None
+    svc.rate_burst = burst
     return json_response(200, {"rate_limit": svc.rate_limit, "rate_burst": svc.rate_burst})
 
 

@@ -258,7 +258,10 @@ class Emulator:
         self._call(self._service.reset)
 
     def advance(self, seconds: float) -> None:
-        """Skip ``seconds`` of run time: runs progress at once, timestamps stay wall-clock time."""
+        """Skip ``seconds`` of run time: runs progress at once, timestamps stay wall-clock time.
+
+        A step that would take run time past about 272 years is refused with a ValueError.
+        """
         finite_seconds(seconds, "seconds")
         self._call(self._service.advance, seconds)
 

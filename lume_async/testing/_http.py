@@ -126,6 +126,8 @@ def _http_error(exc: web.HTTPException) -> web.Response:
         err = ApiError(405, "method_not_allowed", "Method not allowed", headers=headers)
     elif exc.status == 404:
         err = ApiError(404, "not_found", "No such route")
+    elif exc.status == 413:  # a body over the app's client_max_size
+        err = ApiError(413, "payload_too_large", exc.text or "Request body too large")
     else:
         err = ApiError(exc.status, "http_error", exc.reason)
     return error_response(err)
@@ -141,6 +143,8 @@ async def answered(work: Work) -> web.StreamResponse:
         return await work()
     except ApiError as err:
         return error_response(err)
+    except web.HTTPException as exc:  # aiohttp's own refusal, e.g. a body over the size limit
+        return _http_error(exc)
     except Exception as exc:  # a bug in the emulator: still answer in the documented shape
         return error_response(ApiError(500, "internal", f"{type(exc).__name__}: {exc}"))
 
@@ -239,7 +243,11 @@ async def _idempotent(
     bad = bad_idempotency_key(key, ["header", "Idempotency-Key"], "Idempotency-Key")
     if bad is not None:
         return error_response(bad)
-    fingerprint = _fingerprint(request, await request.read(), principal.name)
+    try:
+        body = await request.read()
+    except web.HTTPException as exc:  # a body over the size limit: refused, not remembered
+        return _http_error(exc)
+    fingerprint = _fingerprint(request, body, principal.name)
     resp, _ = await remembered(
         svc, principal.tenant, key, fingerprint, lambda: _work(request, handler, svc, fault)
     )
@@ -309,9 +317,16 @@ async def _fault(
         return web.Response(status=500)
     if kind == "truncate":
         request[FAULT_STATUS] = "truncate"
+        status = resp.status if resp is not None else 200
+        if request.method == "HEAD" or status in (204, 304):
+            # An answer without a body: cut its head instead, or the client would get it whole.
+            if request.transport is not None:
+                request.transport.write(f"HTTP/1.1 {status} ".encode())
+                request.transport.close()
+            return web.Response(status=500)
         full = resp.body if isinstance(resp, web.Response) else None
         body = full if isinstance(full, bytes) and full else b'{"detail": "truncated", "code": "x"}'
-        out = web.StreamResponse(status=resp.status if resp is not None else 200)
+        out = web.StreamResponse(status=status)
         out.content_type = _JSON
         out.content_length = len(body) + 64
         out.headers["x-request-id"] = request.headers.get("x-request-id") or uuid.uuid4().hex

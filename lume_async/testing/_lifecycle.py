@@ -16,6 +16,7 @@ from typing import Any
 from .._clock import Clock
 
 __all__ = [
+    "MAX_RUN_TIME",
     "TERMINAL",
     "Plan",
     "RunClock",
@@ -23,6 +24,10 @@ __all__ = [
     "iso_us",
     "log_entries",
 ]
+
+# The run time ``advance()`` may reach: about 272 years, below which floats still resolve a
+# microsecond. Past it a run's stages would fall on one instant, and a new run end as it starts.
+MAX_RUN_TIME = 2.0**33
 
 TERMINAL = frozenset({"SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED"})
 
@@ -82,6 +87,11 @@ class RunClock:
         if seconds == 0:
             return
         at, wall = self.now(), self.clock.time()
+        if not at + seconds < MAX_RUN_TIME:
+            raise ValueError(
+                f"seconds must keep the emulator's run time under {MAX_RUN_TIME:.0f} "
+                f"(about 272 years), got {seconds!r} at run time {at:.0f}"
+            )
         self._offset += seconds
         self._runs.append(at + seconds)
         self._walls.append(wall)
