@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._base import bad_value, wrong_type
-from ._settings import is_loopback
+from ._settings import MAX_HEADER_BYTES, is_loopback
 
 __all__ = [
     "check_ca_bundle",
@@ -18,10 +18,9 @@ __all__ = [
     "redact_url",
 ]
 
-# Control characters a header field value may not hold (RFC 9110 allows HTAB, nothing else).
-_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# The longest default header line: servers refuse a request head over about 8 KiB in all.
-MAX_HEADER_BYTES = 4096
+# Control characters a header field value may not hold (RFC 9110 allows HTAB, nothing else;
+# C1 controls are refused as in the API key).
+_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 # RFC 9110 token characters: what a header name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the client sets itself: the key (either way the service reads it), and per request.
@@ -34,6 +33,14 @@ _RESERVED = {
     "content-length": "it is set per request",
     "transfer-encoding": "it is set per request",
     "host": "it comes from base_url",
+    # Hop-by-hop and exchange fields: the transport owns the connection and how a body is sent.
+    "connection": "the client manages its connections (keep-alive and closing)",
+    "keep-alive": "the client manages its connections (keep-alive and closing)",
+    "proxy-connection": "the client manages its connections (keep-alive and closing)",
+    "upgrade": "the client speaks HTTP/1.1 to the service, never another protocol",
+    "te": "the client reads answers as they are framed, without transfer codings",
+    "trailer": "the client sends no trailer fields",
+    "expect": "the client sends each body at once: there is no 100-continue exchange",
 }
 
 

@@ -78,6 +78,11 @@ def check_timeout_setting(value: object) -> float:
 # --- the client's constructor ---------------------------------------------------------------------
 
 
+#: The longest header line the client sends (a key, a default header): servers refuse a request
+#: head over about 8 KiB in all.
+MAX_HEADER_BYTES = 4096
+
+
 def check_api_key(key: object, *, env: str) -> str:
     """The key (given, or read from ``env``); a missing one is an AuthenticationError at once."""
     if key is not None and not isinstance(key, str):
@@ -88,7 +93,13 @@ def check_api_key(key: object, *, env: str) -> str:
             status_code=401,
             code="missing_api_key",
         )
-    return check_header_token(key, "api_key")
+    check_header_token(key, "api_key")
+    if len(key) > MAX_HEADER_BYTES:  # latin-1 by now: a byte per character
+        raise ValueError(
+            f"api_key must be at most {MAX_HEADER_BYTES} characters (a str sent as a header), "
+            f"got a str of {len(key)}"
+        )
+    return key
 
 
 def check_header_token(value: str, name: str) -> str:

@@ -44,6 +44,13 @@ _RESERVED = [
     "Idempotency-Key",
     "Content-Type",
     "Host",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Connection",
+    "Upgrade",
+    "TE",
+    "Trailer",
+    "Expect",
 ]
 
 
@@ -70,6 +77,8 @@ def test_the_key_header_is_refused_in_any_case(name: str) -> None:
     [
         ({"X-A": "one\r\nInjected: yes"}, ValueError, "one line"),
         ({"X-A": "nul\x00"}, ValueError, "one line"),
+        ({"X-A": "c1\x85control"}, ValueError, "one line"),
+        ({"X-A": "del\x7f"}, ValueError, "one line"),
         ({"Bad Name": "x"}, ValueError, "header name"),
         ({"X-A": 3}, TypeError, "must be a str"),
         ({3: "x"}, TypeError, "names must be str"),

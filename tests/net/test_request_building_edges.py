@@ -99,3 +99,10 @@ def test_a_default_header_too_long_to_send_is_refused_before_any_request() -> No
 
 def test_a_long_default_header_within_the_bound_is_kept() -> None:
     AsyncLume(api_key=KEY, default_headers={"X-Trace": "a" * 4000})
+
+
+def test_an_api_key_too_long_to_send_is_refused_before_any_request() -> None:
+    with pytest.raises(ValueError, match="api_key must be at most 4096 characters") as caught:
+        AsyncLume(api_key="k" * 100_000)
+    assert "kkkk" not in str(caught.value)
+    AsyncLume(api_key="k" * 4096)  # at the bound: kept
