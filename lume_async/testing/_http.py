@@ -8,6 +8,7 @@ asked for.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import re
 import uuid
@@ -40,7 +41,6 @@ PRINCIPAL = web.RequestKey("lume_principal", Principal)
 FAULT_STATUS = web.RequestKey("lume_fault_status", str)
 IDEMPOTENCY_TTL = 24 * 3600.0
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Work = Callable[[], Awaitable[web.StreamResponse]]
@@ -115,8 +115,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def _is_loopback(request: web.Request) -> bool:
+    """Whether the request came from this machine: 127.0.0.0/8, ::1, or IPv4 loopback mapped
+    into IPv6."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    return peer is not None and peer[0] in _LOOPBACK
+    if not peer or not isinstance(peer[0], str):  # a Unix socket has no address: not loopback
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0].partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -87,17 +87,43 @@ def test_cli_prints_a_ready_line_and_stops_on_sigterm() -> None:
             proc.stdout.close()
 
 
-def test_control_plane_refuses_non_loopback_peers() -> None:
+@pytest.mark.parametrize(
+    ("peer", "loopback"),
+    [
+        (("10.0.0.5", 1234), False),
+        (("::ffff:10.0.0.5", 1234, 0, 0), False),
+        (("fe80::1%eth0", 1234, 0, 2), False),
+        (("127.0.0.1", 1234), True),
+        (("127.1.2.3", 1234), True),  # all of 127.0.0.0/8 is this machine
+        (("::1", 1234, 0, 0), True),
+        (("::ffff:127.0.0.9", 1234, 0, 0), True),
+        ("", False),  # a Unix socket: no address to judge by
+        (None, False),
+    ],
+)
+def test_control_plane_takes_loopback_peers_only(peer: object, loopback: bool) -> None:
     from lume_async.testing._http import _is_loopback
 
     class FakeTransport:
-        def get_extra_info(self, name: str) -> tuple[str, int]:
-            return ("10.0.0.5", 1234)
+        def get_extra_info(self, name: str) -> object:
+            return peer
 
     class FakeRequest:
         transport = FakeTransport()
 
-    assert not _is_loopback(FakeRequest())  # type: ignore[arg-type]
+    assert _is_loopback(FakeRequest()) is loopback  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_the_control_plane_answers_a_peer_on_another_loopback_address() -> None:
+    async with (
+        Emulator() as emu,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        ) as session,
+        session.get(f"{emu.url}/_emulator/stats") as resp,
+    ):
+        assert resp.status == 200, await resp.text()
 
 
 @pytest.mark.anyio
