@@ -71,5 +71,7 @@ class ClientCore:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        await self.waiting.aclose()
-        await self.transport.aclose()
+        try:
+            await self.waiting.aclose()
+        finally:  # a close cancelled midway still closes the connections
+            await self.transport.aclose()

@@ -216,9 +216,11 @@ class Pool:
             self._leave_to_parent(session)
             return
         if running_loop() is loop:
-            await session.close()
-            if hook is not None:
-                await hook.aclose()
+            try:
+                await session.close()  # closed at once: what it then waits for may be cut short
+            finally:
+                if hook is not None:
+                    await hook.aclose()
         elif not loop.is_closed():
             if hook is not None:
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))

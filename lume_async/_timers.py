@@ -18,7 +18,7 @@ import anyio
 
 from ._clock import Clock
 
-__all__ = ["Timer", "Timers", "run_within", "sleep_until_set"]
+__all__ = ["Timer", "Timers", "run_within", "sleep_until_set", "stopped", "wait_ended"]
 
 T = TypeVar("T")
 
@@ -65,6 +65,22 @@ async def run_within(
         finally:
             watchdog.cancel()
     return False, None
+
+
+def stopped(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
+    """Cancel ``task`` if it still runs on the running loop; return it then, to wait for."""
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        return None
+    task.cancel()
+    return task
+
+
+async def wait_ended(tasks: list[asyncio.Task[None] | None]) -> None:
+    """Until ``tasks`` (but None) have ended. Their cancellation stays theirs: only the caller's
+    own (a timeout, an anyio scope) stops this wait, and reaches the caller as itself."""
+    ending = [task for task in tasks if task is not None]
+    if ending:
+        await asyncio.wait(ending)
 
 
 class Timer:
@@ -138,12 +154,14 @@ class Timers:
 
     async def aclose(self) -> None:
         """Stop the task; pending timers never fire."""
+        await wait_ended([self.stop()])
+
+    def stop(self) -> asyncio.Task[None] | None:
+        """Cancel the task at once (pending timers never fire); return it if it has to end."""
         task, self._task = self._task, None
         self._heap.clear()
         self._cancelled = self._live = 0
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        return stopped(task)
 
     async def _run(self, wake: asyncio.Event) -> None:
         clock = self._clock

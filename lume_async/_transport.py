@@ -149,8 +149,8 @@ class Transport:
         return cached
 
     async def aclose(self) -> None:
+        self._deadlines.close()  # first: requests in flight end as the pool closes under them
         await self._pool.aclose()
-        self._deadlines.close()
 
     def redact(self, body: bytes) -> bytes:
         """An error body with the key masked: a server may echo it back, and what it says ends

@@ -38,7 +38,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._log_text import Printable
-from ._timers import Timers, run_within, sleep_until_set
+from ._timers import Timers, run_within, sleep_until_set, stopped, wait_ended
 from ._validation import check_interval, check_timeout
 from ._watches import CellOf, FetchOne, Watch, Watches
 from .models import RunData
@@ -323,14 +323,14 @@ class Waiting:
             self._wake.set()
 
     async def aclose(self) -> None:
-        """Stop sweeping; callers still waiting get a LumeError instead of waiting forever."""
-        task, self._task = self._task, None
-        if task is not None and not task.done() and task.get_loop() is running_loop():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """Stop sweeping; callers still waiting get a LumeError instead of waiting forever. All
+        at once: a close cancelled while it waits for the tasks to end leaves none behind."""
+        ending = [stopped(self._task)]
+        self._task = None
         if self._loop is running_loop():
-            await self._timers.aclose()
+            ending.append(self._timers.stop())
             self._watches.fail_all(LumeError("the client was closed while waiting for runs"))
+        await wait_ended(ending)
 
     # -- sweeping ------------------------------------------------------------------------------
     def _pause(self) -> float:
