@@ -27,6 +27,7 @@ from ._exit import EXIT_STATUSES, CommandError, ExitStatus, exit_status_of, repo
 from ._flows import flows
 from ._runs import runs
 from ._settings import Settings
+from ._streams import reserve, settle
 from ._webhooks import webhooks
 
 __all__ = ["main"]
@@ -46,6 +47,7 @@ class _Main(LumeGroup):
         **extra: Any,
     ) -> NoReturn:
         argv = list(sys.argv[1:] if args is None else args)
+        closed = reserve()  # before any connection can take a closed stream's descriptor
         for stream in (sys.stdout, sys.stderr):  # a character the terminal cannot show is
             reconfigure = getattr(stream, "reconfigure", None)  # spelled out, not fatal
             if reconfigure is not None:
@@ -53,6 +55,10 @@ class _Main(LumeGroup):
         settings = Settings()
         failure: BaseException
         try:
+            if "stdout" in closed:  # what the command prints would be lost: do nothing
+                raise CommandError(
+                    "standard output is closed; redirect it to /dev/null to drop what lume prints"
+                )
             done = super().main(argv, prog_name, complete_var, standalone_mode=False, obj=settings)
         except (click.Abort, KeyboardInterrupt):  # Ctrl-C outside a request
             failure = CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
@@ -61,8 +67,12 @@ class _Main(LumeGroup):
             raise SystemExit(ExitStatus.USAGE) from None
         except Exception as exc:  # click's usage errors, SDK errors, a bad argument
             failure = exc
+            settle()  # already failing: what standard output still holds may go
         else:
-            raise SystemExit(done if isinstance(done, int) else ExitStatus.OK)
+            lost = settle()  # the output written in full, or the command failed
+            if lost is None:
+                raise SystemExit(done if isinstance(done, int) else ExitStatus.OK)
+            failure = CommandError(f"cannot write standard output: {lost.strerror or lost}")
         # --json may not have been read yet when the arguments themselves were wrong.
         report(failure, as_json=settings.json or "--json" in argv)
         raise SystemExit(exit_status_of(failure))

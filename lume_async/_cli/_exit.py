@@ -114,7 +114,7 @@ def report(exc: BaseException, *, as_json: bool) -> None:
     """One ``error: ...`` line on stderr, or ``{"error": {...}}`` with ``--json``."""
     if as_json:
         body = {"error": {**error_details(exc), "exit_status": exit_status_of(exc)}}
-        click.echo(visible_json(orjson.dumps(body, default=str).decode()), err=True)
+        click.echo(visible_json(orjson.dumps(body, default=str).decode(), err=True), err=True)
     else:
         click.echo(f"error: {visible(' '.join(_one_line(exc).split()))}", err=True)
 

@@ -17,6 +17,8 @@ from typing import IO, Any, Self
 
 from .. import _converter
 from .._export import dumps_exact, replace_keeping_mode, temp_beside
+from ._escape import ascii_json
+from ._streams import speaks_utf8
 
 __all__ = ["FORMATS", "RowSink", "format_for", "json_text"]
 
@@ -63,6 +65,8 @@ class RowSink:
             self._out = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._final = final
         self._owned = path != "-"
+        # JSON lines into a stream that does not speak UTF-8 (a Latin-1 locale) stay JSON.
+        self._ascii = path == "-" and not speaks_utf8(sys.stdout)
         self._pending: list[dict[str, Any]] = []
         self._csv: csv.DictWriter[str] | None = None
 
@@ -70,7 +74,8 @@ class RowSink:
         row = item if isinstance(item, dict) else _converter.unstructure(item)
         self.rows += 1
         if self._fmt == "jsonl":
-            self._out.write(json_text(row))
+            text = json_text(row)
+            self._out.write(ascii_json(text) if self._ascii else text)
             self._out.write("\n")
             return
         if self._csv is None:

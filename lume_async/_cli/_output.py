@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Piped output is not cut to 80 columns: run ids and paths stay whole for grep and eyes alike.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+out = Console(highlight=False, width=None if sys.stdout and sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 _STYLE = {"SUCCEEDED": "green", "PARTIAL_FAILED": "yellow", "FAILED": "red", "CRASHED": "red"}
 ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
