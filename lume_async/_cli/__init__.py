@@ -27,6 +27,7 @@ from ._exit import EXIT_STATUSES, CommandError, ExitStatus, exit_status_of, repo
 from ._flows import flows
 from ._runs import runs
 from ._settings import Settings
+from ._signals import as_terminated, terminable
 from ._streams import reserve, settle
 from ._webhooks import webhooks
 
@@ -59,7 +60,10 @@ class _Main(LumeGroup):
                 raise CommandError(
                     "standard output is closed; redirect it to /dev/null to drop what lume prints"
                 )
-            done = super().main(argv, prog_name, complete_var, standalone_mode=False, obj=settings)
+            with terminable():
+                done = super().main(
+                    argv, prog_name, complete_var, standalone_mode=False, obj=settings
+                )
         except (click.Abort, KeyboardInterrupt):  # Ctrl-C outside a request
             failure = CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
         except _NO_ARGS as bare:  # ``lume runs``: the help, as click would show it
@@ -73,6 +77,7 @@ class _Main(LumeGroup):
             if lost is None:
                 raise SystemExit(done if isinstance(done, int) else ExitStatus.OK)
             failure = CommandError(f"cannot write standard output: {lost.strerror or lost}")
+        failure = as_terminated(failure)
         # --json may not have been read yet when the arguments themselves were wrong.
         report(failure, as_json=settings.json or "--json" in argv)
         raise SystemExit(exit_status_of(failure))

@@ -8,6 +8,7 @@ The statuses are a contract with scripts (``lume runs create ... --wait && load_
     3    a run waited on ended FAILED, CRASHED or CANCELED
     4    a run waited on ended PARTIAL_FAILED, with --fail-on-partial
     130  interrupted (Ctrl-C); the runs go on at the service
+    143  terminated (SIGTERM); the runs go on at the service
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ExitStatus(enum.IntEnum):
     RUN_FAILED = 3
     RUN_PARTIAL = 4
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 EXIT_STATUSES = """\b
@@ -56,7 +58,8 @@ Exit statuses:
   2    usage: a bad option or argument (nothing was sent)
   3    a run waited on ended FAILED, CRASHED or CANCELED
   4    a run waited on ended PARTIAL_FAILED (--fail-on-partial)
-  130  interrupted: the runs go on at the service"""
+  130  interrupted: the runs go on at the service
+  143  terminated (SIGTERM): the runs go on at the service"""
 
 
 class CommandError(click.ClickException):

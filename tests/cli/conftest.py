@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -107,9 +108,13 @@ def lume(
 
 
 def lume_process(
-    *args: str, emu: Emulator | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    emu: Emulator | None = None,
+    env: Mapping[str, str] | None = None,
+    ignoring_ctrl_c: bool = False,
 ) -> subprocess.Popen[str]:
-    """``python -m lume_async ARGS`` as a process of its own (for signals)."""
+    """``python -m lume_async ARGS`` as a process of its own (for signals); ``ignoring_ctrl_c``:
+    started with SIGINT ignored, as a shell starts a job in the background."""
     environ = {k: v for k, v in os.environ.items() if k not in _AMBIENT}
     environ.update({k: v for k, v in environment(emu, env).items() if v is not None})
     return subprocess.Popen(
@@ -118,7 +123,12 @@ def lume_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_ctrl_c if ignoring_ctrl_c else None,
     )
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ok(*args: str, emu: Emulator, stdin: str | None = None) -> str:

@@ -1,5 +1,6 @@
 """Exit statuses scripts can trust: 0 success, 1 error, 2 usage, 3 a run failed, 4 a run partly
-failed (--fail-on-partial), 130 interrupted; with ``--json``, errors are JSON on stderr."""
+failed (--fail-on-partial), 130 interrupted, 143 terminated; with ``--json``, errors are JSON on
+stderr."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def run_ending(emu: Emulator, status: str) -> str:
 
 
 def test_the_statuses_are_the_documented_numbers() -> None:
-    assert [int(s) for s in ExitStatus] == [0, 1, 2, 3, 4, 130]
+    assert [int(s) for s in ExitStatus] == [0, 1, 2, 3, 4, 130, 143]
 
 
 def test_help_lists_the_exit_statuses() -> None:
@@ -158,6 +159,30 @@ def _wait_until_polling(emu: Emulator) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the command never started waiting")
+
+
+@pytest.mark.parametrize(("json_", "in_background"), [(False, False), (True, False), (False, True)])
+def test_sigterm_exits_143_and_says_how_to_cancel_the_run_that_goes_on(
+    emu: Emulator, json_: bool, in_background: bool
+) -> None:
+    run_id = create(emu, "synthetic://terminated?duration=100000")
+    flags = ["--json"] if json_ else []
+    args = (*flags, "runs", "wait", run_id, *FAST)
+    with lume_process(*args, emu=emu, ignoring_ctrl_c=in_background) as process:
+        _wait_until_polling(emu)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    if json_:
+        error = json.loads(stderr.strip().splitlines()[-1])["error"]
+        assert (error["type"], error["exit_status"]) == ("terminated", 143)
+        assert error["running"] == [run_id]
+        assert error["cancel_command"] == f"lume runs cancel {run_id}"
+    else:
+        assert stderr.startswith("error: terminated;"), stderr
+        assert f"run {run_id} goes on at the service" in stderr
+    assert ok_json("runs", "get", run_id, emu=emu)["status"] != "CANCELED"
 
 
 @pytest.mark.parametrize("json_", [False, True])
