@@ -23,7 +23,14 @@ from .._network import ENV_CA_BUNDLE
 from .._version import __version__
 from ._command import LumeGroup, Number
 from ._demo import demo, emulator
-from ._exit import EXIT_STATUSES, CommandError, ExitStatus, exit_status_of, report
+from ._exit import (
+    EXIT_STATUSES,
+    CommandError,
+    ExitStatus,
+    exit_status_of,
+    one_line_warnings,
+    report,
+)
 from ._flows import flows
 from ._runs import runs
 from ._settings import Settings
@@ -60,7 +67,7 @@ class _Main(LumeGroup):
                 raise CommandError(
                     "standard output is closed; redirect it to /dev/null to drop what lume prints"
                 )
-            with terminable():
+            with terminable(), one_line_warnings(lambda: settings.json or "--json" in argv):
                 done = super().main(
                     argv, prog_name, complete_var, standalone_mode=False, obj=settings
                 )

@@ -13,9 +13,11 @@ The statuses are a contract with scripts (``lume runs create ... --wait && load_
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import click
@@ -32,6 +34,7 @@ __all__ = [
     "ExitStatus",
     "error_details",
     "interrupted",
+    "one_line_warnings",
     "report",
     "runs_outcome",
     "speak_cli",
@@ -192,3 +195,25 @@ def speak_cli(message: str, names: Mapping[str, str]) -> str:
         return names[match.group(1)] + (f" #{int(index) + 1}" if index is not None else "")
 
     return pattern.sub(spell, message)
+
+
+@contextlib.contextmanager
+def one_line_warnings(as_json: Callable[[], bool]) -> Iterator[None]:
+    """Python warnings (a misspelt ``LUME_LOG``...) as one ``warning: ...`` line each on
+    stderr, or ``{"warning": {...}}`` with ``--json``; not the interpreter's two lines of
+    source location."""
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        text = " ".join(str(message).split())
+        if as_json():
+            body = {"warning": {"type": category.__name__, "message": text}}
+            click.echo(visible_json(orjson.dumps(body).decode(), err=True), err=True)
+        else:
+            click.echo(f"warning: {visible(text)}", err=True)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous

@@ -141,6 +141,28 @@ def test_debug_logging_keeps_json_output_whole_and_the_key_unsaid(emu: Emulator)
     assert emu.api_key not in stderr + stdout
 
 
+@pytest.mark.parametrize("json_", [False, True])
+def test_a_misspelt_setting_is_one_warning_line_and_the_command_goes_on(
+    emu: Emulator, json_: bool
+) -> None:
+    create(emu)
+    env = {"LUME_LOG": "verbose\x1b[2J", "LUME_LOOP": "fastest"}
+    flags = ["--json"] if json_ else []
+    with lume_process(*flags, "runs", "list", emu=emu, env=env) as process:
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 2, stderr  # one line per setting: no source location, no code line
+    if json_:
+        warnings = [json.loads(line)["warning"] for line in lines]
+        assert {w["type"] for w in warnings} == {"RuntimeWarning"}
+        assert "LUME_LOG='verbose\\x1b[2j'" in warnings[0]["message"] + warnings[1]["message"]
+        assert len(json.loads(stdout)) == 1
+    else:
+        assert all(line.startswith("warning: LUME_") for line in lines), stderr
+        assert "\x1b" not in stderr and "\\x1b" in stderr  # the escape spelled out, not sent
+
+
 # -- tables ---------------------------------------------------------------------------------------
 
 
