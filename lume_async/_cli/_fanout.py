@@ -132,7 +132,7 @@ def create_from_file(
                 item.existing_run_id = outcome.error.existing_run_id
             else:
                 item.error = outcome.error
-        handles = [item.run for item in items if item.run is not None]
+        handles = _runs(items)
         if not settings.json:
             click.echo(f"{_created_line(items)}", err=True)
         if wait and handles:
@@ -171,11 +171,23 @@ async def _create_watched(
     return await create_in_batches(prepared, batch, alone, wrap, concurrency, on_progress)
 
 
+def _runs(items: Iterable[_Item]) -> list[AsyncRun]:
+    """The runs of ``items``, each once: a path given twice shares its key, and so its run."""
+    return list({item.run.id: item.run for item in items if item.run is not None}.values())
+
+
+def _repeated(items: list[_Item]) -> int:
+    """How many of ``items`` repeat a source path given before."""
+    return len(items) - len({item.source_path for item in items})
+
+
 def _created_line(items: list[_Item]) -> str:
-    made = sum(item.run is not None for item in items)
+    made = len(_runs(items))
     done_before = sum(item.existing_run_id is not None for item in items)
     failed = sum(item.error is not None for item in items)
     parts = [f"{made:,} runs created or found in flight"]
+    if repeated := _repeated(items):
+        parts.append(f"{repeated:,} source paths given again (one run each)")
     if done_before:
         parts.append(f"{done_before:,} already succeeded before")
     if failed:
@@ -188,12 +200,14 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(justify="right")
     grid.add_row("source paths", f"{len(items):,}")
+    if repeated := _repeated(items):
+        grid.add_row("given again (one run each)", f"{repeated:,}")
     if waited:
-        statuses = Counter(item.run.status.value for item in items if item.run is not None)
+        statuses = Counter(run.status.value for run in _runs(items))
         for status in sorted(statuses, key=lambda v: ORDER.index(v) if v in ORDER else 99):
             grid.add_row(status_text(status), f"{statuses[status]:,}")
     else:
-        grid.add_row("runs started", f"{sum(item.run is not None for item in items):,}")
+        grid.add_row("runs started", f"{len(_runs(items)):,}")
     done_before = sum(item.existing_run_id is not None for item in items)
     if done_before:
         grid.add_row("already succeeded before", f"{done_before:,}")
@@ -219,8 +233,6 @@ def _finish(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> N
             details={"failed": [item.source_path for item in failed]},
         )
     if waited:
-        ended = runs_outcome(
-            [item.run for item in items if item.run is not None], fail_on_partial=fail_on_partial
-        )
+        ended = runs_outcome(_runs(items), fail_on_partial=fail_on_partial)
         if ended is not None:
             raise ended

@@ -136,6 +136,24 @@ def test_the_summary_counts_the_runs_by_status(emu: Emulator, tmp_path: Path) ->
     assert "4 runs created or found in flight" in done.stderr
 
 
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_path_given_twice_is_one_run_and_counted_once(
+    emu: Emulator, tmp_path: Path, wait: bool
+) -> None:
+    paths = batch(3)
+    file = paths_file(tmp_path, [*paths, paths[0], paths[0]])
+    args = ("--wait", *FAST) if wait else ()
+    done = lume("runs", "create", CUSTOMERS, "--from-file", file, *args, emu=emu)
+    assert done.status == 0, done.stderr
+    lines = {" ".join(line.split()) for line in done.stdout.splitlines()}
+    counted = {"SUCCEEDED 3"} if wait else {"runs started 3"}
+    assert {"source paths 5", "given again (one run each) 2", *counted} <= lines, lines
+    assert "3 runs created or found in flight; 2 source paths given again" in done.stderr
+    assert emu.stats()["runs_created"] == 3
+    items = fan_out(emu, file)  # and JSON keeps one item per line, the repeats with their run
+    assert [item["run"]["id"] for item in items[3:]] == [items[0]["run"]["id"]] * 2  # type: ignore[index]
+
+
 def test_json_lists_each_path_with_its_run_or_its_error(emu: Emulator, tmp_path: Path) -> None:
     items = fan_out(emu, paths_file(tmp_path, batch(2)), "--wait", *FAST)
     for item in items:
