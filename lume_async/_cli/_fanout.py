@@ -132,7 +132,7 @@ def create_from_file(
                 item.existing_run_id = outcome.error.existing_run_id
             else:
                 item.error = outcome.error
-        handles = _runs(items)
+        handles = [item.run for item in items if item.run is not None]  # twins: a handle each
         if not settings.json:
             click.echo(f"{_created_line(items)}", err=True)
         if wait and handles:
