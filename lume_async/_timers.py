@@ -7,18 +7,27 @@ are the two shapes the poller needs besides a plain ``clock.sleep``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import anyio
 
 from ._clock import Clock
 
-__all__ = ["Timer", "Timers", "run_within", "sleep_until_set", "stopped", "wait_ended"]
+__all__ = [
+    "Timer",
+    "Timers",
+    "run_within",
+    "shared_task",
+    "sleep_until_set",
+    "stopped",
+    "wait_ended",
+]
 
 T = TypeVar("T")
 
@@ -65,6 +74,16 @@ async def run_within(
         finally:
             watchdog.cancel()
     return False, None
+
+
+def shared_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task that serves every caller of a client (its poller, its timers), on the running loop.
+
+    It runs in a context of its own: not in a copy of the context of whichever call happened to
+    start it, whose values (a request id bound for logging, a tracing span) would go on being
+    those of every request it makes, long after that call is over.
+    """
+    return asyncio.get_running_loop().create_task(coro, name=name, context=contextvars.Context())
 
 
 def stopped(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
@@ -121,9 +140,7 @@ class Timers:
         self._live += 1
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(self._wake), name="lume-timers"
-            )
+            self._task = shared_task(self._run(self._wake), "lume-timers")
         elif deadline < earliest:
             self._wake.set()
         return timer

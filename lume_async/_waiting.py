@@ -38,7 +38,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._log_text import Printable
-from ._timers import Timers, run_within, sleep_until_set, stopped, wait_ended
+from ._timers import Timers, run_within, shared_task, sleep_until_set, stopped, wait_ended
 from ._validation import check_interval, check_timeout
 from ._watches import CellOf, FetchOne, Watch, Watches
 from .models import RunData
@@ -312,9 +312,7 @@ class Waiting:
     def _ensure_sweeper(self) -> None:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(
-                self._sweeper(self._wake), name="lume-waiting-sweeper"
-            )
+            self._task = shared_task(self._sweeper(self._wake), "lume-waiting-sweeper")
         else:
             self._poke()
 
