@@ -125,7 +125,8 @@ class LumeRunOperator(BaseOperator):
             AirflowFailException: The service refused the run (a repeat of a source that
                 already succeeded, a bad field): no retry would be accepted either.
             AirflowException: The run ended FAILED, CRASHED or CANCELED (or PARTIAL_FAILED with
-                ``fail_on_partial``), or the wait timed out.
+                ``fail_on_partial``), the wait timed out, or an earlier try's create of the same
+                run is still being handled (a retry finds that run).
             LumeError: The service could not be reached, or failed, once retries were spent.
         """
         try:
@@ -137,9 +138,17 @@ class LumeRunOperator(BaseOperator):
         with self.hook.get_client() as lume:
             try:
                 run = self._start(lume, request, ti)
-            except (InvalidRequestError, NotFoundError) as exc:
+            except InvalidRequestError as exc:
+                if exc.status_code == 409 and exc.code == "idempotency_in_flight":
+                    # An earlier try's create of this key is still being handled: not a
+                    # refusal, and a later try gets its answer (the run) replayed.
+                    raise AirflowException(
+                        f"The create of an earlier try is still being handled: {exc}"
+                    ) from exc
                 # The service refused the request itself (a repeat of a run that already
                 # succeeded, a bad field): another try would be refused the same way.
+                raise AirflowFailException(f"Lume refused the run: {exc}") from exc
+            except NotFoundError as exc:  # an unknown flow version: refused the same way
                 raise AirflowFailException(f"Lume refused the run: {exc}") from exc
             # A run found in flight (``reused``) was started by someone else: never cancel it.
             self.lume_run_id = None if run.reused else run.id

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from ._hook import LumeHook
 from ._outcome import check_outcome, event_of
 from ._trigger import LumeRunTrigger
-from ._validation import check_bool, check_conn_id, check_run_id
+from ._validation import check_bool, check_conn_id, check_poll_interval, check_run_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,7 +27,8 @@ class LumeRunSensor(BaseSensorOperator):
     Returns (XCom) ``{run_id, status, mapped_rows, rejected_rows, target_locations}``; a run that
     ended FAILED, CRASHED or CANCELED fails the task, and PARTIAL_FAILED does too with
     ``fail_on_partial``. ``poke_interval`` (5 s unless given) and ``timeout`` are the sensor's
-    own; with ``deferrable=True`` the wait happens in the triggerer through ``LumeRunTrigger``.
+    own; with ``deferrable=True`` the wait happens in the triggerer through ``LumeRunTrigger``,
+    which looks every ``poke_interval`` (then above 0 s, or the sensor is refused when defined).
     Killing the sensor leaves the run alone: it was not the sensor's to start.
     """
 
@@ -48,6 +49,9 @@ class LumeRunSensor(BaseSensorOperator):
         self.lume_conn_id = check_conn_id(lume_conn_id)
         self.fail_on_partial = check_bool(fail_on_partial, "fail_on_partial")
         self.deferrable = check_bool(deferrable, "deferrable")
+        if self.deferrable:
+            # Poking without a pause is Airflow's to allow; the trigger needs one between looks.
+            check_poll_interval(self.poke_interval, "poke_interval")
 
     @cached_property
     def hook(self) -> LumeHook:
