@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,24 +17,15 @@ from lume_airflow import LumeRunOperator, LumeRunSensor
 from lume_airflow._operator import idempotency_namespace
 from lume_async.testing import FaultProfile, VirtualClock
 
+from ._instances import task_instance as instance_of
+
 FLOW = "customer_cleaner:v1"
 SLOW = "synthetic://slow?duration=3600"
 RUN_ID = "run_01HZZZZZZZZZZZZZZZZZZZZZZZ"
 
 
 def task_instance(**changes: Any) -> Any:
-    """What LumeRunOperator.execute reads of its task instance."""
-    pushed: dict[str, Any] = {}
-    fields: dict[str, Any] = {
-        "dag_id": "lume_adversarial",
-        "task_id": "clean",
-        "run_id": "manual__2026-06-01T00:00:00+00:00",
-        "map_index": -1,
-        "try_number": 1,
-        "pushed": pushed,
-        "xcom_push": lambda key, value: pushed.__setitem__(key, value),
-    }
-    return SimpleNamespace(**{**fields, **changes})
+    return instance_of("lume_adversarial", **changes)
 
 
 @pytest.fixture

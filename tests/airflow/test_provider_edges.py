@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +25,8 @@ import lume_airflow._hook
 from lume_airflow import LumeHook, LumeRunOperator, LumeRunSensor, LumeRunTrigger
 from lume_async import AsyncLume, RunStatus
 from lume_async.testing import FaultProfile, VirtualClock
+
+from ._instances import task_instance as instance_of
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
@@ -47,18 +48,7 @@ def recorder(into: list[Any]) -> Callable[[Any], None]:
 
 
 def task_instance(**changes: Any) -> Any:
-    """What LumeRunOperator.execute reads of its task instance."""
-    pushed: dict[str, Any] = {}
-    fields: dict[str, Any] = {
-        "dag_id": "lume_edges",
-        "task_id": "clean",
-        "run_id": "manual__2026-06-01T00:00:00+00:00",
-        "map_index": -1,
-        "try_number": 1,
-        "pushed": pushed,
-        "xcom_push": lambda key, value: pushed.__setitem__(key, value),
-    }
-    return SimpleNamespace(**{**fields, **changes})
+    return instance_of("lume_edges", **changes)
 
 
 @pytest.fixture

@@ -161,47 +161,36 @@ def _wait_until_polling(emu: Emulator) -> None:
     raise AssertionError("the command never started waiting")
 
 
-@pytest.mark.parametrize(("json_", "in_background"), [(False, False), (True, False), (False, True)])
-def test_sigterm_exits_143_and_says_how_to_cancel_the_run_that_goes_on(
-    emu: Emulator, json_: bool, in_background: bool
+SIGNALS = {
+    # name: (signal, exit status, what the error says, started as a background job)
+    "ctrl-c": (signal.SIGINT, 130, "interrupted", False),
+    "sigterm": (signal.SIGTERM, 143, "terminated", False),
+    "sigterm-in-background": (signal.SIGTERM, 143, "terminated", True),
+}
+
+
+@pytest.mark.parametrize("json_", [False, True])
+@pytest.mark.parametrize("stop", list(SIGNALS))
+def test_a_stopped_wait_exits_by_its_signal_and_says_how_to_cancel_the_run_that_goes_on(
+    emu: Emulator, json_: bool, stop: str
 ) -> None:
-    run_id = create(emu, "synthetic://terminated?duration=100000")
+    signum, status, said, in_background = SIGNALS[stop]
+    run_id = create(emu, f"synthetic://{stop}?duration=100000")
     flags = ["--json"] if json_ else []
     args = (*flags, "runs", "wait", run_id, *FAST)
     with lume_process(*args, emu=emu, ignoring_ctrl_c=in_background) as process:
         _wait_until_polling(emu)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 143, stderr
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr
     if json_:
         error = json.loads(stderr.strip().splitlines()[-1])["error"]
-        assert (error["type"], error["exit_status"]) == ("terminated", 143)
+        assert (error["type"], error["exit_status"]) == (said, status)
         assert error["running"] == [run_id]
         assert error["cancel_command"] == f"lume runs cancel {run_id}"
     else:
-        assert stderr.startswith("error: terminated;"), stderr
-        assert f"run {run_id} goes on at the service" in stderr
-    assert ok_json("runs", "get", run_id, emu=emu)["status"] != "CANCELED"
-
-
-@pytest.mark.parametrize("json_", [False, True])
-def test_ctrl_c_exits_130_and_says_how_to_cancel_the_run_that_goes_on(
-    emu: Emulator, json_: bool
-) -> None:
-    run_id = create(emu, "synthetic://slow?duration=100000")
-    flags = ["--json"] if json_ else []
-    with lume_process(*flags, "runs", "wait", run_id, *FAST, emu=emu) as process:
-        _wait_until_polling(emu)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    if json_:
-        error = json.loads(stderr.strip().splitlines()[-1])["error"]
-        assert error["running"] == [run_id]
-        assert error["cancel_command"] == f"lume runs cancel {run_id}"
-    else:
+        assert stderr.startswith(f"error: {said};"), stderr
         assert f"run {run_id} goes on at the service" in stderr
         assert f"lume runs cancel {run_id}" in stderr
     assert ok_json("runs", "get", run_id, emu=emu)["status"] != "CANCELED"
