@@ -90,7 +90,7 @@ def requests_of(items: Iterable[Any], namespace: str | None) -> list[RunRequest 
 
 async def get_in_chunks(
     ids: Sequence[Any],
-    fetch: Callable[[list[str]], Awaitable[dict[str, D]]],
+    fetch: Callable[[list[str]], Awaitable[dict[str, D | Exception]]],
     wrap: Callable[[D], R],
     chunk_size: int,
     concurrency: int,
@@ -99,7 +99,8 @@ async def get_in_chunks(
     """Look runs up ``chunk_size`` ids per ``fetch``, one outcome per id, in input order.
 
     A malformed id fails alone (ValueError, or TypeError for one that is not a str), an id the
-    answer lacks is a RunNotFoundError, and a failed ``fetch`` fails only its chunk's outcomes.
+    answer lacks is a RunNotFoundError, one ``fetch`` answers with an exception (an item that is
+    not a run) fails alone, and a failed ``fetch`` fails only its chunk's outcomes.
     ``on_progress`` counts ids, not requests.
     """
     total = len(ids)
@@ -111,7 +112,7 @@ async def get_in_chunks(
         chunk = ids[start : start + chunk_size]
         invalid = {i: _id_error(run_id) for i, run_id in enumerate(chunk, start)}
         valid = [run_id for i, run_id in enumerate(chunk, start) if invalid[i] is None]
-        found: dict[str, D] = {}
+        found: dict[str, D | Exception] = {}
         error: Exception | None = None
         if valid:
             try:
@@ -126,7 +127,12 @@ async def get_in_chunks(
             elif error is not None:
                 outcome = BatchOutcome.failure(index, error)
             elif run_id in found:
-                outcome = BatchOutcome.success(index, wrap(found[run_id]))
+                value = found[run_id]
+                outcome = (
+                    BatchOutcome.failure(index, value)
+                    if isinstance(value, Exception)
+                    else BatchOutcome.success(index, wrap(value))
+                )
             else:
                 missing = RunNotFoundError(
                     f"run {run_id} not found", status_code=404, code="not_found"

@@ -97,8 +97,19 @@ class RunsAnswer:
         return _converter.run_from_obj(item, request_id=self.request_id)
 
     def runs(self) -> dict[str, RunData]:
-        """Every item, decoded, by id."""
+        """Every item, decoded, by id (ResponseValidationError if one is not a run)."""
         return {run_id: self.decode(item) for run_id, item in self.items.items()}
+
+    def each(self) -> dict[str, RunData | Exception]:
+        """Every item by id: decoded, or why it is not a run (that run's error only)."""
+        found: dict[str, RunData | Exception] = {}
+        for run_id, item in self.items.items():
+            try:
+                found[run_id] = self.decode(item)
+            except ResponseValidationError as exc:
+                exc.add_note(f"the answer about run {run_id} was not a run")
+                found[run_id] = exc
+        return found
 
 
 def _batch_items(response: Response, known: Collection[str]) -> tuple[Items, Collection[str]]:

@@ -345,7 +345,7 @@ class AsyncLume:
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError(
-            f"{type(self).__name__} clients cannot be pickled or copied: each holds connections"
+            "AsyncLume clients cannot be pickled or copied: each holds connections"
             " and an API key; make a client where it is used (in each process)"
         )
 

@@ -169,7 +169,7 @@ class AsyncRun:
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError(
-            f"{type(self).__name__} handles cannot be pickled or deep-copied: each holds its"
+            "AsyncRun handles cannot be pickled or deep-copied: each holds its"
             " client (connections, API key); pickle run.data (a RunData snapshot) or run.id"
         )
 

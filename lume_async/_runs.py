@@ -340,7 +340,7 @@ class AsyncRuns:
         """
         ids = check_batch_call(run_ids, "run_ids", concurrency=concurrency, on_progress=on_progress)
         return await get_in_chunks(
-            ids, self.batch_get, self._handle, BATCH_GET_MAX, concurrency, on_progress
+            ids, self._core.batch_get_each, self._handle, BATCH_GET_MAX, concurrency, on_progress
         )
 
     async def batch_get(self, run_ids: Sequence[str]) -> dict[str, RunData]:

@@ -262,6 +262,11 @@ class RunsCore:
         answer = await batch_get_answer(self._transport, run_ids, options=self._options)
         return answer.runs()
 
+    async def batch_get_each(self, run_ids: Sequence[str]) -> dict[str, RunData | Exception]:
+        """``batch_get``, an item that is not a run failing alone."""
+        answer = await batch_get_answer(self._transport, run_ids, options=self._options)
+        return answer.each()
+
     async def list_page(
         self, params: list[tuple[str, str | int]], cursor: str | None, page_size: int
     ) -> Page[RunData]:

@@ -78,9 +78,9 @@ def _parse_rfc3339_variant(value: str) -> datetime:
         text = f"{text[:17]}59{text[19:]}"
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed + _ONE_SECOND if leap else parsed
+    except (ValueError, OverflowError):  # not a time; a leap second after the last of 9999
         raise WireValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
-    return parsed + _ONE_SECOND if leap else parsed
 
 
 def format_datetime(value: datetime) -> str:

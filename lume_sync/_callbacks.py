@@ -4,9 +4,12 @@ lume_async calls ``on_progress`` and ``RetryPolicy.on_retry`` on the loop runnin
 which for lume_sync is its private loop thread. The generated twins wrap them in ``OnCaller``, which
 hands each call to the thread blocked in the lume_sync call (see ``_call.hand_to_caller``): that
 thread runs them while it waits, in order, before the call returns, so thread-local state, progress
-bars and lume_sync calls work in them. The loop does not wait for them meanwhile, except where the
-code reporting progress must hear how the call went before it goes on: an export, which renames
-its file into place after its last page only if its ``on_progress`` returned (``awaited``).
+bars and lume_sync calls work in them. A callback no call waits for (``on_retry`` for the status
+polls a client shares between all its waits, which belong to none of them) runs on a worker
+thread: never on the loop's own, where it would stall every call. The loop does not wait for
+them meanwhile, except where the code reporting progress must hear how the call went before it
+goes on: an export, which renames its file into place after its last page only if its
+``on_progress`` returned (``awaited``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = ["OnCaller", "on_caller", "retry_on_caller", "user_retry"]
 F = TypeVar("F", bound=Callable[..., None])
 
 _retry_logger = logging.getLogger("lume_async.retry")
+_logger = logging.getLogger("lume_sync")
 
 
 def _log_retry_hook_error() -> None:
@@ -62,11 +66,15 @@ class OnCaller:
 
         If it raises instead, the caller abandons the call, which cancels the code awaiting it.
         """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside any loop: nothing to hand it over from
+            self._run(*args)
+            return None
         if not self._awaited:
             if not hand_to_caller(functools.partial(self._run, *args)):
-                self.__wrapped__(*args)  # no call waits (a task outlived it): lume_async's rules
+                self._elsewhere(loop, args)
             return None
-        loop = asyncio.get_running_loop()
         returned: asyncio.Future[None] = loop.create_future()
 
         def run() -> None:
@@ -75,9 +83,20 @@ class OnCaller:
                 loop.call_soon_threadsafe(_settle, returned)
 
         if not hand_to_caller(run):
-            self.__wrapped__(*args)
-            return None
+            return self._elsewhere(loop, args)
         return returned
+
+    def _elsewhere(self, loop: asyncio.AbstractEventLoop, args: tuple[Any, ...]) -> Any:
+        """No call waits for this one (the shared poller's requests belong to none, a task may
+        outlive its call): run it on a worker thread, never on the loop's own, where a blocking
+        callback would stall every call and a lume_sync call would be refused."""
+        return loop.run_in_executor(None, functools.partial(self._run_alone, *args))
+
+    def _run_alone(self, *args: Any) -> None:
+        try:
+            self._run(*args)
+        except Exception:  # nobody is left to raise it to
+            _logger.exception("a callback handed to lume_sync raised after its call was over")
 
     def _run(self, *args: Any) -> None:
         try:

@@ -176,18 +176,24 @@ def _runs(items: Iterable[_Item]) -> list[AsyncRun]:
     return list({item.run.id: item.run for item in items if item.run is not None}.values())
 
 
+def _once(items: list[_Item]) -> list[_Item]:
+    """``items`` without those that repeat a source path given before: a path given twice
+    shares its key, and so its outcome, with its first."""
+    return list({item.source_path: item for item in reversed(items)}.values())[::-1]
+
+
 def _repeated(items: list[_Item]) -> int:
     """How many of ``items`` repeat a source path given before."""
-    return len(items) - len({item.source_path for item in items})
+    return len(items) - len(_once(items))
 
 
 def _created_line(items: list[_Item]) -> str:
     made = len(_runs(items))
-    done_before = sum(item.existing_run_id is not None for item in items)
-    failed = sum(item.error is not None for item in items)
+    done_before = sum(item.existing_run_id is not None for item in _once(items))
+    failed = sum(item.error is not None for item in _once(items))
     parts = [f"{made:,} runs created or found in flight"]
     if repeated := _repeated(items):
-        parts.append(f"{repeated:,} source paths given again (one run each)")
+        parts.append(f"{repeated:,} source paths given again (counted once)")
     if done_before:
         parts.append(f"{done_before:,} already succeeded before")
     if failed:
@@ -201,17 +207,17 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
     grid.add_column(justify="right")
     grid.add_row("source paths", f"{len(items):,}")
     if repeated := _repeated(items):
-        grid.add_row("given again (one run each)", f"{repeated:,}")
+        grid.add_row("given again (counted once)", f"{repeated:,}")
     if waited:
         statuses = Counter(run.status.value for run in _runs(items))
         for status in sorted(statuses, key=lambda v: ORDER.index(v) if v in ORDER else 99):
             grid.add_row(status_text(status), f"{statuses[status]:,}")
     else:
         grid.add_row("runs started", f"{len(_runs(items)):,}")
-    done_before = sum(item.existing_run_id is not None for item in items)
+    done_before = sum(item.existing_run_id is not None for item in _once(items))
     if done_before:
         grid.add_row("already succeeded before", f"{done_before:,}")
-    failed = [item for item in items if item.error is not None]
+    failed = [item for item in _once(items) if item.error is not None]
     if failed:
         grid.add_row(Text("could not be created", style="red"), f"{len(failed):,}")
     grid.add_row("idempotency namespace", plain(namespace))
@@ -223,7 +229,7 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
 
 
 def _finish(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> None:
-    items = list(items)
+    items = _once(list(items))
     failed = [item for item in items if item.error is not None]
     if failed:
         raise CommandError(

@@ -14,6 +14,7 @@ from .._event_loop import run
 from .._exceptions import RunTimeoutError
 from .._run import AsyncRun
 from ._exit import CommandError, interrupted, timed_out
+from ._signals import on_the_loop
 
 __all__ = ["Settings", "fail", "json_flag"]
 
@@ -64,8 +65,9 @@ class Settings:
         lume = self.client()
 
         async def go() -> T:
-            async with lume:
-                return await call(lume)
+            with on_the_loop():  # SIGTERM: as Ctrl-C
+                async with lume:
+                    return await call(lume)
 
         try:
             return run(go())

@@ -2,13 +2,15 @@
 
 A container being stopped, a CI job cancelled or ``kill`` sends SIGTERM, whose default action
 ends the process on the spot: the connections are dropped mid-request and nothing says which
-runs go on at the service. While a command runs, SIGTERM is handed to whatever handles Ctrl-C
-(the event loop's runner cancels its task, and the client closes), and the command reports
-``terminated`` where Ctrl-C reports ``interrupted``, naming the runs that go on.
+runs go on at the service. While a command runs, SIGTERM stops it as Ctrl-C would: on the event
+loop, it cancels the command's task (the client closes as the task unwinds), and elsewhere it
+raises ``KeyboardInterrupt``. The command then reports ``terminated`` where Ctrl-C reports
+``interrupted``, naming the runs that go on. A SIGTERM the parent process ignores stays ignored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -17,24 +19,29 @@ from types import FrameType
 
 from ._exit import CommandError, ExitStatus
 
-__all__ = ["as_terminated", "terminable"]
+__all__ = ["as_terminated", "on_the_loop", "terminable"]
 
 _terminated = threading.Event()
 
 
+def _handled() -> bool:
+    """Whether SIGTERM is this command's to handle: on the main thread, and not ignored."""
+    return (
+        hasattr(signal, "SIGTERM")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    )
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     _terminated.set()
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)  # the loop's runner: it cancels its task
-    else:  # Ctrl-C ignored (a job started in the background): stop here all the same
-        raise KeyboardInterrupt
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def terminable() -> Iterator[None]:
-    """SIGTERM as Ctrl-C for the duration (on the main thread, where signals are handled)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+    """SIGTERM as Ctrl-C for the duration of the command."""
+    if not _handled():
         yield
         return
     _terminated.clear()
@@ -42,6 +49,37 @@ def terminable() -> Iterator[None]:
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def on_the_loop() -> Iterator[None]:
+    """In the command's task: SIGTERM cancels the task, as the loop's runner does on Ctrl-C,
+    and ``KeyboardInterrupt`` is raised once what the task was doing has unwound."""
+    if not _handled():
+        yield
+        return
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def cancel() -> None:
+        _terminated.set()
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, cancel)
+    except (NotImplementedError, RuntimeError):  # a loop that cannot: the handler above raises
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not _terminated.is_set():
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -3,6 +3,7 @@ terminal or a signal is the point), against an emulator."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -111,10 +112,10 @@ def lume_process(
     *args: str,
     emu: Emulator | None = None,
     env: Mapping[str, str] | None = None,
-    ignoring_ctrl_c: bool = False,
+    ignoring: tuple[signal.Signals, ...] = (),
 ) -> subprocess.Popen[str]:
-    """``python -m lume_async ARGS`` as a process of its own (for signals); ``ignoring_ctrl_c``:
-    started with SIGINT ignored, as a shell starts a job in the background."""
+    """``python -m lume_async ARGS`` as a process of its own (for signals); ``ignoring``: the
+    signals it starts with ignored (SIGINT, as a shell starts a job in the background)."""
     environ = {k: v for k, v in os.environ.items() if k not in _AMBIENT}
     environ.update({k: v for k, v in environment(emu, env).items() if v is not None})
     return subprocess.Popen(
@@ -123,12 +124,13 @@ def lume_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_ctrl_c if ignoring_ctrl_c else None,
+        preexec_fn=functools.partial(_ignore, ignoring) if ignoring else None,
     )
 
 
-def _ignore_ctrl_c() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ignore(signals: tuple[signal.Signals, ...]) -> None:
+    for signum in signals:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def ok(*args: str, emu: Emulator, stdin: str | None = None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -169,6 +170,20 @@ SIGNALS = {
 }
 
 
+def test_a_sigterm_the_parent_ignores_stays_ignored(emu: Emulator) -> None:
+    run_id = create(emu, "synthetic://shielded?duration=100000")
+    args = ("runs", "wait", run_id, *FAST)
+    with lume_process(*args, emu=emu, ignoring=(signal.SIGTERM,)) as process:
+        _wait_until_polling(emu)
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1)  # still waiting: SIGTERM was not for it
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("error: interrupted;"), stderr
+
+
 @pytest.mark.parametrize("json_", [False, True])
 @pytest.mark.parametrize("stop", list(SIGNALS))
 def test_a_stopped_wait_exits_by_its_signal_and_says_how_to_cancel_the_run_that_goes_on(
@@ -178,7 +193,8 @@ def test_a_stopped_wait_exits_by_its_signal_and_says_how_to_cancel_the_run_that_
     run_id = create(emu, f"synthetic://{stop}?duration=100000")
     flags = ["--json"] if json_ else []
     args = (*flags, "runs", "wait", run_id, *FAST)
-    with lume_process(*args, emu=emu, ignoring_ctrl_c=in_background) as process:
+    ignoring = (signal.SIGINT,) if in_background else ()
+    with lume_process(*args, emu=emu, ignoring=ignoring) as process:
         _wait_until_polling(emu)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)

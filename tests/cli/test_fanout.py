@@ -111,6 +111,19 @@ def test_a_source_that_already_succeeded_is_reported_not_failed(
     assert "run" in items[1]
 
 
+def test_a_source_that_already_succeeded_given_twice_is_counted_once(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    ok_json("runs", "create", CUSTOMERS, "s3://b/done", "--wait", *FAST, emu=emu)
+    file = paths_file(tmp_path, ["s3://b/done", "s3://b/new", "s3://b/done"])
+    done = lume("runs", "create", CUSTOMERS, "--from-file", file, emu=emu)
+    assert done.status == 0, done.stderr
+    lines = {" ".join(line.split()) for line in done.stdout.splitlines()}
+    assert {"runs started 1", "already succeeded before 1"} <= lines, lines
+    assert "1 runs created or found in flight; 1 source paths given again" in done.stderr
+    assert "1 already succeeded before" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("outcome", "status"), [("", 0), ("&outcome=FAILED", 3), ("&reject_rate=0.2", 0)]
 )
@@ -147,8 +160,11 @@ def test_a_path_given_twice_is_one_run_and_counted_once(
     assert done.status == 0, done.stderr
     lines = {" ".join(line.split()) for line in done.stdout.splitlines()}
     counted = {"SUCCEEDED 3"} if wait else {"runs started 3"}
-    assert {"source paths 5", "given again (one run each) 2", *counted} <= lines, lines
-    assert "3 runs created or found in flight; 2 source paths given again" in done.stderr
+    assert {"source paths 5", "given again (counted once) 2", *counted} <= lines, lines
+    assert (
+        "3 runs created or found in flight; 2 source paths given again (counted once)"
+        in done.stderr
+    )
     assert emu.stats()["runs_created"] == 3
     items = fan_out(emu, file)  # and JSON keeps one item per line, the repeats with their run
     assert [item["run"]["id"] for item in items[3:]] == [items[0]["run"]["id"]] * 2  # type: ignore[index]

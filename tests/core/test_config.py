@@ -42,9 +42,23 @@ def test_plain_http_to_a_remote_host_is_refused_unless_allowed() -> None:
     AsyncLume(api_key=KEY, base_url="http://lume.example.com", allow_insecure_http=True)
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080", "http://127.0.0.2", "http://[::1]:80"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080",
+        "http://127.0.0.2",
+        "http://[::1]:80",
+        "http://[::ffff:127.0.0.1]:8080",  # IPv4's loopback, written as IPv6
+    ],
+)
 def test_plain_http_to_loopback_is_allowed(url: str) -> None:
     AsyncLume(api_key=KEY, base_url=url)
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:10.0.0.1]:8080", "http://[::ffff:8.8.8.8]"])
+def test_plain_http_to_a_remote_host_written_as_ipv6_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="plain HTTP"):
+        AsyncLume(api_key=KEY, base_url=url)
 
 
 @pytest.mark.parametrize("url", ["ftp://x", "not a url", "https://"])

@@ -20,6 +20,7 @@ import pytest
 from lume_async import AsyncLume, RunStatus, RunTimeoutError, webhooks
 from lume_async import _converter as conv
 from lume_async._run_decoder import run_from_json
+from lume_async._wire import WireValueError, parse_datetime
 from lume_async.models import RunData
 from lume_async.testing import VirtualClock
 
@@ -92,6 +93,11 @@ def test_both_decoders_read_every_rfc3339_form_alike(stamp: str) -> None:
 def test_a_leap_second_reads_as_the_next_minute() -> None:
     fast, _ = _both(run_json() | {"created_at": LEAP, "updated_at": LEAP})
     assert fast.created_at == datetime(2017, 1, 1, tzinfo=UTC)
+
+
+def test_a_leap_second_past_the_last_representable_minute_is_a_wire_error() -> None:
+    with pytest.raises(WireValueError, match="not an ISO-8601 timestamp"):
+        parse_datetime("9999-12-31T23:59:60Z")
 
 
 async def test_lower_case_timestamps_read_in_runs_listings_and_logs(

@@ -312,6 +312,19 @@ async def test_an_item_that_is_not_a_run_ends_only_the_waits_on_that_run(bad: st
     assert handles[0].status is RunStatus.TRANSFORMING
 
 
+@pytest.mark.parametrize("bad", list(NOT_A_RUN), ids=list(NOT_A_RUN))
+async def test_get_many_fails_only_the_run_whose_item_is_not_a_run(bad: str) -> None:
+    service = Service(run(A, "TRANSFORMING", 10), run(B, "TRANSFORMING", 10))
+    service.script.append(answer(NOT_A_RUN[bad], run(B, "SUCCEEDED", 20)))
+    async with client_of(service) as lume:
+        outcomes = await lume.runs.get_many([A, B, rid(3)])
+    first, second, third = outcomes
+    assert isinstance(first.error, ResponseValidationError), first
+    assert any(A in note for note in first.error.__notes__)
+    assert second.ok and second.value.status is RunStatus.SUCCEEDED
+    assert isinstance(third.error, RunNotFoundError)
+
+
 async def test_a_direct_look_that_is_not_a_run_ends_only_the_waits_on_that_run() -> None:
     service = Service(run(A, "TRANSFORMING", 10), run(B, "TRANSFORMING", 10))
     async with client_of(service) as lume:

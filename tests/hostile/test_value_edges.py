@@ -166,6 +166,8 @@ async def test_a_handle_refuses_to_pickle_naming_what_to_pickle_instead(
         COPIES[how](run)
     with pytest.raises(TypeError, match=r"AsyncLume clients cannot be pickled or copied"):
         COPIES[how](vlume)
+    with pytest.raises(TypeError, match=r"^AsyncLume clients cannot be pickled"):
+        COPIES[how](vlume.with_options(timeout=5))  # a view says what it is a view of
     again = pickle.loads(pickle.dumps(run.data))
     assert (again.id, again.status) == (run.id, run.status)
 
@@ -194,6 +196,8 @@ def test_the_sync_twins_refuse_to_pickle_in_their_own_names() -> None:
                 COPIES[how](run)
             with pytest.raises(TypeError, match=r"^Lume clients cannot be pickled"):
                 COPIES[how](lume)
+            with pytest.raises(TypeError, match=r"^Lume clients cannot be pickled"):
+                COPIES[how](lume.with_options(timeout=5))
         other = copy.copy(run)
         assert type(other) is type(run) and other == run and other is not run
         run.wait(timeout=60, poll_interval=0.05)

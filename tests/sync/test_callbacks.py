@@ -276,9 +276,19 @@ def test_a_callback_may_make_blocking_calls_with_callbacks_of_their_own() -> Non
     assert ran == ["inner", "nested call returned"]
 
 
-def test_with_no_call_waiting_a_callback_runs_where_it_is_called() -> None:
+def test_with_no_call_waiting_a_callback_runs_on_a_worker_thread_not_the_loops() -> None:
     ran: list[str] = []
-    callback = _callbacks.on_caller(lambda: ran.append(threading.current_thread().name))
+    done = threading.Event()
+
+    async def nested() -> str:
+        return "nested call returned"
+
+    def record() -> None:
+        ran.append(threading.current_thread().name)
+        ran.append(_loop.run(nested()))  # a lume_sync call works there: it is not the loop's
+        done.set()
+
+    callback = _callbacks.on_caller(record)
     assert callback is not None
 
     async def start_task() -> tuple[asyncio.Task[None], asyncio.Event]:
@@ -295,6 +305,29 @@ def test_with_no_call_waiting_a_callback_runs_where_it_is_called() -> None:
         await task
 
     _loop.run(release(*_loop.run(start_task())))
-    callback()  # outside any call, on this thread
+    assert done.wait(10)
+    assert ran[0] not in (_loop.THREAD_NAME, threading.current_thread().name)
+    assert ran[1] == "nested call returned"
+    done.clear()
+    callback()  # outside any loop: on this thread
+    assert ran[2] == threading.current_thread().name
 
-    assert ran == [_loop.THREAD_NAME, threading.current_thread().name]
+
+def test_a_shared_polls_retry_hook_runs_on_a_worker_thread_not_the_loops() -> None:
+    heard: list[tuple[str, str]] = []
+
+    def hook(event: RetryEvent) -> None:
+        heard.append((threading.current_thread().name, event.route))
+
+    with Emulator(time_scale=100) as emu:
+        policy = RetryPolicy(max_retries=8, on_retry=hook)
+        with Lume(api_key=emu.api_key, base_url=emu.url, retry=policy) as lume:
+            run = lume.run("customer_cleaner:v1", "synthetic://hooked?rows=5&duration=20")
+            emu.set_faults(FaultProfile(rate=0.5, kinds=("503",), seed=3, retry_after=0))
+            try:
+                run.wait(timeout=60, poll_interval=0.05)
+            finally:
+                emu.set_faults(None)
+    polls = [name for name, route in heard if route == "/v1/runs/batch-get"]
+    assert polls, heard
+    assert _loop.THREAD_NAME not in polls, heard
