@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ __all__ = ["logs", "results"]
     "--poll-interval",
     default=2.0,
     type=Number(min=0.01),
-    help="Seconds between looks for new entries, with --follow.",
+    help="Seconds between looks for new entries (longer while the log is quiet), with --follow.",
 )
 @json_flag
 @click.pass_obj
@@ -49,17 +48,10 @@ def logs(settings: Settings, run_id: str, follow: bool, poll_interval: float) ->
 
 
 async def _follow(lume: AsyncLume, run_id: str, settings: Settings, poll_interval: float) -> None:
-    """Print entries as they appear; stop once the run is finished and its log read whole."""
-    printed = 0
-    while True:
-        run = await lume.runs.get(run_id)  # first: a run finished now has its whole log below
-        entries = await lume.runs.logs(run_id).collect()
-        for entry in entries[printed:]:
-            click.echo(_log_line(entry, as_json=settings.json))
-        printed = max(printed, len(entries))
-        if run.is_terminal:
-            return
-        await asyncio.sleep(poll_interval)
+    """Print entries as they are written, each read once; stop once the run is finished and its
+    log read whole (a log rewritten meanwhile is an error, never lines skipped or repeated)."""
+    async for entry in lume.runs.logs(run_id, follow=True, poll_interval=poll_interval):
+        click.echo(_log_line(entry, as_json=settings.json))
 
 
 def _log_line(entry: LogEntry, *, as_json: bool) -> str:
