@@ -11,7 +11,7 @@ Callbacks (``on_progress``, ``RetryPolicy.on_retry``) run on the thread blocked 
 report on, in order, while it waits (so thread-locals, progress bars and lume_sync calls work in
 them); an exception from ``on_progress`` ends the call and is raised by it, one from ``on_retry`` is
 logged. With no call waiting (polling shared by several ``wait()`` calls, after the one that started
-it has returned), one runs on the private loop thread, where lume_sync calls raise SyncFacadeError.
+it has returned), one runs on a worker thread of lume_sync's, where lume_sync calls work too.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import attrs
 from lume_async import RetryPolicy
 
 from ._call import hand_to_caller
+from ._loop_thread import callback_executor
 
 __all__ = ["OnCaller", "on_caller", "retry_on_caller", "user_retry"]
 
@@ -90,7 +91,12 @@ class OnCaller:
         """No call waits for this one (the shared poller's requests belong to none, a task may
         outlive its call): run it on a worker thread, never on the loop's own, where a blocking
         callback would stall every call and a lume_sync call would be refused."""
-        return loop.run_in_executor(None, functools.partial(self._run_alone, *args))
+        try:
+            executor = callback_executor(loop)
+            return loop.run_in_executor(executor, functools.partial(self._run_alone, *args))
+        except RuntimeError:  # the loop is being torn down: its workers take no more
+            self._run_alone(*args)
+            return None
 
     def _run_alone(self, *args: Any) -> None:
         try:

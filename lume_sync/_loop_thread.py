@@ -12,6 +12,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Any, Final, TypeVar, cast, final
 
 from lume_async._event_loop import new_event_loop
@@ -28,6 +29,7 @@ __all__ = [
     "THREAD_NAME",
     "LoopThread",
     "ResourceHandle",
+    "callback_executor",
 ]
 
 T = TypeVar("T")
@@ -112,6 +114,10 @@ class LoopThread:
         # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
         self._executor = DaemonExecutor(f"{THREAD_NAME}-executor")
         self.loop.set_default_executor(self._executor)
+        # Users' callbacks that no blocked call waits for (see _callbacks) run on workers of their
+        # own: blocked there, they must not hold up the loop's own work (asyncio's loop resolves
+        # host names on its default executor), nor its teardown, which does not wait for them.
+        self.callbacks = DaemonExecutor(f"{THREAD_NAME}-callbacks")
         # `closing` turns True, on the loop thread, when teardown begins; from then on the loop
         # accepts no new work. The lock is re-entrant because a finalizer may run on any thread at
         # any allocation, including inside one of this object's own critical sections.
@@ -137,6 +143,7 @@ class LoopThread:
             self._thread.start()
         except BaseException:
             self._executor.shutdown(wait=False)
+            self.callbacks.shutdown(wait=False)
             self.loop.close()
             raise
         self.ident = self._thread.ident
@@ -341,6 +348,7 @@ class LoopThread:
                     loop.remove_reader(self._bell.fileno())
                     self._refuse_incoming()
                 try:
+                    self.callbacks.shutdown(wait=False)  # what is queued still runs, then they end
                     self._executor.shutdown(wait=True, cancel_futures=True)
                 finally:
                     loop.close()
@@ -381,6 +389,15 @@ _pid = os.getpid()
 _unclosed: set[LoopThread] = set()
 #: A forked child keeps the parent's loops here, so they are never finalized in the child.
 _inherited: list[LoopThread] = []
+
+
+def callback_executor(loop: asyncio.AbstractEventLoop) -> Executor | None:
+    """The executor for callbacks no call waits for, of lume_sync's loop ``loop``; None for a
+    loop that is not one of lume_sync's (its default executor is used then)."""
+    for runner in list(_unclosed):
+        if runner.loop is loop:
+            return runner.callbacks
+    return None
 
 
 def _after_fork_in_child() -> None:
