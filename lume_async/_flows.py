@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._bound import BoundToClient
 from ._exceptions import ResponseValidationError
 from ._pagination import AsyncPaginator, numbered_listing
 from ._validation import check_flow_name, check_flow_version, describe
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFlows"]
 
 
-class AsyncFlows:
+class AsyncFlows(BoundToClient):
     """The flows resource of one client (``lume.flows``)."""
 
     def __init__(self, transport: Transport, options: RequestOptions | None) -> None:

@@ -76,7 +76,7 @@ async def follow(
                 grew = True
                 yield attrs.evolve(page, items=fresh)
             # A full page read to its end: the next one starts where it stopped.
-            if len(page.items) < page_size or seen >= (page.total or 0):
+            if len(page.items) < page_size or (page.total is not None and seen >= page.total):
                 break
             number += 1
         if ended:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from . import _converter
+from ._bound import BoundToClient
 from ._exceptions import NotFoundError, ResponseValidationError
 from ._export import RowsWritten, dataframe_builder, table_builder, write_csv, write_jsonl
 from ._listing_checks import ListingChecks, check_numbered_page
@@ -44,7 +45,7 @@ CursorFetcher = Callable[[str | None], Awaitable[Page[T]]]
 PageStream = Callable[[], AsyncIterator[Page[T]]]
 
 
-class AsyncPaginator(Generic[T]):
+class AsyncPaginator(BoundToClient, Generic[T]):
     """Items with ``async for``, pages with ``.pages()``, everything with ``.collect()``.
 
     Nothing is fetched until you iterate; the next pages are read ahead while you consume one,

@@ -11,6 +11,7 @@ from typing import Any
 from ._batch import ProgressCallback, get_in_chunks, requests_of, run_batch
 from ._batch_create import Created, create_in_batches
 from ._batch_get import BATCH_GET_MAX
+from ._bound import BoundToClient
 from ._pagination import AsyncPaginator
 from ._run import AsyncRun, cell_of
 from ._runs_core import RunCell, RunsCore
@@ -34,7 +35,7 @@ from .models import BatchOutcome, LogEntry, Page, RejectedRow, RunData, RunReque
 __all__ = ["AsyncRuns", "ProgressCallback"]
 
 
-class AsyncRuns:
+class AsyncRuns(BoundToClient):
     """The runs resource of one client (``lume.runs``)."""
 
     def __init__(self, core: RunsCore) -> None:
@@ -330,8 +331,8 @@ class AsyncRuns:
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
-        only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), a run the answer garbles
+        a ResponseValidationError outcome, and a failed request fails only its 100 ids' outcomes.
 
         Raises:
             ValueError: ``concurrency`` is below 1 (before any request). Errors of single ids are

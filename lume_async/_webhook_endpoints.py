@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import _converter
+from ._bound import BoundToClient
 from ._exceptions import ResponseValidationError
 from ._pagination import AsyncPaginator, numbered_listing
 from ._validation import (
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncWebhookEndpoints"]
 
 
-class AsyncWebhookEndpoints:
+class AsyncWebhookEndpoints(BoundToClient):
     """The webhook endpoints of one API key (``lume.webhook_endpoints``)."""
 
     def __init__(self, transport: Transport, options: RequestOptions | None) -> None:

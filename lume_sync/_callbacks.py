@@ -43,7 +43,8 @@ def _log_retry_hook_error() -> None:
 
 @final
 class OnCaller:
-    """A callback run on the caller's thread; with no blocking call waiting, run where called.
+    """A callback run on the caller's thread; with no blocking call waiting, on lume_sync's
+    callback worker (see ``_elsewhere``).
 
     An exception it raises on the caller's thread ends the call and is raised by it, unless
     ``on_error`` is given: then ``on_error`` is called while it is handled, and the call goes on.
@@ -84,18 +85,22 @@ class OnCaller:
                 loop.call_soon_threadsafe(_settle, returned)
 
         if not hand_to_caller(run):
-            return self._elsewhere(loop, args)
+            return self._elsewhere(loop, args, awaited=True)
         return returned
 
-    def _elsewhere(self, loop: asyncio.AbstractEventLoop, args: tuple[Any, ...]) -> Any:
+    def _elsewhere(
+        self, loop: asyncio.AbstractEventLoop, args: tuple[Any, ...], *, awaited: bool = False
+    ) -> Any:
         """No call waits for this one (the shared poller's requests belong to none, a task may
-        outlive its call): run it on a worker thread, never on the loop's own, where a blocking
-        callback would stall every call and a lume_sync call would be refused."""
+        outlive its call): run it on lume_sync's callback worker, in order, never on the loop's
+        own thread, where a blocking callback would stall every call and a lume_sync call would
+        be refused. ``awaited``: the future returned carries what it raised, to the code
+        awaiting it."""
+        run = self._run if awaited else self._run_alone
         try:
-            executor = callback_executor(loop)
-            return loop.run_in_executor(executor, functools.partial(self._run_alone, *args))
-        except RuntimeError:  # the loop is being torn down: its workers take no more
-            self._run_alone(*args)
+            return loop.run_in_executor(callback_executor(loop), functools.partial(run, *args))
+        except RuntimeError:  # the loop is being torn down: its worker takes no more
+            run(*args)
             return None
 
     def _run_alone(self, *args: Any) -> None:

@@ -27,9 +27,10 @@ class DaemonExecutor(ThreadPoolExecutor):
     machinery.
     """
 
-    def __init__(self, name: str) -> None:  # no super().__init__(): none of that machinery
+    def __init__(self, name: str, max_workers: int | None = None) -> None:
+        # No super().__init__(): none of that machinery.
         self._name = name
-        self._max_workers = min(32, (os.cpu_count() or 1) + 4)
+        self._max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
             queue.SimpleQueue()
         )

@@ -114,10 +114,11 @@ class LoopThread:
         # shutdown_default_executor() starts a new thread, which interpreter exit may refuse.
         self._executor = DaemonExecutor(f"{THREAD_NAME}-executor")
         self.loop.set_default_executor(self._executor)
-        # Users' callbacks that no blocked call waits for (see _callbacks) run on workers of their
-        # own: blocked there, they must not hold up the loop's own work (asyncio's loop resolves
-        # host names on its default executor), nor its teardown, which does not wait for them.
-        self.callbacks = DaemonExecutor(f"{THREAD_NAME}-callbacks")
+        # Users' callbacks that no blocked call waits for (see _callbacks) run on a worker of
+        # their own, one at a time and in order, as they would on the loop: blocked there, they
+        # must not hold up the loop's own work (asyncio's loop resolves host names on its default
+        # executor), nor its teardown, which does not wait for them.
+        self.callbacks = DaemonExecutor(f"{THREAD_NAME}-callbacks", max_workers=1)
         # `closing` turns True, on the loop thread, when teardown begins; from then on the loop
         # accepts no new work. The lock is re-entrant because a finalizer may run on any thread at
         # any allocation, including inside one of this object's own critical sections.

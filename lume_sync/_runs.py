@@ -326,8 +326,8 @@ class Runs(_wrap.Twin[AsyncRuns]):
         """Fetch many runs, 100 per request, at most ``concurrency`` requests in flight.
 
         Outcomes come in input order; an unknown id gives a RunNotFoundError outcome, a malformed
-        one a ValueError outcome (TypeError for one that is not a str), and a failed request fails
-        only the outcomes of its 100 ids.
+        one a ValueError outcome (TypeError for one that is not a str), a run the answer garbles
+        a ResponseValidationError outcome, and a failed request fails only its 100 ids' outcomes.
 
         Raises:
             ValueError: ``concurrency`` is below 1 (before any request). Errors of single ids are

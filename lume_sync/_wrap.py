@@ -196,6 +196,9 @@ class Twin(Generic[A]):
         view._bind(bridge, wrapped)
         return view
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        refuse_pickling(self, protocol)
+
     def _same(self, wrapped: A) -> Self:
         """This twin if ``wrapped`` is its own async object (a method returned self), else a new."""
         return self if wrapped is self._async else self._view(self._bridge, wrapped)

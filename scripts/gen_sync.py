@@ -246,7 +246,9 @@ class Twin:
         return textwrap.indent("\n\n".join(paragraphs), "    ").lstrip() + "\n    "
 
     def write(self) -> ast.ClassDef:
-        if any(not ast.unparse(b).startswith("Generic[") for b in self.bases):
+        # Generic[...] is the twin's too; BoundToClient's refusal to pickle is every twin's.
+        bases = [ast.unparse(b) for b in self.bases]
+        if any(not b.startswith("Generic[") and b != "BoundToClient" for b in bases):
             raise self.fail("__bases__", "no rule for its base classes")
         items = self.node.body
         fields = [i for i in items if isinstance(i, ast.AnnAssign)]

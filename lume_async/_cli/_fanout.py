@@ -179,7 +179,10 @@ def _runs(items: Iterable[_Item]) -> list[AsyncRun]:
 def _once(items: list[_Item]) -> list[_Item]:
     """``items`` without those that repeat a source path given before: a path given twice
     shares its key, and so its outcome, with its first."""
-    return list({item.source_path: item for item in reversed(items)}.values())[::-1]
+    first: dict[str, _Item] = {}
+    for item in items:
+        first.setdefault(item.source_path, item)
+    return list(first.values())
 
 
 def _repeated(items: list[_Item]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +23,9 @@ from click.testing import CliRunner
 
 from lume_async import AsyncLume, ResponseValidationError
 from lume_async._cli import main
+from lume_async._converter import decode_run
+from lume_async._log_stream import follow
+from lume_async.models import LogEntry, Page, RunData
 from lume_async.testing import VirtualClock
 
 from .._threaded_app import ThreadedApp
@@ -253,3 +257,42 @@ def test_cli_follow_refuses_a_rewritten_log_rather_than_skip_lines(served: LogSe
     printed = [line for line in done.output.splitlines() if re.search(r"line \d+", line)]
     assert [re.findall(r"line \d+", line)[0] for line in printed] == [f"line {i}" for i in range(5)]
     assert "removed or rewritten" in done.output
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(10)
+async def test_a_log_without_a_total_is_followed_page_after_page_to_its_end() -> None:
+    """``follow`` on its own, fed pages that do not say their total: each page is read once."""
+    log = [
+        LogEntry(
+            time=datetime(2026, 1, 1, tzinfo=UTC),
+            level="INFO",
+            code=None,
+            message=f"line {n}",
+            details=None,
+        )
+        for n in range(7)
+    ]
+    asked: list[int] = []
+
+    async def read_run() -> RunData:
+        return decode_run(orjson.dumps(run_json(status="SUCCEEDED")))
+
+    async def read_page(number: int) -> Page[LogEntry]:
+        asked.append(number)
+        items = log[(number - 1) * 2 : number * 2]
+        return Page(items=items, page=number, size=2, total=None, pages=None)
+
+    got = [
+        entry.message
+        async for page in follow(
+            read_run=read_run,
+            read_page=read_page,
+            page_size=2,
+            poll_interval=1,
+            clock=VirtualClock(),
+        )
+        for entry in page.items
+    ]
+    assert got == [entry.message for entry in log]
+    assert asked == [1, 2, 3, 4]

@@ -202,3 +202,17 @@ def test_the_sync_twins_refuse_to_pickle_in_their_own_names() -> None:
         assert type(other) is type(run) and other == run and other is not run
         run.wait(timeout=60, poll_interval=0.05)
         assert other.status is RunStatus.SUCCEEDED
+
+
+def test_a_clients_parts_refuse_to_pickle_or_copy_saying_why() -> None:
+    lume = AsyncLume(api_key="k" * 16, base_url="http://127.0.0.1:9")
+    parts = {
+        "AsyncRuns": lume.runs,
+        "AsyncFlows": lume.flows,
+        "AsyncWebhookEndpoints": lume.webhook_endpoints,
+        "AsyncPaginator": lume.runs.list(),
+    }
+    for name, part in parts.items():
+        for how in sorted(COPIES):
+            with pytest.raises(TypeError, match=rf"^{name} objects cannot be pickled or copied"):
+                COPIES[how](part)

@@ -282,3 +282,68 @@ def test_threads_dying_mid_iteration_leave_the_clients_connections_free(emu: Emu
         with ThreadPoolExecutor(8) as pool:
             counts = list(pool.map(lambda _: len(list(run.results(page_size=25))), range(8)))
         assert counts == [50] * 8
+
+
+# -- callbacks no call waits for: one at a time, in order ------------------------------------------
+
+
+def test_callbacks_no_call_waits_for_run_one_at_a_time_in_the_order_given() -> None:
+    ran: list[int] = []
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+    finished = threading.Event()
+
+    def record(n: int) -> None:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.005)  # long enough for a second worker, were there one, to start
+        with guard:
+            inside -= 1
+            ran.append(n)
+        if n == 19:
+            finished.set()
+
+    callback = _callbacks.on_caller(record)
+    assert callback is not None
+
+    async def outlived() -> None:  # a task whose call has returned: nobody waits for it
+        async def later() -> None:
+            await asyncio.sleep(0)
+            for n in range(20):
+                callback(n)
+
+        asyncio.get_running_loop().create_task(later())
+
+    _loop.run(outlived())
+    assert finished.wait(10)
+    assert ran == list(range(20))
+    assert most == 1
+
+
+def test_an_awaited_callback_no_call_waits_for_hands_its_error_to_the_code_awaiting_it() -> None:
+    def refuse(*_: object) -> None:
+        raise RuntimeError("stop the export")
+
+    callback = _callbacks.on_caller(refuse, awaited=True)
+    assert callback is not None
+
+    async def outlived() -> asyncio.Task[str]:
+        async def later() -> str:
+            await asyncio.sleep(0)
+            try:
+                await callback(1, 1, 0)
+            except RuntimeError as exc:
+                return str(exc)
+            return "returned"
+
+        return asyncio.get_running_loop().create_task(later())
+
+    task = _loop.run(outlived())
+
+    async def outcome() -> str:
+        return await task
+
+    assert _loop.run(outcome(), timeout=10) == "stop the export"
