@@ -79,8 +79,14 @@ def on_the_loop() -> Iterator[None]:
             raise
         raise KeyboardInterrupt from None
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, previous)
+        # Held meanwhile: removing the loop's handler leaves SIGTERM's default (death) in place
+        # until the handler above is back; one arriving then is delivered to that handler.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def as_terminated(failure: BaseException) -> BaseException:
