@@ -10,8 +10,9 @@ objects, re-exported, so ``isinstance`` and ``except`` work across both packages
 Callbacks (``on_progress``, ``RetryPolicy.on_retry``) run on the thread blocked in the call they
 report on, in order, while it waits (so thread-locals, progress bars and lume_sync calls work in
 them); an exception from ``on_progress`` ends the call and is raised by it, one from ``on_retry`` is
-logged. With no call waiting (polling shared by several ``wait()`` calls, after the one that started
-it has returned), one runs on a worker thread of lume_sync's, where lume_sync calls work too.
+logged. A callback no call waits for (``on_retry`` of the status polls all ``wait()`` calls share)
+runs on a worker thread of lume_sync's, where lume_sync calls work too; such callbacks run one at a
+time, in order, so one must not wait for another.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 A container being stopped, a CI job cancelled or ``kill`` sends SIGTERM, whose default action
 ends the process on the spot: the connections are dropped mid-request and nothing says which
-runs go on at the service. While a command runs, SIGTERM stops it as Ctrl-C would: on the event
-loop, it cancels the command's task (the client closes as the task unwinds), and elsewhere it
-raises ``KeyboardInterrupt``. The command then reports ``terminated`` where Ctrl-C reports
-``interrupted``, naming the runs that go on. A SIGTERM the parent process ignores stays ignored.
+runs go on at the service. While a command runs, SIGTERM stops it as Ctrl-C would: while the
+event loop runs, it cancels the command's task (the client closes as the task unwinds), and
+elsewhere it raises ``KeyboardInterrupt``. The command then reports ``terminated`` where Ctrl-C
+reports ``interrupted``, naming the runs that go on. A SIGTERM the parent process ignores stays
+ignored.
 """
 
 from __future__ import annotations
@@ -55,23 +56,23 @@ def terminable() -> Iterator[None]:
 @contextlib.contextmanager
 def on_the_loop() -> Iterator[None]:
     """In the command's task: SIGTERM cancels the task, as the loop's runner does on Ctrl-C,
-    and ``KeyboardInterrupt`` is raised once what the task was doing has unwound."""
+    and ``KeyboardInterrupt`` is raised once what the task was doing has unwound.
+
+    A plain handler that hands the cancellation to the loop, as the runner's for Ctrl-C does:
+    swapping it in and out is one step each way, with no moment where SIGTERM's default action
+    (the process's end, unreported) is in place.
+    """
     if not _handled():
         yield
         return
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
-    previous = signal.getsignal(signal.SIGTERM)
 
-    def cancel() -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
         _terminated.set()
-        task.cancel()
+        loop.call_soon_threadsafe(task.cancel)
 
-    try:
-        loop.add_signal_handler(signal.SIGTERM, cancel)
-    except (NotImplementedError, RuntimeError):  # a loop that cannot: the handler above raises
-        yield
-        return
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     except asyncio.CancelledError:
@@ -79,14 +80,7 @@ def on_the_loop() -> Iterator[None]:
             raise
         raise KeyboardInterrupt from None
     finally:
-        # Held meanwhile: removing the loop's handler leaves SIGTERM's default (death) in place
-        # until the handler above is back; one arriving then is delivered to that handler.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        try:
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, previous)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def as_terminated(failure: BaseException) -> BaseException:

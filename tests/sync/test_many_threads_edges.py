@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(60)
 
 FLOW = "customer_cleaner:v1"
 THREADS = 16
-#: More than the private loop's executor has workers (``min(32, cpus + 4)``).
+#: More callbacks than the private loop's default executor has workers (``min(32, cpus + 4)``).
 MANY = 40
 
 
