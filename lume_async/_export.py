@@ -16,6 +16,7 @@ import inspect
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -31,9 +32,11 @@ from .models import Page
 
 __all__ = [
     "RowsWritten",
+    "abandon",
     "as_row",
     "dataframe_builder",
     "dumps_exact",
+    "not_a_plain_file",
     "replace_keeping_mode",
     "temp_beside",
     "table_builder",
@@ -68,12 +71,14 @@ async def _write(
     """Encode each page, append it to a temporary file, and rename it to ``target`` at the end.
 
     ``trailer()`` is what to write after the last page (a CSV header no row has written yet).
+    Through a symbolic link, the file it names is replaced; a pipe or a device is written into.
     """
-    fd, temp = temp_beside(target)
+    opened: list[tuple[IO[bytes], str | None, Path]] = []  # filled even if the await is cancelled
     done = False
     written = 0
-    file: IO[bytes] = os.fdopen(fd, "wb")
     try:
+        await anyio.to_thread.run_sync(_open, target, opened)
+        ((file, temp, target),) = opened
         async for page in pages:
             rows = [as_row(item) for item in page.items]
             if rows:
@@ -87,21 +92,52 @@ async def _write(
         done = True
     finally:
         # The file first: in a cancelled scope, an await may raise again before the rest runs.
-        if not done:
-            file.close()
-            with contextlib.suppress(FileNotFoundError):  # renamed as the call was cancelled
-                os.unlink(temp)
+        for file, temp, _ in opened if not done else ():
+            abandon(file, temp)
         with anyio.CancelScope(shield=True):
             await pages.aclose()  # type: ignore[attr-defined]
     return written
 
 
-def _finish(file: IO[bytes], last: bytes, temp: str, target: Path) -> None:
+def _open(target: Path, opened: list[tuple[IO[bytes], str | None, Path]]) -> None:
+    """Add to ``opened`` the file to write, its temporary path (None for a pipe or a device: it
+    is written into), and the final path (through a link, the file it names)."""
+    target = Path(os.path.realpath(target))
+    if not_a_plain_file(target):
+        opened.append((open(target, "wb"), None, target))  # noqa: SIM115
+        return
+    fd, temp = temp_beside(target)
+    opened.append((os.fdopen(fd, "wb"), temp, target))
+
+
+def _finish(file: IO[bytes], last: bytes, temp: str | None, target: Path) -> None:
     file.write(last)
     file.flush()
+    if temp is None:  # a pipe or a device: nothing to rename
+        file.close()
+        return
     os.fsync(file.fileno())
     file.close()
     replace_keeping_mode(temp, target)
+
+
+def abandon(file: IO[Any] | None, temp: str | None) -> None:
+    """Close an export that did not finish and remove its temporary file; on a full disk too,
+    where closing fails to write what is buffered."""
+    if file is not None:
+        with contextlib.suppress(OSError):
+            file.close()
+    if temp is not None:
+        with contextlib.suppress(FileNotFoundError):  # renamed as the call was cancelled
+            os.unlink(temp)
+
+
+def not_a_plain_file(path: str | Path) -> bool:
+    """Whether ``path`` names something that exists and is not a regular file (after links)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def temp_beside(target: Path) -> tuple[int, str]:
@@ -205,11 +241,12 @@ def dumps_exact(value: Any, *, indent: bool = False) -> bytes:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: text as it is, other values as JSON (``true``, ``1.5``, ``{"a": 1}``)."""
     if value is None:
         return ""
-    if isinstance(value, dict | list):
-        return dumps_exact(value).decode()
-    return value
+    if isinstance(value, str):
+        return value
+    return dumps_exact(value).decode()
 
 
 async def write_csv(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import os
-import stat
 import sys
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 from .. import _converter
-from .._export import dumps_exact, replace_keeping_mode, temp_beside
+from .._export import abandon, dumps_exact, not_a_plain_file, replace_keeping_mode, temp_beside
 from ._escape import ascii_json
 from ._streams import speaks_utf8
 
@@ -57,7 +56,7 @@ class RowSink:
         self._tmp: str | None = None
         if path == "-":
             self._out: IO[str] = sys.stdout
-        elif _not_a_plain_file(path):  # a pipe, a device (/dev/stdout): written into, as is
+        elif not_a_plain_file(path):  # a pipe, a device (/dev/stdout): written into, as is
             self._out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         else:
             final = Path(os.path.realpath(path))  # through a link: the file it names
@@ -102,29 +101,24 @@ class RowSink:
 
     def finish(self) -> None:
         """Write what is buffered and move the file into place."""
-        if self._fmt == "csv" and self._csv is None and (self._pending or self.rows == 0):
-            self._start_csv()
-        self._out.flush()
-        if self._final is not None and self._tmp is not None:
-            self._out.close()
-            try:
+        try:
+            if self._fmt == "csv" and self._csv is None and (self._pending or self.rows == 0):
+                self._start_csv()
+            self._out.flush()
+            if self._final is not None and self._tmp is not None:
+                self._out.close()
                 replace_keeping_mode(self._tmp, self._final)
-            except BaseException:
-                os.unlink(self._tmp)
-                raise
-            finally:
                 self._tmp = None
-        elif self._owned:
-            self._out.close()
+            elif self._owned:
+                self._out.close()
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
-        """Drop a file that was not finished."""
-        if self._tmp is not None:
-            self._out.close()
-            os.unlink(self._tmp)
-            self._tmp = None
-        elif self._owned:
-            self._out.close()
+        """Drop a file that was not finished (closing it may fail: a full disk)."""
+        abandon(self._out if self._owned else None, self._tmp)
+        self._tmp = None
 
     def __enter__(self) -> Self:
         return self
@@ -148,11 +142,3 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json_text(value)
-
-
-def _not_a_plain_file(path: str) -> bool:
-    """Whether ``path`` names something that exists and is not a regular file (after links)."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return False
