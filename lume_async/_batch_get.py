@@ -33,6 +33,7 @@ __all__ = [
     "RunsAnswer",
     "batch_get_answer",
     "malformed",
+    "not_a_run",
 ]
 
 logger = logging.getLogger("lume_async.waiting")
@@ -107,8 +108,7 @@ class RunsAnswer:
             try:
                 found[run_id] = self.decode(item)
             except ResponseValidationError as exc:
-                exc.add_note(f"the answer about run {run_id} was not a run")
-                found[run_id] = exc
+                found[run_id] = not_a_run(exc, run_id)
         return found
 
 
@@ -172,6 +172,12 @@ async def batch_get_answer(
         options=options,
     )
     return RunsAnswer(response, response.request_id, known=known.keys() if known else ())
+
+
+def not_a_run(exc: ResponseValidationError, run_id: str) -> ResponseValidationError:
+    """``exc`` (why an item of an answer is not a run) noting which run the item was about."""
+    exc.add_note(f"the answer about run {run_id} was not a run")
+    return exc
 
 
 def malformed(what: str, why: str, response: Response) -> ResponseValidationError:

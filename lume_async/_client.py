@@ -6,10 +6,11 @@ import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, SupportsIndex, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import attrs
 
+from ._bound import BoundToClient
 from ._client_core import ClientCore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig, RetryPolicy, Timeout
@@ -57,7 +58,7 @@ class ProcessResult(Generic[R]):
     rejects: list[RejectedRow]
 
 
-class AsyncLume:
+class AsyncLume(BoundToClient):
     """The asyncio client for Lume runs.
 
     Its connection pool is made lazily on the loop of the first request and reused for every
@@ -86,6 +87,11 @@ class AsyncLume:
             ``ca_bundle`` cannot be read; ``default_headers`` would set the key.
         TypeError: A setting has the wrong type.
     """
+
+    _refusal = (
+        "clients cannot be pickled or copied: each holds connections and an API key; make a"
+        " client where it is used (in each process)"
+    )
 
     runs: AsyncRuns
     """Create, read, list, wait for and cancel runs."""
@@ -342,12 +348,6 @@ class AsyncLume:
 
     def __repr__(self) -> str:
         return f"<AsyncLume base_url={self._core.config.base_url!r}>"
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        raise TypeError(
-            "AsyncLume clients cannot be pickled or copied: each holds connections"
-            " and an API key; make a client where it is used (in each process)"
-        )
 
 
 class _AsyncLumeView(AsyncLume):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
+from typing import TYPE_CHECKING, Any
 
+from ._bound import BoundToClient
 from ._exceptions import LumeError, ResponseValidationError, RunFailedError
 from ._runs_core import RunCell
 from ._validation import check_bool, check_interval, check_page, check_page_size, check_timeout
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRun", "cell_of", "failure", "failure_with_rejects"]
 
 
-class AsyncRun:
+class AsyncRun(BoundToClient):
     """One run of a flow version on a batch of source data.
 
     The handle's attributes mirror the last answer the service gave; ``refresh()``, ``wait()`` and
@@ -35,6 +36,11 @@ class AsyncRun:
     """
 
     __slots__ = ("__weakref__", "_cell", "_core", "_reused")
+
+    _refusal = (
+        "handles cannot be pickled or deep-copied: each holds its client (connections, API"
+        " key); pickle run.data (a RunData snapshot) or run.id"
+    )
 
     def __init__(self, cell: RunCell, core: RunsCore, *, reused: bool = False) -> None:
         self._cell = cell
@@ -166,12 +172,6 @@ class AsyncRun:
     def __copy__(self) -> AsyncRun:
         # Another handle on the same state: it updates with this one.
         return type(self)(self._cell, self._core, reused=self._reused)
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        raise TypeError(
-            "AsyncRun handles cannot be pickled or deep-copied: each holds its"
-            " client (connections, API key); pickle run.data (a RunData snapshot) or run.id"
-        )
 
     # -- actions -----------------------------------------------------------------------------
     async def refresh(self) -> AsyncRun:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from ._batch_get import not_a_run
 from ._exceptions import ResponseValidationError, RunNotFoundError
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ class Watches:
                 code="not_found",
             )
         elif isinstance(error, ResponseValidationError):
-            error.add_note(f"the answer about run {run_id} was not a run")
+            not_a_run(error, run_id)
         for watch in list(_each(watchers)):
             self.remove(watch)
             watch.on_error(error)

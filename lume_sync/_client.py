@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
-    from typing import Any, NoReturn, Self, SupportsIndex
+    from typing import Any, Self
 
     from lume_async._client import ProcessResult
     from lume_async._clock import Clock
@@ -282,9 +282,6 @@ class Lume(_wrap.Twin[AsyncLume]):
 
     def __repr__(self) -> str:
         return _wrap.twin_repr(self._async)
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        _wrap.refuse_pickling(self, protocol)
 
     def _bind(self, bridge: _wrap.Bridge, wrapped: AsyncLume) -> None:
         super()._bind(bridge, wrapped)

@@ -15,7 +15,7 @@ from ._pagination import Paginator
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
-    from typing import Any, NoReturn, SupportsIndex
+    from typing import Any
 
     from lume_async.models import (
         LogEntry,
@@ -165,9 +165,6 @@ class Run(_wrap.Twin[AsyncRun]):
 
     def __copy__(self) -> Run:
         return self._view(self._bridge, self._async.__copy__())
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        _wrap.refuse_pickling(self, protocol)
 
     def refresh(self) -> Run:
         """Fetch the run again and update this handle.

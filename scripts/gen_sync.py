@@ -85,7 +85,6 @@ SPECIAL = {  # {A}: the async class, {S}: its twin, {0}: the first argument
     "__eq__": "return isinstance({0}, {S}) and self._async == {0}._async",
     "__hash__": "return hash(self._async)",
     "__copy__": "return self._view(self._bridge, self._async.__copy__())",
-    "__reduce_ex__": "_wrap.refuse_pickling(self, {0})",
 }
 CLASS_DOC_RULES = {
     r"\bThe asyncio client\b": "The blocking client",

@@ -8,7 +8,6 @@ asked for.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import re
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .._validation import is_loopback
 from ._access import Principal
 from ._errors import ApiError
 from ._service import Service
@@ -120,12 +120,8 @@ def _is_loopback(request: web.Request) -> bool:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if not peer or not isinstance(peer[0], str):  # a Unix socket has no address: not loopback
         return False
-    try:
-        address = ipaddress.ip_address(peer[0].partition("%")[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+    address = peer[0].partition("%")[0]  # without an IPv6 scope
+    return address != "localhost" and is_loopback(address)  # an address, never a name
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
