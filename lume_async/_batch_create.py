@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._transport import RequestOptions, Transport
 
-__all__ = ["BATCH_CREATE_MAX", "BatchCreate", "Created", "ItemResult", "create_in_batches"]
+__all__ = [
+    "BATCH_CREATE_MAX",
+    "BatchCreate",
+    "Created",
+    "ItemResult",
+    "create_in_batches",
+    "name_the_key",
+]
 
 logger = logging.getLogger("lume_async.runs")
 
@@ -174,6 +181,17 @@ def _later(failure: LumeError) -> bool:
     if isinstance(failure, InvalidRequestError):
         return failure.status_code == 409 and failure.code == "idempotency_in_flight"
     return is_retryable(failure)
+
+
+def name_the_key(failure: LumeError, key: str) -> None:
+    """Note on the failure of a create sent with ``key`` the key that finds the run it may have
+    made all the same: its answer was lost or garbled, or the service may still do it. Created
+    again with that key, it is answered with that run, not made a second time."""
+    if not isinstance(failure, APIError) or _later(failure):
+        failure.add_note(
+            f"this create was sent with idempotency_key={key!r} and may have made a run all the "
+            "same: create it again with that key to get that run, not a second one"
+        )
 
 
 Chunk = tuple[list[int], bytes | None]

@@ -31,6 +31,7 @@ from ._validation import (
 )
 from ._webhook_endpoints import AsyncWebhookEndpoints
 from .models import RejectedRow
+from .models._request import new_idempotency_key
 
 if TYPE_CHECKING:
     from .webhooks import WebhookReceiver
@@ -278,6 +279,13 @@ class AsyncLume(BoundToClient):
         """
         check_timeout(timeout)
         check_interval(poll_interval)
+        if idempotency_key is None and idempotency_namespace is None:
+            idempotency_key = new_idempotency_key()  # to name, should the answer come too late
+        again = (
+            f"idempotency_namespace={idempotency_namespace!r}"
+            if idempotency_namespace is not None
+            else f"idempotency_key={idempotency_key!r}"
+        )
         started: list[AsyncRun] = []
 
         async def work() -> ProcessResult[AsyncRun]:
@@ -313,7 +321,10 @@ class AsyncLume(BoundToClient):
             return result
         assert timeout is not None
         if not started:
-            raise RunTimeoutError(f"the run was not even created after {timeout:g} s")
+            raise RunTimeoutError(
+                f"the create was not answered within {timeout:g} s and may have made a run all "
+                f"the same: call again with {again} to get that run, not a second one"
+            )
         run = started[0]
         if run.is_terminal:
             raise RunTimeoutError(

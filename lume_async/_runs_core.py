@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _converter
-from ._batch_create import BatchCreate, ItemResult
+from ._batch_create import BatchCreate, ItemResult, name_the_key
 from ._batch_get import batch_get_answer, malformed
-from ._exceptions import InvalidRequestError, RunNotFoundError
+from ._exceptions import InvalidRequestError, LumeError, RunNotFoundError
 from ._listing_checks import untrustworthy
 from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
@@ -161,17 +161,21 @@ class RunsCore:
         a run of the same (flow_version, source_path) was still in flight. That run keeps its own
         label, tags and run metadata, so a difference from the request is logged.
         """
-        response = await self._transport.request(
-            "POST",
-            "/v1/runs",
-            route="/v1/runs",
-            body=request.wire_body(),
-            retryable=True,
-            idempotency_key=request.idempotency_key,
-            options=self._options,
-        )
-        # Runs are created by the thousand and read once they end: keep them small.
-        data = _decode_run(response, compact=True)
+        try:
+            response = await self._transport.request(
+                "POST",
+                "/v1/runs",
+                route="/v1/runs",
+                body=request.wire_body(),
+                retryable=True,
+                idempotency_key=request.idempotency_key,
+                options=self._options,
+            )
+            # Runs are created by the thousand and read once they end: keep them small.
+            data = _decode_run(response, compact=True)
+        except LumeError as exc:
+            name_the_key(exc, request.idempotency_key)
+            raise
         reused = response.status == 200
         if reused:
             _log_reuse(request, data)

@@ -31,7 +31,7 @@ from ._base import (
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
-from ._json import encode_with_rows
+from ._json import canonical_json, encode_json, encode_with_rows
 from ._network import (
     check_ca_bundle,
     check_default_headers,
@@ -219,6 +219,8 @@ __all__ = [
     "check_webhook_receiver",
     "decode_whsec",
     "describe",
+    "canonical_json",
+    "encode_json",
     "encode_with_rows",
     "finite_seconds",
     "int_at_least_zero",

@@ -27,6 +27,7 @@ __all__ = [
     "check_text",
     "check_timeout",
     "describe",
+    "in_stable_order",
     "wrong_type",
 ]
 
@@ -187,6 +188,16 @@ def check_str_list(
         else:
             check_text(item, f"{name}[{i}]", min_len=1, max_len=max_len)
     return out
+
+
+def in_stable_order(value: object, items: list[str]) -> list[str]:
+    """``items`` (the checked strings of ``value``) sorted if ``value`` is a set.
+
+    A set has no order of its own: it iterates in the order of its strings' hashes, which
+    another process salts differently. Sent as it iterates, the same tags would be another body,
+    and derive another idempotency key, in a restarted job.
+    """
+    return sorted(items) if isinstance(value, set | frozenset) else items
 
 
 def check_items(value: object, name: str, cls: type[T], expected: str, hint: str = "") -> list[T]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ._base import bad_value, wrong_type
+from ._base import bad_value, in_stable_order, wrong_type
 
 __all__ = [
     "PERMISSION_LISTS",
@@ -30,10 +30,12 @@ def check_principal(value: object, name: str) -> str:
 
 
 def check_principal_list(value: object, name: str) -> tuple[str, ...]:
-    """A list (any iterable but a single str or a mapping) of principals or groups."""
+    """A list (any iterable but a single str or a mapping) of principals or groups; a set's
+    sorted."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise wrong_type(name, "a list of str (one str must be wrapped: [name])", value)
-    names = tuple(check_principal(item, f"{name}[{i}]") for i, item in enumerate(value))
+    checked = [check_principal(item, f"{name}[{i}]") for i, item in enumerate(value)]
+    names = tuple(in_stable_order(value, checked))
     if len(names) > MAX_PRINCIPALS:
         raise ValueError(f"{name} may name at most {MAX_PRINCIPALS}, got {len(names)}")
     return names

@@ -22,6 +22,7 @@ from ._base import (
     check_str_list,
     check_text,
     describe,
+    in_stable_order,
     wrong_type,
 )
 
@@ -217,8 +218,9 @@ def check_key_choice(key: object, namespace: object) -> None:
 
 
 def check_tags(tags: object) -> list[str]:
-    """A run's tags: up to 50 strings of 1 to 64 characters (not one single string)."""
-    return check_str_list(tags, "tags", max_items=MAX_TAGS, max_len=MAX_TAG)
+    """A run's tags: up to 50 strings of 1 to 64 characters (not one single string); a set's
+    sorted."""
+    return in_stable_order(tags, check_str_list(tags, "tags", max_items=MAX_TAGS, max_len=MAX_TAG))
 
 
 def check_update(

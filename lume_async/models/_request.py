@@ -12,12 +12,14 @@ import attrs
 import orjson
 
 from .._validation import (
+    canonical_json,
     check_idempotency_key,
     check_idempotency_namespace,
     check_principal,
     check_principal_list,
     check_run_request,
     check_tags,
+    encode_json,
     encode_with_rows,
     wrong_type,
 )
@@ -54,9 +56,14 @@ def _managing_groups(value: Iterable[str]) -> tuple[str, ...]:
     return () if _none_given(value) else check_principal_list(value, "managing_groups")
 
 
-def _sent(wire: bytes | None) -> Any:
-    """What a request's encoded body says, for ``==``."""
-    return None if wire is None else orjson.loads(wire)
+def _sent(wire: bytes | None) -> bytes | None:
+    """What a request's encoded body says, for ``==``: as JSON, where ``True`` is not ``1``."""
+    return None if wire is None else canonical_json(wire)
+
+
+def _metadata_sent(metadata: Mapping[str, Any] | None) -> bytes | None:
+    """What ``run_metadata`` sends, for ``==``: a datetime as it is written on the wire."""
+    return None if metadata is None else canonical_json(encode_json(metadata, "run_metadata"))
 
 
 def new_idempotency_key() -> str:
@@ -78,8 +85,9 @@ class RunRequest:
     as the service remembers keys (24 h). ``with_idempotency_key(key)``
     and ``with_namespace(namespace)`` give a copy with another key; any other change
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
-    given. Equality compares what is asked for (inline rows as they were when the request was
-    made, which is what is sent) and a given key, not a generated one.
+    given. Equality compares what is asked for, as it is sent (inline rows as they were when the
+    request was made; values as JSON, where ``True`` is not ``1`` nor ``1`` ``1.0``), and a
+    given key, not a generated one: equal requests are those that derive equal keys.
 
     Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
     ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
@@ -92,7 +100,7 @@ class RunRequest:
         run_metadata: Your own metadata, stored with the run.
         force_rerun: Run even if this (flow_version, source_path) already wrote data.
         label: A label for the run.
-        tags: Tags for the run.
+        tags: Tags for the run, in the order given (a set's sorted: it has no order of its own).
         idempotency_key: The key of this create: the one given, else one generated with the
             request (1 to 255 printable ASCII characters without spaces).
         run_owner: Who owns the run (default: the principal of the API key).
@@ -125,7 +133,9 @@ class RunRequest:
     source_data: Sequence[Mapping[str, Any]] | None = attrs.field(
         default=None, kw_only=True, eq=False
     )
-    run_metadata: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
+    run_metadata: Mapping[str, Any] | None = attrs.field(
+        default=None, kw_only=True, eq=_metadata_sent
+    )
     force_rerun: bool = attrs.field(default=False, kw_only=True)
     label: str | None = attrs.field(default=None, kw_only=True)
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
@@ -141,7 +151,8 @@ class RunRequest:
     _given_key: str | None = attrs.field(default=None, kw_only=True, alias="idempotency_key")
     _generated_key: str = attrs.field(init=False, factory=new_idempotency_key, eq=False)
     # The body as sent, with inline rows: encoding it is also how the rows are checked. Equal
-    # requests send equal bodies (compared as JSON: the order of a row's keys does not count).
+    # requests send equal bodies (compared as JSON: the order of a row's keys does not count,
+    # the type of a value does, as it does on the wire).
     _wire: bytes | None = attrs.field(init=False, default=None, eq=_sent, hash=False)
 
     def __attrs_post_init__(self) -> None:
@@ -177,12 +188,12 @@ class RunRequest:
     def with_namespace(self, namespace: str) -> RunRequest:
         """The same request keyed by ``namespace``: what ``idempotency_namespace=`` sends.
 
-        The key is ``<namespace>:<sha256 hex>`` of the whole request body (flow version, source
-        path or inline rows, run metadata, force_rerun, label, tags, owner and permission
-        lists) as canonical JSON with sorted keys: the same job re-run with the same namespace
-        derives the same keys, and two requests that differ in anything they ask of the service
-        never share one. A request whose key was given explicitly is returned as it is: a given
-        key wins.
+        The key is ``<namespace>:<sha256 hex>`` of the whole request body as it is sent (flow
+        version, source path or inline rows, run metadata, force_rerun, label, tags, owner and
+        permission lists) as canonical JSON with sorted keys: the same job re-run with the same
+        namespace derives the same keys, and two requests that differ in anything they ask of the
+        service never share one. A request whose key was given explicitly is returned as it is:
+        a given key wins.
 
         Raises:
             ValueError: ``namespace`` is not 1 to 190 printable ASCII characters without spaces.
@@ -192,8 +203,9 @@ class RunRequest:
             raise wrong_type("idempotency_namespace", "a str", namespace)
         if self._given_key is not None:
             return self
-        body = orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS)  # what is sent
-        digest = hashlib.sha256(_DERIVATION + body).hexdigest()
+        # What is sent, as it is written on the wire: what differs there (a datetime and its
+        # text, true and 1) derives another key, what does not (key order) the same key.
+        digest = hashlib.sha256(_DERIVATION + canonical_json(self.wire_body())).hexdigest()
         return self.with_idempotency_key(f"{namespace}:{digest}")
 
     def to_wire(self) -> dict[str, Any]:
