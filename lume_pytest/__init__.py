@@ -56,6 +56,10 @@ def lume_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     Each test gets an emulator of its own, started before the test and stopped after it. The
     ``lume_emulator`` marker's keyword arguments go to ``lume_async.testing.Emulator``
     (``time_scale``, ``seed``, ``faults``, ...), which refuses unknown ones with a TypeError.
+    Markers of the module (``pytestmark``), the class and the test add up, the closest winning
+    where they name the same option; an indirect parameter
+    (``@pytest.mark.parametrize("lume_emulator", [{"seed": 1}, {"seed": 2}], indirect=True)``)
+    wins over them all.
 
     Example:
         ```python
@@ -69,12 +73,25 @@ def lume_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """
     from lume_async.testing import Emulator
 
-    marker = request.node.get_closest_marker("lume_emulator")
-    if marker is not None and marker.args:
-        raise TypeError(
-            "the lume_emulator marker takes keyword arguments only (time_scale=..., seed=...), "
-            f"got {len(marker.args)} positional"
-        )
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    with Emulator(**kwargs) as emulator:
+    with Emulator(**_options(request)) as emulator:
         yield emulator
+
+
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The markers' keyword arguments, the closest winning, then an indirect parameter's."""
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("lume_emulator"))):  # closest last
+        if marker.args:
+            raise TypeError(
+                "the lume_emulator marker takes keyword arguments only (time_scale=..., "
+                f"seed=...), got {len(marker.args)} positional"
+            )
+        options.update(marker.kwargs)
+    if hasattr(request, "param"):  # parametrize("lume_emulator", [...], indirect=True)
+        if not isinstance(request.param, dict):
+            raise TypeError(
+                "an indirect parameter of lume_emulator must be a dict of Emulator keyword "
+                f"arguments, got {type(request.param).__name__}"
+            )
+        options.update(request.param)
+    return options

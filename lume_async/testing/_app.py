@@ -50,8 +50,15 @@ def create_app(
     app[SERVICE] = service
     add_routes(app)
     add_control_routes(app)
+    app.on_shutdown.append(_drop_orphans)
     app.cleanup_ctx.append(_lifespan)
     return app
+
+
+async def _drop_orphans(app: web.Application) -> None:
+    """Before aiohttp waits for the answers in progress: end those whose client has gone, which
+    it would wait for until its timeout, and then leave running."""
+    await app[SERVICE].in_flight.drop(orphans_only=True)
 
 
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:

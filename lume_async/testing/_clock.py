@@ -19,6 +19,7 @@ in flight there looks like an idle loop), so with one use ``autojump=False`` and
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import math
@@ -157,7 +158,14 @@ class VirtualClock:
             return
         task = self._jumpers.get(loop)
         if task is None or task.done():
-            self._jumpers[loop] = loop.create_task(self._jump_when_idle(loop))
+            task = self._jumpers[loop] = loop.create_task(self._jump_when_idle(loop))
+            task.add_done_callback(functools.partial(self._forget_jumper, loop))
+
+    def _forget_jumper(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        """Hold no loop once its jumper is done: a clock shared by many tests, each on a loop of
+        its own, would keep every one of them."""
+        if self._jumpers.get(loop) is task:
+            del self._jumpers[loop]
 
     def _earliest_on(self, loop: asyncio.AbstractEventLoop) -> float | None:
         """The earliest finite deadline of a sleep on ``loop`` (lock held)."""

@@ -89,8 +89,7 @@ async def config(request: web.Request) -> web.Response:
         raise validation_error(["body", "rate_limit"], "must be > 0 or null", "config")
     if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
         raise validation_error(["body", "rate_burst"], "must be an integer >= 1", "config")
-    svc.rate_limit = float(rate) if rate else None
-    svc.rate_burst = burst
+    svc.set_rate_limit(float(rate) if rate else None, burst)
     return json_response(200, {"rate_limit": svc.rate_limit, "rate_burst": svc.rate_burst})
 
 

@@ -202,6 +202,7 @@ class Emulator:
                 ready.set()
             loop.run_forever()
             loop.run_until_complete(self._astop())
+            _cancel_remaining(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
@@ -254,7 +255,11 @@ class Emulator:
         return self._call(self._service.add_principal, principal, groups, admin, tenant_key)
 
     def reset(self) -> None:
-        """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants."""
+        """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants.
+
+        Requests still being answered (held by a ``delay`` fault, say) are dropped too: their
+        clients get no answer, and they do nothing after the reset.
+        """
         self._call(self._service.reset)
 
     def advance(self, seconds: float) -> None:
@@ -266,11 +271,19 @@ class Emulator:
         self._call(self._service.advance, seconds)
 
     def set_rate_limit(self, rate_limit: float | None, burst: int | None = None) -> None:
-        """Limit each key to ``rate_limit`` requests/s (token bucket; None turns it off)."""
+        """Limit each key to ``rate_limit`` requests/s (token bucket; None turns it off).
+
+        Every key's bucket starts full under the new limit: ``burst`` requests at once.
+        """
         check_rate_limit(rate_limit, burst, "burst")
+        self._call(self._service.set_rate_limit, rate_limit, burst)
 
-        def apply() -> None:
-            self._service.rate_limit = rate_limit
-            self._service.rate_burst = burst
 
-        self._call(apply)
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """End the tasks still pending on the emulator's own loop before it closes, as
+    ``asyncio.run`` does: a task left pending would be destroyed, never finished."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -7,6 +7,7 @@ asked for.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import re
@@ -45,8 +46,10 @@ _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Work = Callable[[], Awaitable[web.StreamResponse]]
 
-# (method, resource) -> (stats key, kind); kind is "api", "open" or "control".
-_ROUTES: dict[tuple[str, Any], tuple[str, str]] = {}
+# (method, route template) -> (stats key, kind); kind is "api", "open" or "control". Keyed by the
+# template, not by the resource: each emulator's app has resources of its own, and a process may
+# start thousands of emulators (one per test).
+_ROUTES: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -59,7 +62,13 @@ def error_response(err: ApiError) -> web.Response:
     return json_response(err.status, body, err.headers or None)
 
 
+# The longest wait an answer names: HTTP's cap on delta-seconds (RFC 9111, 1.2.2). A slower rate
+# limit or a longer ``retry_after`` (up to infinity: a rate of 1e-320) still says "much later".
+MAX_RETRY_AFTER = 2**31
+
+
 def _retry_headers(seconds: float) -> dict[str, str]:
+    seconds = min(seconds, MAX_RETRY_AFTER)
     return {
         "Retry-After": str(max(1, math.ceil(seconds))),
         "retry-after-ms": str(max(1, math.ceil(seconds * 1000))),
@@ -68,18 +77,18 @@ def _retry_headers(seconds: float) -> dict[str, str]:
 
 def _route(request: web.Request) -> tuple[str, str]:
     resource = request.match_info.route.resource
-    cache_key = (request.method, resource)
-    hit = _ROUTES.get(cache_key)
-    if hit is not None and resource is not None:
-        return hit
     template = resource.canonical if resource is not None else None
+    if template is not None:
+        hit = _ROUTES.get((request.method, template))
+        if hit is not None:
+            return hit
     path = template or request.path
     kind = "control" if path.startswith("/_emulator/") else "api"
     if template == "/v1/openapi.json":
         kind = "open"
     hit = (f"{request.method} {template or '<unmatched>'}", kind)
-    if resource is not None:
-        _ROUTES[cache_key] = hit
+    if template is not None:
+        _ROUTES[(request.method, template)] = hit
     return hit
 
 
@@ -96,6 +105,15 @@ def _api_key(request: web.Request) -> str | None:
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     svc = request.app[SERVICE]
+    task = asyncio.current_task()  # aiohttp answers each request in a task of its own
+    svc.in_flight.add(task, request)
+    try:
+        return await _answer(request, handler, svc)
+    finally:
+        svc.in_flight.discard(task)
+
+
+async def _answer(request: web.Request, handler: Handler, svc: Service) -> web.StreamResponse:
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     route_key, kind = _route(request)
     http_exc = request.match_info.http_exception

@@ -21,6 +21,7 @@ from ._access import Grants, Principal, denied, names_permissions, new_principal
 from ._errors import ApiError
 from ._faults import FaultInjector, FaultProfile
 from ._flows import FLOW_VERSIONS
+from ._inflight import InFlight
 from ._lifecycle import Plan, RunClock
 from ._run import Run
 from ._state import Tenant, UlidFactory, Webhook
@@ -68,6 +69,7 @@ class Service:
         self.rate_limit = rate_limit
         self.rate_burst = rate_burst
         self._buckets: dict[str, list[float]] = {}
+        self.in_flight = InFlight()
         self._heap: list[tuple[float, int, Run]] = []
         self._seq = 0
         self._last_created_us = 0
@@ -90,6 +92,7 @@ class Service:
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
 
     async def stop(self) -> None:
+        await self.in_flight.drop()
         if self._scheduler is not None:
             self._scheduler.cancel()
             await asyncio.gather(self._scheduler, return_exceptions=True)
@@ -162,7 +165,9 @@ class Service:
         }
 
     def reset(self) -> None:
-        """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants' keys."""
+        """Drop runs, webhooks, idempotency records, stats, faults and the requests still being
+        answered (their clients get no answer); keep the tenants' keys."""
+        self.in_flight.cancel()
         for tenant in self.tenants.values():
             tenant.clear()
         self._heap.clear()
@@ -176,6 +181,11 @@ class Service:
         self.clock.advance(seconds)
         if self._wake is not None:
             self._wake.set()
+
+    def set_rate_limit(self, rate_limit: float | None, burst: int | None) -> None:
+        """A new limit (None: none), whose buckets start full."""
+        self.rate_limit, self.rate_burst = rate_limit, burst
+        self._buckets.clear()
 
     def rate_check(self, key: str) -> float | None:
         """Take a token from ``key``'s bucket; the seconds to wait when there is none."""
