@@ -185,9 +185,10 @@ def _later(failure: LumeError) -> bool:
 
 def name_the_key(failure: LumeError, key: str) -> None:
     """Note on the failure of a create sent with ``key`` the key that finds the run it may have
-    made all the same: its answer was lost or garbled, or the service may still do it. Created
-    again with that key, it is answered with that run, not made a second time."""
-    if not isinstance(failure, APIError) or _later(failure):
+    made all the same: its answer was lost, garbled or too large to read (a success all the
+    same), or the service may still do it. Created again with that key, it is answered with that
+    run, not made a second time."""
+    if not isinstance(failure, APIError) or _later(failure) or failure.status_code < 300:
         failure.add_note(
             f"this create was sent with idempotency_key={key!r} and may have made a run all the "
             "same: create it again with that key to get that run, not a second one"

@@ -161,6 +161,7 @@ class RunsCore:
         a run of the same (flow_version, source_path) was still in flight. That run keeps its own
         label, tags and run metadata, so a difference from the request is logged.
         """
+        unsent = self._transport.closed  # a closed client sends nothing: no key to name
         try:
             response = await self._transport.request(
                 "POST",
@@ -174,7 +175,8 @@ class RunsCore:
             # Runs are created by the thousand and read once they end: keep them small.
             data = _decode_run(response, compact=True)
         except LumeError as exc:
-            name_the_key(exc, request.idempotency_key)
+            if not unsent:
+                name_the_key(exc, request.idempotency_key)
             raise
         reused = response.status == 200
         if reused:

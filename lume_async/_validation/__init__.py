@@ -31,7 +31,7 @@ from ._base import (
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
-from ._json import canonical_json, encode_json, encode_with_rows
+from ._json import canonical_json, encode_json, encode_with_rows, key_json
 from ._network import (
     check_ca_bundle,
     check_default_headers,
@@ -222,6 +222,7 @@ __all__ = [
     "canonical_json",
     "encode_json",
     "encode_with_rows",
+    "key_json",
     "finite_seconds",
     "int_at_least_zero",
     "is_loopback",

@@ -21,7 +21,7 @@ import orjson
 
 from ._base import check_finite_json
 
-__all__ = ["canonical_json", "encode_json", "encode_with_rows", "fitted"]
+__all__ = ["canonical_json", "encode_json", "encode_with_rows", "fitted", "key_json"]
 
 _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 # orjson hands back its whole working buffer (4 KiB for a few bytes of JSON): what is kept is
@@ -114,3 +114,17 @@ def canonical_json(encoded: bytes) -> bytes:
     ``-0.0``); only the order of an object's keys does not count.
     """
     return orjson.dumps(orjson.loads(encoded), option=orjson.OPT_SORT_KEYS)
+
+
+def key_json(head: dict[str, Any]) -> bytes:
+    """``head`` (a body without inline rows) as keys are derived from it, keys sorted.
+
+    As orjson writes it, which is what keys were always derived from; but where a datetime is
+    sent otherwise than orjson writes it by default (naive, or UTC: sent with ``Z``), as it is
+    sent, so that it and its text derive keys of their own. A body without such a datetime keeps
+    its key (a dataclass's fields, say, in the order declared): a job restarted after an upgrade
+    finds what it made before.
+    """
+    written = orjson.dumps(head, option=orjson.OPT_SORT_KEYS)
+    sent = orjson.dumps(head, option=_OPTIONS | orjson.OPT_SORT_KEYS)
+    return written if sent == written else canonical_json(sent)

@@ -21,6 +21,7 @@ from .._validation import (
     check_tags,
     encode_json,
     encode_with_rows,
+    key_json,
     wrong_type,
 )
 
@@ -87,7 +88,7 @@ class RunRequest:
     (``attrs.evolve(request, label=...)``) is another request, with a fresh key unless one was
     given. Equality compares what is asked for, as it is sent (inline rows as they were when the
     request was made; values as JSON, where ``True`` is not ``1`` nor ``1`` ``1.0``), and a
-    given key, not a generated one: equal requests are those that derive equal keys.
+    given key, not a generated one: requests that derive one key in a namespace are equal.
 
     Who may see the run: ``run_owner`` (default: the principal of the API key) and those named in
     ``managing_by`` / ``managing_groups`` may read, update and cancel it; those in
@@ -190,8 +191,10 @@ class RunRequest:
 
         The key is ``<namespace>:<sha256 hex>`` of the whole request body as it is sent (flow
         version, source path or inline rows, run metadata, force_rerun, label, tags, owner and
-        permission lists) as canonical JSON with sorted keys: the same job re-run with the same
-        namespace derives the same keys, and two requests that differ in anything they ask of the
+        permission lists) as JSON with sorted keys: the same job re-run with the same namespace
+        derives the same keys, after an upgrade of the SDK too (but for a source path's request
+        whose metadata holds a naive or a UTC datetime, sent with ``Z``, which earlier versions
+        keyed as Python writes it), and two requests that differ in anything they ask of the
         service never share one. A request whose key was given explicitly is returned as it is:
         a given key wins.
 
@@ -203,9 +206,11 @@ class RunRequest:
             raise wrong_type("idempotency_namespace", "a str", namespace)
         if self._given_key is not None:
             return self
-        # What is sent, as it is written on the wire: what differs there (a datetime and its
-        # text, true and 1) derives another key, what does not (key order) the same key.
-        digest = hashlib.sha256(_DERIVATION + canonical_json(self.wire_body())).hexdigest()
+        # What is sent, keys sorted: what differs on the wire (a datetime and its text, true and
+        # 1) derives another key, what does not (key order) the same key. Inline rows are read
+        # back from the body they were encoded to, as ``to_wire()`` gives them.
+        body = key_json(self._head()) if self._wire is None else canonical_json(self._wire)
+        digest = hashlib.sha256(_DERIVATION + body).hexdigest()
         return self.with_idempotency_key(f"{namespace}:{digest}")
 
     def to_wire(self) -> dict[str, Any]:
