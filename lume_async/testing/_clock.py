@@ -46,8 +46,17 @@ class _Sleeper:
         self, deadline: float, future: asyncio.Future[None], loop: asyncio.AbstractEventLoop
     ) -> None:
         self.deadline = deadline
-        self.future = future
-        self.loop = loop
+        self.future: asyncio.Future[None] | None = future
+        self.loop: asyncio.AbstractEventLoop | None = loop
+
+    @property
+    def finished(self) -> bool:
+        return self.future is None or self.future.done()
+
+    def forget(self) -> None:
+        """Let go of the loop of a sleep that ended unwoken (cancelled): its entry stays in the
+        heap until it comes to the top, and a clock shared by many loops would keep them all."""
+        self.future = self.loop = None
 
 
 class VirtualClock:
@@ -104,7 +113,7 @@ class VirtualClock:
             with self._lock:
                 loops = {sleeper.loop for _, _, sleeper in self._heap}
             for loop in loops:
-                if not loop.is_closed():
+                if loop is not None and not loop.is_closed():
                     loop.call_soon_threadsafe(self._ensure_jumper, loop)
 
     # -- waiting -----------------------------------------------------------------------------------
@@ -127,10 +136,12 @@ class VirtualClock:
             self._ensure_jumper(loop)
             await future
         finally:
-            with self._lock:
-                self._pending -= 1
             if not future.done():
                 future.cancel()
+            with self._lock:
+                self._pending -= 1
+                if future.cancelled():
+                    sleeper.forget()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and end every sleep that falls due, in order."""
@@ -143,7 +154,7 @@ class VirtualClock:
 
     # -- moving time -------------------------------------------------------------------------------
     def _drop_finished(self) -> None:
-        while self._heap and self._heap[0][2].future.done():
+        while self._heap and self._heap[0][2].finished:
             heapq.heappop(self._heap)
 
     def _move_to(self, target: float) -> None:
@@ -175,7 +186,7 @@ class VirtualClock:
         deadline, _, sleeper = self._heap[0]
         if sleeper.loop is not loop:  # several loops share the clock: look further
             deadline = min(
-                (d for d, _, s in self._heap if s.loop is loop and not s.future.done()),
+                (d for d, _, s in self._heap if s.loop is loop and not s.finished),
                 default=math.inf,
             )
         return deadline if deadline < math.inf else None
@@ -202,7 +213,7 @@ class VirtualClock:
 
 def _wake(sleeper: _Sleeper) -> None:
     future, loop = sleeper.future, sleeper.loop
-    if future.done() or loop.is_closed():
+    if future is None or loop is None or future.done() or loop.is_closed():
         return
     try:
         running = asyncio.get_running_loop()

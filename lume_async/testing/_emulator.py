@@ -257,8 +257,9 @@ class Emulator:
     def reset(self) -> None:
         """Drop runs, webhooks, idempotency records, stats and faults; keep the tenants.
 
-        Requests still being answered (held by a ``delay`` fault, say) are dropped too: their
-        clients get no answer, and they do nothing after the reset.
+        Requests still being answered (held by a ``delay`` fault, say) are dropped too: they do
+        nothing after the reset, and their clients see the connection closed without an answer
+        (a client that retries, as the SDK's do, sends the request again, into the reset state).
         """
         self._call(self._service.reset)
 
@@ -279,11 +280,19 @@ class Emulator:
         self._call(self._service.set_rate_limit, rate_limit, burst)
 
 
+# How long (real seconds) a stop waits for the tasks it cancels on the emulator's own loop.
+_CANCEL_WAIT = 1.0
+
+
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
     """End the tasks still pending on the emulator's own loop before it closes, as
-    ``asyncio.run`` does: a task left pending would be destroyed, never finished."""
+    ``asyncio.run`` does: a task left pending would be destroyed, never finished. One that
+    ignores its cancellation is left after ``_CANCEL_WAIT``, not waited for forever."""
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
     if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        done, _ = loop.run_until_complete(asyncio.wait(tasks, timeout=_CANCEL_WAIT))
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # seen: it ended, whatever it raised

@@ -205,13 +205,17 @@ async def _work(
     request: web.Request, handler: Handler, svc: Service, fault: tuple[str, str] | None
 ) -> web.StreamResponse:
     """Run the handler; a ``delay`` fault makes it late before or after the work."""
-    delay = svc.faults.profile.delay if svc.faults.profile is not None else 0.0
+    delay = _delay(svc)
     if fault == ("delay", "before"):
         await svc.clock.clock.sleep(delay)
     resp = await _invoke(request, handler)
     if fault == ("delay", "after"):
         await svc.clock.clock.sleep(delay)
     return resp
+
+
+def _delay(svc: Service) -> float:
+    return svc.faults.profile.delay if svc.faults.profile is not None else 0.0
 
 
 def canonical_json(value: Any) -> bytes:
@@ -271,20 +275,34 @@ async def _idempotent(
     except web.HTTPException as exc:  # a body over the size limit: refused, not remembered
         return _http_error(exc)
     fingerprint = _fingerprint(request, body, principal.name)
+    # An answer held after the work is held after it was done: the key stays in flight until the
+    # answer is out, and a stop or a reset that cuts the wait short still finds it remembered.
+    held = fault == ("delay", "after")
     resp, _ = await remembered(
-        svc, principal.tenant, key, fingerprint, lambda: _work(request, handler, svc, fault)
+        svc,
+        principal.tenant,
+        key,
+        fingerprint,
+        lambda: _work(request, handler, svc, None if held else fault),
+        functools.partial(svc.clock.clock.sleep, _delay(svc)) if held else None,
     )
     return resp
 
 
 async def remembered(
-    svc: Service, tenant: Tenant, key: str, fingerprint: bytes, work: Work
+    svc: Service,
+    tenant: Tenant,
+    key: str,
+    fingerprint: bytes,
+    work: Work,
+    late: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[web.StreamResponse, bool]:
     """Replay the first answer to a key; refuse reuse with another body or while in flight.
 
     Otherwise do ``work`` and remember its answer, unless it is one to try again (a 5xx, 401,
-    422 or 429). The second value says whether the answer is a replay (it then carries the
-    ``idempotent-replayed: true`` header).
+    422 or 429); ``late`` holds the answer after the work, the key still in flight, and the
+    answer is remembered even if that wait is cancelled. The second value says whether the
+    answer is a replay (it then carries the ``idempotent-replayed: true`` header).
     """
     now = svc.clock.clock.monotonic()
     record = tenant.idempotency_record(key, now, IDEMPOTENCY_TTL)
@@ -315,15 +333,20 @@ async def remembered(
     tenant.remember(key, record, now, IDEMPOTENCY_TTL)
     try:
         resp = await work()
-    except BaseException:
-        tenant.idempotency.pop(key, None)
+    except BaseException:  # not done (cancelled, say): nothing to remember
+        if tenant.idempotency.get(key) is record:
+            del tenant.idempotency[key]
         raise
-    body = resp.body if isinstance(resp, web.Response) else None
-    replayable = resp.status < 500 and resp.status not in (401, 422, 429)
-    if replayable and isinstance(body, bytes):
-        record.status, record.body = resp.status, body
-    elif tenant.idempotency.get(key) is record:
-        del tenant.idempotency[key]
+    try:
+        if late is not None:
+            await late()
+    finally:
+        body = resp.body if isinstance(resp, web.Response) else None
+        replayable = resp.status < 500 and resp.status not in (401, 422, 429)
+        if replayable and isinstance(body, bytes):
+            record.status, record.body = resp.status, body
+        elif tenant.idempotency.get(key) is record:
+            del tenant.idempotency[key]
     return resp, False
 
 

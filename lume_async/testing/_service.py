@@ -166,7 +166,7 @@ class Service:
 
     def reset(self) -> None:
         """Drop runs, webhooks, idempotency records, stats, faults and the requests still being
-        answered (their clients get no answer); keep the tenants' keys."""
+        answered (their connections close without an answer); keep the tenants' keys."""
         self.in_flight.cancel()
         for tenant in self.tenants.values():
             tenant.clear()
