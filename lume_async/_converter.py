@@ -89,6 +89,12 @@ def _is_json_object_type(cls: Any) -> bool:
     return cls == dict[str, Any] or cls is dict
 
 
+def _is_json_object_field(cls: Any) -> bool:
+    # A free-form field of a model (details, source_record, run_metadata): plain JSON as read,
+    # given out as it is; copied level by level, one nested hundreds deep would exhaust the stack.
+    return cls in (dict[str, Any], dict[str, Any] | None)
+
+
 def _is_homogeneous_tuple(cls: Any) -> bool:
     args = getattr(cls, "__args__", None)
     return getattr(cls, "__origin__", None) is tuple and args is not None and args[-1:] == (...,)
@@ -134,6 +140,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(RunStatus, structure_status)
     conv.register_unstructure_hook(RunStatus, lambda s: s.value)
     conv.register_structure_hook_func(_is_json_object_type, structure_json_object)
+    conv.register_unstructure_hook_func(_is_json_object_field, lambda value: value)
     conv.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook_factory)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
     return conv
@@ -171,7 +178,12 @@ def loads(data: bytes | bytearray | memoryview | str, *, exact: bool = False) ->
         return obj
     raw = data.encode() if isinstance(data, str) else bytes(data)  # bytes: no copy
     if _LONG_NUMBER in raw.translate(_DIGITS):
-        return json.loads(raw, parse_constant=_refuse_constant)
+        try:
+            return json.loads(raw, parse_constant=_refuse_constant)
+        except RecursionError:  # the json module nests on the stack; orjson goes to 1024
+            raise ResponseValidationError(
+                "response is nested too deeply to read its integers past 64 bits exactly"
+            ) from None
     return obj
 
 

@@ -230,7 +230,9 @@ def dumps_exact(value: Any, *, indent: bool = False) -> bytes:
     rows are read with them exact), is written exactly by the json module."""
     try:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
-    except TypeError:  # orjson.JSONEncodeError
+    except TypeError:  # orjson.JSONEncodeError: also a value nested past 255 levels
+        pass
+    try:
         return json.dumps(
             value,
             indent=2 if indent else None,
@@ -238,6 +240,42 @@ def dumps_exact(value: Any, *, indent: bool = False) -> bytes:
             ensure_ascii=False,
             allow_nan=False,
         ).encode()
+    except RecursionError:  # nested deeper than the stack allows (pages are read to 1024)
+        return _dumps_nested(value, indent).encode()
+
+
+_Pending: TypeAlias = "tuple[Any, int] | str"
+
+
+def _dumps_nested(value: Any, indent: bool) -> str:
+    """What the json module writes in ``dumps_exact``, without nesting on the stack: a list of
+    what is left to write (text as it is, values with their depth) takes its place."""
+    out: list[str] = []
+    pending: list[_Pending] = [(value, 0)]
+    while pending:
+        entry = pending.pop()
+        if isinstance(entry, str):
+            out.append(entry)
+            continue
+        node, depth = entry
+        if not isinstance(node, dict | list | tuple) or not node:
+            out.append(_scalar(node))
+            continue
+        inner, outer = ("\n" + "  " * (depth + 1), "\n" + "  " * depth) if indent else ("", "")
+        opened: list[_Pending] = ["{" if isinstance(node, dict) else "["]
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for index, (key, item) in enumerate(items):
+            opened.append(("," if index else "") + inner)
+            if isinstance(node, dict):
+                opened.append(_scalar({key: 0})[1:-3] + (": " if indent else ":"))
+            opened.append((item, depth + 1))
+        opened.append(outer + ("}" if isinstance(node, dict) else "]"))
+        pending.extend(reversed(opened))
+    return "".join(out)
+
+
+def _scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _cell(value: Any) -> Any:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final, cast
 from multidict import CIMultiDictProxy
 
 from ._http1_head import decoder as _decoder
+from ._http1_head import gather as _gather
 from ._http1_head import parse_head as _parse_head
 from ._http_types import Answer, BadAnswer, CutShort, Disconnected, HTTPFailure, ReadTimeout, Unsent
 
@@ -69,7 +70,7 @@ class Connection(asyncio.BufferedProtocol):
         self._remaining = 0  # body bytes still to come (length framing) or in this chunk
         self._chunk_data = False  # inside a chunk's data (chunked framing)
         self._trailers = False  # past the last chunk, reading trailers
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
         self._size = 0  # body bytes kept (after decoding)
         self._cap = self._cap_ok = self._cap_error = 0
         self._over = False
@@ -374,7 +375,7 @@ class Connection(asyncio.BufferedProtocol):
             self._finish(keep_alive=False)
             return True
         if data:
-            self._parts.append(data)
+            _gather(self._parts, data)
             self._size += len(data)
         return False
 
@@ -397,7 +398,8 @@ class Connection(asyncio.BufferedProtocol):
         self._parts = []
         if self._over and self._status < 300:
             parts = []  # refused whole (ResponseTooLargeError): never joined into one copy
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        first = parts[0] if parts else b""  # kept as it came, unless small pieces followed
+        body = first if len(parts) == 1 and isinstance(first, bytes) else b"".join(parts)
         del parts
         # A server may answer before it has read the whole request (413, 401): the connection is
         # then not used again, since the rest of the request would go out before the next one.

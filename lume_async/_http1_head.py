@@ -1,14 +1,18 @@
-"""Reading an HTTP/1.1 answer's head (status line and headers) and choosing its body's decoder."""
+"""Reading an HTTP/1.1 answer's head (status line and headers), choosing its body's decoder, and
+gathering the body's pieces."""
 
 from __future__ import annotations
 
 import zlib
+from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._http_types import BadAnswer
 
-__all__ = ["decoder", "parse_head"]
+__all__ = ["decoder", "gather", "parse_head"]
+
+_SMALL_PIECE: Final = 16 * 1024
 
 
 def parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
@@ -50,3 +54,20 @@ def decoder(encoding: str) -> zlib._Decompress | None:
     if encoding == "deflate":
         return zlib.decompressobj(zlib.MAX_WBITS)
     return None  # identity, or one this client does not ask for: passed on as sent
+
+
+def gather(parts: list[bytes | bytearray], data: bytes) -> None:
+    """Add a piece of an answer's body to ``parts`` (``b"".join(parts)`` is the body).
+
+    The first piece, and any large one, is kept as it is; small pieces after the first go into
+    one buffer. A server may send a body a byte at a time (one-byte chunks, or a dribble), and
+    each piece kept as an object of its own would cost some 35 bytes per byte of body.
+    """
+    if len(data) >= _SMALL_PIECE or not parts:
+        parts.append(data)
+        return
+    last = parts[-1]
+    if isinstance(last, bytearray):
+        last += data
+    else:
+        parts.append(bytearray(data))

@@ -120,6 +120,7 @@ class ListingChecks(Generic[T]):
         "_descending",
         "_first_total",
         "_fixed_total",
+        "_highest_total",
         "_ids",
         "_item_id",
         "_last_key",
@@ -146,22 +147,31 @@ class ListingChecks(Generic[T]):
         self._ids: BoundedSet[Hashable] = BoundedSet()
         self._cursors: BoundedSet[bytes] = BoundedSet()  # digests: a cursor may be long
         self._first_total: int | None = None
+        self._highest_total = 0
         self._last_key: Any = None
         if resumed_from is not None:
             self._cursors.add(_digest(resumed_from))  # pointing back at it is a loop too
         self.last_page = 1
         """The last page of a page-numbered listing, as its newest total says."""
 
-    def numbered(self, page: Page[T], asked: int) -> None:
-        """Page ``asked`` of a page-numbered listing (pages may arrive out of order)."""
+    @property
+    def highest_total(self) -> int:
+        """The largest total a page checked so far said: a page asked for from now on cannot
+        say less (``numbered``'s ``floor``)."""
+        return self._highest_total
+
+    def numbered(self, page: Page[T], asked: int, floor: int = 0) -> None:
+        """Page ``asked`` of a page-numbered listing; ``floor`` is ``highest_total`` as it was
+        when the page was asked for (pages asked for together may be answered in any order)."""
         pages = check_numbered_page(page, asked, self._size)
         total = page.total
         assert total is not None
+        low = max(floor, self._first_total or 0)
         if self._first_total is None:
             self._first_total = total
-        elif total < self._first_total:
+        elif total < low:
             # Rows were removed: every later row moved up, and some would be skipped.
-            raise _lying(page, f"the total fell from {self._first_total} to {total} while paging")
+            raise _lying(page, f"the total fell from {low} to {total} while paging")
         elif total != self._first_total and self._fixed_total:
             # A listing that cannot grow, growing: followed, it might never end.
             raise _lying(
@@ -170,6 +180,7 @@ class ListingChecks(Generic[T]):
                 " cannot change",
             )
         self.last_page = max(self.last_page, pages)
+        self._highest_total = max(self._highest_total, total)
         self._check_items(page)
 
     def cursor(self, page: Page[T]) -> None:

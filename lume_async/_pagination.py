@@ -200,23 +200,25 @@ class AsyncPaginator(BoundToClient, Generic[T]):
         first = await fetch(1)
         checks.numbered(first, 1)
         yield first
-        ahead: deque[tuple[int, asyncio.Task[Page[T]]]] = deque()
+        # (page, the highest total when it was asked for: it cannot say less, task)
+        ahead: deque[tuple[int, int, asyncio.Task[Page[T]]]] = deque()
         next_page = 2
         try:
             # ``checks.last_page`` grows when a later page says rows were appended meanwhile.
             while ahead or next_page <= checks.last_page:
                 while next_page <= checks.last_page and len(ahead) < max(1, self._prefetch):
-                    ahead.append((next_page, asyncio.ensure_future(fetch(next_page))))
+                    task = asyncio.ensure_future(fetch(next_page))
+                    ahead.append((next_page, checks.highest_total, task))
                     next_page += 1
-                asked, task = ahead.popleft()
+                asked, floor, task = ahead.popleft()
                 page = await task
-                checks.numbered(page, asked)
+                checks.numbered(page, asked, floor)
                 yield page
         finally:
-            for _, task in ahead:
+            for _, _, task in ahead:
                 task.cancel()
             if ahead:
-                await asyncio.gather(*(task for _, task in ahead), return_exceptions=True)
+                await asyncio.gather(*(task for _, _, task in ahead), return_exceptions=True)
 
     async def _cursor_pages(
         self, fetch: CursorFetcher[T], checks: ListingChecks[T]

@@ -35,6 +35,7 @@ from ._exceptions import (
     ServerError,
     cut,
 )
+from ._http1_head import gather
 from ._http_types import Answer
 
 __all__ = [
@@ -114,7 +115,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, method: str, route
         raise too_large(
             resp.status, resp.headers, limit, f"{method} {route}", f"its Content-Length is {length}"
         )
-    chunks = []
+    chunks: list[bytes | bytearray] = []
     size = 0
     async for chunk in resp.content.iter_any():
         size += len(chunk)
@@ -122,7 +123,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, method: str, route
             raise too_large(
                 resp.status, resp.headers, limit, f"{method} {route}", "reading stopped there"
             )
-        chunks.append(chunk)
+        gather(chunks, chunk)
     return b"".join(chunks)
 
 
@@ -131,11 +132,12 @@ async def read_error_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     dropped with the connection (the status says more than a body cut short, so this is not an
     error of its own)."""
     limit = min(limit, MAX_ERROR_READ)
-    chunks = []
+    chunks: list[bytes | bytearray] = []
     size = 0
     async for chunk in resp.content.iter_any():
-        chunks.append(chunk[: limit - size])
-        size += len(chunks[-1])
+        kept = chunk[: limit - size]
+        gather(chunks, kept)
+        size += len(kept)
         if size >= limit:
             break
     return b"".join(chunks)
@@ -274,11 +276,17 @@ def _json_object(data: bytes) -> Any:
 
 def _describe_issue(item: Any) -> str:
     if not isinstance(item, dict):
-        return cut(str(item), 200)
+        return _text(item)
     loc = item.get("loc")
-    where = ".".join(str(p) for p in itertools.islice(loc, 10)) if isinstance(loc, list) else ""
-    msg = cut(str(item.get("msg", "invalid")), 200)
+    where = ".".join(_text(p) for p in itertools.islice(loc, 10)) if isinstance(loc, list) else ""
+    msg = _text(item.get("msg", "invalid"))
     return f"{cut(where, 200)}: {msg}" if where else msg
+
+
+def _text(value: Any) -> str:
+    """At most 200 characters of any JSON value: trimmed first, since ``str`` of a value nested
+    hundreds deep (the parser reads up to 1024) would raise RecursionError."""
+    return cut(value if isinstance(value, str) else str(_shrink(value, [400], 0)), 200)
 
 
 def _kept(body: Any, size: int) -> Any:

@@ -41,7 +41,10 @@ ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
 
 
 def print_json(value: Any) -> None:
-    data = _converter.unstructure(value)
+    # Rows (plain JSON objects) as they are: the converter copies a value level by level, and a
+    # row may be nested as deep as the service's answers go.
+    rows = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    data = value if rows else _converter.unstructure(value)
     click.echo(visible_json(json_text(data, indent=True)))
 
 
