@@ -72,10 +72,14 @@ class _Main(LumeGroup):
                     argv, prog_name, complete_var, standalone_mode=False, obj=settings
                 )
         except (click.Abort, KeyboardInterrupt):  # Ctrl-C outside a request
+            if sys.stderr is not None and sys.stderr.isatty():
+                click.echo(err=True)  # past the ``^C`` the terminal showed
             failure = CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
         except _NO_ARGS as bare:  # ``lume runs``: the help, as click would show it
-            bare.show()
-            raise SystemExit(ExitStatus.USAGE) from None
+            if not (settings.json or "--json" in argv):
+                bare.show()
+                raise SystemExit(ExitStatus.USAGE) from None
+            failure = click.UsageError("Missing command.", ctx=getattr(bare, "ctx", None))
         except Exception as exc:  # click's usage errors, SDK errors, a bad argument
             failure = exc
             settle()  # already failing: what standard output still holds may go
@@ -88,6 +92,12 @@ class _Main(LumeGroup):
         # --json may not have been read yet when the arguments themselves were wrong.
         report(failure, as_json=settings.json or "--json" in argv)
         raise SystemExit(exit_status_of(failure))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would print an empty line first, on a pipe too
+            raise click.Abort from None
 
 
 # click 8.2 and later raise this for a group called without a subcommand (8.1 prints the help).

@@ -14,6 +14,7 @@ from .._event_loop import run
 from ._command import Number
 from ._demo_run import DemoProgress, DemoSummary, run_demo
 from ._escape import plain
+from ._exit import CommandError, ExitStatus
 from ._output import ORDER, err, out, print_json, status_text
 from ._settings import Settings, json_flag
 
@@ -151,6 +152,14 @@ def _print_demo_summary(s: DemoSummary) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def emulator(args: tuple[str, ...]) -> None:
     """Serve the Lume API emulator (see lume emulator --help)."""
-    from ..testing._main import main as serve
+    # Loaded here: the other commands never start an emulator (nor load aiohttp's server).
+    from ..testing._main import BadArguments, emulator_for, listening_failure, serve_until_stopped
 
-    raise SystemExit(serve(list(args), prog="lume emulator"))
+    try:
+        server = emulator_for(list(args), "lume emulator")
+    except BadArguments as exc:
+        raise CommandError(str(exc), status=ExitStatus.USAGE, kind="usage") from None
+    try:
+        serve_until_stopped(server)
+    except OSError as exc:
+        raise CommandError(listening_failure(server, exc)) from None

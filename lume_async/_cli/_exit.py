@@ -38,6 +38,7 @@ __all__ = [
     "report",
     "runs_outcome",
     "speak_cli",
+    "warn",
 ]
 
 
@@ -197,6 +198,19 @@ def speak_cli(message: str, names: Mapping[str, str]) -> str:
     return pattern.sub(spell, message)
 
 
+def warn(
+    message: str, *, as_json: bool, kind: str, details: Mapping[str, Any] | None = None
+) -> None:
+    """One ``warning: ...`` line on stderr, or ``{"warning": {...}}`` with ``--json``; what came
+    from a server in ``message`` spelled out, never acted on by the terminal."""
+    text = " ".join(message.split())
+    if as_json:
+        body = {"warning": {"type": kind, "message": text, **(details or {})}}
+        click.echo(visible_json(orjson.dumps(body).decode(), err=True), err=True)
+    else:
+        click.echo(f"warning: {visible(text)}", err=True)
+
+
 @contextlib.contextmanager
 def one_line_warnings(as_json: Callable[[], bool]) -> Iterator[None]:
     """Python warnings (a misspelt ``LUME_LOG``...) as one ``warning: ...`` line each on
@@ -204,12 +218,7 @@ def one_line_warnings(as_json: Callable[[], bool]) -> Iterator[None]:
     source location."""
 
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        text = " ".join(str(message).split())
-        if as_json():
-            body = {"warning": {"type": category.__name__, "message": text}}
-            click.echo(visible_json(orjson.dumps(body).decode(), err=True), err=True)
-        else:
-            click.echo(f"warning: {visible(text)}", err=True)
+        warn(str(message), as_json=as_json(), kind=category.__name__)
 
     previous = warnings.showwarning
     warnings.showwarning = show

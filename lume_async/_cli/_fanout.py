@@ -225,10 +225,13 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
         grid.add_row(Text("could not be created", style="red"), f"{len(failed):,}")
     grid.add_row("idempotency namespace", plain(namespace))
     out.print(grid)
+    # A line per path, never folded at the terminal's width (nor at 80 columns on a pipe): each
+    # stays whole for grep, and a terminal wraps it as it wraps any long line.
     for item in failed[:_SHOWN_FAILURES]:
-        err.print(plain(f"{item.source_path}: {item.error}", "red"))
+        err.print(plain(f"{item.source_path}: {item.error}", "red"), soft_wrap=True)
     if len(failed) > _SHOWN_FAILURES:
-        err.print(f"... and {len(failed) - _SHOWN_FAILURES} more (--json lists them all)")
+        more = len(failed) - _SHOWN_FAILURES
+        err.print(f"... and {more} more (--json lists them all)", soft_wrap=True)
 
 
 def _finish(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> None:

@@ -12,6 +12,7 @@ from .._client import AsyncLume
 from ..models import LogEntry
 from ._command import LumeCommand, Number
 from ._escape import plain, visible, visible_json
+from ._exit import warn
 from ._export import FORMATS, RowSink, format_for, json_text
 from ._output import cell, out, print_json, table
 from ._settings import Settings, json_flag
@@ -152,11 +153,13 @@ def _export(
     sink = settings.run(call)
     what = "rejected rows" if rejects else "rows"
     if sink.fields_left_out:
-        names = ", ".join(sorted(sink.fields_left_out))
-        click.echo(
-            f"warning: some rows had fields that are not CSV columns ({names}); "
+        fields = sorted(sink.fields_left_out)
+        warn(
+            f"some rows had fields that are not CSV columns ({', '.join(fields)}); "
             "write .jsonl to keep every field",
-            err=True,
+            as_json=settings.json,
+            kind="fields_left_out",
+            details={"fields": fields},
         )
     if output == "-":
         return

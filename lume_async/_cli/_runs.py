@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .._client import AsyncLume
 from .._run import AsyncRun
 from .._validation import check_run_id
 from ..models import RunStatus
-from ._command import LumeGroup
+from ._command import LumeGroup, cli_names
 from ._exit import runs_outcome
 from ._fanout import create_from_file
 from ._output import show_run, show_runs
@@ -89,6 +90,11 @@ def create(
     With --wait, exits 0 when the runs succeeded, 3 when one ended FAILED, CRASHED or CANCELED,
     and 4 when one ended PARTIAL_FAILED and --fail-on-partial is given.
     """
+    ctx = click.get_current_context()
+    if not wait_:  # the runs are not waited on: how to wait would go unread
+        _only_with(ctx, ("wait_timeout", "poll_interval", "fail_on_partial"), "--wait")
+    if paths_file is None:
+        _only_with(ctx, ("concurrency", "idempotency_namespace"), "--from-file")
     permissions = permissions_of(
         owner, monitors, monitor_groups, managers, manager_groups, keep_unset=False
     )
@@ -111,8 +117,6 @@ def create(
             fail_on_partial=fail_on_partial,
         )
         return
-    if idempotency_namespace is not None:
-        raise click.UsageError("--idempotency-namespace goes with --from-file")
     rows = _load_rows(data) if data is not None else None
 
     async def call(lume: AsyncLume) -> AsyncRun:
@@ -135,6 +139,18 @@ def create(
     ended = runs_outcome([run], fail_on_partial=fail_on_partial) if wait_ else None
     if ended is not None:
         raise ended
+
+
+def _only_with(ctx: click.Context, names: tuple[str, ...], needed: str) -> None:
+    """A usage error for the first of the options ``names`` given: without ``needed`` it would
+    do nothing, and say nothing of it (``--fail-on-partial`` would still exit 0)."""
+    spelled = cli_names(ctx.command, {})
+    for name in names:
+        if ctx.get_parameter_source(name) not in _NOT_GIVEN:
+            raise click.UsageError(f"{spelled[name]} goes with {needed}")
+
+
+_NOT_GIVEN = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 def _read(path: str) -> bytes:

@@ -140,10 +140,8 @@ async def wait_for(
             await asyncio.sleep(0.2)
 
     with progress if live else contextlib.nullcontext():  # disabled, rich 13 still ends a line
-        for run in handles:
-            if run.is_terminal:
-                report(run)
-        finished = lume.runs.as_completed(pending, timeout=timeout, poll_interval=poll_interval)
+        # Every run, finished ones too (they come first): a wait that times out counts them all.
+        finished = lume.runs.as_completed(handles, timeout=timeout, poll_interval=poll_interval)
         ticker = asyncio.create_task(describe()) if live else None
         try:
             async for run in finished:

@@ -50,9 +50,12 @@ def redact_url(url: str) -> str:
     A URL that does not parse as ``scheme://user:password@host`` (no scheme, ``http//``) shows
     nothing before its last ``@``: that may be credentials all the same.
     """
-    parts = urlsplit(url)
-    if "://" not in url and "@" in url:
-        return "***@" + url.rpartition("@")[2]
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is no IP address: as one without a scheme
+        parts = None
+    if parts is None or "://" not in url:
+        return "***@" + url.rpartition("@")[2] if "@" in url else url
     if parts.password is None:
         return url
     netloc = parts.netloc.rpartition("@")
@@ -68,7 +71,10 @@ def check_proxy_url(value: object, name: str = "proxy") -> str | None:
         raise wrong_type(name, "a proxy URL str or None", value)
     if any(c in value for c in "\r\n\x00 "):
         raise ValueError(f"{name} must be a URL without spaces or line breaks")
-    parts = urlsplit(value)
+    try:  # a bracketed host that is no IP address: urlsplit's message names no setting
+        parts = urlsplit(value)
+    except ValueError:
+        raise bad_value(name, "an http(s)://host:port proxy URL", redact_url(value)) from None
     if parts.scheme.startswith("socks"):
         raise ValueError(f"{name}: SOCKS proxies are not supported; use an http(s):// proxy")
     try:

@@ -159,7 +159,10 @@ def check_base_url(url: object, *, allow_insecure_http: object) -> str:
     shown = _without_password(url)
     if _CONTROL.search(url) or any(c.isspace() for c in url):
         raise bad_value("base_url", "a URL without spaces or control characters", shown)
-    parts = urlsplit(url)
+    try:  # a bracketed host that is no IP address: urlsplit's message names no setting
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad_value("base_url", "an http(s) URL with a valid host", shown) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_value("base_url", "an http(s) URL with a host", shown)
     if "@" in parts.netloc:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import re
 import signal
 import sys
 from typing import NoReturn
@@ -19,18 +20,40 @@ import orjson
 from ._emulator import Emulator
 from ._faults import FaultProfile
 
-__all__ = ["build_parser", "emulator_from", "main", "serve"]
+__all__ = [
+    "BadArguments",
+    "build_parser",
+    "emulator_for",
+    "emulator_from",
+    "listening_failure",
+    "main",
+    "serve",
+    "serve_until_stopped",
+]
 
 READY_PREFIX = "LUME_EMULATOR "
 
+# The emulator's settings as its command line spells them, where the two differ.
+_OPTIONS = {
+    "api_key": "--api-key",
+    "kinds": "--fault-kinds",
+    "rate": "--faults",
+    "rate_limit": "--rate-limit",
+    "time_scale": "--time-scale",
+}
+_SETTING = re.compile(rf"^({'|'.join(sorted(_OPTIONS, key=len, reverse=True))})(?= must)")
+
+
+class BadArguments(ValueError):
+    """Arguments the emulator refuses: one line naming the option, ending in where to read more.
+
+    ``main`` prints it as ``error: ...`` with exit status 2, as ``lume``'s commands do.
+    """
+
 
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments are one ``error: ...`` line and exit status 2, as in ``lume``'s commands."""
-
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
-        sys.stderr.flush()
-        raise SystemExit(2)
+        raise BadArguments(f"{message} (see: {self.prog} --help)")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -113,22 +136,42 @@ async def serve(emulator: Emulator) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
-    parser = build_parser(prog or "python -m lume_async.testing")
+def emulator_for(argv: list[str] | None, prog: str) -> Emulator:
+    """The emulator the command line ``argv`` asks for; BadArguments if it cannot be."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if args.api_key == "":
+        parser.error("--api-key must not be empty; leave it out to have one made")
     try:
-        emulator = emulator_from(args)
-    except ValueError as exc:
-        parser.error(str(exc))
+        return emulator_from(args)
+    except ValueError as exc:  # the emulator's own check, in the words of its command line
+        parser.error(_SETTING.sub(lambda m: _OPTIONS[m.group(1)], str(exc)))
+
+
+def serve_until_stopped(emulator: Emulator) -> None:
+    """Serve ``emulator`` in this process until SIGINT or SIGTERM; OSError if it cannot."""
     # This process is the emulator alone, and its state is a growing heap of long-lived runs: with
     # the default thresholds, full collections stalled webhook deliveries by over 100 ms at 2,000
     # completions/s (benchmarks/fanout.py). Collect the young generation far less often.
     gc.set_threshold(100_000, 50, 100)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(emulator))
-    except KeyboardInterrupt:
-        pass
+
+
+def listening_failure(emulator: Emulator, exc: OSError) -> str:
+    """Why ``emulator`` could not serve, naming where it was to listen."""
+    return f"cannot listen on {emulator.host}:{emulator.port}: {exc.strerror or exc}"
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    try:
+        emulator = emulator_for(argv, prog or "python -m lume_async.testing")
+    except BadArguments as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    try:
+        serve_until_stopped(emulator)
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {listening_failure(emulator, exc)}", file=sys.stderr)
         return 1
     return 0

@@ -154,8 +154,8 @@ def test_any_run_id_ends_in_a_status_and_one_line_never_a_traceback(
     [
         (["--port", "80000"], "--port: must be a number from 0 to 65535, got 80000"),
         (["--port", "http"], "--port: must be a number from 0 to 65535, got 'http'"),
-        (["--faults", "3"], "rate must be between 0 and 1"),
-        (["--time-scale", "-1"], "time_scale must be"),
+        (["--faults", "3"], "--faults must be between 0 and 1"),
+        (["--time-scale", "-1"], "--time-scale must be"),
     ],
 )
 def test_a_bad_emulator_setting_is_one_usage_line(args: list[str], says: str) -> None:
