@@ -339,11 +339,12 @@ def dataframe_builder(fields: list[str] | None = None) -> Callable[[Iterable[Any
     return build
 
 
-def table_builder() -> Callable[[Iterable[Any]], Any]:
+def table_builder(fields: list[str] | None = None) -> Callable[[Iterable[Any]], Any]:
     """What turns items into a ``pyarrow.Table``; ImportError naming the extra without pyarrow.
 
     Column types are inferred; a column whose values share no one type (the source records of
-    rejected rows, say) is kept as JSON text rather than refused.
+    rejected rows, say) is kept as JSON text rather than refused. With no items, the columns
+    are ``fields`` (the items' keys, known for models), typed null, as in ``dataframe_builder``.
     """
     pa = _optional("pyarrow", "arrow", "to_arrow()")
 
@@ -357,6 +358,8 @@ def table_builder() -> Callable[[Iterable[Any]], Any]:
     def build(items: Iterable[Any]) -> Any:
         rows = [as_row(item) for item in items]
         names = list(dict.fromkeys(key for row in rows for key in row))
+        if not rows and fields:
+            return pa.table({name: pa.array([], type=pa.null()) for name in fields})
         return pa.table({name: column([row.get(name) for row in rows]) for name in names})
 
     return build

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._bound import BoundToClient
-from ._exceptions import ResponseValidationError
+from ._exceptions import NotFoundError, ResponseValidationError
 from ._pagination import AsyncPaginator, numbered_listing
 from ._validation import check_flow_name, check_flow_version, describe
 from .models import Flow
@@ -41,7 +41,8 @@ class AsyncFlows(BoundToClient):
         """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works).
 
         Raises:
-            NotFoundError: No flow of this name is visible to this API key.
+            NotFoundError: No flow of this name is visible to this API key, or a version string
+                names a version the flow does not have.
             ResponseValidationError: The answer is another flow, or lists a version of
                 another flow.
             ValueError: ``name`` is malformed, or its version part is not ``vN`` (before any
@@ -64,6 +65,16 @@ class AsyncFlows(BoundToClient):
             raise ResponseValidationError(
                 f"malformed flow: {exc}", request_id=response.request_id
             ) from None
+        asked = str.__str__(name)  # checked above: a str
+        if ":" in asked and not any(version.id == asked for version in flow.versions):
+            # The flow exists, the version asked for does not: no run could be started from it.
+            known = ", ".join(version.version for version in flow.versions) or "none"
+            raise NotFoundError(
+                f"flow {base} has no version {asked.split(':', 1)[1]} (it has: {known})",
+                status_code=404,
+                code="not_found",
+                request_id=response.request_id,
+            )
         return flow
 
 

@@ -191,7 +191,7 @@ class AsyncPaginator(BoundToClient, Generic[T]):
             ImportError: pyarrow is not installed (before any request).
             LumeError: A page request failed.
         """
-        build = table_builder()  # no request is sent when pyarrow is missing
+        build = table_builder(self._fields)  # no request is sent when pyarrow is missing
         return build(await self.collect())
 
     async def _numbered_pages(

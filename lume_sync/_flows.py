@@ -35,7 +35,8 @@ class Flows(_wrap.Twin[AsyncFlows]):
         """One flow by name (``customer_cleaner``; a ``name:vN`` version string also works).
 
         Raises:
-            NotFoundError: No flow of this name is visible to this API key.
+            NotFoundError: No flow of this name is visible to this API key, or a version string
+                names a version the flow does not have.
             ResponseValidationError: The answer is another flow, or lists a version of
                 another flow.
             ValueError: ``name`` is malformed, or its version part is not ``vN`` (before any

@@ -203,17 +203,32 @@ class Plan:
             out.append(self.end)
         return out
 
+    def _ms(self, at: float) -> int:
+        """Whole milliseconds from the run's creation to run time ``at``.
+
+        The duration and every stage timing are differences of these, rather than each rounded
+        on its own: rounded apart, stages of a run of a few milliseconds added up past it.
+        """
+        return round((at - self.created) * 1000)
+
+    def duration_seconds(self, canceled: float | None) -> float:
+        """Seconds from creation to the end (the cancel, if it came first), to the millisecond."""
+        return self._ms(self.finished_at(canceled)) / 1000
+
     def stage_seconds(self, t: float, canceled: float | None) -> tuple[float | None, ...]:
-        """Seconds spent in each of the three stages, None while a stage has not finished."""
+        """Seconds spent in each of the three stages, None while a stage has not finished.
+
+        To the millisecond, and never adding up to more than ``duration_seconds``.
+        """
         stop = min(t, self.finished_at(canceled))
         terminal = t >= self.finished_at(canceled)
         b = self.bounds
         out: list[float | None] = []
         for start, end in ((b[2], b[3]), (b[3], b[4]), (b[4], b[0] + self.duration)):
             if stop >= end:
-                out.append(round(end - start, 3))
+                out.append((self._ms(end) - self._ms(start)) / 1000)
             elif terminal:
-                out.append(round(max(0.0, stop - start), 3))
+                out.append(max(0, self._ms(stop) - self._ms(start)) / 1000)
             else:
                 out.append(None)
         return tuple(out)

@@ -279,7 +279,7 @@ class Run:
             "pipeline": {
                 "created_at": self.created_iso,
                 "completed_at": finished,
-                "duration_seconds": round(stop - plan.created, 3) if terminal else None,
+                "duration_seconds": plan.duration_seconds(self.canceled) if terminal else None,
                 "stages": {
                     "sync_source_seconds": stages[0],
                     "transform_seconds": stages[1],
