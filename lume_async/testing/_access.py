@@ -52,6 +52,14 @@ class Principal:
     def __repr__(self) -> str:
         return f"Principal({self.name!r}, tenant={self.tenant.name!r}, admin={self.admin})"
 
+    def rights(self) -> str:
+        """What decides which runs this principal may see: its name, admin flag and groups.
+
+        Two keys of one name but other groups (or admin flags) see other runs, so a request of
+        one is not the same request as the other's.
+        """
+        return repr((self.name, self.admin, tuple(sorted(self.groups))))
+
 
 def new_principal(tenant: Tenant, name: object, groups: object, admin: object) -> Principal:
     """A principal of ``tenant``; TypeError or ValueError naming the argument when malformed."""

@@ -87,7 +87,7 @@ async def _item(
     async def work() -> web.StreamResponse:
         return created(svc, who, run)
 
-    fingerprint = fingerprint_of(who.name, _SINGLE, canonical_json(run))
+    fingerprint = fingerprint_of(who.rights(), _SINGLE, canonical_json(run))
     resp, replayed = await remembered(svc, who.tenant, key, fingerprint, lambda: answered(work))
     return _result(resp, replayed=replayed)
 

@@ -227,7 +227,9 @@ def fingerprint_of(principal: str, route: str, canonical: bytes) -> bytes:
     """What makes a request the same request: its principal, method, path and JSON body.
 
     Keys are the tenant's, but another principal's request is another request (a 422), so a
-    replay never shows a run to someone who may not read it. ``route`` is ``"METHOD /path"``;
+    replay never shows a run to someone who may not read it. ``principal`` is what decides
+    what it may read (``Principal.rights``): a key of the same name with other groups, or not
+    an admin, is another principal here. ``route`` is ``"METHOD /path"``;
     a ``POST /v1/runs/batch-create`` item is the ``POST /v1/runs`` of its ``run``.
     """
     return f"{principal}\n{route}\n".encode() + canonical
@@ -274,7 +276,7 @@ async def _idempotent(
         body = await request.read()
     except web.HTTPException as exc:  # a body over the size limit: refused, not remembered
         return _http_error(exc)
-    fingerprint = _fingerprint(request, body, principal.name)
+    fingerprint = _fingerprint(request, body, principal.rights())
     # An answer held after the work is held after it was done: the key stays in flight until the
     # answer is out, and a stop or a reset that cuts the wait short still finds it remembered.
     held = fault == ("delay", "after")
