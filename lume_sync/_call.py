@@ -15,12 +15,13 @@ from ._doorbell import Doorbell, borrow
 if TYPE_CHECKING:
     from ._loop_thread import LoopThread
 
-__all__ = ["Call", "discard", "hand_to_caller"]
+__all__ = ["Call", "Chain", "discard", "hand_to_caller", "join"]
 
 T = TypeVar("T")
 
-#: The call the code running on the loop serves (set in each call's own context).
-_CURRENT: contextvars.ContextVar[Call[Any]] = contextvars.ContextVar("lume_sync_call")
+#: The call the code running on the loop serves, or the chain of calls it belongs to (set in
+#: each call's own context, which the tasks it starts copy).
+_CURRENT: contextvars.ContextVar[Call[Any] | Chain] = contextvars.ContextVar("lume_sync_call")
 
 
 def hand_to_caller(callback: Callable[[], object]) -> bool:
@@ -28,13 +29,65 @@ def hand_to_caller(callback: Callable[[], object]) -> bool:
 
     The caller runs it while it waits, after the callbacks handed over before it, and before the
     call returns; this returns at once. False, and nothing is done, when no call waits: the code
-    runs outside any call, or in a task that has outlived the call that started it.
+    runs outside any call, or in a task that has outlived the call (or chain) that started it.
     """
-    call = _CURRENT.get(None)
-    if call is None or call.finished:
+    serves = _CURRENT.get(None)
+    if isinstance(serves, Chain):
+        return serves.post(callback)
+    if serves is None or serves.finished:
         return False
-    call.post(callback)
+    serves.post(callback)
     return True
+
+
+def join(chain: Chain) -> None:
+    """In the code a call runs, on the loop: make that call ``chain``'s step, for this code and
+    the tasks it starts from here on."""
+    serves = _CURRENT.get(None)
+    if isinstance(serves, Call):
+        chain.attach(serves)
+    _CURRENT.set(chain)
+
+
+@final
+class Chain:
+    """The calls one caller makes one after another to drive an iteration, seen as one.
+
+    A step may leave tasks running that a later step awaits (the pages a paginator reads ahead):
+    their callbacks go to the step that waits now or, while the caller is between steps, to the
+    next one, which runs them first. Each step ``join()``s it. Used on the loop only, but
+    ``close()``.
+    """
+
+    __slots__ = ("call", "held", "open")
+
+    def __init__(self) -> None:
+        self.call: Call[Any] | None = None
+        self.held: deque[Callable[[], object]] = deque()
+        self.open = True
+
+    def post(self, callback: Callable[[], object]) -> bool:
+        if not self.open:
+            return False
+        call = self.call
+        if call is not None and not call.finished:
+            call.post(callback)
+        else:
+            self.held.append(callback)
+        return True
+
+    def attach(self, call: Call[Any]) -> None:
+        """A step has started: it runs what the caller missed between steps, then what comes."""
+        self.call = call
+        held = self.held
+        while held:
+            call.post(held.popleft())
+
+    def close(self) -> None:
+        """The iteration is over: what its tasks hand over from now on goes where no call waits;
+        what is still held is dropped, as a call abandoned drops its own."""
+        self.open = False
+        self.held.clear()
 
 
 @final
@@ -111,9 +164,11 @@ class Call(Generic[T]):
         """On the caller: block until the loop has news or ``timeout`` passes; whether it woke.
 
         A wake-up may bring no news (a ring left over from an abandoned call): look, then wait
-        again.
+        again. A ring that never came (taken by a child forked by a callback of this call, which
+        shares the bell's descriptor) is made up for at the timeout: the loop sets ``rung``
+        before it rings.
         """
-        if not self.bell.wait(timeout):
+        if not self.bell.wait(timeout) and not self.rung:
             return False
         self.rung = False  # before looking: news posted from here on rings again
         return True

@@ -22,11 +22,14 @@ Behaviour, in brief (each point has a test in ``tests/sync/test_loop.py``):
   call returns; an exception from one cancels the coroutine as Ctrl-C does, and is raised
   (tests in ``tests/sync/test_callbacks.py``).
 - **Iteration.** ``iterate()`` drives an async iterator from blocking code and closes it on the
-  loop as soon as the blocking iterator is closed (``break`` included).
+  loop as soon as the blocking iterator is closed (``break`` included). Its steps are one chain
+  (``_call.Chain``): the callbacks of tasks a step leaves running for a later one (pages read
+  ahead) go to the iterating thread too, when it next waits.
 - **Misuse and failure raise ``SyncFacadeError``, never hang:** a call from the loop thread itself
   (it would deadlock), a loop thread that died or stopped under a call, use of an object bound to a
   loop that has been shut down or that belongs to the parent of a forked process, any call once the
-  exit handler has run.
+  exit handler has run (the facade's calls from a daemon thread then wait for the process to end
+  instead: ``park_if_exiting``).
 - **Shutdown.** ``shutdown()`` (also run by ``atexit``) cancels what still runs, closes async
   generators, closes the registered resources, stops the default executor and closes the loop, all
   on the loop's own thread, bounded in time. A later call starts a fresh loop: module-level
@@ -55,7 +58,7 @@ from typing import Any, Final, TypeVar
 
 from lume_async._exceptions import SyncFacadeError
 
-from ._call import discard
+from ._call import Chain, discard, join
 from ._loop_thread import CANCEL_GRACE, SHUTDOWN_TIMEOUT, THREAD_NAME, LoopThread, ResourceHandle
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "ResourceHandle",
     "get_loop",
     "iterate",
+    "park_if_exiting",
     "register_resource",
     "run",
     "shutdown",
@@ -101,7 +105,8 @@ def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
     """
     runner = _current()
     closed = False
-    next_item = functools.partial(_next_item, aiterator)  # made by the call: see LoopThread.call
+    chain = Chain()  # callbacks of the tasks a step leaves running reach this caller too
+    next_item = functools.partial(_next_item, aiterator, chain)  # see LoopThread.call
     try:
         while True:
             item = runner.call(next_item, None)
@@ -111,8 +116,11 @@ def iterate(aiterator: AsyncIterator[T]) -> Generator[T, None, None]:
                 return
             yield item
     finally:
-        if not closed:
-            _close_aiterator(runner, aiterator)
+        try:
+            if not closed:
+                _close_aiterator(runner, aiterator, chain)
+        finally:
+            chain.close()
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -141,6 +149,21 @@ def shutdown(timeout: float = SHUTDOWN_TIMEOUT) -> None:
     runner.stop(timeout)
 
 
+def park_if_exiting() -> None:
+    """Return, unless the exit handler has run and this is a daemon thread: then block until the
+    process ends.
+
+    Called by the facade where it would raise ``SyncFacadeError``, holding no lock. The exit's
+    shutdown ends the calls in flight, and refuses later ones; a daemon thread left to raise that
+    would have its error printed as the program ends, where one blocked in any other call just
+    ends with the process. (Every other thread has been joined before the exit handler runs.)
+    The loop's own thread, refusing a call made on it, is never held: its teardown goes on.
+    """
+    thread = threading.current_thread()
+    if _exiting and thread.daemon and thread.name != THREAD_NAME:
+        threading.Event().wait()
+
+
 def register_resource(owner: object, aclose: Callable[[], Awaitable[object]]) -> ResourceHandle:
     """Tie a resource living on the private loop to ``owner``'s lifetime.
 
@@ -159,20 +182,22 @@ class _Exhausted(enum.Enum):
     TOKEN = enum.auto()
 
 
-async def _next_item(aiterator: AsyncIterator[T]) -> T | _Exhausted:
+async def _next_item(aiterator: AsyncIterator[T], chain: Chain) -> T | _Exhausted:
     # __anext__ is called here, on the loop: an async generator binds to the asyncgen hooks of
     # the thread that first calls it, and those must be the private loop's.
+    join(chain)
     try:
         return await anext(aiterator)
     except StopAsyncIteration:
         return _Exhausted.TOKEN
 
 
-async def _aclose(aiterator: AsyncIterator[Any]) -> None:
+async def _aclose(aiterator: AsyncIterator[Any], chain: Chain) -> None:
+    join(chain)
     await aiterator.aclose()  # type: ignore[attr-defined]
 
 
-def _close_aiterator(runner: LoopThread, aiterator: AsyncIterator[Any]) -> None:
+def _close_aiterator(runner: LoopThread, aiterator: AsyncIterator[Any], chain: Chain) -> None:
     if (
         getattr(aiterator, "aclose", None) is None
         or runner.closing
@@ -186,7 +211,7 @@ def _close_aiterator(runner: LoopThread, aiterator: AsyncIterator[Any]) -> None:
         # Collected on the loop thread (its last reference dropped there): cannot block.
         runner.spawn_closer(aiterator.aclose)  # type: ignore[attr-defined]
         return
-    runner.call(functools.partial(_aclose, aiterator), None)  # made by the call: see run()
+    runner.call(functools.partial(_aclose, aiterator, chain), None)  # made by the call: see run()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +241,7 @@ def _start() -> LoopThread:
         return runner
 
 
-#: Signals raised by faults of the thread itself: never blocked (a blocked one kills the process).
+#: Signals raised by faults of the thread itself: their handlers are never deferred.
 _SYNCHRONOUS: Final = frozenset(
     getattr(signal, name)
     for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
@@ -224,33 +249,53 @@ _SYNCHRONOUS: Final = frozenset(
 )
 
 
-def _handled_signals() -> set[int]:
-    """SIGINT and every signal the program has a Python handler for (which may raise)."""
-    handled: set[int] = {signal.SIGINT}
+def _python_handlers() -> dict[int, Callable[[int, types.FrameType | None], Any]]:
+    """The program's Python signal handlers (which may raise), by signal; reading changes none."""
+    handlers: dict[int, Callable[[int, types.FrameType | None], Any]] = {}
     for signum in signal.valid_signals():
-        if signum not in _SYNCHRONOUS and callable(signal.getsignal(signum)):
-            handled.add(signum)
-    return handled
+        handler = signal.getsignal(signum)
+        if signum not in _SYNCHRONOUS and callable(handler):
+            handlers[signum] = handler
+    return handlers
 
 
 @contextlib.contextmanager
 def _signals_deferred() -> Generator[None, None, None]:
-    """Hold back the signals with Python handlers while a loop starts: a Ctrl-C, or a handler
+    """Hold back the program's signal handlers while a loop starts: a Ctrl-C, or a handler
     raising (a ``signal.alarm`` timeout), then lands after, on a whole runner.
 
     Landing inside, it would leave a half-made one: a loop with no thread, or a thread running a
-    loop that nothing refers to. The loop thread keeps the mask it inherits: unblocked there,
-    a signal could reach it while this thread still waits for it to start, and Python's handler
-    would interrupt that wait all the same. (Python handles signals on the main thread only.)
+    loop that nothing refers to. Python runs handlers on the main thread only, whichever thread
+    the signal reached, so only there is anything held back: each handler is swapped for one that
+    notes the signal, and the signals noted are handed to their handlers once all are back.
+    Signal masks are left alone: the threads the loop starts, and the processes they start, get
+    Ctrl-C as every other thread does.
     """
-    if not hasattr(signal, "pthread_sigmask"):  # Windows
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _handled_signals())
+    handlers = _python_handlers()
+    caught: list[int] = []
+    holding = True
+
+    def note(signum: int, frame: types.FrameType | None) -> None:
+        if holding:
+            caught.append(signum)
+            return
+        # Left in place by a restore that a signal cut short: be the handler noted for it.
+        signal.signal(signum, handlers[signum])
+        handlers[signum](signum, frame)
+
     try:
+        for signum in handlers:  # a handler raising meanwhile finds them restored below
+            signal.signal(signum, note)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        holding = False
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            handlers[signum](signum, None)
 
 
 def _at_exit() -> None:

@@ -179,6 +179,8 @@ class LoopThread:
             call = Call(made, timeout)
             self._submit(call)
             while True:
+                if self.pid != _pid:  # forked by a callback of this call: the loop is the parent's
+                    raise SyncFacadeError(self.closed_reason())
                 if not call.wait(POLL_INTERVAL):
                     if not self._thread.is_alive() and not call.finished:
                         raise SyncFacadeError("lume_sync's event loop thread has died")
@@ -196,7 +198,7 @@ class LoopThread:
                 self._abandon(call)
             raise
         finally:
-            if call is not None:
+            if call is not None and self.pid == _pid:  # a forked child leaves the parent's alone
                 give_back(call.bell)
         if call.error is None:
             result, call.result = call.result, None  # a task it started may keep the call alive
@@ -242,7 +244,7 @@ class LoopThread:
 
     def _abandon(self, call: Call[Any]) -> None:
         """Cancel an abandoned call's task and give its cleanup ``CANCEL_GRACE`` seconds."""
-        if call.finished:
+        if call.finished or self.pid != _pid:
             return
         if self._thread.is_alive():
             try:

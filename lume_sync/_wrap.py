@@ -4,7 +4,8 @@ Every object of one ``Lume`` client (the client, its ``with_options()`` views, `
 each ``Run`` and ``Paginator``) holds the same ``Bridge``. The bridge owns the client's place on
 the private loop: its ``AsyncLume`` is closed when ``close()`` is called, or once the last object
 holding the bridge is garbage-collected. Calls after ``close()`` raise ``SyncFacadeError``; in a
-forked child the bridge moves the client onto the child's own loop on its first call.
+forked child the bridge moves the client onto the child's own loop on its first call. A daemon
+thread calling as the program ends waits for the process to end (``_loop.park_if_exiting``).
 
 Every twin derives from ``Twin`` (``Container`` for a generic one, which also wraps its items):
 it holds the async object and the bridge. The helpers turn values that hold ``lume_async`` handles
@@ -80,7 +81,11 @@ class Bridge:
         self._aclose = aclose
         self._closed = False
         self._pid = os.getpid()
-        self._handle = _loop.register_resource(self, aclose)
+        try:
+            self._handle = _loop.register_resource(self, aclose)
+        except SyncFacadeError:
+            _loop.park_if_exiting()
+            raise
 
     @property
     def closed(self) -> bool:
@@ -99,6 +104,9 @@ class Bridge:
             return handle.run(coro)
         except RunError as exc:
             _rewrap_run(self, exc)
+            raise
+        except SyncFacadeError:
+            _loop.park_if_exiting()
             raise
 
     def local(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -127,6 +135,9 @@ class Bridge:
                     item = next(items)
                 except StopIteration:
                     return
+                except SyncFacadeError:
+                    _loop.park_if_exiting()
+                    raise
                 yield item if wrap is None else wrap(self, item)
         except RunError as exc:
             _rewrap_run(self, exc)
@@ -138,15 +149,23 @@ class Bridge:
         """Close the client's ``AsyncLume`` on the loop; later calls do nothing."""
         self._handle.refuse_here()  # refused on the loop thread: nothing changes
         self._closed = True
-        self._handle.close()
+        try:
+            self._handle.close()
+        except SyncFacadeError:
+            _loop.park_if_exiting()
+            raise
 
     def _live(self) -> _loop.ResourceHandle:
-        if self._closed:
-            raise SyncFacadeError("this lume_sync client is closed")
-        if self._pid != os.getpid():
-            self._adopt()
-        if self._handle.closed:  # the loop was shut down under the client
-            raise SyncFacadeError("lume_sync's event loop was shut down; create a new client")
+        try:
+            if self._closed:
+                raise SyncFacadeError("this lume_sync client is closed")
+            if self._pid != os.getpid():
+                self._adopt()
+            if self._handle.closed:  # the loop was shut down under the client
+                raise SyncFacadeError("lume_sync's event loop was shut down; create a new client")
+        except SyncFacadeError:
+            _loop.park_if_exiting()  # outside _adopt's lock
+            raise
         return self._handle
 
     def _adopt(self) -> None:
