@@ -7,12 +7,23 @@ session on the private loop and registers it with ``register_resource``.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from lume_sync import _loop
+
+if TYPE_CHECKING:
+    from lume_async.testing import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # What asyncio's debug mode (``python -X dev``) logs for a callback that held the loop over
 # 0.1 s: on a loaded machine any callback may, so it says nothing about the code under test.
@@ -22,6 +33,30 @@ _SLOW_CALLBACK = re.compile(r"^Executing <.*> took \d+\.\d+ seconds\n", re.MULTI
 def without_slow_callbacks(stderr: str) -> str:
     """``stderr`` of a ``python -X dev`` process, less asyncio's reports of slow callbacks."""
     return _SLOW_CALLBACK.sub("", stderr)
+
+
+def run_script(
+    code: str, emu: Emulator, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -X dev -W error -c CODE``, told the emulator's URL and key (``EMU_URL``,
+    ``EMU_KEY``) and ``env``."""
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "EMU_URL": emu.url,
+        "EMU_KEY": emu.api_key,
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=45,
+        check=False,
+    )
+    done.stderr = without_slow_callbacks(done.stderr)
+    return done
 
 
 async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

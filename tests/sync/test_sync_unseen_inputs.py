@@ -14,11 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,27 +25,11 @@ import pytest
 from lume_async.testing import Emulator, FaultProfile
 from lume_sync import Lume, RetryEvent, RetryPolicy, _callbacks, _loop, _loop_thread
 
-from ._support import without_slow_callbacks
+from ._support import run_script
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
 FLOW = "customer_cleaner:v1"
-
-
-def run_script(code: str, emu: Emulator) -> subprocess.CompletedProcess[str]:
-    """``python -X dev -W error -c CODE``, told the emulator's URL and key."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "EMU_URL": emu.url, "EMU_KEY": emu.api_key}
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=45,
-        check=False,
-    )
-    done.stderr = without_slow_callbacks(done.stderr)
-    return done
 
 
 # -- the program's end ----------------------------------------------------------------------------

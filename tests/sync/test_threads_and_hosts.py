@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -31,11 +26,10 @@ from lume_async.testing import Emulator
 from lume_sync import Lume, SyncFacadeError, _loop, _loop_thread
 from lume_sync._call import hand_to_caller
 
-from ._support import without_slow_callbacks
+from ._support import run_script
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
 FLOW = "customer_cleaner:v1"
 THREADS = 32
 
@@ -50,29 +44,6 @@ def synthetic(name: str, rows: int = 5, duration: float = 0.2) -> str:
 
 def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == _loop.THREAD_NAME]
-
-
-def run_script(
-    code: str, emu: Emulator, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -X dev -W error -c CODE``, told the emulator's URL and key."""
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "EMU_URL": emu.url,
-        "EMU_KEY": emu.api_key,
-        **(env or {}),
-    }
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=45,
-        check=False,
-    )
-    done.stderr = without_slow_callbacks(done.stderr)
-    return done
 
 
 # -- one client, many threads ----------------------------------------------------------------
