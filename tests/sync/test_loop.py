@@ -480,8 +480,9 @@ def test_a_thousand_dropped_clients_leak_no_threads_or_sockets() -> None:
     gc.collect()
     _loop.run(settle())
 
-    assert threading.active_count() == threads
-    assert len(os.listdir("/proc/self/fd")) == fds
+    # No growth: a thread of an earlier test may end meanwhile, never one more be left.
+    assert threading.active_count() <= threads
+    assert len(os.listdir("/proc/self/fd")) <= fds
     server.close()
 
 
