@@ -21,7 +21,7 @@ except ModuleNotFoundError as exc:  # the package was installed without the ``cl
 from .._config import ENV_API_KEY, ENV_BASE_URL
 from .._network import ENV_CA_BUNDLE
 from .._version import __version__
-from ._command import LumeGroup, Number
+from ._command import LumeGroup, NoCommand, Number
 from ._demo import demo, emulator
 from ._exit import (
     EXIT_STATUSES,
@@ -75,11 +75,11 @@ class _Main(LumeGroup):
             if sys.stderr is not None and sys.stderr.isatty():
                 click.echo(err=True)  # past the ``^C`` the terminal showed
             failure = CommandError("interrupted", status=ExitStatus.INTERRUPTED, kind="interrupted")
-        except _NO_ARGS as bare:  # ``lume runs``: the help, as click would show it
+        except NoCommand as bare:  # ``lume runs``: the help, as click would show it
             if not (settings.json or "--json" in argv):
                 bare.show()
                 raise SystemExit(ExitStatus.USAGE) from None
-            failure = click.UsageError("Missing command.", ctx=getattr(bare, "ctx", None))
+            failure = bare
         except Exception as exc:  # click's usage errors, SDK errors, a bad argument
             failure = exc
             settle()  # already failing: what standard output still holds may go
@@ -98,12 +98,6 @@ class _Main(LumeGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt:  # click would print an empty line first, on a pipe too
             raise click.Abort from None
-
-
-# click 8.2 and later raise this for a group called without a subcommand (8.1 prints the help).
-_NO_ARGS: type[click.ClickException] = getattr(
-    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.ClickException,), {})
-)
 
 
 @click.group(

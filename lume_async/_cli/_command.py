@@ -18,7 +18,7 @@ from click.core import ParameterSource
 
 from ._exit import CommandError, ExitStatus, speak_cli
 
-__all__ = ["LumeCommand", "LumeGroup", "Number", "cli_names"]
+__all__ = ["LumeCommand", "LumeGroup", "NoCommand", "Number", "cli_names"]
 
 
 class Number(click.FloatRange):
@@ -119,3 +119,21 @@ class LumeGroup(click.Group):
     command_class = LumeCommand
     group_class = type
     sdk_names: dict[str, str] = {}  # noqa: RUF012  (read only)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # One behaviour whatever click's version: 8.1 shows the help and exits 0, later ones
+        # raise a usage error of their own.
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            raise NoCommand(ctx)
+        return super().parse_args(ctx, args)
+
+
+class NoCommand(click.UsageError):
+    """A group called without a command (``lume runs``): its help, and exit status 2."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        super().__init__("Missing command.", ctx=ctx)
+
+    def show(self, file: Any = None) -> None:
+        assert self.ctx is not None
+        click.echo(self.ctx.get_help(), file=file, err=file is None)
