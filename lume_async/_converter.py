@@ -91,8 +91,30 @@ def _is_json_object_type(cls: Any) -> bool:
 
 def _is_json_object_field(cls: Any) -> bool:
     # A free-form field of a model (details, source_record, run_metadata): plain JSON as read,
-    # given out as it is; copied level by level, one nested hundreds deep would exhaust the stack.
+    # given out as a copy made without nesting on the stack (one may be nested hundreds deep).
     return cls in (dict[str, Any], dict[str, Any] | None)
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of ``value``'s dicts and lists, all levels, made in a loop: what is given out
+    never shares a container with the model it came from."""
+    if not isinstance(value, dict | list):
+        return value
+    top: Any = {} if isinstance(value, dict) else []
+    pending: list[tuple[Any, Any]] = [(value, top)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, dict | list):
+                copied: Any = {} if isinstance(item, dict) else []
+                pending.append((item, copied))
+                item = copied
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return top
 
 
 def _is_homogeneous_tuple(cls: Any) -> bool:
@@ -140,7 +162,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(RunStatus, structure_status)
     conv.register_unstructure_hook(RunStatus, lambda s: s.value)
     conv.register_structure_hook_func(_is_json_object_type, structure_json_object)
-    conv.register_unstructure_hook_func(_is_json_object_field, lambda value: value)
+    conv.register_unstructure_hook_func(_is_json_object_field, _copy_json)
     conv.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook_factory)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
     return conv

@@ -151,17 +151,19 @@ def shutdown(timeout: float = SHUTDOWN_TIMEOUT) -> None:
 
 def park_if_exiting() -> None:
     """Return, unless the exit handler has run and this is a daemon thread: then block until the
-    process ends.
+    process ends, or for ``SHUTDOWN_TIMEOUT`` at most.
 
     Called by the facade where it would raise ``SyncFacadeError``, holding no lock. The exit's
     shutdown ends the calls in flight, and refuses later ones; a daemon thread left to raise that
     would have its error printed as the program ends, where one blocked in any other call just
     ends with the process. (Every other thread has been joined before the exit handler runs.)
     The loop's own thread, refusing a call made on it, is never held: its teardown goes on.
+    Held for ``SHUTDOWN_TIMEOUT`` at most, then let go to raise: a later exit handler may wait
+    for a lock the thread holds (a logging handler's, calling from its ``emit``).
     """
     thread = threading.current_thread()
     if _exiting and thread.daemon and thread.name != THREAD_NAME:
-        threading.Event().wait()
+        threading.Event().wait(SHUTDOWN_TIMEOUT)
 
 
 def register_resource(owner: object, aclose: Callable[[], Awaitable[object]]) -> ResourceHandle:
@@ -287,15 +289,36 @@ def _signals_deferred() -> Generator[None, None, None]:
         handlers[signum](signum, frame)
 
     try:
-        for signum in handlers:  # a handler raising meanwhile finds them restored below
-            signal.signal(signum, note)
+        swapped = 0
+        try:
+            for signum in handlers:  # a handler raising meanwhile finds them restored below
+                signal.signal(signum, note)
+                swapped += 1
+        except ValueError:  # a sub-interpreter: its handlers never run, nothing to hold back
+            if swapped:
+                raise
+            handlers.clear()
         yield
     finally:
-        holding = False
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(caught):
-            handlers[signum](signum, None)
+        if not hasattr(signal, "pthread_sigmask"):  # Windows
+            holding = False
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            for signum in dict.fromkeys(caught):
+                handlers[signum](signum, None)
+        else:
+            # Blocked while the handlers go back, then raised again: each noted signal reaches
+            # its handler as a held one does, with the frame it lands in, and one handler
+            # raising leaves the others pending (Python runs them at its next check).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, handlers)
+            holding = False
+            try:
+                for signum, handler in handlers.items():
+                    signal.signal(signum, handler)
+                for signum in dict.fromkeys(caught):
+                    signal.raise_signal(signum)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _at_exit() -> None:
