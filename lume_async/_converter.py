@@ -13,7 +13,6 @@ hooks only when that fails, to build the error message.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -28,6 +27,7 @@ from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 from ._exceptions import ResponseValidationError
+from ._json_read import copy_json, loads
 from ._packed_json import pack, pack_shaped, unpack, unpack_shaped
 from ._run_decoder import (
     errors_from_json,
@@ -95,28 +95,6 @@ def _is_json_object_field(cls: Any) -> bool:
     return cls in (dict[str, Any], dict[str, Any] | None)
 
 
-def _copy_json(value: Any) -> Any:
-    """A copy of ``value``'s dicts and lists, all levels, made in a loop: what is given out
-    never shares a container with the model it came from."""
-    if not isinstance(value, dict | list):
-        return value
-    top: Any = {} if isinstance(value, dict) else []
-    pending: list[tuple[Any, Any]] = [(value, top)]
-    while pending:
-        source, target = pending.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
-        for key, item in items:
-            if isinstance(item, dict | list):
-                copied: Any = {} if isinstance(item, dict) else []
-                pending.append((item, copied))
-                item = copied
-            if isinstance(target, dict):
-                target[key] = item
-            else:
-                target.append(item)
-    return top
-
-
 def _is_homogeneous_tuple(cls: Any) -> bool:
     args = getattr(cls, "__args__", None)
     return getattr(cls, "__origin__", None) is tuple and args is not None and args[-1:] == (...,)
@@ -162,7 +140,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(RunStatus, structure_status)
     conv.register_unstructure_hook(RunStatus, lambda s: s.value)
     conv.register_structure_hook_func(_is_json_object_type, structure_json_object)
-    conv.register_unstructure_hook_func(_is_json_object_field, _copy_json)
+    conv.register_unstructure_hook_func(_is_json_object_field, copy_json)
     conv.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook_factory)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
     return conv
@@ -173,40 +151,6 @@ converter: Final = _make_converter()
 
 
 # --- public-to-the-package API --------------------------------------------------------------------
-
-
-# Every digit as b"1", anything else as b"0": a run of 19 digits is then found by ``find``, at a
-# fifth of the parse's cost (a regular expression costs twice the parse).
-_DIGITS: Final = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
-_LONG_NUMBER: Final = b"1" * 19
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def loads(data: bytes | bytearray | memoryview | str, *, exact: bool = False) -> Any:
-    """Parse JSON, or raise ``ResponseValidationError`` saying where it broke.
-
-    orjson reads an integer past 64 bits as a float, without a word. ``exact`` (for pages of
-    rows, the users' own data): where the text holds a run of 19 digits (such a number, or a
-    long string of digits), it is parsed again by the json module, which keeps every integer.
-    """
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ResponseValidationError(f"response is not valid JSON: {exc}") from exc
-    if not exact:
-        return obj
-    raw = data.encode() if isinstance(data, str) else bytes(data)  # bytes: no copy
-    if _LONG_NUMBER in raw.translate(_DIGITS):
-        try:
-            return json.loads(raw, parse_constant=_refuse_constant)
-        except RecursionError:  # the json module nests on the stack; orjson goes to 1024
-            raise ResponseValidationError(
-                "response is nested too deeply to read its integers past 64 bits exactly"
-            ) from None
-    return obj
 
 
 def dumps(obj: Any) -> bytes:
