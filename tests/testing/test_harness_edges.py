@@ -14,7 +14,6 @@ import os
 import textwrap
 import threading
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -23,26 +22,10 @@ import pytest
 from lume_async.testing import Emulator, FaultProfile, VirtualClock, _http
 
 from .._zygote import Finished, Zygote
+from ._raw import raw_request, until
 
 CUSTOMERS = "customer_cleaner:v1"
 LATE = FaultProfile(rate=1.0, kinds=("delay",), phase="before", delay=60)
-
-
-def _request(emu: Emulator, method: str, path: str, body: bytes = b"") -> bytes:
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nlume-api-key: {emu.api_key}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until ``condition`` holds."""
-    for _ in range(100_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
 
 
 def _handler_tasks() -> list[asyncio.Task[object]]:
@@ -57,9 +40,9 @@ async def test_a_request_whose_client_left_does_not_outlive_an_emulator_on_the_l
     clock = VirtualClock(autojump=False)
     async with Emulator(clock=clock, faults=LATE) as emu:
         _, writer = await asyncio.open_connection("127.0.0.1", emu.port)
-        writer.write(_request(emu, "GET", "/v1/flows"))
+        writer.write(raw_request(emu, "GET", "/v1/flows"))
         await writer.drain()
-        await _until(lambda: clock.sleepers == 1)  # the answer waits a minute of virtual time
+        await until(lambda: clock.sleepers == 1)  # the answer waits a minute of virtual time
         writer.close()
         await writer.wait_closed()
     assert clock.sleepers == 0
@@ -74,9 +57,9 @@ def test_a_request_whose_client_left_does_not_outlive_an_emulator_on_a_thread(
 
     async def leave_a_request(emu: Emulator) -> None:
         _, writer = await asyncio.open_connection("127.0.0.1", emu.port)
-        writer.write(_request(emu, "GET", "/v1/flows"))
+        writer.write(raw_request(emu, "GET", "/v1/flows"))
         await writer.drain()
-        await _until(lambda: clock.sleepers == 1)
+        await until(lambda: clock.sleepers == 1)
         reached.set()
         writer.close()
         await writer.wait_closed()
@@ -98,12 +81,12 @@ async def test_reset_drops_a_request_still_being_answered() -> None:
     async with Emulator(clock=clock, faults=LATE) as emu:
         body = b'{"flow_version": "customer_cleaner:v1", "source_path": "s3://left/over"}'
         reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
-        writer.write(_request(emu, "POST", "/v1/runs", body))
+        writer.write(raw_request(emu, "POST", "/v1/runs", body))
         await writer.drain()
-        await _until(lambda: clock.sleepers == 1)
+        await until(lambda: clock.sleepers == 1)
         emu.reset()  # the next test starts here, with no faults
         clock.advance(60)
-        await _until(lambda: clock.sleepers == 0)
+        await until(lambda: clock.sleepers == 0)
         for _ in range(10):
             await asyncio.sleep(0)
         assert emu.stats()["runs_created"] == 0

@@ -14,7 +14,6 @@ import gc
 import logging
 import threading
 import weakref
-from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -23,27 +22,11 @@ from aiohttp import web
 from lume_async import AsyncLume
 from lume_async.testing import Emulator, FaultProfile, VirtualClock, _emulator
 
+from ._raw import raw_request, until
+
 HELD_AFTER = FaultProfile(rate=1.0, kinds=("delay",), phase="after", delay=60)
 HELD_BEFORE = FaultProfile(rate=1.0, kinds=("delay",), phase="before", delay=60)
 INLINE = b'{"flow_version": "customer_cleaner:v1", "source_data": [{"name": "a"}]}'
-
-
-def _create(emu: Emulator, key: str) -> bytes:
-    head = (
-        f"POST /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nlume-api-key: {emu.api_key}\r\n"
-        f"Idempotency-Key: {key}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(INLINE)}\r\n\r\n"
-    )
-    return head.encode() + INLINE
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until ``condition`` holds."""
-    for _ in range(100_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
 
 
 # -- an answer cut short after its work was done ---------------------------------------------------
@@ -55,10 +38,10 @@ async def test_a_create_whose_late_answer_a_stop_cut_short_is_replayed_after_a_r
     emu = Emulator(clock=clock, faults=HELD_AFTER)
     async with emu:
         _, writer = await asyncio.open_connection("127.0.0.1", emu.port)
-        writer.write(_create(emu, "held-key"))
+        writer.write(raw_request(emu, "POST", "/v1/runs", INLINE, {"Idempotency-Key": "held-key"}))
         await writer.drain()
         # The run is made; its answer waits a minute (with the run's own end on the clock).
-        await _until(lambda: emu.stats()["runs_created"] == 1 and clock.sleepers == 2)
+        await until(lambda: emu.stats()["runs_created"] == 1 and clock.sleepers == 2)
         writer.close()  # the client gives up, and the emulator stops (an outage, say)
         await writer.wait_closed()
     assert clock.sleepers == 0
@@ -91,7 +74,7 @@ async def test_a_key_whose_answer_is_held_is_still_in_flight_until_it_is_out() -
                 return resp.status, await resp.json()
 
         first = asyncio.ensure_future(create())
-        await _until(lambda: clock.sleepers == 2)
+        await until(lambda: clock.sleepers == 2)
         emu.set_faults(None)
         status, body = await create()
         assert (status, body["code"]) == (409, "idempotency_in_flight")
@@ -111,9 +94,9 @@ async def test_a_create_a_reset_cut_short_is_sent_again_by_the_sdk_after_the_res
         created = asyncio.ensure_future(
             lume.runs.create("customer_cleaner:v1", source_path="s3://bucket/cut")
         )
-        await _until(lambda: clock.sleepers == 1)  # held by the fault
+        await until(lambda: clock.sleepers == 1)  # held by the fault
         emu.reset()  # the answer is dropped: the connection closes without one
-        await _until(lambda: clock.next_deadline is not None and clock.next_deadline < 60)
+        await until(lambda: clock.next_deadline is not None and clock.next_deadline < 60)
         clock.advance(60)  # the client's backoff: it sends the create again
         run = await created
         stats = emu.stats()
