@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ._bytecode import warm
 from ._profiles import load
 from ._zygote import Zygote
 
@@ -31,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         manager.register(plugin, "schemathesis")
     hear_ctrl_c()
+    if not hasattr(config, "workerinput"):  # the run's first process: its workers start after
+        warm(config)
 
 
 def hear_ctrl_c() -> None:
