@@ -335,7 +335,8 @@ class Connection(asyncio.BufferedProtocol):
                 continue
             size_text = line.split(b";", 1)[0].strip()
             try:
-                if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+                # Hexadecimal digits only (int() would also take "0x", "_", "+" or spaces).
+                if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
                     raise ValueError
                 size = int(size_text, 16)
             except ValueError:
