@@ -11,6 +11,7 @@ or serves until Ctrl-C), with its reason.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,10 @@ def run_python(code: str, tmp_path: Path, zygote: Zygote, *, timeout: float = 45
 
     A script runs as ``python -W error example.py`` in a scratch directory; a pytest module (one
     that defines a test, async or not) as ``python -m pytest -W error test_example.py``, with
-    the plugins a user's pytest would load. Both fork from the ``zygote`` (processes that have
+    the plugins a user's pytest would load: the two that installing the SDK installs (its own
+    and anyio's), loaded by their entry points as autoloading would, and not the suite's own
+    (schemathesis, hypothesis, xdist...), which a reader does not have and whose packages
+    pytest would rewrite in every run. Both fork from the ``zygote`` (processes that have
     imported what they import, see ``tests/_zygote.py``).
     """
     done: Any
@@ -72,7 +76,9 @@ def run_python(code: str, tmp_path: Path, zygote: Zygote, *, timeout: float = 45
         path = tmp_path / "test_example.py"
         path.write_text(code, encoding="utf-8")
         args = ["-q", "-W", "error", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]
-        done = zygote.pytest([*args, str(path)], cwd=tmp_path, timeout=timeout)
+        plugins = ["-p", "lume_emulator", "-p", "anyio"]
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        done = zygote.pytest([*args, *plugins, str(path)], cwd=tmp_path, env=env, timeout=timeout)
         assert re.search(r"^\d+ passed", done.stdout, re.MULTILINE), f"{done.stdout}\n{done.stderr}"
     else:
         path = tmp_path / "example.py"
