@@ -21,6 +21,7 @@ import argparse
 import ast
 import copy
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -129,6 +130,12 @@ def _parse(code: str) -> list[ast.stmt]:
     return ast.parse(code).body
 
 
+@functools.lru_cache(maxsize=64)
+def _module_tree(source: str) -> ast.Module:
+    """A module's source, parsed once per text (the twins read their trees, never change them)."""
+    return ast.parse(source)
+
+
 class Twin:
     """The sync twin of one ``Async*`` class, written as an AST."""
 
@@ -136,7 +143,7 @@ class Twin:
         self.name, self.sync, self.module = cls.__name__, cls.__name__[5:], cls.__module__
         self.twins = twins
         self.sync_module = self.module.rsplit(".", 1)[-1]
-        self.source = ast.parse(inspect.getsource(sys.modules[self.module]))
+        self.source = _module_tree(inspect.getsource(sys.modules[self.module]))
         classes = [n for n in self.source.body if isinstance(n, ast.ClassDef)]
         self.node = next(n for n in classes if n.name == self.name)
         self.bases = [b for b in self.node.bases if ast.unparse(b) != "object"]

@@ -581,31 +581,45 @@ def sent(emu: Emulator) -> int:
     return sum(sum(by_status.values()) for by_status in emu.stats()["requests"].values())
 
 
+@pytest.fixture(scope="module")
+def lume(emu: Emulator, runner: asyncio.Runner) -> Iterator[AsyncLume]:
+    """The sweep's async client, on the sweep's loop: a refused call leaves it as it was."""
+    client = AsyncLume(api_key=emu.api_key, base_url=emu.url, max_retries=0)
+    yield client
+    runner.run(client.aclose())
+
+
+@pytest.fixture
+def requests_seen(emu: Emulator, handle: Any, sync_client: lume_sync.Lume) -> list[int]:
+    """The emulator's request count as the test's last example left it, once the fixtures that
+    talk to it are made: one look per example (the examples of a test run one after another,
+    and nothing else talks to ``emu`` meanwhile)."""
+    return [sent(emu)]
+
+
 def assert_refused(
     runner: asyncio.Runner,
     row: Row,
     value: Any,
     error: type[Exception],
-    emu: Emulator,
-    handle: Any,
-    sync: lume_sync.Lume,
+    clients: Clients,
+    requests_seen: list[int],
 ) -> None:
     async def call() -> None:
-        async with AsyncLume(api_key=emu.api_key, base_url=emu.url, max_retries=0) as lume:
-            result = row.call(Clients(lume, handle, sync, emu), value)
-            if isinstance(result, Awaitable):
-                await result
+        result = row.call(clients, value)
+        if isinstance(result, Awaitable):
+            await result
 
-    before = sent(emu)
     with pytest.raises((TypeError, ValueError)) as caught:
         runner.run(call())
+    before, requests_seen[0] = requests_seen[0], sent(clients.emu)
     exc = caught.value
     assert not isinstance(exc, LumeError), repr(exc)
     assert isinstance(exc, error), f"{type(exc).__name__}: {exc}"
     message = str(exc)
     assert re.search(rf"\b{re.escape(row.argument)}\b", message), message
     assert any(name in message for name in type_names(value)), message
-    assert sent(emu) == before, "the call reached the server"
+    assert requests_seen[0] == before, "the call reached the server"
 
 
 SWEEP = settings(
@@ -626,12 +640,15 @@ def test_a_value_of_a_wrong_type_is_a_type_error_naming_the_argument_before_any_
     row: Row,
     runner: asyncio.Runner,
     emu: Emulator,
+    lume: AsyncLume,
     handle: Any,
     sync_client: lume_sync.Lume,
+    requests_seen: list[int],
     data: st.DataObject,
 ) -> None:
     value = data.draw(row.wrong_type, label=row.argument)
-    assert_refused(runner, row, value, TypeError, emu, handle, sync_client)
+    clients = Clients(lume, handle, sync_client, emu)
+    assert_refused(runner, row, value, TypeError, clients, requests_seen)
 
 
 @pytest.mark.timeout(180)
@@ -642,13 +659,16 @@ def test_a_bad_value_of_the_right_type_is_a_value_error_naming_the_argument_befo
     row: Row,
     runner: asyncio.Runner,
     emu: Emulator,
+    lume: AsyncLume,
     handle: Any,
     sync_client: lume_sync.Lume,
+    requests_seen: list[int],
     data: st.DataObject,
 ) -> None:
     assert row.bad is not None
     value = data.draw(row.bad, label=row.argument)
-    assert_refused(runner, row, value, ValueError, emu, handle, sync_client)
+    clients = Clients(lume, handle, sync_client, emu)
+    assert_refused(runner, row, value, ValueError, clients, requests_seen)
 
 
 def _public_methods(obj: object) -> set[str]:

@@ -247,7 +247,7 @@ def _open_fds() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
-def test_a_thousand_dropped_clients_leak_no_threads_or_sockets(emu: Emulator) -> None:
+def test_two_hundred_dropped_clients_leak_no_threads_or_sockets(emu: Emulator) -> None:
     warm = Lume(api_key=emu.api_key, base_url=emu.url)  # start the loop and its executor
     warm.flows.get("customer_cleaner")
     del warm
@@ -255,7 +255,9 @@ def test_a_thousand_dropped_clients_leak_no_threads_or_sockets(emu: Emulator) ->
     time.sleep(0.2)
     threads, fds = threading.active_count(), _open_fds()
 
-    for _ in range(1000):
+    # A thread or socket kept per dropped client adds one per client: 200 clients show it as
+    # plainly as a thousand (any growth fails).
+    for _ in range(200):
         lume = Lume(api_key=emu.api_key, base_url=emu.url)
         lume.flows.get("customer_cleaner")
         del lume

@@ -468,14 +468,16 @@ def test_a_closed_handle_raises_sync_facade_error() -> None:
         owner.handle.run(answer())
 
 
-def test_a_thousand_dropped_clients_leak_no_threads_or_sockets() -> None:
+def test_two_hundred_dropped_clients_leak_no_threads_or_sockets() -> None:
     server = Server()
     Client(server.url).get()  # warm up whatever is started once
     gc.collect()
     _loop.run(settle())
     threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
 
-    for _ in range(1000):
+    # A thread or socket kept per dropped client adds one per client: 200 clients show it as
+    # plainly as a thousand (any growth fails).
+    for _ in range(200):
         Client(server.url).get()  # dropped at once, never closed
     gc.collect()
     _loop.run(settle())
