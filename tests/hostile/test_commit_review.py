@@ -96,6 +96,19 @@ def test_a_free_form_field_nested_deep_is_still_unstructured() -> None:
     assert (copied, depth) == (1, 5000)
 
 
+def python_c(code: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE`` (dedented) in a fresh interpreter that imports this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
 _LOGGING_TO_THE_SERVICE = """
     import logging, threading, time
     from lume_sync import Lume
@@ -120,15 +133,7 @@ _LOGGING_TO_THE_SERVICE = """
 
 def test_a_daemon_thread_calling_under_a_lock_as_the_program_ends_does_not_hang_the_exit() -> None:
     # logging's exit handler, run after lume_sync's, waits for the handler's lock.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_LOGGING_TO_THE_SERVICE)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=False,
-    )
+    done = python_c(_LOGGING_TO_THE_SERVICE, timeout=30)
     assert done.returncode == 0, done.stderr
 
 
@@ -149,13 +154,5 @@ _IN_A_SUB_INTERPRETER = """
 def test_the_loop_starts_in_a_sub_interpreter() -> None:
     # Signal handlers can be set in the main interpreter only; a sub-interpreter's never run.
     pytest.importorskip("_testcapi")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_IN_A_SUB_INTERPRETER)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = python_c(_IN_A_SUB_INTERPRETER, timeout=60)
     assert "answer 42" in done.stdout, done.stderr

@@ -6,34 +6,20 @@ handed between principals, and waits over runs that stop being visible.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import anyio
 import pytest
 
 from lume_async import AsyncLume, DuplicateRunError, RunNotFoundError, RunRequest
 from lume_async.testing import Emulator, VirtualClock
 
+from ._direct import call, raw
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
 LONG = 1_000_000  # emulator seconds: a run that only ends when the test moves the emulator
-
-
-@asynccontextmanager
-async def raw(emu: Emulator, key: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(emu.url, headers={"lume-api-key": key}) as session:
-        yield session
-
-
-async def call(
-    session: aiohttp.ClientSession, method: str, path: str, **kwargs: Any
-) -> tuple[int, Any]:
-    async with session.request(method, path, **kwargs) as resp:
-        return resp.status, await resp.json(content_type=None)
 
 
 def client(emu: Emulator, principal: str, *groups: str) -> AsyncLume:

@@ -5,33 +5,19 @@ batch calls that mix runs the caller may and may not read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from lume_async import AsyncLume, PermissionDeniedError, RunNotFoundError, RunRequest
 from lume_async.testing import Emulator
 
+from ._direct import call, raw
+
 pytestmark = pytest.mark.anyio
 
 FLOW = "customer_cleaner:v1"
 LONG = "duration=1000000"  # emulator seconds: a run that stays in flight for the whole test
-
-
-@asynccontextmanager
-async def raw(emu: Emulator, key: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(emu.url, headers={"lume-api-key": key}) as session:
-        yield session
-
-
-async def call(
-    session: aiohttp.ClientSession, method: str, path: str, **kwargs: Any
-) -> tuple[int, Any]:
-    async with session.request(method, path, **kwargs) as resp:
-        return resp.status, await resp.json(content_type=None)
 
 
 # -- idempotency keys replayed by a key of the same name but other rights ------------------------
