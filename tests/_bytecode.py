@@ -38,13 +38,14 @@ PACKAGES = ("lume_async", "lume_sync", "lume_pytest", "lume_airflow")
 # tests/ (helper modules, fork servers) imports as usual. tests/typing is for mypy only.
 REWRITTEN = re.compile(r"(^|/)(test_[^/]*|conftest)\.py$")
 MYPY_ONLY = re.compile(r"/tests/typing/")
+NOT_COMPILED = re.compile(f"{REWRITTEN.pattern}|{MYPY_ONLY.pattern}")
 
 
 def warm(config: pytest.Config) -> None:
     """Write the bytecode caches the run's processes will read (see the module docstring)."""
     for package in PACKAGES:
         compile_tree(ROOT / package)
-    compile_tree(ROOT / "tests", skip=re.compile(f"{REWRITTEN.pattern}|{MYPY_ONLY.pattern}"))
+    compile_tree(ROOT / "tests", skip=NOT_COMPILED)
     rewrite(config, test_modules(config))
 
 
@@ -71,7 +72,8 @@ def test_modules(config: pytest.Config) -> Iterator[Path]:
 def rewrite(config: pytest.Config, modules: Iterable[Path]) -> None:
     try:
         state = config.stash[rewriter.assertstate_key]  # absent under --assert=plain
-        tail, read, compile_module, write = (
+        cache_dir, tail, read, compile_module, write = (
+            rewriter.get_cache_dir,
             rewriter.PYC_TAIL,
             rewriter._read_pyc,
             rewriter._rewrite_test,
@@ -81,7 +83,7 @@ def rewrite(config: pytest.Config, modules: Iterable[Path]) -> None:
         return
     stale = []
     for module in dict.fromkeys(modules):
-        pyc = rewriter.get_cache_dir(module) / (module.name[:-3] + tail)
+        pyc = cache_dir(module) / (module.name[:-3] + tail)
         if read(module, pyc) is None:
             stale.append((module, pyc))
 
