@@ -7,7 +7,6 @@ import binascii
 import inspect
 import math
 import re
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._base import (
@@ -80,6 +79,10 @@ def check_secret(secret: object, name: str = "secret") -> str:
         raise wrong_type(name, "a str", secret)
     if not secret:
         raise ValueError(f"{name} must not be empty, got an empty str")
+    try:
+        secret.encode()
+    except UnicodeEncodeError:  # its message would quote the secret
+        raise ValueError(f"{name} must be text UTF-8 can encode (no lone surrogates)") from None
     if secret.startswith(SECRET_PREFIX) and decode_whsec(secret) is None:
         raise ValueError(f"{name} must be base64 after its 'whsec_' prefix, and not empty (a str)")
     return secret
@@ -126,12 +129,18 @@ def check_now(now: object, name: str = "now") -> float | None:
 
 
 def check_delivery(body: object, headers: object) -> bytes:
-    """A delivery as received: the raw body bytes and a mapping of header names to strings."""
+    """A delivery as received: the raw body bytes, and its headers as a mapping of names to
+    strings or as web frameworks hold them (werkzeug's ``Headers``, ``http.client``'s
+    ``HTTPMessage``: not mappings, but their ``items()`` are the (name, value) pairs)."""
     if not isinstance(body, bytes | bytearray | memoryview):
         raise wrong_type("body", "bytes (the raw request body, as received)", body)
-    if not isinstance(headers, Mapping):
+    items = getattr(headers, "items", None)
+    if not callable(items):
         raise wrong_type("headers", "a mapping of header names to values", headers)
-    for name, value in headers.items():
+    for pair in items():
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise wrong_type("headers", "a mapping of header names to values", headers)
+        name, value = pair
         if not isinstance(name, str) or not isinstance(value, str):
             bad = name if not isinstance(name, str) else value
             raise wrong_type(f"headers[{name!r}]", "a str header name and value", bad)

@@ -123,7 +123,9 @@ class Deliverer:
             # A redirect is an answer that is not 2xx: followed, it would turn into a GET
             # without the event, and count as delivered.
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                await resp.read()
+                # The status is the answer; the body is left unread (and the connection closed):
+                # one that never ends would be held in memory until the timeout, and a 2xx
+                # answer counted as a failure, and sent again.
                 return 200 <= resp.status < 300
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             return False

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
 from aiohttp import web
 
+from .._clock import SYSTEM_CLOCK, Clock
+from .._event_loop import running_loop
 from .._exceptions import WebhookVerificationError
 from .._listeners import listen_weakly
 from .._validation import (
+    check_clock,
     check_host,
     check_listener,
     check_max_queue,
@@ -36,18 +38,30 @@ class WebhookEventStream:
 
     Subscribed from creation, so nothing is missed between creating and iterating. Bounded: when
     the consumer falls ``max_queue`` events behind, the oldest are dropped (with a warning).
-    Close it (``aclose()`` or ``async with``) to unsubscribe.
+    Close it (``aclose()`` or ``async with``) to unsubscribe. It may be read on another loop than
+    the receiver's (one served from another thread): events are handed over to the reader's.
     """
 
     def __init__(self, receiver: WebhookReceiver, *, max_queue: int = 1000) -> None:
         self._queue: asyncio.Queue[WebhookEvent | None] = asyncio.Queue(
             maxsize=check_max_queue(max_queue)
         )
+        self._loop = running_loop()  # the reader's, or its first __anext__'s if made outside one
         # Subscribed weakly: a stream dropped without aclose() is collected, and unsubscribed.
         self._unsubscribe = listen_weakly(receiver.add_listener, self._push)
         self._closed = False
 
     def _push(self, event: WebhookEvent | None) -> None:
+        """Queue ``event`` on the reader's loop (from any thread): an asyncio queue filled from
+        another loop's thread wakes no reader, and is not safe to touch from there."""
+        loop = self._loop
+        if loop is not None and running_loop() is not loop:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._put, event)
+            return
+        self._put(event)
+
+    def _put(self, event: WebhookEvent | None) -> None:
         if self._queue.full():
             dropped = self._queue.get_nowait()
             if dropped is not None:
@@ -58,6 +72,8 @@ class WebhookEventStream:
         return self
 
     async def __anext__(self) -> WebhookEvent:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         # Closed: the events queued before still come, then the iteration ends (None marks it).
         event = None if self._closed and self._queue.empty() else await self._queue.get()
         if event is None:
@@ -70,7 +86,10 @@ class WebhookEventStream:
         self._unsubscribe()
         if not self._closed:
             self._closed = True
-            self._push(None)  # wakes an iteration waiting for the next event
+            # Wakes an iteration waiting for the next event, which only waits on an empty
+            # queue: pushed into a full one, the marker would drop an event received before.
+            if self._queue.empty():
+                self._put(None)
 
     async def __aenter__(self) -> WebhookEventStream:
         return self
@@ -96,10 +115,11 @@ class WebhookReceiver:
     * 401 when the signature does not verify or the delivery is not fresh (its signed time, the
       ``webhook-timestamp`` header or for the body-only scheme the event's ``created_at``, is
       more than ``tolerance`` seconds from now);
-    * 400 when a signed body is not an event.
+    * 400 when a signed body is not an event, or the body cannot be read (a broken encoding).
 
     Listeners run on the receiver's event loop and must not block; an exception in one is logged
-    and does not affect the answer or the other listeners.
+    and does not affect the answer or the other listeners. ``clock`` is where "now" is read (the
+    ``VirtualClock`` an emulator signs its deliveries with, in tests).
     """
 
     def __init__(
@@ -109,7 +129,11 @@ class WebhookReceiver:
         path: str = "/lume/webhooks",
         tolerance: float = 300,
         dedupe_ttl: float = 24 * 3600,
+        clock: Clock | None = None,
     ) -> None:
+        if clock is not None:
+            check_clock(clock)
+        self._clock = clock or SYSTEM_CLOCK
         self._keys = signing_keys(secret)
         self._path = check_receiver_path(path)
         self._tolerance = check_tolerance(tolerance)
@@ -139,14 +163,22 @@ class WebhookReceiver:
 
     async def handler(self, request: web.Request) -> web.Response:
         """The aiohttp handler: verify, deduplicate, notify listeners, answer."""
-        body = await request.read()
+        try:
+            body = await request.read()
+        except (web.RequestPayloadError, ConnectionError) as exc:
+            # A body that cannot be decoded (Content-Encoding), or a sender gone before its end:
+            # the delivery's fault, not the receiver's (no 500, no traceback).
+            logger.warning(
+                "refused webhook delivery from %s: unreadable body: %s", request.remote, exc
+            )
+            return web.json_response({"error": "unreadable body"}, status=400)
         try:
             event = accept(
                 body,
                 request.headers,
                 self._keys,
                 tolerance=self._tolerance,
-                now=time.time(),
+                now=self._clock.time(),
                 seen=self._delivered,
             )
         except ReplayedDeliveryError:

@@ -9,8 +9,8 @@ import hmac
 import math
 import secrets as _secrets
 import time
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Final, Protocol
 
 import attrs
 
@@ -31,6 +31,7 @@ from ..models import WebhookEvent
 from ._replay import ReplayGuard
 
 __all__ = [
+    "Headers",
     "Key",
     "MalformedEventError",
     "ReplayedDeliveryError",
@@ -105,7 +106,14 @@ def sign(
 # --- verification ---------------------------------------------------------------------------------
 
 
-def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+class Headers(Protocol):
+    """A request's headers: a mapping, or what a web framework hands over (werkzeug's
+    ``Headers``, ``http.client.HTTPMessage``): anything whose ``items()`` are (name, value)."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def _lowered(headers: Headers) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
@@ -115,6 +123,14 @@ class MalformedEventError(WebhookVerificationError):
 
 class ReplayedDeliveryError(WebhookVerificationError):
     """A delivery of an event already accepted (through either scheme)."""
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_fresh(ts: float, now: float, tolerance: float, what: str) -> None:
@@ -134,6 +150,8 @@ def _check_standard(
 ) -> float:
     """The Standard Webhooks scheme: its signed timestamp, once checked and fresh."""
     msg_id, ts_text, sig_header = (h[name] for name in _STANDARD_HEADERS)
+    if not _is_utf8(msg_id):  # e.g. raw bytes a server decoded with surrogateescape
+        raise WebhookVerificationError("malformed webhook-id header: not UTF-8 text")
     try:
         ts = float(ts_text.strip())
     except ValueError:
@@ -185,7 +203,7 @@ def _check_lume(value: str, body: bytes, keys: tuple[Key, ...]) -> None:
 
 
 def _check_signature(
-    body: bytes, headers: Mapping[str, str], keys: tuple[Key, ...], tolerance: float, now: float
+    body: bytes, headers: Headers, keys: tuple[Key, ...], tolerance: float, now: float
 ) -> float | None:
     """Check either scheme (Standard Webhooks first): its signed timestamp, or None for the
     body-only scheme, whose only signed time is the event's ``created_at``."""
@@ -215,7 +233,7 @@ def _parse_event(body: bytes) -> WebhookEvent:
 
 def accept(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     keys: tuple[Key, ...],
     *,
     tolerance: float,
@@ -237,7 +255,7 @@ def accept(
     if signed_at is None:
         _check_fresh(created, now, tolerance, "the event's created_at")
     if seen is not None:
-        fresh_until = max(created, signed_at or created) + tolerance
+        fresh_until = max(created, created if signed_at is None else signed_at) + tolerance
         if not seen.check_and_add(event.id, now=now, keep_until=fresh_until):
             raise ReplayedDeliveryError(
                 f"replayed delivery: event {event.id[:80]!r} was already accepted"
@@ -247,7 +265,7 @@ def accept(
 
 def verify(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     secret: str | Sequence[str],
     *,
     tolerance: float = 300,
@@ -257,7 +275,9 @@ def verify(
     """Check a delivery's signature and freshness and return its event, or raise
     ``WebhookVerificationError``.
 
-    ``body`` must be the raw bytes as received. Header names are matched case-insensitively.
+    ``body`` must be the raw bytes as received; ``headers`` a mapping, or a web framework's
+    headers object (anything whose ``items()`` are name, value pairs). Header names are matched
+    case-insensitively.
     A delivery is fresh when its signed time is within ``tolerance`` seconds of ``now`` (the
     current time unless given): the ``webhook-timestamp`` header, or for a delivery signed with
     ``X-Lume-Signature-256`` alone, the event's own ``created_at``. With ``seen``, a delivery of

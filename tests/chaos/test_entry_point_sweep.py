@@ -454,6 +454,7 @@ ROWS: list[Row] = [
         path=(text, st.sampled_from(["", "hooks", "x/y"])),
         tolerance=(number, NOT_POSITIVE),
         dedupe_ttl=(number, NOT_POSITIVE),
+        clock=NONE_ONLY,
     ),
     *entry(
         "WebhookReceiver.add_listener",
