@@ -115,8 +115,9 @@ class Call(Generic[T]):
         self.context = contextvars.copy_context()
         # Rung by the loop when the call is over or has a callback for the caller (see _doorbell
         # for why not a lock); ``rung`` is set from the ring until the caller wakes, so that a
-        # burst of callbacks rings once.
-        self.bell: Doorbell = borrow()
+        # burst of callbacks rings once. Given back (None) once the caller stops waiting: the call
+        # may outlive it, kept by a context its task left behind (a pooled connection's timers).
+        self.bell: Doorbell | None = borrow()
         self.rung = False
         self.started = False  # the awaitable has begun to run (set on the loop)
         self.finished = False
@@ -168,6 +169,7 @@ class Call(Generic[T]):
         shares the bell's descriptor) is made up for at the timeout: the loop sets ``rung``
         before it rings.
         """
+        assert self.bell is not None  # given back only once the caller has stopped waiting
         if not self.bell.wait(timeout) and not self.rung:
             return False
         self.rung = False  # before looking: news posted from here on rings again
@@ -221,7 +223,9 @@ class Call(Generic[T]):
         # Rung and not yet answered: the caller has yet to look, and will see this news too.
         if not self.rung:
             self.rung = True
-            self.bell.ring()
+            bell = self.bell  # None: the caller has given up waiting, nobody is left to wake
+            if bell is not None:
+                bell.ring()
 
 
 def discard(awaitable: Awaitable[Any] | Callable[[], Awaitable[Any]]) -> None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast, final
 import attrs
 
 from lume_async import RetryPolicy
+from lume_async._validation import is_async_callable
 
 from ._call import hand_to_caller
 from ._loop_thread import callback_executor
@@ -133,6 +134,10 @@ def on_caller(callback: F | None, *, awaited: bool = False) -> F | None:
     """
     if callback is None or isinstance(callback, OnCaller) or not callable(callback):
         return callback  # lume_async refuses a callback that cannot be called
+    if is_async_callable(callback):
+        # Its coroutine is lume_async's to await on the loop (an export does), or to refuse;
+        # run on the caller's thread, it would be made and dropped unawaited.
+        return callback
     return cast(F, OnCaller(callback, awaited=awaited))
 
 

@@ -233,13 +233,14 @@ def _current() -> LoopThread:
 
 def _start() -> LoopThread:
     global _runner
-    with _start_lock:
+    # Signals are held back before the lock is taken, not under it: a handler landing meanwhile
+    # that calls lume_sync itself would wait forever for the lock its own thread holds.
+    with _signals_deferred(), _start_lock:
         if _exiting:
             raise SyncFacadeError("lume_sync cannot be used while the interpreter is exiting")
         runner = _runner
         if runner is None or runner.closing:  # first use, or the last loop died
-            with _signals_deferred():
-                runner = _runner = LoopThread()
+            runner = _runner = LoopThread()
         return runner
 
 

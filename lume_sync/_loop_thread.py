@@ -80,7 +80,7 @@ class ResourceHandle:
 
     def refuse_here(self) -> None:
         """Raise ``SyncFacadeError`` if ``close()`` would be refused on this thread."""
-        if threading.get_ident() == self._runner.ident:
+        if self._runner.on_own_thread:
             raise SyncFacadeError("a lume_sync client was closed on lume_sync's own loop thread")
 
     def close(self, *, timeout: float | None = None) -> None:
@@ -89,6 +89,10 @@ class ResourceHandle:
         for a later ``close()``, the owner's collection or the loop's teardown to close."""
         runner = self._runner
         self.refuse_here()  # refuse before giving up the registration
+        if runner.inherited:
+            # The parent's resource, never closed here; and its lock may have been held by
+            # another thread of the parent at fork time.
+            return
         with self._close_lock:
             aclose = None
             try:
@@ -164,7 +168,7 @@ class LoopThread:
         call: Call[T] | None = None
         made: Awaitable[T] | None = None
         try:
-            if threading.get_ident() == self.ident:
+            if self.on_own_thread:
                 raise SyncFacadeError(
                     "a blocking lume_sync call was made on lume_sync's own event loop thread (from"
                     " a coroutine or callback running there), which would deadlock; use lume_async"
@@ -199,7 +203,9 @@ class LoopThread:
             raise
         finally:
             if call is not None and self.pid == _pid:  # a forked child leaves the parent's alone
-                give_back(call.bell)
+                bell, call.bell = call.bell, None
+                if bell is not None:
+                    give_back(bell)
         if call.error is None:
             result, call.result = call.result, None  # a task it started may keep the call alive
             return cast(T, result)
@@ -312,6 +318,12 @@ class LoopThread:
             )
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def on_own_thread(self) -> bool:
+        """Whether this is called on the loop's thread. A forked child's thread may have the
+        ident that the parent's loop thread had (thread stacks are reused): it is not that one."""
+        return threading.get_ident() == self.ident and self.pid == _pid
 
     @property
     def inherited(self) -> bool:

@@ -28,6 +28,7 @@ from ._base import (
     check_text,
     check_timeout,
     describe,
+    is_async_callable,
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
@@ -219,6 +220,7 @@ __all__ = [
     "check_webhook_receiver",
     "decode_whsec",
     "describe",
+    "is_async_callable",
     "canonical_json",
     "encode_json",
     "encode_with_rows",

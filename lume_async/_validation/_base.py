@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "check_timeout",
     "describe",
     "in_stable_order",
+    "is_async_callable",
     "wrong_type",
 ]
 
@@ -156,9 +158,21 @@ def check_text(
 
 
 def check_callable(value: object, name: str) -> None:
-    """A callback, or None for none."""
+    """A callback that is called and never awaited, or None for none."""
     if value is not None and not callable(value):
         raise wrong_type(name, "a callable or None", value)
+    if is_async_callable(value):
+        # Called and never awaited, it would never run: only a "never awaited" warning.
+        raise TypeError(
+            f"{name} must be a plain function (it is called, never awaited), not {describe(value)}"
+        )
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling ``value`` makes a coroutine (an ``async def`` function or ``__call__``)."""
+    if not callable(value):
+        return False
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(type(value).__call__)
 
 
 def check_iterable(value: object, name: str, expected: str) -> list[Any]:
