@@ -31,15 +31,15 @@ async def run_batch(
 
     The workers take the next index from one shared iterator, so memory stays at one outcome per
     item whatever the count. An ``Exception`` from ``call`` becomes that item's failed outcome;
-    cancellation (and an exception from ``on_progress``) cancels the workers and propagates once
-    they have all stopped.
+    cancellation (and whatever ``on_progress`` raises) cancels the workers and propagates, as it
+    is, once they have all stopped.
     """
     check_concurrency(concurrency)
     total = len(items)
     outcomes: list[BatchOutcome[R] | None] = [None] * total
     indexes = iter(range(total))
     done = failed = 0
-    callback_error: Exception | None = None
+    callback_error: BaseException | None = None
 
     async def worker(scope: anyio.CancelScope) -> None:
         nonlocal done, failed, callback_error
@@ -56,7 +56,7 @@ async def run_batch(
             if on_progress is not None:
                 try:
                     on_progress(done, total, failed)
-                except Exception as exc:
+                except BaseException as exc:  # SystemExit too: raised as it is, not in a group
                     callback_error = callback_error or exc
                     scope.cancel()
                     return

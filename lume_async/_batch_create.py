@@ -7,13 +7,13 @@
 with the same key are the same request, so resending a batch whose answer was lost, or one of
 its items alone, replays what was done: exactly once holds item by item.
 
-An item the service could not do for now (429, 5xx, its key still in flight) and an item the
-answer left malformed, or answered with a run that cannot be its own (of another flow version or
-source, or one new run for two keys), are sent again alone, through the transport's retries, with
-all the concurrency allowed. A service without
-the route (or refusing it: 400, 404, 405, 413, 422, 501) gets one create per request from then
-on. Small fan-outs are not batched: items are grouped only where there are more of them than
-requests allowed in flight.
+An item the service could not do for now (429, 5xx, its key still in flight), an item the
+answer left malformed or too large to read (over ``max_response_bytes``), and an item answered
+with a run that cannot be its own (of another flow version or source, or one new run for two
+keys) are sent again alone, through the transport's retries, with all the concurrency allowed.
+A service without the route (or refusing it: 400, 404, 405, 413, 422, 501) gets one create
+per request from then on. Small fan-outs are not batched: items are grouped only where there
+are more of them than requests allowed in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ import anyio
 import orjson
 
 from . import _converter
-from ._exceptions import APIError, InvalidRequestError, LumeError, ResponseValidationError
+from ._exceptions import (
+    APIError,
+    InvalidRequestError,
+    LumeError,
+    ResponseTooLargeError,
+    ResponseValidationError,
+)
 from ._log_text import Printable
 from ._responses import Response, error_from_response
 from ._retry import is_retryable
@@ -105,6 +111,15 @@ class BatchCreate:
                 retryable=True,  # every item carries its Idempotency-Key
                 options=options,
             )
+        except ResponseTooLargeError:
+            # The batch was done, but its answer is too large to read: each item sent alone
+            # gets its own answer (its key replays its run), one run at a time.
+            logger.warning(
+                "a batch-create answer is larger than max_response_bytes; "
+                "sending each of its %d items again alone",
+                len(requests),
+            )
+            return [None] * len(requests)
         except APIError as exc:
             if exc.status_code not in _REFUSED:
                 raise
@@ -282,7 +297,7 @@ async def create_in_batches(
     twins = _twins(prepared)
     chunks = _chunks(prepared, concurrency, {i for later in twins.values() for i in later})
     done = failed = 0
-    callback_error: Exception | None = None
+    callback_error: BaseException | None = None
     scope = anyio.CancelScope()
     batches = anyio.Semaphore(_BATCHES_IN_FLIGHT)
 
@@ -307,7 +322,7 @@ async def create_in_batches(
         if on_progress is not None and callback_error is None:
             try:
                 on_progress(done, total, failed)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit too: raised as it is, not in a group
                 callback_error = exc
                 scope.cancel()
 
