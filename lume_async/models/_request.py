@@ -169,7 +169,9 @@ class RunRequest:
         if self.run_owner is not None:
             check_principal(self.run_owner, "run_owner")
         if self.run_metadata is not None:  # a snapshot: what was checked is what is sent
-            object.__setattr__(self, "run_metadata", copy.deepcopy(self.run_metadata))
+            # As a dict: a read-only mapping (``MappingProxyType``) or a view cannot be copied
+            # as itself, and the JSON object sent is a dict whatever mapping held it.
+            object.__setattr__(self, "run_metadata", copy.deepcopy(dict(self.run_metadata)))
         if rows is not None:
             object.__setattr__(self, "source_data", tuple(rows))
             object.__setattr__(self, "_wire", encode_with_rows(self._head(), "source_data", rows))

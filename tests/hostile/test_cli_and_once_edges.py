@@ -13,6 +13,7 @@ control codes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -212,6 +214,47 @@ async def test_run_metadata_is_what_it_was_when_the_request_was_built(
         requests.append(RunRequest(FLOW, source_path=f"s3://b/meta-{batch}", run_metadata=metadata))
     outcomes = await vlume.runs.create_many(requests)
     assert [o.unwrap().run_metadata for o in outcomes] == [{"batch": b} for b in range(3)]
+
+
+class _ReadOnlyMapping(Mapping[str, Any]):
+    """A mapping of the caller's own making: not a dict, and not copyable as itself."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __deepcopy__(self, memo: object) -> None:
+        raise TypeError("not copyable")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "make",
+    [MappingProxyType, collections.ChainMap, collections.OrderedDict, _ReadOnlyMapping],
+    ids=["mappingproxy", "chainmap", "ordereddict", "custom-mapping"],
+)
+def test_run_metadata_from_any_mapping_is_a_dict_snapshot_keyed_as_the_equal_dict(
+    make: Callable[[dict[str, Any]], Mapping[str, Any]],
+) -> None:
+    source = {"job": "nightly", "nested": {"n": 1}}
+    given = make(source)
+    request = RunRequest(FLOW, source_path="s3://b/mapping", run_metadata=given)
+    plain = RunRequest(FLOW, source_path="s3://b/mapping", run_metadata=source)
+    assert type(request.run_metadata) is dict
+    assert request.run_metadata == source
+    source["nested"]["n"] = 2  # the caller's own dict, changed after the request was built
+    assert request.run_metadata == {"job": "nightly", "nested": {"n": 1}}
+    assert request.with_namespace("ns").idempotency_key == (
+        plain.with_namespace("ns").idempotency_key
+    )
 
 
 # --- exactly once across processes ----------------------------------------------------------------
