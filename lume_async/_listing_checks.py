@@ -14,15 +14,24 @@ is checked to keep moving in its direction, which catches a cycle of any length 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from datetime import timedelta
 from typing import Any, Final, Generic, TypeVar
 
-from ._exceptions import ResponseValidationError
-from .models import Page
+from ._exceptions import ResponseValidationError, cut
+from ._validation import check_run_id
+from ._wire import parse_datetime
+from .models import Page, RunData
 
-__all__ = ["WINDOW", "BoundedSet", "ListingChecks", "check_numbered_page", "untrustworthy"]
+__all__ = [
+    "WINDOW",
+    "BoundedSet",
+    "ListingChecks",
+    "check_listed_run",
+    "check_numbered_page",
+    "untrustworthy",
+]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -72,7 +81,7 @@ def _lying(page: Page[Any], why: str) -> ResponseValidationError:
 
 
 def expected_pages(total: int, size: int) -> int:
-    return math.ceil(total / size)
+    return -(-total // size)  # in integers: a float quotient rounds totals past 2**53
 
 
 def check_numbered_page(page: Page[Any], asked: int, size: int) -> int:
@@ -103,6 +112,38 @@ def check_numbered_page(page: Page[Any], asked: int, size: int) -> int:
             f"page {asked} holds {count} items where total {total} and size {size} make {expected}",
         )
     return pages
+
+
+# How far a listed run's ``created_at`` may sit outside a ``created_after`` / ``created_before``
+# window: a service may show it rounded (to the millisecond, or the second) from what it filtered.
+_CREATED_SLACK: Final = timedelta(seconds=1)
+
+
+def check_listed_run(
+    run: RunData, query: Iterable[tuple[str, str | int]], request_id: str | None
+) -> None:
+    """A run of a run listing's answer: it has a run id (a handle puts it in URL paths), and it
+    is within the filters of ``query`` a run cannot change (flow version, source path, creation
+    time), or a listing would present runs that do not match as matching."""
+    try:
+        check_run_id(run.id)
+    except ValueError:
+        why = f"a listed run's id {cut(run.id, 80)!r} is not a run id"
+        raise untrustworthy(request_id, why) from None
+    for name, value in query:
+        if name == "flow_version":
+            outside = run.flow_version != value
+        elif name == "source_path":
+            outside = run.source_path != value
+        elif name == "created_after":
+            outside = run.created_at < parse_datetime(value) - _CREATED_SLACK
+        elif name == "created_before":
+            outside = run.created_at >= parse_datetime(value) + _CREATED_SLACK
+        else:  # labels, tags and statuses change while a listing is read; the rest is paging
+            continue
+        if outside:
+            why = f"run {run.id} was listed although it does not match {name}={value!r}"
+            raise untrustworthy(request_id, why)
 
 
 class ListingChecks(Generic[T]):

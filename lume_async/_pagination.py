@@ -271,7 +271,9 @@ async def get_page(
                     f"malformed item {index} of page {page} of {route}: {exc}",
                     request_id=response.request_id,
                 ) from None
-    return attrs.evolve(decoded, request_id=response.request_id)
+    # A page-numbered page says where it sits by ``page`` and ``pages``: a ``next_cursor`` it
+    # carries besides would make ``has_next`` true on its last page.
+    return attrs.evolve(decoded, next_cursor=None, request_id=response.request_id)
 
 
 def numbered_listing(

@@ -197,9 +197,9 @@ class AsyncRuns(BoundToClient):
         ``.pages()``) and pass it as ``cursor``: the listing goes on after that page, with the
         filters and order it was started with (valid for 24 hours). Filters given along with a
         cursor must be the cursor's own, or the service refuses them. Nothing is sent until you
-        iterate; a bad filter raises ValueError or TypeError at once. A server whose pages repeat
-        or loop (a cursor seen before, a run listed twice, runs out of ``created_at`` order)
-        raises ResponseValidationError while iterating.
+        iterate; a bad filter raises ValueError or TypeError at once. Pages that loop or repeat
+        (a cursor or run seen before, runs out of order) or list runs outside ``flow_version``,
+        ``source_path`` or ``created_*`` raise ResponseValidationError while iterating.
         """
         params = check_list_filters(
             flow_version=flow_version,

@@ -17,7 +17,7 @@ from . import _converter
 from ._batch_create import BatchCreate, ItemResult, name_the_key
 from ._batch_get import batch_get_answer, malformed
 from ._exceptions import InvalidRequestError, LumeError, RunNotFoundError
-from ._listing_checks import untrustworthy
+from ._listing_checks import check_listed_run, untrustworthy
 from ._log_stream import follow
 from ._pagination import AsyncPaginator, check_numbered_page, get_page, numbered_listing
 from ._status import behind
@@ -297,6 +297,8 @@ class RunsCore:
             why = f"a page holds {len(items)} items, more than {page_size}"
             raise untrustworthy(request_id, why)
         runs = tuple(_converter.run_from_obj(item, request_id=request_id) for item in items)
+        for run in runs:
+            check_listed_run(run, query, request_id)
         next_cursor = body.get("next_cursor")
         try:  # what is followed must be what a saved cursor may be, to resume from it later
             check_cursor(next_cursor)

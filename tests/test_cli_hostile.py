@@ -118,7 +118,8 @@ class HostileServer(ThreadedApp):
             reject = {"index": 0, "source_record": {text: text}, "errors": [reason]}
             body = envelope([reject], size)
         elif path == "/v1/runs" and request.method == "GET":
-            body = {"items": [run(text, run_id=f"run_{text}", status=text)], "next_cursor": None}
+            # A listed run's id must be a run id (it goes into URL paths): the text is elsewhere.
+            body = {"items": [run(text, status=text)], "next_cursor": None}
         else:
             body = run(text, status=text if request.method == "GET" else "FAILED")
         return web.Response(

@@ -58,7 +58,8 @@ async def test_a_blank_source_path_filter_is_refused_as_create_refuses_it(
 
 
 async def test_filters_that_select_something_still_go_out(scripted: ScriptedServer) -> None:
-    scripted.default = Answer(200, {"items": [run_json()], "next_cursor": None})
+    listed = {**run_json(status="SUCCEEDED"), "source_path": " s3://b/x "}
+    scripted.default = Answer(200, {"items": [listed], "next_cursor": None})
     async with AsyncLume(api_key="k", base_url=scripted.url) as lume:
         with anyio.fail_after(STUCK):
             runs = [
