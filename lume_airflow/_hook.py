@@ -18,8 +18,9 @@ __all__ = ["LumeHook", "client_arguments"]
 def client_arguments(conn: Connection) -> dict[str, Any]:
     """``api_key`` and ``base_url`` for a client, read from a ``lume`` connection.
 
-    The host is the service's base URL (``https://`` is assumed when it has no scheme) and the
-    password is the API key. Either may be left empty, and the client then reads
+    The host is the service's base URL (``https://`` is assumed when it has no scheme), followed
+    by the schema as a path when one is set (a connection URI's path), and the password is the
+    API key. Either may be left empty, and the client then reads
     ``LUME_BASE_URL`` / ``LUME_API_KEY`` from the environment as usual.
     """
     base_url: str | None = None
@@ -30,6 +31,12 @@ def client_arguments(conn: Connection) -> dict[str, Any]:
         parts = urlsplit(base_url)
         if conn.port and parts.port is None:
             base_url = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{conn.port}"))
+        # A connection URI's path (``lume://:KEY@gw.example.com/lume``) is read as the schema;
+        # it is the base URL's path. "http" or "https" there (how HTTP connections name the
+        # scheme) is not a path.
+        path = (conn.schema or "").strip().strip("/")
+        if path and path.lower() not in ("http", "https"):
+            base_url = f"{base_url}/{path}"
     return {"api_key": conn.password or None, "base_url": base_url}
 
 

@@ -11,7 +11,13 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import lume_sync
-from lume_async import InvalidRequestError, NotFoundError, RunRequest, RunTimeoutError
+from lume_async import (
+    InvalidRequestError,
+    NotFoundError,
+    RunRequest,
+    RunStatus,
+    RunTimeoutError,
+)
 
 from ._hook import LumeHook
 from ._outcome import FAILED, check_outcome, event_of
@@ -123,10 +129,11 @@ class LumeRunOperator(BaseOperator):
 
         Raises:
             AirflowFailException: The service refused the run (a repeat of a source that
-                already succeeded, a bad field): no retry would be accepted either.
-            AirflowException: The run ended FAILED, CRASHED or CANCELED (or PARTIAL_FAILED with
-                ``fail_on_partial``), the wait timed out, or an earlier try's create of the same
-                run is still being handled (a retry finds that run).
+                already succeeded, a bad field): no retry would be accepted either. Also a run
+                that ended PARTIAL_FAILED with ``fail_on_partial``: a retry finds that same run.
+            AirflowException: The run ended FAILED, CRASHED or CANCELED, the wait timed out, or
+                an earlier try's create of the same run is still being handled (a retry finds
+                that run).
             LumeError: The service could not be reached, or failed, once retries were spent.
         """
         try:
@@ -160,7 +167,7 @@ class LumeRunOperator(BaseOperator):
                 " (the source was already in flight: that run is used)" if run.reused else "",
             )
             if not self.wait or run.is_terminal:
-                return check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
+                return self._outcome(event_of(run))
             if self.deferrable:
                 self.defer(
                     trigger=LumeRunTrigger(
@@ -180,12 +187,22 @@ class LumeRunOperator(BaseOperator):
                     "the run goes on at the service"
                 ) from exc
         self.log.info("Lume run %s ended %s", run.id, run.status.value)
-        return check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
+        return self._outcome(event_of(run))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the XCom summary, or the task fails with the run's errors."""
         self.log.info("Lume run %s ended %s", event.get("run_id"), event.get("status"))
-        return check_outcome(event, fail_on_partial=self.fail_on_partial)
+        return self._outcome(event)
+
+    def _outcome(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The XCom summary, or the task fails: without retries for a PARTIAL_FAILED run."""
+        try:
+            return check_outcome(event, fail_on_partial=self.fail_on_partial)
+        except AirflowException as exc:
+            if event.get("status") == RunStatus.PARTIAL_FAILED.value and not event.get("message"):
+                # It wrote data, so a retry finds this same run again, never a new one.
+                raise AirflowFailException(str(exc)) from exc
+            raise
 
     def on_kill(self) -> None:
         """The task is being killed: cancel the run it started."""

@@ -31,6 +31,13 @@ from ._validation import (
 __all__ = ["LumeRunTrigger"]
 
 
+class _OutOfTime(Exception):
+    """The deadline passed while the service could not be asked about the run."""
+
+    def __init__(self, error: LumeError) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+
+
 class LumeRunTrigger(BaseTrigger):
     """Fires one event when a Lume run is finished: ``{run_id, status, mapped_rows, ...}``.
 
@@ -97,7 +104,13 @@ class LumeRunTrigger(BaseTrigger):
                     return {**event_of(run, message=self._timed_out(run)), "timed_out": True}
                 except LumeError as exc:
                     return event_of(run, message=f"{type(exc).__name__}: {exc}")
-        except LumeError as exc:  # no key, a refused key, a run that does not exist
+        except _OutOfTime as exc:
+            message = f"could not be looked at before the trigger's {self._limit()} ({exc})"
+            return {**self._failed_wait(exc), "message": message, "timed_out": True}
+        except Exception as exc:
+            # No key, a refused key, a run that does not exist, a connection that is not defined
+            # or is malformed: an event all the same, so the task fails with the reason instead
+            # of the trigger failing with a traceback.
             return self._failed_wait(exc)
         return event_of(run)
 
@@ -111,17 +124,18 @@ class LumeRunTrigger(BaseTrigger):
 
     async def _first_look(self, shared: SharedClient) -> AsyncRun:
         """The run, asked for again while the service is unreachable or failing (as the wait
-        itself does), until the deadline."""
+        itself does), until the deadline: then ``_OutOfTime``, as a wait that timed out."""
         pause = self.poll_interval
         while True:
             try:
                 return await shared.get(self.run_id)
             except (ServerError, RateLimitError, APIConnectionError) as exc:
                 remaining = self._remaining()
-                if remaining is not None and remaining <= pause:
-                    raise
-                self.log.warning("Lume run %s: %s; asking again in %.1f s", self.run_id, exc, pause)
-                await asyncio.sleep(pause)
+                if remaining is not None and remaining <= 0:
+                    raise _OutOfTime(exc) from exc
+                wait = pause if remaining is None else min(pause, remaining)
+                self.log.warning("Lume run %s: %s; asking again in %.1f s", self.run_id, exc, wait)
+                await asyncio.sleep(wait)
                 pause = min(pause * 2, 60.0)
 
     def _remaining(self) -> float | None:
@@ -129,13 +143,16 @@ class LumeRunTrigger(BaseTrigger):
             return None
         return max(0.0, self.deadline - time.time())
 
+    def _limit(self) -> str:
+        return "deadline" if self.timeout is None else f"timeout of {self.timeout:g} s"
+
     def _timed_out(self, run: AsyncRun) -> str:
-        limit = "deadline" if self.timeout is None else f"timeout of {self.timeout:g} s"
         return (
-            f"still {run.status.value} after the trigger's {limit}; the run goes on at the service"
+            f"still {run.status.value} after the trigger's {self._limit()}; "
+            "the run goes on at the service"
         )
 
-    def _failed_wait(self, exc: LumeError) -> dict[str, Any]:
+    def _failed_wait(self, exc: Exception) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "status": None,
