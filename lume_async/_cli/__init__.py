@@ -35,7 +35,7 @@ from ._flows import flows
 from ._runs import runs
 from ._settings import Settings
 from ._signals import as_terminated, terminable
-from ._streams import reserve, settle
+from ._streams import reader_left, reserve, settle
 from ._webhooks import webhooks
 
 __all__ = ["main"]
@@ -85,12 +85,16 @@ class _Main(LumeGroup):
             settle()  # already failing: what standard output still holds may go
         else:
             lost = settle()  # the output written in full, or the command failed
-            if lost is None:
+            if lost is None or reader_left(lost):
                 raise SystemExit(done if isinstance(done, int) else ExitStatus.OK)
             failure = CommandError(f"cannot write standard output: {lost.strerror or lost}")
         failure = as_terminated(failure)
         # --json may not have been read yet when the arguments themselves were wrong.
-        report(failure, as_json=settings.json or "--json" in argv)
+        try:
+            report(failure, as_json=settings.json or "--json" in argv)
+        except OSError as exc:  # ``2>&1 | head``: the reader is gone, the status still says
+            if not reader_left(exc):
+                raise
         raise SystemExit(exit_status_of(failure))
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -98,6 +102,14 @@ class _Main(LumeGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt:  # click would print an empty line first, on a pipe too
             raise click.Abort from None
+        except OSError as exc:  # click would exit 1 and say nothing
+            if not reader_left(exc):
+                raise
+            # ``lume ... | head``: the reader has what it wanted; the runs still decide the status.
+            outcome = ctx.find_object(Settings).outcome  # type: ignore[union-attr]
+            if outcome is not None:
+                raise outcome from None
+            return ExitStatus.OK
 
 
 @click.group(

@@ -9,6 +9,10 @@ The statuses are a contract with scripts (``lume runs create ... --wait && load_
     4    a run waited on ended PARTIAL_FAILED, with --fail-on-partial
     130  interrupted (Ctrl-C); the runs go on at the service
     143  terminated (SIGTERM); the runs go on at the service
+
+Across several runs the first that applies wins: a wait that timed out (1; the error's details
+name how the finished runs ended), a run FAILED, CRASHED or CANCELED (3), one PARTIAL_FAILED (4).
+A reader of standard output that stops reading (``lume ... | head``) changes none of them.
 """
 
 from __future__ import annotations
@@ -152,9 +156,12 @@ def interrupted(runs: Iterable[AsyncRun], *, hint: str | None = None) -> Command
 
 def timed_out(exc: BaseException, runs: Iterable[AsyncRun]) -> CommandError:
     """A wait that timed out: the runs not yet finished go on at the service; name them, and
-    say how to stop them, as for Ctrl-C."""
+    say how to stop them, as for Ctrl-C. How the others ended is in the details: exit status 1
+    says only that the wait ran out, whichever of them failed."""
+    runs = list({run.id: run for run in runs}.values())  # a run named twice counts once
     going = [run.id for run in runs if not run.is_terminal]
-    details: dict[str, Any] = {"running": going}
+    finished = {run.id: run.status.value for run in runs if run.is_terminal}
+    details: dict[str, Any] = {"running": going, "finished": finished}
     message = str(exc)
     if going:
         command = "lume runs cancel " + " ".join(going)
@@ -165,6 +172,7 @@ def timed_out(exc: BaseException, runs: Iterable[AsyncRun]) -> CommandError:
 
 def runs_outcome(runs: Iterable[AsyncRun], *, fail_on_partial: bool) -> CommandError | None:
     """The error that ends a wait whose runs did not all succeed, or None when they did."""
+    runs = list({run.id: run for run in runs}.values())  # a run named twice counts once
     failed = [run for run in runs if run.status.is_failure]
     partial = [run for run in runs if run.status is RunStatus.PARTIAL_FAILED]
     if failed:

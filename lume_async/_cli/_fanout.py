@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -34,16 +35,22 @@ from ._escape import plain, visible_json
 from ._exit import CommandError, ExitStatus, error_details, runs_outcome
 from ._output import ORDER, err, out, status_text
 from ._settings import Settings
+from ._streams import note
 from ._wait import wait_for
 
 __all__ = ["create_from_file", "default_namespace", "read_paths"]
 
 _SHOWN_FAILURES = 10
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def read_paths(text: str) -> list[str]:
-    """Source paths, one a line; blank lines and lines starting with ``#`` are skipped."""
-    lines = (line.strip() for line in text.splitlines())
+    """Source paths, one a line; blank lines and lines starting with ``#`` are skipped.
+
+    Lines end at a line feed, a carriage return or both, and nowhere else: a path may hold any
+    other character ``str.splitlines`` would break it at (U+2028, U+0085, a form feed).
+    """
+    lines = (line.strip() for line in _LINE_END.split(text))
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -134,17 +141,19 @@ def create_from_file(
                 item.error = outcome.error
         handles = [item.run for item in items if item.run is not None]  # twins: a handle each
         if not settings.json:
-            click.echo(f"{_created_line(items)}", err=True)
+            note(_created_line(items))
         if wait and handles:
             await wait_for(lume, handles, settings, timeout=timeout, poll_interval=poll_interval)
 
     settings.run(call)
+    settings.outcome = ended = _outcome(items, waited=wait, fail_on_partial=fail_on_partial)
     if settings.json:
         dumped = orjson.dumps([item.to_json() for item in items], option=orjson.OPT_INDENT_2)
         click.echo(visible_json(dumped.decode()))
     else:
         _summary(items, namespace=space, waited=wait)
-    _finish(items, waited=wait, fail_on_partial=fail_on_partial)
+    if ended is not None:
+        raise ended
 
 
 async def _create_watched(
@@ -234,17 +243,16 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
         err.print(f"... and {more} more (--json lists them all)", soft_wrap=True)
 
 
-def _finish(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> None:
+def _outcome(items: Iterable[_Item], *, waited: bool, fail_on_partial: bool) -> CommandError | None:
+    """The error that ends the command: paths whose runs could not be created, else (with
+    ``waited``) runs that did not succeed; None when all went well."""
     items = _once(list(items))
     failed = [item for item in items if item.error is not None]
     if failed:
-        raise CommandError(
+        return CommandError(
             f"{len(failed)} of {len(items)} runs could not be created; running the same "
             "command again retries them (and finds the others)",
             status=ExitStatus.ERROR,
             details={"failed": [item.source_path for item in failed]},
         )
-    if waited:
-        ended = runs_outcome(_runs(items), fail_on_partial=fail_on_partial)
-        if ended is not None:
-            raise ended
+    return runs_outcome(_runs(items), fail_on_partial=fail_on_partial) if waited else None

@@ -6,6 +6,8 @@ never read as Rich markup, with control characters spelled out.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -33,9 +35,18 @@ __all__ = [
     "table",
 ]
 
+
+class _Console(Console):
+    """A console whose reader stopping (``lume runs list | head``) is the command's to settle
+    (``_streams.reader_left``): Rich's own way is a silent exit with status 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 # Piped output is not cut to 80 columns: run ids and paths stay whole for grep and eyes alike.
-out = Console(highlight=False, width=None if sys.stdout and sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+out = _Console(highlight=False, width=None if sys.stdout and sys.stdout.isatty() else 160)
+err = _Console(stderr=True, highlight=False)
 _STYLE = {"SUCCEEDED": "green", "PARTIAL_FAILED": "yellow", "FAILED": "red", "CRASHED": "red"}
 ORDER = ("SUCCEEDED", "PARTIAL_FAILED", "FAILED", "CRASHED", "CANCELED")
 

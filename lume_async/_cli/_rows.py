@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ._exit import warn
 from ._export import FORMATS, RowSink, format_for, json_text
 from ._output import cell, out, print_json, table
 from ._settings import Settings, json_flag
+from ._streams import note
 
 __all__ = ["logs", "results"]
 
@@ -97,9 +99,11 @@ def results(
     if output is not None:
         if output == "":
             raise click.UsageError("--output must name a file ('-' for standard output)")
-        folder = Path(output).parent
-        if output != "-" and not folder.is_dir():
-            raise click.UsageError(f"--output {output!r}: no directory {str(folder)!r}")
+        # A symbolic link is written through: the directory it points into must be there too.
+        folders = (Path(output).parent, Path(os.path.realpath(output)).parent)
+        missing = next((folder for folder in folders if not folder.is_dir()), None)
+        if output != "-" and missing is not None:
+            raise click.UsageError(f"--output {output!r}: no directory {str(missing)!r}")
         _export(settings, run_id, rejects, output, format_for(output, fmt), limit)
         return
     shown = limit or 20
@@ -163,7 +167,14 @@ def _export(
         )
     if output == "-":
         return
+    path = _shown_path(output)
     if settings.json:
-        print_json({"path": output, "format": fmt, "rows": sink.rows, "rejects": rejects})
+        print_json({"path": path, "format": fmt, "rows": sink.rows, "rejects": rejects})
     else:
-        click.echo(f"wrote {sink.rows:,} {what} to {output}", err=True)
+        note(visible(f"wrote {sink.rows:,} {what} to {path}"))
+
+
+def _shown_path(path: str) -> str:
+    """``path`` as text: bytes of a file name that are not UTF-8 spelled out (``\\xff``), as
+    JSON and terminals can take them."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

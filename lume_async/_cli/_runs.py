@@ -117,6 +117,8 @@ def create(
             fail_on_partial=fail_on_partial,
         )
         return
+    if source_path is not None and data is not None:  # refused before stdin is waited on
+        raise click.UsageError("give SOURCE_PATH or --data, not both")
     rows = _load_rows(data) if data is not None else None
 
     async def call(lume: AsyncLume) -> AsyncRun:
@@ -135,8 +137,9 @@ def create(
         return run
 
     run = settings.run(call)
-    show_run(settings, run)
     ended = runs_outcome([run], fail_on_partial=fail_on_partial) if wait_ else None
+    settings.outcome = ended
+    show_run(settings, run)
     if ended is not None:
         raise ended
 

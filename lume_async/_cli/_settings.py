@@ -39,6 +39,9 @@ class Settings:
     headers: dict[str, str] = attrs.field(factory=dict)
     going: list[AsyncRun] = attrs.field(factory=list)
     on_interrupt: str | None = None  # what to do next, said when Ctrl-C ends the command
+    # How the runs waited on ended, decided before they are printed: the exit status still,
+    # should the reader of standard output stop reading (``lume runs wait ... | head``).
+    outcome: CommandError | None = None
 
     def watch(self, runs: Iterable[AsyncRun]) -> None:
         """Name these runs if the command is interrupted."""

@@ -4,17 +4,22 @@ A stream the shell closed (``<&-``, ``>&-``, ``2>&-``) leaves its descriptor fre
 connection the command opens would take it: the command would read from, or print into, a
 socket. ``reserve`` puts ``/dev/null`` there first. ``settle`` writes out what standard output
 still holds before the command's exit status is decided: a full disk is an error then, not a
-failure left for the interpreter to report after the status is chosen.
+failure left for the interpreter to report after the status is chosen. A reader that stops
+reading (``lume runs list | head``) is not an error: what is left of the output goes nowhere
+(``reader_left``), and the command ends as it would have.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import sys
 from typing import Any
 
-__all__ = ["reserve", "settle", "speaks_utf8"]
+import click
+
+__all__ = ["note", "reader_left", "reserve", "settle", "speaks_utf8"]
 
 _STREAMS = (("stdin", os.O_RDONLY, "r"), ("stdout", os.O_WRONLY, "w"), ("stderr", os.O_WRONLY, "w"))
 
@@ -48,6 +53,28 @@ def settle() -> OSError | None:
         _drop(stream)
         return exc
     return None
+
+
+def reader_left(exc: BaseException, stream: Any = None) -> bool:
+    """Whether ``exc`` says the reader of what the command writes closed its end (a pipe to
+    ``head``); if so, ``stream`` (standard output unless given) is dropped: nothing more is
+    written to it, nor fails."""
+    if not isinstance(exc, OSError) or exc.errno != errno.EPIPE:
+        return False
+    stream = sys.stdout if stream is None else stream
+    if stream is not None:
+        _drop(stream)
+    return True
+
+
+def note(text: str) -> None:
+    """A line of progress on standard error; a reader that stopped reading it (``2>&1 | head``)
+    does not stop the command: the line, and those after it, go nowhere."""
+    try:
+        click.echo(text, err=True)
+    except OSError as exc:
+        if not reader_left(exc, sys.stderr):
+            raise
 
 
 def _drop(stream: Any) -> None:

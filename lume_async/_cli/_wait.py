@@ -27,6 +27,7 @@ from ._escape import plain, visible
 from ._exit import runs_outcome
 from ._output import err, show_runs, status_text
 from ._settings import Settings, json_flag
+from ._streams import note
 
 __all__ = ["wait", "wait_for", "wait_options"]
 
@@ -97,8 +98,8 @@ def wait(
         return handles
 
     handles = settings.run(call)
+    settings.outcome = ended = runs_outcome(handles, fail_on_partial=fail_on_partial)
     show_runs(settings, handles)
-    ended = runs_outcome(handles, fail_on_partial=fail_on_partial)
     if ended is not None:
         raise ended
 
@@ -123,7 +124,7 @@ async def wait_for(
             progress.advance(task)
             progress.console.print(plain(f"{run.id} "), status_text(run.status.value))
         elif show:
-            click.echo(visible(f"{run.id} {run.status.value} ({done}/{total})"), err=True)
+            note(visible(f"{run.id} {run.status.value} ({done}/{total})"))
 
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     progress = Progress(
