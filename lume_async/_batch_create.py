@@ -110,6 +110,7 @@ class BatchCreate:
                 body=body,
                 retryable=True,  # every item carries its Idempotency-Key
                 options=options,
+                operation="create",
             )
         except ResponseTooLargeError:
             # The batch was done, but its answer is too large to read: each item sent alone

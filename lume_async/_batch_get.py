@@ -170,6 +170,7 @@ async def batch_get_answer(
         body=orjson.dumps(body, option=orjson.OPT_UTC_Z),
         retryable=True,
         options=options,
+        operation="read",
     )
     return RunsAnswer(response, response.request_id, known=known.keys() if known else ())
 

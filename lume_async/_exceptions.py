@@ -162,7 +162,8 @@ class PermissionDeniedError(APIError):
     """403: the key is valid but may not do this.
 
     ``operation`` is what was refused: ``"update"``, ``"update_permissions"`` or ``"cancel"`` for
-    a run the key may only monitor (None when neither the service nor the SDK could tell).
+    a run the key may only monitor, ``"create"`` or ``"read"`` for a refused create or read
+    (None when neither the service nor the SDK could tell).
     """
 
     def __init__(self, message: str, *, operation: str | None = None, **kwargs: Any) -> None:

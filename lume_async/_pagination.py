@@ -255,6 +255,7 @@ async def get_page(
         retryable=True,
         options=options,
         not_found=not_found,
+        operation="read",
     )
     try:
         decoded = _converter.decode_page(response.body, item_cls)

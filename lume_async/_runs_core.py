@@ -37,11 +37,7 @@ if TYPE_CHECKING:
     from ._transport import RequestOptions, Response, Transport
     from ._waiting import Waiting
 
-__all__ = [
-    "RunCell",
-    "RunsCore",
-    "fetch_if_found",
-]
+__all__ = ["RunCell", "RunsCore", "fetch_if_found"]
 
 T = TypeVar("T")
 
@@ -114,6 +110,7 @@ async def fetch_if_found(transport: Transport, run_id: str) -> RunData | None:
             route="/v1/runs/{run_id}",
             retryable=True,
             not_found=RunNotFoundError,
+            operation="read",
         )
     except RunNotFoundError:
         return None
@@ -171,6 +168,7 @@ class RunsCore:
                 retryable=True,
                 idempotency_key=request.idempotency_key,
                 options=self._options,
+                operation="create",
             )
             # Runs are created by the thousand and read once they end: keep them small.
             data = _decode_run(response, compact=True)
@@ -286,7 +284,13 @@ class RunsCore:
             query = [(k, v) for k, v in params if k != "cursor"]
             query.append(("cursor", cursor))
         response = await self._transport.request(
-            "GET", "/v1/runs", route="/v1/runs", params=query, retryable=True, options=self._options
+            "GET",
+            "/v1/runs",
+            route="/v1/runs",
+            params=query,
+            retryable=True,
+            options=self._options,
+            operation="read",
         )
         body = response.json()
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):

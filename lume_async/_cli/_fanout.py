@@ -3,8 +3,8 @@
 ``runs.create_many(..., idempotency_namespace=...)`` derives each create's idempotency key from
 the namespace and the request, so running the same command again within the service's 24 h
 idempotency window finds the runs the first one made instead of starting them twice, even when
-the first was interrupted half-way. The namespace is derived from the file's paths and the
-options unless given.
+the first was interrupted half-way. The namespace is derived from the file's paths, the
+options and the API key unless given.
 """
 
 from __future__ import annotations
@@ -54,10 +54,18 @@ def read_paths(text: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def default_namespace(flow_version: str, paths: list[str], options: dict[str, Any]) -> str:
-    """Stable for the same file and options: running the command again reuses its keys."""
+def default_namespace(
+    flow_version: str, paths: list[str], options: dict[str, Any], *, api_key: str
+) -> str:
+    """Stable for the same file, options and API key: running the command again reuses its keys.
+
+    Keys are the tenant's, and another principal's request with the same key is refused (422
+    ``idempotency_key_reused``); the API key is in the digest so that a colleague running the
+    same command gets runs (or the duplicate answers) of their own, not that refusal.
+    """
+    key = hashlib.sha256(api_key.encode()).hexdigest()
     digest = hashlib.sha256(
-        orjson.dumps([flow_version, paths, options], option=orjson.OPT_SORT_KEYS)
+        orjson.dumps([flow_version, paths, options, key], option=orjson.OPT_SORT_KEYS)
     )
     return f"lume-cli-{digest.hexdigest()[:24]}"
 
@@ -67,15 +75,17 @@ class _Item:
     source_path: str
     key: str | None = None
     run: AsyncRun | None = None
-    existing_run_id: str | None = None
+    duplicate: DuplicateRunError | None = None  # the pair was processed (or is in flight)
     error: BaseException | None = None
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"source_path": self.source_path, "idempotency_key": self.key}
         if self.run is not None:
             found["run"] = _converter.unstructure(self.run.data)
-        elif self.existing_run_id is not None:
-            found["existing_run_id"] = self.existing_run_id
+        elif self.duplicate is not None:
+            # None when the run is one this key may not read: the service does not name it.
+            found["existing_run_id"] = self.duplicate.existing_run_id
+            found["duplicate"] = self.duplicate.message
         if self.error is not None:
             found["error"] = error_details(self.error)
         return found
@@ -102,7 +112,9 @@ def create_from_file(
     if not paths:
         raise click.UsageError("--from-file holds no source paths")
     options = {"label": label, "tags": list(tags), "force_rerun": force_rerun, **permissions}
-    space = namespace or default_namespace(flow_version, paths, options)
+    space = namespace or default_namespace(
+        flow_version, paths, options, api_key=settings.api_key or ""
+    )
     items = [_Item(path) for path in paths]
     requests: list[dict[str, Any]] = [
         {"flow_version": flow_version, "source_path": item.source_path} for item in items
@@ -136,7 +148,7 @@ def create_from_file(
             if outcome.ok:
                 item.run = outcome.value
             elif isinstance(outcome.error, DuplicateRunError):
-                item.existing_run_id = outcome.error.existing_run_id
+                item.duplicate = outcome.error
             else:
                 item.error = outcome.error
         handles = [item.run for item in items if item.run is not None]  # twins: a handle each
@@ -199,15 +211,28 @@ def _repeated(items: list[_Item]) -> int:
     return len(items) - len(_once(items))
 
 
+_UNNAMED = "processed or in flight in runs you may not read"
+
+
+def _duplicates(items: list[_Item]) -> tuple[int, int]:
+    """Paths refused as already processed: by a run the key may read (named), and by one it
+    may not (the service does not say which run, nor whether it ended)."""
+    refused = [item.duplicate for item in _once(items) if item.duplicate is not None]
+    named = sum(error.existing_run_id is not None for error in refused)
+    return named, len(refused) - named
+
+
 def _created_line(items: list[_Item]) -> str:
     made = len(_runs(items))
-    done_before = sum(item.existing_run_id is not None for item in _once(items))
+    done_before, unnamed = _duplicates(items)
     failed = sum(item.error is not None for item in _once(items))
     parts = [f"{made:,} runs created or found in flight"]
     if repeated := _repeated(items):
         parts.append(f"{repeated:,} source paths given again (counted once)")
     if done_before:
         parts.append(f"{done_before:,} already succeeded before")
+    if unnamed:
+        parts.append(f"{unnamed:,} {_UNNAMED}")
     if failed:
         parts.append(f"{failed:,} could not be created")
     return "; ".join(parts)
@@ -226,9 +251,11 @@ def _summary(items: list[_Item], *, namespace: str, waited: bool) -> None:
             grid.add_row(status_text(status), f"{statuses[status]:,}")
     else:
         grid.add_row("runs started", f"{len(_runs(items)):,}")
-    done_before = sum(item.existing_run_id is not None for item in _once(items))
+    done_before, unnamed = _duplicates(items)
     if done_before:
         grid.add_row("already succeeded before", f"{done_before:,}")
+    if unnamed:
+        grid.add_row(_UNNAMED, f"{unnamed:,}")
     failed = [item for item in _once(items) if item.error is not None]
     if failed:
         grid.add_row(Text("could not be created", style="red"), f"{len(failed):,}")

@@ -53,7 +53,7 @@ def runs() -> None:
 @click.option(
     "--idempotency-namespace",
     help="With --from-file: names this batch, so running the same command again creates "
-    "nothing twice [default: derived from the file and the options].",
+    "nothing twice [default: derived from the file, the options and the API key].",
 )
 @click.option("--label")
 @click.option("--tag", "tags", multiple=True, help="Repeat for several tags.")

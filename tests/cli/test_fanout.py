@@ -95,11 +95,12 @@ def test_a_namespace_names_the_batch_across_files(emu: Emulator, tmp_path: Path)
 
 
 def test_the_default_namespace_changes_with_the_file_and_the_options() -> None:
-    base = default_namespace(CUSTOMERS, ["a", "b"], {"label": None})
-    assert base == default_namespace(CUSTOMERS, ["a", "b"], {"label": None})
-    assert base != default_namespace(CUSTOMERS, ["a", "b", "c"], {"label": None})
-    assert base != default_namespace(CUSTOMERS, ["a", "b"], {"label": "x"})
-    assert base != default_namespace("invoice_mapper:v1", ["a", "b"], {"label": None})
+    base = default_namespace(CUSTOMERS, ["a", "b"], {"label": None}, api_key="k")
+    assert base == default_namespace(CUSTOMERS, ["a", "b"], {"label": None}, api_key="k")
+    assert base != default_namespace(CUSTOMERS, ["a", "b", "c"], {"label": None}, api_key="k")
+    assert base != default_namespace(CUSTOMERS, ["a", "b"], {"label": "x"}, api_key="k")
+    assert base != default_namespace("invoice_mapper:v1", ["a", "b"], {"label": None}, api_key="k")
+    assert base != default_namespace(CUSTOMERS, ["a", "b"], {"label": None}, api_key="other")
 
 
 def test_a_source_that_already_succeeded_is_reported_not_failed(
