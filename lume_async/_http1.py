@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from multidict import CIMultiDictProxy
 
+from ._http1_head import content_length as _content_length
 from ._http1_head import decoder as _decoder
 from ._http1_head import gather as _gather
 from ._http1_head import parse_head as _parse_head
@@ -255,13 +256,7 @@ class Connection(asyncio.BufferedProtocol):
             return data
         lengths = headers.getall("Content-Length", ())
         if lengths:
-            values = {v.strip() for v in lengths for v in v.split(",")}
-            if len(values) != 1:
-                raise BadAnswer("the answer has conflicting Content-Length headers")
-            text = values.pop()
-            if not text.isdigit() or not text.isascii():
-                raise BadAnswer(f"the answer's Content-Length is not a number: {text[:40]!r}")
-            length = int(text)
+            length = _content_length(lengths)
             self._length = self._remaining = length
             self._state = _LENGTH
             if length > self._cap and status < 300 and self._decoder is None:

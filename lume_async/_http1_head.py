@@ -10,9 +10,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._http_types import BadAnswer
 
-__all__ = ["decoder", "gather", "parse_head"]
+__all__ = ["content_length", "decoder", "gather", "parse_head"]
 
 _SMALL_PIECE: Final = 16 * 1024
+_MAX_LENGTH_DIGITS: Final = 18
+"""The most significant digits a Content-Length may have: int() refuses a string of some 4,300
+digits, and no answer comes near an exabyte."""
 
 
 def parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
@@ -46,6 +49,20 @@ def parse_head(head: bytes) -> tuple[int, CIMultiDictProxy[str], bool]:
         tokens = {t.strip().lower() for v in headers.getall("Connection") for t in v.split(",")}
         keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
     return int(code), headers, keep_alive
+
+
+def content_length(values: list[str]) -> int:
+    """The one length an answer's ``Content-Length`` headers state (repeats of it allowed)."""
+    lengths = {v.strip() for value in values for v in value.split(",")}
+    if len(lengths) != 1:
+        raise BadAnswer("the answer has conflicting Content-Length headers")
+    text = lengths.pop()
+    if not text.isdigit() or not text.isascii():
+        raise BadAnswer(f"the answer's Content-Length is not a number: {text[:40]!r}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > _MAX_LENGTH_DIGITS:
+        raise BadAnswer(f"the answer's Content-Length is out of range: {text[:40]!r}")
+    return int(digits)
 
 
 def decoder(encoding: str) -> zlib._Decompress | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Final
 
 import attrs
 
@@ -18,6 +19,8 @@ from ._log_text import Printable
 __all__ = ["RetryBudget", "RetryEvent"]
 
 logger = logging.getLogger("lume_async.retry")
+
+_MAX_DOUBLINGS: Final = 64
 
 
 @attrs.frozen
@@ -60,7 +63,8 @@ def backoff(policy: RetryPolicy, retry_index: int, exc: LumeError, rng: random.R
         asked = exc.retry_after
         return min(asked * (1.0 + rng.uniform(0.0, 0.25)), max(asked, policy.max_retry_after))
     base = policy.rate_limit_base_delay if isinstance(exc, RateLimitError) else policy.base_delay
-    return rng.uniform(0.0, min(policy.max_delay, base * (2**retry_index)))
+    # The doubling stops long before a float would overflow (max_retries has no upper bound).
+    return rng.uniform(0.0, min(policy.max_delay, base * 2.0 ** min(retry_index, _MAX_DOUBLINGS)))
 
 
 class RetryBudget:
