@@ -17,10 +17,11 @@ _unknown_status_lock = threading.Lock()
 class RunStatus(enum.StrEnum):
     """Where a run is in its lifecycle.
 
-    The legacy wire value ``INCOMPLETE`` reads as ``PARTIAL_FAILED``. A value this client does not
-    know (a status added to the service later) never fails parsing: it becomes a pseudo-member whose
-    ``value`` and ``str()`` are the wire string in upper case, and which is not terminal, so waiting
-    goes on. Statuses are read case-insensitively, known or not: ``"archived"`` and ``"ARCHIVED"``
+    The legacy wire value ``INCOMPLETE`` reads as ``PARTIAL_FAILED``, and ``RunStatus.INCOMPLETE``
+    (the TypeScript SDK's word) is that same member. A value this client does not know (a status
+    added to the service later) never fails parsing: it becomes a pseudo-member whose ``value``
+    and ``str()`` are the wire string in upper case, and which is not terminal, so waiting goes
+    on. Statuses are read case-insensitively, known or not: ``"archived"`` and ``"ARCHIVED"``
     are the same status, as ``"succeeded"`` and ``"SUCCEEDED"`` are.
     """
 
@@ -35,6 +36,8 @@ class RunStatus(enum.StrEnum):
     FAILED = "FAILED"
     CRASHED = "CRASHED"
     CANCELED = "CANCELED"
+    # An alias of PARTIAL_FAILED, not a member of its own: iterating the enum skips it.
+    INCOMPLETE = "PARTIAL_FAILED"
 
     @property
     def is_terminal(self) -> bool:

@@ -129,7 +129,8 @@ class RunRequest:
     """
 
     flow_version: str
-    source_path: str | None = attrs.field(default=None, kw_only=True)
+    # Positional too, as in ``lume.run(flow_version, source_path)``.
+    source_path: str | None = None
     # Compared as sent (``_wire``): the rows are the caller's, who may change them afterwards.
     source_data: Sequence[Mapping[str, Any]] | None = attrs.field(
         default=None, kw_only=True, eq=False
