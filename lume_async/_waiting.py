@@ -37,10 +37,11 @@ from ._exceptions import (
     RunTimeoutError,
     ServerError,
 )
+from ._last_looks import LAST_LOOK, LastLooks
 from ._log_text import Printable
-from ._timers import Timers, run_within, shared_task, sleep_until_set, stopped, wait_ended
+from ._timers import Timers, shared_task, sleep_until_set, stopped, wait_ended
 from ._validation import check_interval, check_timeout
-from ._watches import CellOf, FetchOne, Watch, Watches
+from ._watches import CellOf, Failed, FetchOne, Watch, Watches
 from .models import RunData
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ _GROWTH: Final = 1.5
 # Pauses are shortened by up to this fraction at random, so that clients started together do not
 # poll together; never lengthened, so a waiter is looked at within its poll_interval.
 _JITTER: Final = 0.1
-# The longest a wait goes on past its deadline for its last look (seconds of the client's clock).
-LAST_LOOK: Final = 5.0
 # Events that arrive within this window are fetched in one request.
 _PUSH_WINDOW: Final = 0.005
 
@@ -88,6 +87,7 @@ class Waiting:
         self._safety_net = safety_net_interval
         self._watches = Watches(on_idle=self._idle)
         self._timers = Timers(clock)
+        self._last_looks = LastLooks(clock, self._sweep, self._watches.watched)
         self._push = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
@@ -95,8 +95,9 @@ class Waiting:
         self._wake: asyncio.Event | None = None
         self._interval = math.inf
         self._restart_at: float | None = None
+        self._hold = 0.0  # after a refused sweep: no request at all before this
+        self._begun = self._sweeping = 0  # full sweeps begun; the one in flight (its number), or 0
         self._failing: BaseException | None = None  # the last sweep's error, until one succeeds
-        self._sweeping = False  # a full sweep's requests are in flight
         self._rng = random.Random()
         self.sweeps = 0
         self.requests = 0
@@ -167,11 +168,12 @@ class Waiting:
                 done.set_exception(exc)
 
         watch = self._add([run], lambda _: cell, poll_interval, finished, failed)
+        since = self._begun  # the full sweeps begun before this wait: they do not ask for it
         timer = self._timers.call_at(self._deadline(timeout), lambda: finished(None))
         try:
             await done
             if not cell.data.is_terminal:  # the deadline: the run may have ended since the last
-                await self._last_look([cell.data.id])  # sweep, so one last look before saying so
+                await self._last_look([cell.data.id], since)  # sweep: one more look to say so
                 if not cell.data.is_terminal:
                     data = cell.data
                     message = f"run {data.id} is still {data.status.value} after {timeout:g} s"
@@ -193,7 +195,7 @@ class Waiting:
         check_timeout(timeout)
         check_interval(poll_interval)
         total = len(targets)
-        ready: asyncio.Queue[T | BaseException | None] = asyncio.Queue()
+        ready: asyncio.Queue[T | Failed | None] = asyncio.Queue()
         pending = []
         for target in targets:
             if cell_of(target).data.is_terminal:
@@ -202,11 +204,12 @@ class Waiting:
                 pending.append(target)
 
         watch = (
-            self._add(pending, cell_of, poll_interval, ready.put_nowait, ready.put_nowait)
+            self._add(pending, cell_of, poll_interval, ready.put_nowait, Failed.queued(ready))
             if pending
             else None
         )
         del pending
+        since = self._begun
         # None in the queue: the deadline passed.
         timer = self._timers.call_at(self._deadline(timeout), lambda: ready.put_nowait(None))
         done = failures = 0
@@ -219,15 +222,15 @@ class Waiting:
                     # queue up before the deadline's marker again.
                     looked = True
                     late = [cell_of(t).data for t in targets]
-                    await self._last_look([data.id for data in late if not data.is_terminal])
+                    await self._last_look([d.id for d in late if not d.is_terminal], since)
                     ready.put_nowait(None)
                     continue
                 if item is None:
                     unfinished = next((t for t in targets if not cell_of(t).data.is_terminal), None)
                     message = f"{total - done} of {total} runs are not finished after {timeout:g} s"
                     raise self._noted(RunTimeoutError(message, run=unfinished))
-                if isinstance(item, BaseException):
-                    raise item
+                if isinstance(item, Failed):
+                    raise item.error.with_traceback(item.traceback)
                 done += 1
                 failures += cell_of(item).data.status.is_failure
                 if on_progress is not None:
@@ -238,18 +241,14 @@ class Waiting:
             if watch is not None:
                 self._watches.remove(watch)
 
-    async def _last_look(self, run_ids: list[str]) -> None:
-        """At a deadline, ask about ``run_ids`` once more (the last sweep may be ``max_interval``
-        old); a failed or slow look, or one while a sweep is in flight, leaves the wait to end."""
+    async def _last_look(self, run_ids: list[str], since: int) -> None:
+        """At a deadline, ask about ``run_ids`` (watched since ``since`` full sweeps had begun)
+        once more, with the other waits ending now (``LastLooks``): the last sweep may be
+        ``max_interval`` old. A failed or slow look, or none while a sweep that asks about them
+        is in flight or while the service asked to hold off, leaves the wait to end."""
         watched = [run_id for run_id in run_ids if self._watches.watched(run_id)]
-        if not watched or self._sweeping:
-            return
-        try:
-            answered, _ = await run_within(self._clock, LAST_LOOK, lambda: self._sweep(watched))
-        except Exception as exc:  # the wait times out all the same; the error says why
-            self._failing = exc
-        else:
-            self._failing = None if answered else TimeoutError(f"no answer in {LAST_LOOK:g} s")
+        if watched and self._sweeping <= since and self._clock.monotonic() >= self._hold:
+            self._failing = await self._last_looks(watched)
 
     def _noted(self, error: RunTimeoutError) -> RunTimeoutError:
         """``error``, saying why the runs were not heard of lately if the last sweep failed."""
@@ -282,6 +281,7 @@ class Waiting:
         left (cancelled, timed out) takes the request in flight with it: nobody reads it."""
         self._interval = math.inf
         task = self._task
+        self._last_looks.stop()
         if task is not None and not task.done() and task is not current_task():
             task.cancel()
             self._task = self._wake = None
@@ -306,6 +306,7 @@ class Waiting:
         self._task = self._wake = None
         self._watches.clear()
         self._timers.clear()
+        self._last_looks.clear()
         self._restart_at = None
         self._interval = math.inf
 
@@ -323,7 +324,7 @@ class Waiting:
     async def aclose(self) -> None:
         """Stop sweeping; callers still waiting get a LumeError instead of waiting forever. All
         at once: a close cancelled while it waits for the tasks to end leaves none behind."""
-        ending = [stopped(self._task)]
+        ending = [stopped(self._task), *self._last_looks.stop()]
         self._task = None
         if self._loop is running_loop():
             ending.append(self._timers.stop())
@@ -338,9 +339,9 @@ class Waiting:
     async def _sweeper(self, wake: asyncio.Event) -> None:
         clock, watches = self._clock, self._watches
         next_full = clock.monotonic()  # a sweeper starts with a sweep
-        hold = 0.0  # after a refused sweep: no request at all before this
         while watches:
             now = clock.monotonic()
+            hold = self._hold
             until = now if watches.has_hot and now >= hold else max(next_full, hold)
             if until > now:
                 await sleep_until_set(clock, wake, until - now)
@@ -361,11 +362,12 @@ class Waiting:
                 if clock.monotonic() < next_full:
                     continue
                 start = clock.monotonic()
-                self._sweeping = True
+                self._begun += 1
+                self._sweeping = self._begun
                 try:
                     changed = await self._sweep(watches.run_ids())
                 finally:
-                    self._sweeping = False
+                    self._sweeping = 0
             except (ServerError, RateLimitError, APIConnectionError) as exc:
                 # The transport already retried: back off as long as the server asks, up to
                 # the longest pause between sweeps (a hint of a day must stall no one).
@@ -374,7 +376,7 @@ class Waiting:
                 hint = exc.retry_after if isinstance(exc, ServerError | RateLimitError) else None
                 pause = max(self._interval, min(hint or 0.0, cap))
                 logger.warning("status sweep failed, next in %.2f s: %s", pause, Printable(exc))
-                hold = next_full = clock.monotonic() + pause
+                self._hold = next_full = clock.monotonic() + pause
                 self._failing = exc
                 continue
             except Exception as exc:

@@ -29,13 +29,30 @@ FetchOne = Callable[[str], Awaitable["RunData | None"]]
 #: Direct GETs in flight at once when confirming runs an answer left out.
 _CONFIRMING: Final = 8
 
-__all__ = ["CellOf", "Watch", "Watches"]
+__all__ = ["CellOf", "Failed", "Watch", "Watches"]
 
 CellOf = Callable[[Any], "RunCell"]
 """How a watch finds the state cell of one of its targets (what it hands back: a handle)."""
 
 # Completion events remembered for runs nobody waits on yet (the event can beat the wait() call).
 _RECENT_EVENTS: Final = 10_000
+
+
+class Failed:
+    """A watch's error as it came, to raise with the traceback it had then (as a future raises
+    its exception): one error fails every watch of a run, and raised as it is by each of them, it
+    would gather every waiter's frames into its traceback, and keep them all alive."""
+
+    __slots__ = ("error", "traceback")
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.traceback = error.__traceback__
+
+    @classmethod
+    def queued(cls, queue: asyncio.Queue[Any]) -> Callable[[BaseException], None]:
+        """An ``on_error`` that puts the error into ``queue``, as it came."""
+        return lambda error: queue.put_nowait(cls(error))
 
 
 class _Several(list[Any]):
