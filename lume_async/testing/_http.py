@@ -35,6 +35,7 @@ __all__ = [
     "json_response",
     "middleware",
     "remembered",
+    "request_id",
 ]
 
 SERVICE = web.AppKey("lume_service", Service)
@@ -92,6 +93,17 @@ def _route(request: web.Request) -> tuple[str, str]:
     return hit
 
 
+def request_id(request: web.Request) -> str:
+    """The client's ``x-request-id`` when it can be sent back as it came, else a new one.
+
+    A value that is not text (bytes that are not UTF-8) would go out as an empty header.
+    """
+    given = request.headers.get("x-request-id")
+    if given and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
 def _api_key(request: web.Request) -> str | None:
     headers = request.headers
     key = headers.get("lume-api-key")
@@ -114,7 +126,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 async def _answer(request: web.Request, handler: Handler, svc: Service) -> web.StreamResponse:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    rid = request_id(request)
     route_key, kind = _route(request)
     http_exc = request.match_info.http_exception
     if http_exc is not None:
@@ -126,7 +138,7 @@ async def _answer(request: web.Request, handler: Handler, svc: Service) -> web.S
     else:
         resp = await _invoke(request, handler)
     if not resp.prepared:
-        resp.headers["x-request-id"] = request_id
+        resp.headers["x-request-id"] = rid
     status = request.get(FAULT_STATUS)
     svc.count(route_key, status if status is not None else str(resp.status))
     return resp
@@ -377,7 +389,7 @@ async def _fault(
         out = web.StreamResponse(status=status)
         out.content_type = _JSON
         out.content_length = len(body) + 64
-        out.headers["x-request-id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+        out.headers["x-request-id"] = request_id(request)
         await out.prepare(request)
         await out.write(body[: len(body) // 2])
         if request.transport is not None:
