@@ -11,7 +11,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import Executor
 from typing import Any, Final, TypeVar, cast, final
 
@@ -376,20 +376,38 @@ class LoopThread:
         # Let tasks created just before the stop take their first step: a task cancelled before
         # it ever ran skips its body, and a call's hand-back to its caller lives in that body.
         await asyncio.sleep(0)
-        me = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not me and t not in self._closers]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=min(CANCEL_GRACE, (deadline - loop.time()) / 2))
+        await _cancel_tasks(
+            self._closers, loop.time() + min(CANCEL_GRACE, (deadline - loop.time()) / 2)
+        )
         await loop.shutdown_asyncgens()
         for aclose in resources.values():
             self.spawn_closer(aclose)
         await asyncio.sleep(0)  # closers handed over by finalizers just before teardown start now
         if self._closers:
             await asyncio.wait(set(self._closers), timeout=max(deadline - loop.time(), 0))
-        # Closed transports release their sockets in callbacks scheduled by close(); let them run.
+        # What is still pending past the budget is cancelled, and given a step with the callbacks
+        # in which closed transports release their sockets: a coroutine the loop never started
+        # would warn that it was never awaited when the loop closes.
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
         await asyncio.sleep(0)
+
+
+async def _cancel_tasks(spared: Collection[asyncio.Task[Any]], until: float) -> None:
+    """Cancel the loop's tasks but this one and ``spared``, and wait for them until ``until``
+    (loop time). Cancelled in turns: a task's cleanup may start another (a wait leaving restarts
+    its poller), and one may absorb its cancellation; left pending as the loop closes, a task
+    that never ran warns that its coroutine was never awaited."""
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    while True:
+        tasks = {t for t in asyncio.all_tasks() if t is not me and t not in spared}
+        if not tasks or loop.time() >= until:
+            return
+        for task in tasks:
+            if not task.cancelling():  # not yet cancelled, or its cancellation was absorbed
+                task.cancel()
+        await asyncio.wait(tasks, timeout=until - loop.time(), return_when=asyncio.FIRST_COMPLETED)
 
 
 async def _await_factory(factory: Callable[[], Awaitable[object]]) -> None:

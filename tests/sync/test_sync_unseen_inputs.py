@@ -84,6 +84,39 @@ def test_daemon_threads_calling_as_the_program_ends_leave_stderr_empty(emu: Emul
     assert (done.returncode, done.stdout, done.stderr) == (0, "main ends\n", "")
 
 
+
+def test_tasks_started_while_the_loop_shuts_down_are_cancelled_too(emu: Emulator) -> None:
+    # A task's cleanup starts other tasks (as a wait leaving restarts its poller): one that runs
+    # and one that never gets a step. The shutdown cancels them in turn; left pending as the loop
+    # closes, they would be reported destroyed, or their coroutine never awaited.
+    done = run_script(
+        """
+        import asyncio
+        from lume_sync import _loop
+
+        async def forever(name):
+            await asyncio.sleep(3600)
+
+        async def cleanup_starts_tasks():
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                loop.create_task(forever("runs"))
+                await asyncio.sleep(0)
+                loop.create_task(forever("never ran"))
+
+        async def start():
+            asyncio.get_running_loop().create_task(cleanup_starts_tasks())
+
+        _loop.run(start())
+        print("main ends", flush=True)
+        """,
+        emu,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "main ends\n", "")
+
 # -- signals as the private loop starts ----------------------------------------------------------
 
 
