@@ -84,7 +84,6 @@ def test_daemon_threads_calling_as_the_program_ends_leave_stderr_empty(emu: Emul
     assert (done.returncode, done.stdout, done.stderr) == (0, "main ends\n", "")
 
 
-
 def test_tasks_started_while_the_loop_shuts_down_are_cancelled_too(emu: Emulator) -> None:
     # A task's cleanup starts other tasks (as a wait leaving restarts its poller): one that runs
     # and one that never gets a step. The shutdown cancels them in turn; left pending as the loop
@@ -116,6 +115,7 @@ def test_tasks_started_while_the_loop_shuts_down_are_cancelled_too(emu: Emulator
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "main ends\n", "")
+
 
 # -- signals as the private loop starts ----------------------------------------------------------
 
