@@ -15,9 +15,22 @@ import warnings
 from collections.abc import Coroutine
 from typing import Any, Final, TypeVar
 
-__all__ = ["ENV_LOOP", "current_task", "new_event_loop", "run", "running_loop", "uses_uvloop"]
+__all__ = [
+    "ENV_LOOP",
+    "OTHER_LOOP",
+    "current_task",
+    "new_event_loop",
+    "run",
+    "running_loop",
+    "uses_uvloop",
+]
 
 ENV_LOOP: Final = "LUME_LOOP"
+OTHER_LOOP: Final = (
+    "this client is bound to another event loop that is still open; "
+    "create one client per event loop (or close the loop before moving on)"
+)
+"""Why a client refuses to be used from a second loop while its first is still open."""
 _CHOICES: Final = ("asyncio", "uvloop")
 
 T = TypeVar("T")

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import ssl
+import threading
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Final
@@ -37,7 +38,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._config import ClientConfig
 from ._connections import Connections
-from ._event_loop import running_loop
+from ._event_loop import OTHER_LOOP, running_loop
 from ._exceptions import LumeError
 from ._secrets import MASK
 from ._version import __version__
@@ -80,6 +81,9 @@ class Pool:
         self._shutdown_hook: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._warned = False
+        # Taken to bind, unbind or look up the session: two threads running a loop each may
+        # reach for one client at once, and each must see a whole binding (loop and session).
+        self._lock = threading.Lock()
 
     @property
     def closed(self) -> bool:
@@ -92,9 +96,9 @@ class Pool:
 
     def current(self) -> Session | None:
         """The session of the running loop, if it has one (the fast path of every request)."""
-        if self._loop is asyncio.get_running_loop():
-            return self._session
-        return None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            return self._session if self._loop is loop else None
 
     async def session(self) -> Session:
         """The session of the running loop: the current one, or a new one made here.
@@ -102,27 +106,28 @@ class Pool:
         Raises LumeError if the client is closed, or still bound to another open loop.
         """
         loop = asyncio.get_running_loop()
-        if self._session is not None and self._loop is loop:
-            return self._session
-        if self._closed:
-            raise LumeError("this client is closed; create a new one")
-        old = self._session
-        if old is not None:
-            assert self._loop is not None
-            if self._pid != os.getpid():
-                self._leave_to_parent(old)
-            elif not self._loop.is_closed():
-                raise LumeError(
-                    "this client is bound to another event loop that is still open; "
-                    "create one client per event loop (or close the loop before moving on)"
-                )
-            else:
-                await self._drop_orphan(old)
-        self._open(loop)
-        assert self._session is not None
-        return self._session
+        orphan: Session | None = None
+        with self._lock:
+            if self._session is not None and self._loop is loop:
+                return self._session
+            if self._closed:
+                raise LumeError("this client is closed; create a new one")
+            old = self._session
+            if old is not None:
+                assert self._loop is not None
+                if self._pid != os.getpid():
+                    self._leave_to_parent(old)
+                elif not self._loop.is_closed():
+                    raise LumeError(OTHER_LOOP)
+                else:
+                    orphan = old
+                    self._session = self._loop = self._shutdown_hook = None
+            session = self._open(loop)
+        if orphan is not None:
+            await self._drop_orphan(orphan)
+        return session
 
-    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _open(self, loop: asyncio.AbstractEventLoop) -> Session:
         session: Session
         if self._config.proxy is None:
             session = Connections(
@@ -139,6 +144,7 @@ class Pool:
         with contextlib.suppress(StopIteration):
             hook.asend(None).send(None)
         self._shutdown_hook = hook
+        return session
 
     def _aiohttp_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -170,7 +176,6 @@ class Pool:
                 "loop.shutdown_asyncgens() (asyncio.run() does it), so its connections could not "
                 "be closed gracefully; call `await client.aclose()` before closing a loop by hand"
             )
-        self._session = self._loop = self._shutdown_hook = None
         if isinstance(session, Connections):
             session.abandon()
             return
@@ -190,8 +195,9 @@ class Pool:
 
     def _forget(self, session: Session) -> None:
         """``session`` was closed with its loop: the next request makes a new one."""
-        if self._session is session:
-            self._session = self._loop = self._shutdown_hook = None
+        with self._lock:
+            if self._session is session:
+                self._session = self._loop = self._shutdown_hook = None
 
     def _headers(self) -> dict[str, str]:
         # Answers are small JSON: not compressed. Said here rather than with aiohttp's
@@ -206,10 +212,12 @@ class Pool:
         return headers
 
     async def aclose(self) -> None:
-        """Close the session on its own loop; idempotent."""
-        self._closed = True
-        session, loop, hook = self._session, self._loop, self._shutdown_hook
-        self._session = self._loop = self._shutdown_hook = None
+        """Close the session on its own loop (now if that loop runs, else when it shuts down);
+        idempotent."""
+        with self._lock:
+            self._closed = True
+            session, loop, hook = self._session, self._loop, self._shutdown_hook
+            self._session = self._loop = self._shutdown_hook = None
         if session is None or session.closed or loop is None:
             return
         if self._pid != os.getpid():
@@ -221,11 +229,15 @@ class Pool:
             finally:
                 if hook is not None:
                     await hook.aclose()
-        elif not loop.is_closed():
-            if hook is not None:
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))
-        else:
+        elif loop.is_closed():
             await self._drop_orphan(session)
+        elif loop.is_running() and hook is not None:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hook.aclose(), loop))
+        else:
+            # A loop open but not running runs nothing until it runs again, so it is not waited
+            # for (that could be for ever): the session closes with its shutdown_asyncgens(),
+            # which finalises only the generators still alive, so this one is kept.
+            self._shutdown_hook = hook
 
 
 def _secret_headers(config: ClientConfig) -> dict[str, str]:

@@ -23,13 +23,14 @@ import logging
 import math
 import os
 import random
+import threading
 from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._event_loop import current_task, running_loop
+from ._event_loop import OTHER_LOOP, current_task, running_loop
 from ._exceptions import (
     APIConnectionError,
     LumeError,
@@ -91,6 +92,7 @@ class Waiting:
         self._push = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
+        self._binding = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._interval = math.inf
@@ -290,25 +292,22 @@ class Waiting:
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        old = self._loop
-        if old is not None and self._pid == os.getpid() and not old.is_closed():
-            # Its waiters may still be running there: they keep their state.
-            raise LumeError(
-                "this client is bound to another event loop that is still open; "
-                "create one client per event loop (or close the loop before moving on)"
-            )
-        # First use, or the old loop closed (or belongs to the parent of this forked process):
-        # what it waited on died with it, and its tasks cannot be reached from here.
-        self._loop = loop
-        self._pid = os.getpid()
-        self._task = self._wake = None
-        self._watches.clear()
-        self._timers.clear()
-        self._last_looks.clear()
-        self._restart_at = None
-        self._interval = math.inf
+        with self._binding:  # two threads, each running a loop, may get here at once
+            if self._loop is loop:
+                return
+            old = self._loop
+            if old is not None and self._pid == os.getpid() and not old.is_closed():
+                raise LumeError(OTHER_LOOP)  # its waiters may still be running there
+            # First use, or the old loop closed (or belongs to the parent of this forked
+            # process): what it waited on died with it, and its tasks cannot be reached from here.
+            self._loop = loop
+            self._pid = os.getpid()
+            self._task = self._wake = None
+            self._watches.clear()
+            self._timers.clear()
+            self._last_looks.clear()
+            self._restart_at = None
+            self._interval = math.inf
 
     def _ensure_sweeper(self) -> None:
         if self._task is None or self._task.done():
