@@ -75,14 +75,15 @@ class Pool:
     def __init__(self, config: ClientConfig, *, ssl_context: ssl.SSLContext | bool) -> None:
         self._config = config
         self._ssl = ssl_context
-        self._session: Session | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop and its session, replaced whole (never changed in place) under ``_lock``, so a
+        # single read of it is a whole binding: ``current()`` needs no lock.
+        self._bound: tuple[asyncio.AbstractEventLoop, Session] | None = None
         self._pid = 0
         self._shutdown_hook: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._warned = False
-        # Taken to bind, unbind or look up the session: two threads running a loop each may
-        # reach for one client at once, and each must see a whole binding (loop and session).
+        # Taken to bind or unbind: two threads running a loop each may reach for one client at
+        # once, and only one of them may bind it.
         self._lock = threading.Lock()
 
     @property
@@ -92,13 +93,16 @@ class Pool:
     @property
     def active(self) -> Session | None:
         """The session in use (None before the first request, after close, after its loop)."""
-        return self._session
+        bound = self._bound
+        return None if bound is None else bound[1]
 
     def current(self) -> Session | None:
         """The session of the running loop, if it has one (the fast path of every request)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            return self._session if self._loop is loop else None
+        # No lock: a binding is read whole. A session bound to the running loop stays bound
+        # while that loop runs (another thread may only rebind a client whose loop is closed),
+        # unless the client is closed meanwhile, which the transport checks after its request.
+        bound = self._bound
+        return bound[1] if bound is not None and bound[0] is asyncio.get_running_loop() else None
 
     async def session(self) -> Session:
         """The session of the running loop: the current one, or a new one made here.
@@ -108,20 +112,20 @@ class Pool:
         loop = asyncio.get_running_loop()
         orphan: Session | None = None
         with self._lock:
-            if self._session is not None and self._loop is loop:
-                return self._session
+            bound = self._bound
+            if bound is not None and bound[0] is loop:
+                return bound[1]
             if self._closed:
                 raise LumeError("this client is closed; create a new one")
-            old = self._session
-            if old is not None:
-                assert self._loop is not None
+            if bound is not None:
+                old_loop, old = bound
                 if self._pid != os.getpid():
-                    self._leave_to_parent(old)
-                elif not self._loop.is_closed():
+                    self._leave_to_parent(old, self._shutdown_hook)
+                elif not old_loop.is_closed():
                     raise LumeError(OTHER_LOOP)
                 else:
                     orphan = old
-                    self._session = self._loop = self._shutdown_hook = None
+                self._bound = self._shutdown_hook = None
             session = self._open(loop)
         if orphan is not None:
             await self._drop_orphan(orphan)
@@ -138,7 +142,7 @@ class Pool:
             )
         else:
             session = self._aiohttp_session()
-        self._session, self._loop, self._pid = session, loop, os.getpid()
+        self._bound, self._pid = (loop, session), os.getpid()
         hook = _close_at_shutdown(weakref.ref(self), session, self._pid)
         # Started here, on ``loop``: the loop now tracks it, and finalises it at shutdown.
         with contextlib.suppress(StopIteration):
@@ -184,20 +188,20 @@ class Pool:
         if connector is not None:
             await connector.close()  # on a closed loop: only forgets its connections
 
-    def _leave_to_parent(self, session: Session) -> None:
+    @staticmethod
+    def _leave_to_parent(session: Session, hook: AsyncGenerator[None, None] | None) -> None:
         """In a forked child: set the parent's pool aside, unclosed and unfinalised, for good."""
         if isinstance(session, Connections):
-            _INHERITED.append((session, self._shutdown_hook))
+            _INHERITED.append((session, hook))
         else:
-            _INHERITED.append((session, (session.connector, self._shutdown_hook)))
+            _INHERITED.append((session, (session.connector, hook)))
             session.detach()
-        self._session = self._loop = self._shutdown_hook = None
 
     def _forget(self, session: Session) -> None:
         """``session`` was closed with its loop: the next request makes a new one."""
         with self._lock:
-            if self._session is session:
-                self._session = self._loop = self._shutdown_hook = None
+            if self._bound is not None and self._bound[1] is session:
+                self._bound = self._shutdown_hook = None
 
     def _headers(self) -> dict[str, str]:
         # Answers are small JSON: not compressed. Said here rather than with aiohttp's
@@ -216,12 +220,13 @@ class Pool:
         idempotent."""
         with self._lock:
             self._closed = True
-            session, loop, hook = self._session, self._loop, self._shutdown_hook
-            self._session = self._loop = self._shutdown_hook = None
-        if session is None or session.closed or loop is None:
+            bound, hook = self._bound, self._shutdown_hook
+            self._bound = self._shutdown_hook = None
+        if bound is None or bound[1].closed:
             return
+        loop, session = bound
         if self._pid != os.getpid():
-            self._leave_to_parent(session)
+            self._leave_to_parent(session, hook)  # the hook too: finalised, it would run here
             return
         if running_loop() is loop:
             try:

@@ -11,9 +11,8 @@ With a webhook receiver (``enable_push``), a completion event makes the sweeper 
 once (events arriving together share a request), and full sweeps slow to ``safety_net_interval``:
 they only catch deliveries that never arrive.
 
-Every pause and deadline is measured on the client's clock, so tests can run them in virtual time.
-Cost: registering and finishing a waiter is O(its runs); a sweep is O(watched runs) plus one
-request per 100 of them.
+Every pause and deadline is on the client's clock (virtual time in tests). Cost: registering and
+finishing a waiter is O(its runs); a sweep is O(watched runs) plus one request per 100 of them.
 """
 
 from __future__ import annotations
@@ -292,8 +291,10 @@ class Waiting:
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._loop is loop:  # no other thread rebinds a loop that is running: no lock
+            return
         with self._binding:  # two threads, each running a loop, may get here at once
-            if self._loop is loop:
+            if self._loop is loop:  # bound by the other, meanwhile
                 return
             old = self._loop
             if old is not None and self._pid == os.getpid() and not old.is_closed():

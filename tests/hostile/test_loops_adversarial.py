@@ -175,3 +175,33 @@ async def test_runs_get_cancelled_at_any_byte_of_its_answer_leaves_the_pool_clea
                     assert again.label == "second", cut
                 finally:
                     await lume.aclose()
+
+
+class _Taken:
+    """A stand-in for a lock, that fails whoever takes it."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the binding lock was taken")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.timeout(60)
+def test_requests_on_the_loop_a_client_is_bound_to_never_take_its_binding_lock(
+    service: Emulator,
+) -> None:
+    # Every request looks its session up: a lock there would make each one wait for whichever
+    # thread binds, closes or is refused meanwhile.
+    async def main() -> None:
+        async with AsyncLume(api_key=service.api_key, base_url=service.url) as lume:
+            await lume.flows.get("customer_cleaner")  # binds the client to this loop
+            pool = lume._core.transport._pool
+            lock, pool._lock = pool._lock, _Taken()  # type: ignore[assignment]
+            try:
+                for _ in range(3):
+                    assert (await lume.flows.get("customer_cleaner")).name == "customer_cleaner"
+            finally:
+                pool._lock = lock
+
+    asyncio.run(main())
