@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,3 +124,29 @@ async def _new_session() -> aiohttp.ClientSession:
 async def _get(session: aiohttp.ClientSession, url: str) -> int:
     async with session.get(url) as response:
         return int(await response.text())
+
+
+def in_forked_child(fn: Callable[[], str], timeout: float = 10) -> str:
+    """Run ``fn`` in an os.fork() child; its result (or 'err Type: msg'), or 'HANG'."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(read)
+        try:
+            out = "ok " + fn()
+        except BaseException as exc:
+            out = f"err {type(exc).__name__}: {exc}"
+        os.write(write, out.encode()[:4000])
+        os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + timeout
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(read)
+            return "HANG"
+        time.sleep(0.02)
+    out = os.read(read, 8000).decode()
+    os.close(read)
+    return out

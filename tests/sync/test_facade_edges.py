@@ -28,6 +28,8 @@ from lume_async._connections import Connections
 from lume_async.testing import Emulator, FaultProfile
 from lume_sync import Lume, RetryPolicy, Run, RunRequest, SyncFacadeError, _loop
 
+from ._support import in_forked_child
+
 FLOW = "customer_cleaner:v1"
 UNKNOWN_RUN = "run_01HY0000000000000000000000"
 FORK_OK = pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
@@ -45,32 +47,6 @@ def in_use(lume: Lume) -> int:
 
 def finished_run(lume: Lume, name: str, rows: int = 25) -> Run:
     return lume.run(FLOW, synthetic(name, rows=rows)).wait(timeout=30, poll_interval=0.05)
-
-
-def in_forked_child(fn: Callable[[], str], timeout: float = 10) -> str:
-    """Run ``fn`` in an os.fork() child; its result (or 'err Type: msg'), or 'HANG'."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(read)
-        try:
-            out = "ok " + fn()
-        except BaseException as exc:
-            out = f"err {type(exc).__name__}: {exc}"
-        os.write(write, out.encode()[:4000])
-        os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + timeout
-    while not os.waitpid(pid, os.WNOHANG)[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(read)
-            return "HANG"
-        time.sleep(0.02)
-    out = os.read(read, 8000).decode()
-    os.close(read)
-    return out
 
 
 # -- arguments: made once, on the calling thread, each call with its own ------------------------

@@ -7,8 +7,6 @@ import contextlib
 import gc
 import os
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,36 +14,10 @@ import pytest
 from lume_async.testing import Emulator
 from lume_sync import Lume, RetryEvent, RetryPolicy, RunRequest, _loop
 
-from ._support import run_script
+from ._support import in_forked_child, run_script
 
 FORK_OK = pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 FLOW = "customer_cleaner:v1"
-
-
-def in_forked_child(fn: Callable[[], str], timeout: float = 10) -> str:
-    """Run ``fn`` in an os.fork() child; its result (or 'err Type: msg'), or 'HANG'."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(read)
-        try:
-            out = "ok " + fn()
-        except BaseException as exc:
-            out = f"err {type(exc).__name__}: {exc}"
-        os.write(write, out.encode()[:4000])
-        os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + timeout
-    while not os.waitpid(pid, os.WNOHANG)[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(read)
-            return "HANG"
-        threading.Event().wait(0.02)
-    out = os.read(read, 8000).decode()
-    os.close(read)
-    return out
 
 
 def eventfds() -> int:
