@@ -112,6 +112,20 @@ def lume(emu: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def triggerer_on_virtual_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clients the hook makes (the triggerer's) wait out their retries in virtual time."""
+    import functools
+
+    import lume_airflow._hook
+    from lume_async import AsyncLume
+    from lume_async.testing import VirtualClock
+
+    monkeypatch.setattr(
+        lume_airflow._hook, "AsyncLume", functools.partial(AsyncLume, clock=VirtualClock())
+    )
+
+
+@pytest.fixture
 def run_dag(airflow_db: None, emu: Any) -> Callable[..., Any]:
     """Run a DAG with ``dag.test()`` (tasks, deferrals and triggers in this process)."""
     from tests.airflow._registry import DAGS

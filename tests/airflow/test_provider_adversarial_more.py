@@ -4,7 +4,6 @@ looks shared by many triggers, and how each of them ends the task."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -18,10 +17,8 @@ pytest.importorskip("airflow")
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-import lume_airflow._hook
 from lume_airflow import LumeHook, LumeRunOperator, LumeRunSensor, LumeRunTrigger
-from lume_async import AsyncLume
-from lume_async.testing import FaultProfile, VirtualClock
+from lume_async.testing import FaultProfile
 
 CONN = "lume_adversarial"
 RUN_ID = "run_01HZZZZZZZZZZZZZZZZZZZZZZZ"
@@ -131,12 +128,8 @@ def test_fail_on_partial_fails_the_task_without_retries_that_would_find_the_same
 
 @pytest.mark.anyio
 async def test_an_outage_that_outlasts_a_deferred_sensors_timeout_is_its_timeout(
-    emu: Any, lume: Any, monkeypatch: pytest.MonkeyPatch
+    emu: Any, lume: Any, triggerer_on_virtual_time: None
 ) -> None:
-    # The triggerer's client waits out its own retries in virtual time.
-    monkeypatch.setattr(
-        lume_airflow._hook, "AsyncLume", functools.partial(AsyncLume, clock=VirtualClock())
-    )
     run = lume.run("customer_cleaner:v1", "synthetic://slow?duration=3600")
     emu.set_faults(FaultProfile(rate=1.0, kinds=("503",), phase="before", retry_after=1))
     try:

@@ -6,7 +6,6 @@ Each test drives the provider against the emulator over real sockets.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import time
@@ -21,10 +20,9 @@ pytest.importorskip("airflow")
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 
-import lume_airflow._hook
 from lume_airflow import LumeHook, LumeRunOperator, LumeRunSensor, LumeRunTrigger
-from lume_async import AsyncLume, RunStatus
-from lume_async.testing import FaultProfile, VirtualClock
+from lume_async import RunStatus
+from lume_async.testing import FaultProfile
 
 from ._instances import task_instance as instance_of
 
@@ -164,12 +162,8 @@ def test_a_refused_key_is_not_shown_by_the_connection_test_or_the_trigger(
 
 @pytest.mark.anyio
 async def test_a_trigger_rides_out_an_outage_at_its_first_look(
-    emu: Any, lume: Any, monkeypatch: pytest.MonkeyPatch
+    emu: Any, lume: Any, triggerer_on_virtual_time: None
 ) -> None:
-    # The triggerer's client waits out its retries in virtual time.
-    monkeypatch.setattr(
-        lume_airflow._hook, "AsyncLume", functools.partial(AsyncLume, clock=VirtualClock())
-    )
     run = lume.run(FLOW, SLOW)
     # The service answers 503 to every status request, as during a short outage; a triggerer
     # (re)started now takes its first look at each deferred run.
