@@ -29,6 +29,7 @@ from ._base import (
     check_timeout,
     describe,
     is_async_callable,
+    is_utf8,
     wrong_type,
 )
 from ._files import check_callback, check_columns, check_export_path
@@ -221,6 +222,7 @@ __all__ = [
     "decode_whsec",
     "describe",
     "is_async_callable",
+    "is_utf8",
     "canonical_json",
     "encode_json",
     "encode_with_rows",

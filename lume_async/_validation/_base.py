@@ -30,6 +30,7 @@ __all__ = [
     "describe",
     "in_stable_order",
     "is_async_callable",
+    "is_utf8",
     "wrong_type",
 ]
 
@@ -149,12 +150,20 @@ def check_text(
         raise bad_value(name, f"a str of {min_len} to {max_len} characters", value)
     if single_line and any(c in value for c in "\r\n\x00"):
         raise bad_value(name, "a single line (no line breaks or NUL)", value)
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 (no JSON, no URL) holds it
-            raise bad_value(name, "text UTF-8 can encode (no lone surrogates)", value) from None
+    if not is_utf8(value):  # a lone surrogate: no UTF-8 (no JSON, no URL) holds it
+        raise bad_value(name, "text UTF-8 can encode (no lone surrogates)", value)
     return value
+
+
+def is_utf8(text: str) -> bool:
+    """Whether UTF-8 can encode ``text`` (it holds no lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_callable(value: object, name: str) -> None:

@@ -17,6 +17,7 @@ from ._base import (
     check_seconds,
     check_str_list,
     describe,
+    is_utf8,
     wrong_type,
 )
 
@@ -79,10 +80,8 @@ def check_secret(secret: object, name: str = "secret") -> str:
         raise wrong_type(name, "a str", secret)
     if not secret:
         raise ValueError(f"{name} must not be empty, got an empty str")
-    try:
-        secret.encode()
-    except UnicodeEncodeError:  # its message would quote the secret
-        raise ValueError(f"{name} must be text UTF-8 can encode (no lone surrogates)") from None
+    if not is_utf8(secret):  # said without quoting the secret, as an encoding error would
+        raise ValueError(f"{name} must be text UTF-8 can encode (no lone surrogates)")
     if secret.startswith(SECRET_PREFIX) and decode_whsec(secret) is None:
         raise ValueError(f"{name} must be base64 after its 'whsec_' prefix, and not empty (a str)")
     return secret

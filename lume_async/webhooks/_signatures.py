@@ -26,6 +26,7 @@ from .._validation import (
     check_sign_timestamp,
     check_tolerance,
     decode_whsec,
+    is_utf8,
 )
 from ..models import WebhookEvent
 from ._replay import ReplayGuard
@@ -125,14 +126,6 @@ class ReplayedDeliveryError(WebhookVerificationError):
     """A delivery of an event already accepted (through either scheme)."""
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _check_fresh(ts: float, now: float, tolerance: float, what: str) -> None:
     """``ts`` (Unix seconds) within ``tolerance`` of ``now``, either way."""
     if ts < now - tolerance:
@@ -150,7 +143,7 @@ def _check_standard(
 ) -> float:
     """The Standard Webhooks scheme: its signed timestamp, once checked and fresh."""
     msg_id, ts_text, sig_header = (h[name] for name in _STANDARD_HEADERS)
-    if not _is_utf8(msg_id):  # e.g. raw bytes a server decoded with surrogateescape
+    if not is_utf8(msg_id):  # e.g. raw bytes a server decoded with surrogateescape
         raise WebhookVerificationError("malformed webhook-id header: not UTF-8 text")
     try:
         ts = float(ts_text.strip())
