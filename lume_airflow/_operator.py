@@ -11,13 +11,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import lume_sync
-from lume_async import (
-    InvalidRequestError,
-    NotFoundError,
-    RunRequest,
-    RunStatus,
-    RunTimeoutError,
-)
+from lume_async import InvalidRequestError, NotFoundError, RunRequest, RunTimeoutError
 
 from ._hook import LumeHook
 from ._outcome import FAILED, check_outcome, event_of
@@ -167,7 +161,7 @@ class LumeRunOperator(BaseOperator):
                 " (the source was already in flight: that run is used)" if run.reused else "",
             )
             if not self.wait or run.is_terminal:
-                return self._outcome(event_of(run))
+                return check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
             if self.deferrable:
                 self.defer(
                     trigger=LumeRunTrigger(
@@ -187,22 +181,12 @@ class LumeRunOperator(BaseOperator):
                     "the run goes on at the service"
                 ) from exc
         self.log.info("Lume run %s ended %s", run.id, run.status.value)
-        return self._outcome(event_of(run))
+        return check_outcome(event_of(run), fail_on_partial=self.fail_on_partial)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the XCom summary, or the task fails with the run's errors."""
         self.log.info("Lume run %s ended %s", event.get("run_id"), event.get("status"))
-        return self._outcome(event)
-
-    def _outcome(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The XCom summary, or the task fails: without retries for a PARTIAL_FAILED run."""
-        try:
-            return check_outcome(event, fail_on_partial=self.fail_on_partial)
-        except AirflowException as exc:
-            if event.get("status") == RunStatus.PARTIAL_FAILED.value and not event.get("message"):
-                # It wrote data, so a retry finds this same run again, never a new one.
-                raise AirflowFailException(str(exc)) from exc
-            raise
+        return check_outcome(event, fail_on_partial=self.fail_on_partial)
 
     def on_kill(self) -> None:
         """The task is being killed: cancel the run it started."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from lume_async import RunErrorInfo, RunMetadata, RunStatus
 
@@ -68,7 +68,8 @@ def check_outcome(event: dict[str, Any], *, fail_on_partial: bool) -> dict[str, 
     """The XCom summary of a finished wait, or AirflowException if the task must fail.
 
     FAILED, CRASHED and CANCELED runs fail the task with the run's errors; PARTIAL_FAILED fails it
-    only with ``fail_on_partial``; a wait that ended early fails it with its reason.
+    only with ``fail_on_partial``, and without retries (``AirflowFailException``: the run wrote
+    data, so a retry finds that same run); a wait that ended early fails it with its reason.
     """
     if not isinstance(event, dict) or not isinstance(event.get("run_id"), str):
         raise AirflowException(f"unexpected event from the Lume trigger: {event!r}")
@@ -82,7 +83,7 @@ def check_outcome(event: dict[str, Any], *, fail_on_partial: bool) -> dict[str, 
         raise AirflowException(f"Lume run {run_id} ended {status.value}: {detail or 'no detail'}")
     if status is RunStatus.PARTIAL_FAILED and fail_on_partial:
         rejected = event.get("rejected_rows")
-        raise AirflowException(
+        raise AirflowFailException(
             f"Lume run {run_id} ended PARTIAL_FAILED with {rejected} rejected rows "
             f"(fail_on_partial=True){': ' + detail if detail else ''}"
         )
