@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import inspect
 import math
 import re
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from ._base import (
     check_seconds,
     check_str_list,
     describe,
+    is_async_callable,
     is_utf8,
     wrong_type,
 )
@@ -175,9 +175,7 @@ def check_replay_key(key: object) -> str:
 def check_listener(callback: object) -> None:
     if not callable(callback):
         raise wrong_type("callback", "a callable taking a WebhookEvent", callback)
-    if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
-        type(callback).__call__
-    ):
+    if is_async_callable(callback):
         # Called and never awaited, it would lose every event (already recorded as delivered).
         raise TypeError(
             "callback must be a plain function (it is called on the receiver's loop and never"
